@@ -1,0 +1,134 @@
+package change
+
+import "time"
+
+// Op is the Debezium operation code of an event.
+type Op byte
+
+const (
+	OpCreate Op = 'c'
+	OpUpdate Op = 'u'
+	OpDelete Op = 'd'
+	OpRead   Op = 'r' // a row read by a snapshot
+)
+
+func (o Op) String() string { return string(rune(o)) }
+
+// TableID names a captured table. Namespace is the PostgreSQL schema or the
+// MySQL database.
+type TableID struct {
+	Namespace string
+	Name      string
+}
+
+func (t TableID) String() string { return t.Namespace + "." + t.Name }
+
+// Row is one row image. Names is shared by every row of the same table
+// version and must not be modified. Values[i] is the JSON encoding of column
+// Names[i]: the four bytes null for SQL NULL, and nil when the column is absent
+// from this image (for example an unchanged TOASTed value), in which case the
+// encoder leaves the field out.
+type Row struct {
+	Names  []string
+	Values [][]byte
+}
+
+// Get returns the JSON value of the named column and whether it is present.
+func (r *Row) Get(name string) ([]byte, bool) {
+	if r == nil {
+		return nil, false
+	}
+	for i, n := range r.Names {
+		if n == name {
+			return r.Values[i], r.Values[i] != nil
+		}
+	}
+	return nil, false
+}
+
+// Snapshot tells whether an event came from a snapshot, with Debezium's
+// values for source.snapshot.
+type Snapshot uint8
+
+const (
+	SnapshotFalse Snapshot = iota
+	SnapshotTrue
+	SnapshotLast // the last row of a table's snapshot
+)
+
+func (s Snapshot) String() string {
+	switch s {
+	case SnapshotTrue:
+		return "true"
+	case SnapshotLast:
+		return "last"
+	}
+	return "false"
+}
+
+// Source is the provenance block of an event (Debezium's "source" field).
+// Fields that do not apply to the connector are left zero and are omitted
+// from the encoding.
+type Source struct {
+	Connector string // "postgresql" or "mysql"
+	Name      string // the relay's source id
+	DB        string
+	Schema    string // PostgreSQL only
+	Table     string
+	TsMs      int64 // commit time at the source, Unix milliseconds
+	Snapshot  Snapshot
+
+	// PostgreSQL.
+	LSN  uint64
+	TxID uint32
+
+	// MySQL and MariaDB.
+	File     string
+	Pos      uint64
+	GTID     string
+	ServerID uint32
+	Thread   uint32
+	Query    string
+}
+
+// Event is one row change.
+type Event struct {
+	Table TableID
+	Op    Op
+	// Key is the canonical JSON object of the primary-key columns, in key
+	// column order: the same bytes for the same key every time.
+	Key    []byte
+	Before *Row // nil for c and r
+	After  *Row // nil for d
+	Source Source
+	// Position is an opaque token naming the source transaction this event
+	// belongs to; it goes into record headers for tracing and may be nil.
+	Position []byte
+}
+
+// Checkpoint marks a point in the stream where everything before it forms
+// whole source transactions (and whole snapshot chunks). It is the only place
+// where the relay may end a Kafka transaction.
+type Checkpoint struct {
+	// State is the source's resumable state (position and snapshot
+	// progress), opaque to the relay, stored verbatim in the offsets record.
+	State []byte
+	// SchemaFingerprint identifies the captured schema at this point; it is
+	// stored for diagnostics.
+	SchemaFingerprint string
+	// CommitTime is the source commit time of the last transaction, used for
+	// lag in seconds. Zero when unknown (a heartbeat with no data).
+	CommitTime time.Time
+	// Label is a short human-readable form of the position for logs and
+	// metrics, e.g. "0/16B3748" or "mariadb-bin.000003:1234".
+	Label string
+	// LSN is the numeric position where one exists (PostgreSQL), exported as
+	// a metric; zero otherwise.
+	LSN uint64
+}
+
+// Message is what a source sends: exactly one of Event and Checkpoint is set.
+type Message struct {
+	Event      *Event
+	Checkpoint *Checkpoint
+}

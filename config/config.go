@@ -1,0 +1,161 @@
+package config
+
+import "time"
+
+// Config is the whole YAML file. The yaml tags are the public key names;
+// `env` names follow from them: CDCRELAY_ plus the upper-cased path joined
+// by underscores (kafka.tls.ca_file -> CDCRELAY_KAFKA_TLS_CA_FILE).
+type Config struct {
+	// ID is the source id: the offsets key, the transactional.id suffix
+	// (cdcrelay-<id>) and the default slot and publication name stem.
+	// Required; [a-z0-9_]+ and at most 48 characters.
+	ID      string  `yaml:"id"`
+	Source  Source  `yaml:"source"`
+	Kafka   Kafka   `yaml:"kafka"`
+	Format  Format  `yaml:"format"`
+	Metrics Metrics `yaml:"metrics"`
+	Log     Log     `yaml:"log"`
+}
+
+// Source is the database to capture.
+type Source struct {
+	// Type is postgres or mysql (mysql covers MariaDB). Required.
+	Type string `yaml:"type"`
+	// DSN is a URL without a password: postgres://user@host:port/db?sslmode=...
+	// or mysql://user@host:port/db. Required.
+	DSN string `yaml:"dsn"`
+	// Password is never read from the YAML file. It comes from the
+	// environment variable CDCRELAY_SOURCE_PASSWORD or from PasswordFile.
+	Password Secret `yaml:"-"`
+	// PasswordFile is a file whose content (trailing newline trimmed) is the
+	// password. Default: none.
+	PasswordFile string `yaml:"password_file"`
+	// Tables is the include list: schema.table (PostgreSQL) or
+	// database.table (MySQL); "schema.*" takes every table of a schema.
+	// Required, at least one entry.
+	Tables []string `yaml:"tables"`
+	// Keyless lists captured tables without a primary key that are
+	// accepted anyway; their events are keyed by the whole row. Default: none.
+	Keyless []string `yaml:"keyless"`
+	// Snapshot is initial (take each table's existing rows once, then
+	// stream) or never (stream only). Default: initial.
+	Snapshot string `yaml:"snapshot"`
+	// SnapshotChunkSize is the number of rows per snapshot chunk.
+	// Default: 10000.
+	SnapshotChunkSize int `yaml:"snapshot_chunk_size"`
+	// Slot is the PostgreSQL replication slot. Default: cdcrelay_<id>.
+	Slot string `yaml:"slot"`
+	// Publication is the PostgreSQL publication. Default: cdcrelay_<id>.
+	Publication string `yaml:"publication"`
+	// HeartbeatInterval is how often a heartbeat is written to the source
+	// so that an idle capture still advances its position. 0 disables.
+	// Default: 10s.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// ServerID is the MySQL replica server id the relay announces; it must
+	// be unique among the server's replicas. Default: derived from id.
+	ServerID uint32 `yaml:"server_id"`
+	// TLS to the database. For PostgreSQL, sslmode in the DSN decides
+	// whether TLS is used and whether the host name is verified; these
+	// files supply the CA and client certificate.
+	TLS TLS `yaml:"tls"`
+}
+
+// Kafka is the destination cluster.
+type Kafka struct {
+	// Brokers is the seed list host:port. Required.
+	Brokers []string `yaml:"brokers"`
+	// TopicPrefix starts every topic name: <prefix>.<schema|database>.<table>.
+	// Default: the id.
+	TopicPrefix string `yaml:"topic_prefix"`
+	// OffsetsTopic holds the relay positions. Default: cdcrelay_offsets.
+	OffsetsTopic string `yaml:"offsets_topic"`
+	// TopicPartitions for topics the relay creates. Default: 3.
+	TopicPartitions int32 `yaml:"topic_partitions"`
+	// TopicReplicationFactor for topics the relay creates. Default: 1.
+	TopicReplicationFactor int16 `yaml:"topic_replication_factor"`
+	// TopicCleanupPolicy for topics the relay creates: compact, delete or
+	// compact,delete. Default: compact.
+	TopicCleanupPolicy string `yaml:"topic_cleanup_policy"`
+	// TransactionTimeout is the Kafka transaction timeout; a transaction
+	// left open longer is aborted by the broker. Default: 60s.
+	TransactionTimeout time.Duration `yaml:"transaction_timeout"`
+	// BatchMaxEvents closes a Kafka transaction at the next source
+	// transaction boundary once it holds this many events. Default: 10000.
+	BatchMaxEvents int `yaml:"batch_max_events"`
+	// BatchLinger closes a Kafka transaction at the next source transaction
+	// boundary once it has been open this long. Default: 100ms.
+	BatchLinger time.Duration `yaml:"batch_linger"`
+	// TLS to the brokers.
+	TLS TLS `yaml:"tls"`
+	// SASL authentication to the brokers.
+	SASL SASL `yaml:"sasl"`
+	// Embedded starts an in-process development broker listening on
+	// Brokers[0]. For demos and tests only.
+	Embedded Embedded `yaml:"embedded"`
+}
+
+// TLS is a client TLS setup.
+type TLS struct {
+	// Enabled turns TLS on. Default: false (for kafka.tls); for
+	// source.tls, see Source.TLS.
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle of CAs that sign the server certificate.
+	// Default: the system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the client certificate and key, for mutual
+	// TLS. Both or neither. Default: none.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name checked in the server certificate.
+	// Default: the host being dialled.
+	ServerName string `yaml:"server_name"`
+}
+
+// SASL is the broker authentication.
+type SASL struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512. Empty disables
+	// SASL. Default: empty.
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	// Password comes from CDCRELAY_KAFKA_SASL_PASSWORD or PasswordFile,
+	// never from the YAML file.
+	Password     Secret `yaml:"-"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// Embedded is the in-process development broker.
+type Embedded struct {
+	// Enabled starts it. Default: false.
+	Enabled bool `yaml:"enabled"`
+	// DataDir persists its data; empty keeps everything in memory.
+	DataDir string `yaml:"data_dir"`
+}
+
+// Format is how events are encoded.
+type Format struct {
+	// Value is debezium-json (the Debezium envelope, read by Flink's
+	// debezium-json format) or upsert (the after-row as plain JSON, null on
+	// delete, for Flink's upsert-kafka). Default: debezium-json.
+	Value string `yaml:"value"`
+	// Tombstones writes a null-valued record after each delete so that
+	// compaction can drop the key. Default: true.
+	Tombstones *bool `yaml:"tombstones"`
+	// Headers adds cdcrelay.position and cdcrelay.txid headers to each
+	// record. Default: true.
+	Headers *bool `yaml:"headers"`
+}
+
+// Metrics is the Prometheus and health endpoint.
+type Metrics struct {
+	// Listen is host:port for /metrics, /healthz and /readyz; empty
+	// disables the server. Default: 127.0.0.1:9187.
+	Listen string `yaml:"listen"`
+}
+
+// Log is the process log.
+type Log struct {
+	// Format is text or json. Default: text.
+	Format string `yaml:"format"`
+	// Level is debug, info, warn or error. Default: info.
+	Level string `yaml:"level"`
+}

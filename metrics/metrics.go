@@ -1,0 +1,102 @@
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics is every metric the relay and its sources export. All fields are
+// safe for concurrent use.
+type Metrics struct {
+	// Events counts events committed to Kafka, by table and op (c, u, d, r).
+	Events *prometheus.CounterVec
+	// Transactions counts Kafka transactions by result: commit or abort.
+	Transactions *prometheus.CounterVec
+	// TransactionSeconds is the time from BeginTransaction to a finished
+	// EndTransaction.
+	TransactionSeconds prometheus.Histogram
+	// BatchEvents is the number of events per committed Kafka transaction.
+	BatchEvents prometheus.Histogram
+	// SourceLagBytes is, for PostgreSQL, the server's current WAL LSN minus
+	// the last acked LSN; for MySQL, the bytes of binlog not yet committed.
+	SourceLagBytes prometheus.Gauge
+	// SourceLagSeconds is now minus the source commit time of the last
+	// transaction committed to Kafka, while changes are pending.
+	SourceLagSeconds prometheus.Gauge
+	// Snapshot progress per table.
+	SnapshotRowsDone      *prometheus.GaugeVec
+	SnapshotRowsEstimated *prometheus.GaugeVec
+	SnapshotChunksDone    *prometheus.GaugeVec
+	SnapshotRowsPerSecond *prometheus.GaugeVec
+	// Reconnects counts reconnects to the source or Kafka, by cause.
+	Reconnects *prometheus.CounterVec
+	// Restarts counts restarts of the relay loop, by cause.
+	Restarts *prometheus.CounterVec
+	// CommittedLSN is the numeric position of the last committed checkpoint
+	// (PostgreSQL LSN); 0 for sources without one.
+	CommittedLSN prometheus.Gauge
+	// CommittedTimestamp is the source commit time of the last committed
+	// checkpoint, in Unix seconds.
+	CommittedTimestamp prometheus.Gauge
+	// Up is 1 while the relay streams.
+	Up prometheus.Gauge
+}
+
+// New creates the metrics and registers them on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdcrelay_events_total", Help: "Events committed to Kafka, by table and op.",
+		}, []string{"table", "op"}),
+		Transactions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdcrelay_kafka_transactions_total", Help: "Kafka transactions ended, by result (commit or abort).",
+		}, []string{"result"}),
+		TransactionSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "cdcrelay_kafka_transaction_seconds", Help: "Duration of Kafka transactions, begin to end.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+		BatchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "cdcrelay_batch_events", Help: "Events per committed Kafka transaction.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+		}),
+		SourceLagBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cdcrelay_source_lag_bytes", Help: "Source log bytes not yet acknowledged (PostgreSQL: current WAL LSN minus acked LSN).",
+		}),
+		SourceLagSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cdcrelay_source_lag_seconds", Help: "Now minus the source commit time of the last change committed to Kafka.",
+		}),
+		SnapshotRowsDone: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdcrelay_snapshot_rows_done", Help: "Snapshot rows committed to Kafka, by table.",
+		}, []string{"table"}),
+		SnapshotRowsEstimated: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdcrelay_snapshot_rows_estimated", Help: "Estimated rows of the table being snapshotted.",
+		}, []string{"table"}),
+		SnapshotChunksDone: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdcrelay_snapshot_chunks_done", Help: "Snapshot chunks committed to Kafka, by table.",
+		}, []string{"table"}),
+		SnapshotRowsPerSecond: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdcrelay_snapshot_rows_per_second", Help: "Recent snapshot read rate, by table.",
+		}, []string{"table"}),
+		Reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdcrelay_reconnects_total", Help: "Reconnects to the source or Kafka, by cause.",
+		}, []string{"cause"}),
+		Restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdcrelay_restarts_total", Help: "Restarts of the relay loop from the stored offsets, by cause.",
+		}, []string{"cause"}),
+		CommittedLSN: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cdcrelay_committed_lsn", Help: "PostgreSQL LSN of the last checkpoint committed to Kafka.",
+		}),
+		CommittedTimestamp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cdcrelay_committed_timestamp_seconds", Help: "Source commit time of the last checkpoint committed to Kafka.",
+		}),
+		Up: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cdcrelay_up", Help: "1 while the relay is streaming.",
+		}),
+	}
+	reg.MustRegister(m.Events, m.Transactions, m.TransactionSeconds, m.BatchEvents,
+		m.SourceLagBytes, m.SourceLagSeconds, m.SnapshotRowsDone, m.SnapshotRowsEstimated,
+		m.SnapshotChunksDone, m.SnapshotRowsPerSecond, m.Reconnects, m.Restarts,
+		m.CommittedLSN, m.CommittedTimestamp, m.Up)
+	return m
+}
+
+// Discard returns metrics registered on a throwaway registry, for tools and
+// tests that do not export them.
+func Discard() *Metrics { return New(prometheus.NewRegistry()) }

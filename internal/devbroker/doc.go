@@ -1,0 +1,63 @@
+// Package devbroker runs a one-node, Kafka-compatible broker for demos and
+// tests, built on franz-go's kfake library. Transactions and read_committed
+// fetches work, which is all the relay needs; replication, quotas and most
+// operational features of a real cluster do not exist.
+//
+// Invariant: a Broker advertises exactly the address clients should dial,
+// and with a DataDir it reloads everything it stored before answering its
+// first request.
+//
+// # Not for production
+//
+// Without a DataDir every record lives in the Go heap until the process
+// exits. With a DataDir the record bytes live in segment files, but an index
+// entry per record batch stays in memory, every segment is read back in full
+// at start, and there is no retention unless a topic sets one. Compaction of
+// cleanup.policy=compact topics runs only every log.cleaner.backoff.ms (one
+// hour) and, unlike Kafka, it does not stop at the last stable offset: a key
+// written by a transaction that is still open can supersede an older
+// committed value, which is then lost if that transaction aborts.
+//
+// # Durability
+//
+// With a DataDir, the broker appends each produced batch (transaction
+// markers included) to its partition's segment and index files before it
+// answers the produce or EndTxn request. Producer ids and transaction ends go
+// to pids.log and consumer offset commits to groups.log, also before the
+// answer. Topic creation and config changes rewrite topics.json through a
+// synced temporary file and a rename.
+//
+//   - Without SyncWrites these appends reach the operating system's page
+//     cache but are not fsynced (segments are synced when they roll and at a
+//     clean shutdown). Killing the broker with SIGKILL loses nothing it
+//     acknowledged, because the kernel still holds the data. A machine crash
+//     or power loss can lose any recent write, in any order across files,
+//     including some but not all of a transaction's markers.
+//   - With SyncWrites each append is fsynced before the answer, so what the
+//     broker acknowledged also survives a machine crash. Directories are not
+//     fsynced, so a partition or segment file created just before a power loss
+//     can still disappear.
+//
+// After a SIGKILL the broker rebuilds each partition by replaying its
+// segments. A transaction that has records but no marker is aborted, so
+// read_committed consumers never see it, and its producer's epoch is bumped:
+// the producer gets a fencing or invalid-epoch error and must initialise
+// again. Kept only across a clean shutdown (Close, or SIGTERM to the
+// dev-broker command): consumer group membership, open transactions, fetch
+// sessions, and a log start offset moved by DeleteRecords (after a SIGKILL,
+// records deleted from the middle of a batch can reappear).
+//
+// Two windows of a few microseconds are not crash safe even without a machine
+// crash, because kfake has no transaction log: a SIGKILL while EndTxn writes
+// its markers, one partition after the other, can leave that transaction
+// committed on some partitions and aborted on others; and a SIGKILL between
+// the segment write and the index write of an unanswered transactional batch
+// can make that batch readable as if it were not transactional.
+//
+// # SASL users
+//
+// The users in Config are the whole truth on every start: users stored in the
+// data directory by an earlier run (including ones changed through
+// AlterUserScramCredentials) are dropped at start and the store is removed at
+// Close, because kfake writes PLAIN passwords to it in clear text.
+package devbroker

@@ -1,0 +1,185 @@
+package format
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdcrelay/cdcrelay/change"
+)
+
+// Value formats.
+const (
+	DebeziumJSON = "debezium-json"
+	Upsert       = "upsert"
+)
+
+// HeaderPosition is the record header that carries the source position of
+// the event's transaction, for tracing.
+const HeaderPosition = "cdcrelay.position"
+
+// Options choose the encoding.
+type Options struct {
+	// Value is DebeziumJSON or Upsert.
+	Value string
+	// Tombstones adds a null-valued record after each delete
+	// (debezium-json only: in upsert the delete itself is null).
+	Tombstones bool
+	// Headers adds the HeaderPosition header.
+	Headers bool
+	// TopicPrefix starts every topic name.
+	TopicPrefix string
+	// Version is written as source.version.
+	Version string
+	// Now gives ts_ms; nil means time.Now.
+	Now func() time.Time
+}
+
+// Encoder builds records. It caches topic names and is not safe for
+// concurrent use.
+type Encoder struct {
+	opt    Options
+	topics map[change.TableID]string
+}
+
+// NewEncoder returns an encoder for opt.
+func NewEncoder(opt Options) *Encoder {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	return &Encoder{opt: opt, topics: make(map[change.TableID]string)}
+}
+
+// Topic returns the (cached) topic of table t.
+func (e *Encoder) Topic(t change.TableID) string {
+	if s, ok := e.topics[t]; ok {
+		return s
+	}
+	s := Topic(e.opt.TopicPrefix, t)
+	e.topics[t] = s
+	return s
+}
+
+// Append appends the records for ev to recs: one, or two for a delete with
+// tombstones on.
+func (e *Encoder) Append(recs []*kgo.Record, ev *change.Event) []*kgo.Record {
+	topic := e.Topic(ev.Table)
+	var value []byte
+	if e.opt.Value == Upsert {
+		if ev.Op != change.OpDelete {
+			value = appendRow(make([]byte, 0, rowSize(ev.After)), ev.After)
+		}
+	} else {
+		value = e.appendEnvelope(make([]byte, 0, 256+rowSize(ev.Before)+rowSize(ev.After)), ev)
+	}
+	r := &kgo.Record{Topic: topic, Key: ev.Key, Value: value}
+	if e.opt.Headers && ev.Position != nil {
+		r.Headers = []kgo.RecordHeader{{Key: HeaderPosition, Value: ev.Position}}
+	}
+	recs = append(recs, r)
+	if ev.Op == change.OpDelete && e.opt.Tombstones && e.opt.Value != Upsert {
+		recs = append(recs, &kgo.Record{Topic: topic, Key: ev.Key, Headers: r.Headers})
+	}
+	return recs
+}
+
+func rowSize(r *change.Row) int {
+	if r == nil {
+		return 4
+	}
+	n := 2
+	for i := range r.Values {
+		n += len(r.Names[i]) + len(r.Values[i]) + 4
+	}
+	return n
+}
+
+// appendRow writes a row image as a JSON object, leaving out absent columns;
+// a nil row is null.
+func appendRow(b []byte, r *change.Row) []byte {
+	if r == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '{')
+	first := true
+	for i, v := range r.Values {
+		if v == nil {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = change.AppendString(b, r.Names[i])
+		b = append(b, ':')
+		b = append(b, v...)
+	}
+	return append(b, '}')
+}
+
+// appendEnvelope writes the Debezium change event value (without the schema
+// block), the shape Flink's debezium-json format reads.
+func (e *Encoder) appendEnvelope(b []byte, ev *change.Event) []byte {
+	b = append(b, `{"before":`...)
+	b = appendRow(b, ev.Before)
+	b = append(b, `,"after":`...)
+	b = appendRow(b, ev.After)
+	b = append(b, `,"source":`...)
+	b = e.appendSource(b, &ev.Source)
+	b = append(b, `,"op":"`...)
+	b = append(b, byte(ev.Op))
+	b = append(b, `","ts_ms":`...)
+	b = strconv.AppendInt(b, e.opt.Now().UnixMilli(), 10)
+	b = append(b, `,"transaction":null}`...)
+	return b
+}
+
+func (e *Encoder) appendSource(b []byte, s *change.Source) []byte {
+	b = append(b, `{"version":`...)
+	b = change.AppendString(b, e.opt.Version)
+	b = append(b, `,"connector":`...)
+	b = change.AppendString(b, s.Connector)
+	b = append(b, `,"name":`...)
+	b = change.AppendString(b, s.Name)
+	b = append(b, `,"ts_ms":`...)
+	b = strconv.AppendInt(b, s.TsMs, 10)
+	b = append(b, `,"snapshot":"`...)
+	b = append(b, s.Snapshot.String()...)
+	b = append(b, `","db":`...)
+	b = change.AppendString(b, s.DB)
+	if s.Connector == "postgresql" {
+		b = append(b, `,"schema":`...)
+		b = change.AppendString(b, s.Schema)
+	}
+	b = append(b, `,"table":`...)
+	b = change.AppendString(b, s.Table)
+	if s.Connector == "postgresql" {
+		b = append(b, `,"txId":`...)
+		b = strconv.AppendUint(b, uint64(s.TxID), 10)
+		b = append(b, `,"lsn":`...)
+		b = strconv.AppendUint(b, s.LSN, 10)
+		return append(b, '}')
+	}
+	b = append(b, `,"server_id":`...)
+	b = strconv.AppendUint(b, uint64(s.ServerID), 10)
+	b = append(b, `,"gtid":`...)
+	if s.GTID == "" {
+		b = append(b, "null"...)
+	} else {
+		b = change.AppendString(b, s.GTID)
+	}
+	b = append(b, `,"file":`...)
+	b = change.AppendString(b, s.File)
+	b = append(b, `,"pos":`...)
+	b = strconv.AppendUint(b, s.Pos, 10)
+	b = append(b, `,"row":0,"thread":`...)
+	b = strconv.AppendUint(b, uint64(s.Thread), 10)
+	b = append(b, `,"query":`...)
+	if s.Query == "" {
+		b = append(b, "null"...)
+	} else {
+		b = change.AppendString(b, s.Query)
+	}
+	return append(b, '}')
+}

@@ -93,13 +93,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	runFn := c.flags(fs)
-	if err := fs.Parse(args[1:]); err != nil {
+	positional, err := parseInterspersed(fs, args[1:])
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	err := runFn(ctx, &cliEnv{stdout: stdout, stderr: stderr, args: fs.Args()})
+	err = runFn(ctx, &cliEnv{stdout: stdout, stderr: stderr, args: positional})
 	if err == nil {
 		return 0
 	}
@@ -118,4 +119,24 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nrun 'cdcrelay <subcommand> --help' for its flags")
+}
+
+// parseInterspersed parses flags that may come before or after positional
+// arguments ("offsets show --config F" and "offsets --config F show").
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		if args[0] == "--" {
+			return append(positional, args[1:]...), nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
 }

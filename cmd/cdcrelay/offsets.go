@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
+	"github.com/cdcrelay/cdcrelay/offsets"
+	"github.com/cdcrelay/cdcrelay/relay"
+)
+
+func init() {
+	register(&command{
+		name:    "offsets",
+		summary: "show or reset the stored position: 'offsets show' or 'offsets reset --yes'",
+		usage:   "show|reset --config F [--yes]",
+		flags: func(fs *flag.FlagSet) func(context.Context, *cliEnv) error {
+			path := fs.String("config", "", "path of the YAML config `file` (required)")
+			yes := fs.Bool("yes", false, "confirm 'reset': forget the stored position, so the next run starts fresh (and snapshots again when source.snapshot is initial)")
+			return func(ctx context.Context, env *cliEnv) error {
+				if len(env.args) != 1 || (env.args[0] != "show" && env.args[0] != "reset") {
+					return &exitError{code: 2, err: fmt.Errorf("say 'show' or 'reset' after the flags, e.g. cdcrelay offsets --config F show")}
+				}
+				cfg, err := loadConfig(*path)
+				if err != nil {
+					return err
+				}
+				opts, err := kafkaclient.Opts(&cfg.Kafka, nil)
+				if err != nil {
+					return err
+				}
+				if env.args[0] == "show" {
+					return showOffsets(ctx, env, opts, cfg.Kafka.OffsetsTopic, cfg.ID)
+				}
+				if !*yes {
+					return &exitError{code: 2, err: fmt.Errorf("reset forgets the stored position of %q; the next run starts over. Repeat with --yes to do it", cfg.ID)}
+				}
+				return resetOffsets(ctx, env, opts, cfg.Kafka.OffsetsTopic, cfg.ID)
+			}
+		},
+	})
+}
+
+func showOffsets(ctx context.Context, env *cliEnv, opts []kgo.Opt, topic, id string) error {
+	rec, err := offsets.Load(ctx, opts, topic, id)
+	if err != nil {
+		return err
+	}
+	if rec == nil {
+		fmt.Fprintf(env.stdout, "no stored position for %q in %s: the next run starts fresh\n", id, topic)
+		return nil
+	}
+	fmt.Fprintf(env.stdout, "source id:      %s\n", rec.SourceID)
+	fmt.Fprintf(env.stdout, "position:       %s\n", rec.Position)
+	fmt.Fprintf(env.stdout, "written:        %s by cdcrelay %s (record v%d)\n", rec.Written().UTC().Format(time.RFC3339Nano), rec.RelayVersion, rec.Version)
+	if rec.CommitMs != 0 {
+		fmt.Fprintf(env.stdout, "source commit:  %s\n", time.UnixMilli(rec.CommitMs).UTC().Format(time.RFC3339Nano))
+	}
+	if rec.SchemaFingerprint != "" {
+		fmt.Fprintf(env.stdout, "schema:         %s\n", rec.SchemaFingerprint)
+	}
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, rec.State, "                ", "  "); err != nil {
+		pretty.Write(rec.State)
+	}
+	fmt.Fprintf(env.stdout, "state:          %s\n", pretty.String())
+	return nil
+}
+
+// resetOffsets fences any running relay with the same id, then writes a
+// tombstone for the id in a transaction.
+func resetOffsets(ctx context.Context, env *cliEnv, opts []kgo.Opt, topic, id string) error {
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), kgo.TransactionalID(relay.TransactionalID(id)))...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := cl.BeginTransaction(); err != nil {
+		return err
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Key: []byte(id)}).FirstErr(); err != nil {
+		_ = cl.EndTransaction(context.Background(), kgo.TryAbort)
+		return fmt.Errorf("write the reset record to %s: %w", topic, err)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("commit the reset: %w", err)
+	}
+	fmt.Fprintf(env.stdout, "stored position of %q removed from %s; any relay running with this id was fenced. The next run starts fresh.\n", id, topic)
+	return nil
+}

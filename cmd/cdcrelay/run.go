@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cdcrelay/cdcrelay/config"
+	"github.com/cdcrelay/cdcrelay/format"
+	"github.com/cdcrelay/cdcrelay/internal/devbroker"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
+	"github.com/cdcrelay/cdcrelay/metrics"
+	"github.com/cdcrelay/cdcrelay/relay"
+)
+
+func init() {
+	register(&command{
+		name:    "run",
+		summary: "stream the source's changes into Kafka until stopped (SIGTERM commits or aborts the open transaction and exits 0)",
+		usage:   "--config F",
+		flags: func(fs *flag.FlagSet) func(context.Context, *cliEnv) error {
+			path := fs.String("config", "", "path of the YAML config `file` (required)")
+			return func(ctx context.Context, env *cliEnv) error {
+				cfg, err := loadConfig(*path)
+				if err != nil {
+					return err
+				}
+				return runRelay(ctx, cfg, newLogger(cfg, env.stderr))
+			}
+		},
+	})
+}
+
+// testHooks is set by a build with the cdcrelay_testing tag, to inject
+// crashes; nil in release builds.
+var testHooks func(log *slog.Logger) *relay.Hooks
+
+func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metrics.New(reg)
+	health := &metrics.Health{}
+
+	g, ctx := errgroup.WithContext(ctx)
+	if cfg.Kafka.Embedded.Enabled {
+		b, err := devbroker.Start(devbroker.Config{Listen: cfg.Kafka.Brokers[0], DataDir: cfg.Kafka.Embedded.DataDir}, log.With("component", "embedded-broker"))
+		if err != nil {
+			return fmt.Errorf("kafka.embedded: start the embedded broker on %s: %w", cfg.Kafka.Brokers[0], err)
+		}
+		defer b.Close()
+		log.Info("embedded development broker started", "addr", b.Addr(), "data_dir", cfg.Kafka.Embedded.DataDir)
+	}
+	if cfg.Metrics.Listen != "off" {
+		g.Go(func() error { return metrics.Serve(ctx, cfg.Metrics.Listen, reg, health, log) })
+	}
+
+	src, err := openSource(cfg, log.With("component", "source"), m)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if err := preflight(ctx, src, log); err != nil {
+		return err
+	}
+	if err := src.Setup(ctx); err != nil {
+		return err
+	}
+
+	kopts, err := kafkaclient.Opts(&cfg.Kafka, log)
+	if err != nil {
+		return err
+	}
+	rcfg := relay.Config{
+		ID:                 cfg.ID,
+		Kafka:              kopts,
+		OffsetsTopic:       cfg.Kafka.OffsetsTopic,
+		TopicPartitions:    cfg.Kafka.TopicPartitions,
+		TopicReplication:   cfg.Kafka.TopicReplicationFactor,
+		TopicCleanupPolicy: cfg.Kafka.TopicCleanupPolicy,
+		TransactionTimeout: cfg.Kafka.TransactionTimeout,
+		BatchMaxEvents:     cfg.Kafka.BatchMaxEvents,
+		BatchLinger:        cfg.Kafka.BatchLinger,
+		Format: format.Options{
+			Value:       cfg.Format.Value,
+			Tombstones:  *cfg.Format.Tombstones,
+			Headers:     *cfg.Format.Headers,
+			TopicPrefix: cfg.Kafka.TopicPrefix,
+			Version:     version,
+		},
+		Version: version,
+	}
+	if testHooks != nil {
+		rcfg.Hooks = testHooks(log)
+	}
+	log.Info("relay starting", "source", cfg.Source.Type, "tables", strings.Join(cfg.Source.Tables, ","),
+		"brokers", strings.Join(cfg.Kafka.Brokers, ","), "transactional_id", relay.TransactionalID(cfg.ID))
+	r := relay.New(rcfg, src, log.With("component", "relay"), m, health)
+	g.Go(func() error {
+		err := r.Run(ctx)
+		if err != nil {
+			health.SetFailed(err.Error())
+		}
+		// Returning stops the metrics server too.
+		if err == nil {
+			return errStopped
+		}
+		return err
+	})
+	err = g.Wait()
+	if errors.Is(err, errStopped) {
+		log.Info("relay stopped")
+		return nil
+	}
+	if errors.Is(err, relay.ErrFenced) {
+		return fmt.Errorf("fenced: another cdcrelay with id %q started (transactional.id %s); this one stops: %w",
+			cfg.ID, relay.TransactionalID(cfg.ID), err)
+	}
+	return err
+}
+
+var errStopped = errors.New("stopped")
+
+// preflight runs the source's checks and refuses to start on a blocking one.
+func preflight(ctx context.Context, src dbSource, log *slog.Logger) error {
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	rep, err := src.Check(cctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range rep {
+		if f.Level > 0 {
+			log.Warn("preflight", "level", f.Level.String(), "subject", f.Subject, "detail", f.Detail)
+		}
+	}
+	if bad := rep.Blocking(); len(bad) > 0 {
+		lines := make([]string, len(bad))
+		for i, f := range bad {
+			lines[i] = f.Subject + ": " + f.Detail
+		}
+		return fmt.Errorf("refusing to start; fix these first (cdcrelay check --config F lists every check):\n%s", strings.Join(lines, "\n"))
+	}
+	return nil
+}

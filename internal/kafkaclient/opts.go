@@ -1,0 +1,120 @@
+package kafkaclient
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/cdcrelay/cdcrelay/config"
+)
+
+// Opts returns the connection options for cfg.
+func Opts(cfg *config.Kafka, log *slog.Logger) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.DialTimeout(10 * time.Second),
+		kgo.RequestTimeoutOverhead(10 * time.Second),
+		kgo.RetryTimeout(30 * time.Second),
+	}
+	if log != nil {
+		opts = append(opts, kgo.WithLogger(kgoLogger{log}))
+	}
+	if cfg.TLS.Enabled || cfg.TLS.CAFile != "" || cfg.TLS.CertFile != "" {
+		tc, err := TLSConfig(&cfg.TLS, "kafka.tls")
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if m := mechanism(&cfg.SASL); m != nil {
+		opts = append(opts, kgo.SASL(m))
+	}
+	return opts, nil
+}
+
+func mechanism(s *config.SASL) sasl.Mechanism {
+	user, pass := s.Username, s.Password
+	switch s.Mechanism {
+	case "PLAIN":
+		return plain.Plain(func(context.Context) (plain.Auth, error) {
+			return plain.Auth{User: user, Pass: pass.Reveal()}, nil
+		})
+	case "SCRAM-SHA-256":
+		return scram.Sha256(func(context.Context) (scram.Auth, error) {
+			return scram.Auth{User: user, Pass: pass.Reveal()}, nil
+		})
+	case "SCRAM-SHA-512":
+		return scram.Sha512(func(context.Context) (scram.Auth, error) {
+			return scram.Auth{User: user, Pass: pass.Reveal()}, nil
+		})
+	}
+	return nil
+}
+
+// TLSConfig builds a client TLS config from t; key names the config section
+// for error messages.
+func TLSConfig(t *config.TLS, key string) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s.ca_file: %w", key, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s.ca_file: %s holds no PEM certificate", key, t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s.cert_file/key_file: %w", key, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// Describe turns a connection failure into one line that says what to
+// check.
+func Describe(err error, cfg *config.Kafka) error {
+	if err == nil {
+		return nil
+	}
+	var cve *tls.CertificateVerificationError
+	var uae x509.UnknownAuthorityError
+	var hne x509.HostnameError
+	switch {
+	case errors.As(err, &uae) || errors.As(err, &cve):
+		return fmt.Errorf("kafka: the broker's TLS certificate is not signed by a trusted CA; check kafka.tls.ca_file: %w", err)
+	case errors.As(err, &hne):
+		return fmt.Errorf("kafka: the broker's TLS certificate does not name the host; check kafka.tls.server_name: %w", err)
+	}
+	return err
+}
+
+type kgoLogger struct{ log *slog.Logger }
+
+func (l kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	switch level {
+	case kgo.LogLevelError:
+		l.log.Error("kafka: "+msg, keyvals...)
+	case kgo.LogLevelWarn:
+		l.log.Warn("kafka: "+msg, keyvals...)
+	default:
+		l.log.Debug("kafka: "+msg, keyvals...)
+	}
+}

@@ -1,0 +1,74 @@
+//go:build cdcrelay_testing
+
+package main
+
+// This file is compiled only with -tags cdcrelay_testing. It adds the
+// generator source type "testgen" and crash points driven by the
+// environment, for the fault-injection tests; release builds have neither.
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/config"
+	"github.com/cdcrelay/cdcrelay/internal/gensource"
+	"github.com/cdcrelay/cdcrelay/metrics"
+	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
+)
+
+func init() {
+	config.AllowSourceType("testgen")
+	sourceFactories["testgen"] = func(cfg *config.Config, _ *slog.Logger, _ *metrics.Metrics) (dbSource, error) {
+		p, err := gensource.ParseParams(cfg.Source.DSN)
+		if err != nil {
+			return nil, err
+		}
+		return genSource{gensource.New(p)}, nil
+	}
+	testHooks = crashHooks
+}
+
+type genSource struct{ *gensource.Source }
+
+func (genSource) Check(context.Context) (sources.Report, error) { return nil, nil }
+func (genSource) Setup(context.Context) error                  { return nil }
+func (genSource) Describe(context.Context) ([]change.TableSchema, error) {
+	return nil, nil
+}
+func (genSource) RequestSnapshot(context.Context, string) error { return nil }
+func (genSource) Close() error                                  { return nil }
+
+// crashHooks reads CDCRELAY_TEST_CRASH=<point>:<n>, point being
+// after-produce or after-commit: the process kills itself with SIGKILL at
+// the n-th passage of that point.
+func crashHooks(log *slog.Logger) *relay.Hooks {
+	spec := os.Getenv("CDCRELAY_TEST_CRASH")
+	if spec == "" {
+		return nil
+	}
+	point, nStr, _ := strings.Cut(spec, ":")
+	n, _ := strconv.Atoi(nStr)
+	var count atomic.Int64
+	die := func() {
+		if count.Add(1) == int64(n) {
+			log.Warn("test crash point reached; killing the process", "point", point, "n", n)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
+	}
+	h := &relay.Hooks{}
+	switch point {
+	case "after-produce":
+		h.AfterProduce = die
+	case "after-commit":
+		h.AfterCommit = die
+	}
+	return h
+}

@@ -1,0 +1,124 @@
+package gensource
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cdcrelay/cdcrelay/change"
+)
+
+// Params shape the generated stream.
+type Params struct {
+	Txns     int           // transactions to generate; 0 = without end
+	PerTxn   int           // events per transaction
+	Keys     int           // distinct keys; events cycle through them
+	Interval time.Duration // pause between transactions; 0 = as fast as possible
+	Payload  int           // bytes of filler in each row
+}
+
+// ParseParams reads Params from a DSN such as
+// testgen://gen@local/gen?txns=100&per_txn=10&keys=50&interval=1ms&payload=200.
+func ParseParams(dsn string) (Params, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return Params{}, err
+	}
+	p := Params{Txns: 100, PerTxn: 10, Keys: 50}
+	q := u.Query()
+	for name, dst := range map[string]*int{"txns": &p.Txns, "per_txn": &p.PerTxn, "keys": &p.Keys, "payload": &p.Payload} {
+		if v := q.Get(name); v != "" {
+			if *dst, err = strconv.Atoi(v); err != nil {
+				return Params{}, fmt.Errorf("testgen dsn %s: %w", name, err)
+			}
+		}
+	}
+	if v := q.Get("interval"); v != "" {
+		if p.Interval, err = time.ParseDuration(v); err != nil {
+			return Params{}, fmt.Errorf("testgen dsn interval: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// Table is the table every generated event belongs to.
+var Table = change.TableID{Namespace: "gen", Name: "items"}
+
+// State is the checkpoint state: the last transaction fully sent.
+type State struct {
+	Txn int `json:"txn"`
+}
+
+// Source generates the stream. Acked holds the last acked transaction.
+type Source struct {
+	p     Params
+	Acked atomic.Int64
+	names []string
+}
+
+// New returns a generator.
+func New(p Params) *Source {
+	return &Source{p: p, names: []string{"id", "txn", "i", "pad"}}
+}
+
+// KeyOf returns the key id of event i of transaction n.
+func (s *Source) KeyOf(n, i int) int { return ((n-1)*s.p.PerTxn + i) % s.p.Keys }
+
+// Run implements relay.Source.
+func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Message) error {
+	var st State
+	if len(resume) > 0 {
+		if err := json.Unmarshal(resume, &st); err != nil {
+			return fmt.Errorf("gensource: bad resume state %s: %w", resume, err)
+		}
+	}
+	pad := change.String(strings.Repeat("x", s.p.Payload))
+	for n := st.Txn + 1; s.p.Txns == 0 || n <= s.p.Txns; n++ {
+		now := time.Now()
+		for i := 0; i < s.p.PerTxn; i++ {
+			id := []byte(strconv.Itoa(s.KeyOf(n, i)))
+			after := &change.Row{Names: s.names, Values: [][]byte{id, []byte(strconv.Itoa(n)), []byte(strconv.Itoa(i)), pad}}
+			ev := &change.Event{
+				Table: Table, Op: change.OpUpdate,
+				Key:   change.EncodeKey(s.names[:1], [][]byte{id}),
+				After: after,
+				Source: change.Source{Connector: "postgresql", Name: "gen", DB: "gen", Schema: "gen", Table: "items",
+					TsMs: now.UnixMilli(), LSN: uint64(n), TxID: uint32(n)},
+			}
+			select {
+			case out <- change.Message{Event: ev}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		state, _ := json.Marshal(State{Txn: n})
+		cp := &change.Checkpoint{State: state, CommitTime: now, Label: "txn " + strconv.Itoa(n), LSN: uint64(n)}
+		select {
+		case out <- change.Message{Checkpoint: cp}:
+		case <-ctx.Done():
+			return nil
+		}
+		if s.p.Interval > 0 {
+			select {
+			case <-time.After(s.p.Interval):
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// Ack implements relay.Source.
+func (s *Source) Ack(cp *change.Checkpoint) {
+	var st State
+	if json.Unmarshal(cp.State, &st) == nil {
+		s.Acked.Store(int64(st.Txn))
+	}
+}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestFlinkDDLUsageErrors(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "relay.yaml")
+	const yaml = `id: shop
+source:
+  type: postgres
+  dsn: postgres://cdcrelay@127.0.0.1:1/shop?sslmode=disable
+  tables: [public.orders]
+kafka:
+  brokers: ["127.0.0.1:1"]
+`
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		args   []string
+		stderr string
+	}{
+		{"no config", []string{"flink-ddl"}, "--config is required"},
+		{"bad format", []string{"flink-ddl", "--config", cfg, "--format", "avro"}, `unknown format "avro"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), tc.args, &stdout, &stderr); code != 2 {
+				t.Errorf("exit %d, want 2; stderr: %s", code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tc.stderr) {
+				t.Errorf("stderr %q does not mention %q", stderr.String(), tc.stderr)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout not empty: %q", stdout.String())
+			}
+		})
+	}
+}

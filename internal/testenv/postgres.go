@@ -1,0 +1,267 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// PGBinDir holds the PostgreSQL 15 server binaries.
+const PGBinDir = "/usr/lib/postgresql/15/bin"
+
+// startTimeout bounds how long a server may take to accept connections.
+const startTimeout = 90 * time.Second
+
+// Postgres is a throwaway PostgreSQL 15 server.
+//
+// Authentication: the superuser (SuperUser, "postgres") logs in without a
+// password from 127.0.0.1 and over the unix socket in Dir (trust). Every
+// other role must give its password over TCP (scram-sha-256), so tests can
+// check the relay's password handling. Replication connections follow the
+// same rules.
+//
+// Settings: wal_level=logical, max_replication_slots=20,
+// max_wal_senders=20, listening on 127.0.0.1 only. For speed: fsync=off and
+// full_page_writes=off, which lose nothing committed when the server is
+// killed but would on a machine crash. synchronous_commit stays on, since
+// with it off a SIGKILL can lose transactions the client saw commit.
+type Postgres struct {
+	Host      string // 127.0.0.1
+	Port      int
+	Dir       string // holds data/, the unix socket and postgres.log
+	SuperUser string // postgres
+
+	dataDir string
+	logFile string
+	proc    *proc
+}
+
+type pgOptions struct {
+	conf          []string
+	cert, keyFile string
+}
+
+// PGOption changes how StartPostgres sets the server up.
+type PGOption func(*pgOptions)
+
+// PGConf appends lines to postgresql.conf, after the harness's own settings,
+// which they therefore override.
+func PGConf(lines ...string) PGOption {
+	return func(o *pgOptions) { o.conf = append(o.conf, lines...) }
+}
+
+// PGSSL enables SSL with this certificate and key. The files are copied into
+// the data directory, owned by the server's user with mode 0600. Clients may
+// still connect without SSL.
+func PGSSL(certFile, keyFile string) PGOption {
+	return func(o *pgOptions) { o.cert, o.keyFile = certFile, keyFile }
+}
+
+const pgHBA = `# written by testenv: trust for the superuser, passwords for everyone else
+local all         all                     trust
+host  all         postgres 127.0.0.1/32   trust
+host  replication postgres 127.0.0.1/32   trust
+host  all         all      127.0.0.1/32   scram-sha-256
+host  replication all      127.0.0.1/32   scram-sha-256
+`
+
+// StartPostgres creates a database cluster with initdb and starts it on a
+// free port. The server is stopped and its directory removed when the test
+// ends.
+func StartPostgres(t testing.TB, opts ...PGOption) *Postgres {
+	t.Helper()
+	var o pgOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	initdb := Require(t, filepath.Join(PGBinDir, "initdb"))
+	Require(t, filepath.Join(PGBinDir, "postgres"))
+
+	dir := serverDir(t, "pg", true)
+	p := &Postgres{
+		Host:      "127.0.0.1",
+		Dir:       dir,
+		SuperUser: "postgres",
+		dataDir:   filepath.Join(dir, "data"),
+		logFile:   filepath.Join(dir, "postgres.log"),
+	}
+	t.Cleanup(p.cleanup)
+
+	out, err := runAs(dir, true, 2*time.Minute, initdb,
+		"-D", p.dataDir, "-U", p.SuperUser, "--no-sync", "-E", "UTF8", "--locale=C",
+		"--auth-local=trust", "--auth-host=scram-sha-256")
+	if err != nil {
+		t.Fatalf("testenv: initdb: %v\n%s", err, out)
+	}
+	if err := writeOwned(filepath.Join(p.dataDir, "pg_hba.conf"), []byte(pgHBA), 0o600, true); err != nil {
+		t.Fatalf("testenv: postgres: %v", err)
+	}
+	conf := []string{
+		"",
+		"# testenv settings",
+		"listen_addresses = '127.0.0.1'",
+		"unix_socket_directories = '" + dir + "'",
+		"wal_level = logical",
+		"max_replication_slots = 20",
+		"max_wal_senders = 20",
+		"fsync = off",
+		"full_page_writes = off",
+		"shared_buffers = 32MB",
+		"password_encryption = 'scram-sha-256'",
+		"log_min_messages = warning",
+	}
+	if o.cert != "" {
+		for src, dst := range map[string]string{o.cert: "server.crt", o.keyFile: "server.key"} {
+			if err := copyOwned(src, filepath.Join(p.dataDir, dst), 0o600, true); err != nil {
+				t.Fatalf("testenv: postgres ssl: %v", err)
+			}
+		}
+		conf = append(conf, "ssl = on", "ssl_cert_file = 'server.crt'", "ssl_key_file = 'server.key'")
+	}
+	conf = append(conf, o.conf...)
+	if err := appendFile(filepath.Join(p.dataDir, "postgresql.conf"), strings.Join(conf, "\n")+"\n"); err != nil {
+		t.Fatalf("testenv: postgres: %v", err)
+	}
+
+	for attempt := 1; ; attempt++ {
+		p.Port = FreePort(t)
+		err := p.start()
+		if err == nil {
+			return p
+		}
+		if attempt < 3 && portTaken(tail(p.logFile)) {
+			continue
+		}
+		t.Fatalf("testenv: start postgres: %v\n%s", err, tail(p.logFile))
+	}
+}
+
+func (p *Postgres) start() error {
+	p.proc = nil
+	pr, err := startProc(procSpec{
+		name:   "postgres",
+		argv:   []string{filepath.Join(PGBinDir, "postgres"), "-D", p.dataDir, "-p", strconv.Itoa(p.Port)},
+		dir:    p.Dir,
+		log:    p.logFile,
+		nobody: true,
+	})
+	if err != nil {
+		return err
+	}
+	p.proc = pr
+	err = waitFor(pr, startTimeout, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, p.DSN(p.SuperUser, "postgres"))
+		if err != nil {
+			return err
+		}
+		return c.Close(ctx)
+	})
+	if err != nil {
+		pr.kill()
+		return err
+	}
+	return nil
+}
+
+// cleanup kills whatever is left of the server.
+func (p *Postgres) cleanup() {
+	if p.proc != nil {
+		p.proc.kill()
+	}
+}
+
+// DSN returns postgres://user@127.0.0.1:port/db?sslmode=disable.
+func (p *Postgres) DSN(user, db string) string {
+	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", user, p.Host, p.Port, db)
+}
+
+// Conn opens a superuser connection to db, closed when the test ends.
+func (p *Postgres) Conn(t testing.TB, db string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, p.DSN(p.SuperUser, db))
+	if err != nil {
+		t.Fatalf("testenv: postgres: connect to %s: %v", db, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c.Close(ctx)
+	})
+	return c
+}
+
+// Exec runs one statement in db as the superuser, on a connection of its
+// own, and returns its command tag.
+func (p *Postgres) Exec(t testing.TB, db, sql string, args ...any) pgconn.CommandTag {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, p.DSN(p.SuperUser, db))
+	if err != nil {
+		t.Fatalf("testenv: postgres: connect to %s: %v", db, err)
+	}
+	defer c.Close(context.Background())
+	tag, err := c.Exec(ctx, sql, args...)
+	if err != nil {
+		t.Fatalf("testenv: postgres: exec in %s: %v\n%s", db, err, sql)
+	}
+	return tag
+}
+
+// CreateDB creates a database owned by the superuser.
+func (p *Postgres) CreateDB(t testing.TB, name string) {
+	t.Helper()
+	p.Exec(t, "postgres", "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+}
+
+// Stop shuts the server down in fast mode (SIGINT, what pg_ctl stop -m fast
+// sends): open transactions are rolled back and clients disconnected.
+func (p *Postgres) Stop(t testing.TB) {
+	t.Helper()
+	if p.proc == nil || p.proc.exited() {
+		t.Fatalf("testenv: postgres: Stop: not running")
+	}
+	if !p.proc.stop(syscall.SIGINT, startTimeout) {
+		t.Fatalf("testenv: postgres: did not stop within %v; killed it\n%s", startTimeout, tail(p.logFile))
+	}
+}
+
+// Kill sends SIGKILL to the server and all its backends; the next Start runs
+// crash recovery.
+func (p *Postgres) Kill(t testing.TB) {
+	t.Helper()
+	if p.proc == nil || p.proc.exited() {
+		t.Fatalf("testenv: postgres: Kill: not running")
+	}
+	p.proc.kill()
+}
+
+// Start starts a stopped server again, with the same directory and port.
+func (p *Postgres) Start(t testing.TB) {
+	t.Helper()
+	if p.proc != nil && !p.proc.exited() {
+		t.Fatalf("testenv: postgres: Start: already running")
+	}
+	if err := p.start(); err != nil {
+		t.Fatalf("testenv: restart postgres on port %d: %v\n%s", p.Port, err, tail(p.logFile))
+	}
+}
+
+// Restart stops the server and starts it again.
+func (p *Postgres) Restart(t testing.TB) {
+	t.Helper()
+	p.Stop(t)
+	p.Start(t)
+}

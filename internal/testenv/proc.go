@@ -1,0 +1,282 @@
+package testenv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// nobodyID is the uid and gid of the unprivileged user the database servers
+// run as when the tests run as root.
+const nobodyID = 65534
+
+// keepEnv names the variable that keeps the directories of failed tests.
+const keepEnv = "CDCRELAY_TESTENV_KEEP"
+
+// asRoot reports whether the test process runs as root and so must drop to
+// nobody to start a database server.
+func asRoot() bool { return os.Geteuid() == 0 }
+
+// serverDir creates a fresh directory for one server, owned by nobody when
+// owned is set and the test runs as root, and removes it when the test ends
+// (unless the test failed and CDCRELAY_TESTENV_KEEP is set). Register it
+// before the server's own cleanup, so that the server stops first.
+func serverDir(t testing.TB, kind string, owned bool) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "cdcrelay-"+kind+"-")
+	if err != nil {
+		t.Fatalf("testenv: %s: temp dir: %v", kind, err)
+	}
+	if owned && asRoot() {
+		if err := os.Chown(dir, nobodyID, nobodyID); err != nil {
+			os.RemoveAll(dir)
+			t.Fatalf("testenv: %s: chown %s to nobody: %v", kind, dir, err)
+		}
+	}
+	t.Cleanup(func() {
+		if t.Failed() && os.Getenv(keepEnv) != "" {
+			t.Logf("testenv: kept %s (%s is set)", dir, keepEnv)
+			return
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.Logf("testenv: remove %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// writeOwned writes a file in a server directory, owned by nobody when the
+// server runs as nobody.
+func writeOwned(path string, data []byte, mode os.FileMode, owned bool) error {
+	if err := os.WriteFile(path, data, mode); err != nil {
+		return err
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		return err
+	}
+	if owned && asRoot() {
+		return os.Chown(path, nobodyID, nobodyID)
+	}
+	return nil
+}
+
+// copyOwned copies src into a server directory; see writeOwned.
+func copyOwned(src, dst string, mode os.FileMode, owned bool) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return writeOwned(dst, b, mode, owned)
+}
+
+// proc is one server process. It runs in its own process group, so that a
+// kill reaches its children too, and dies with the test process.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{} // closed once Wait returned
+	err  error         // Wait's result, set before done is closed
+}
+
+// procSpec says how to start a process.
+type procSpec struct {
+	name   string
+	argv   []string
+	dir    string    // working directory
+	log    string    // file that receives stdout and stderr (appended)
+	stdout io.Writer // if set, receives stdout instead of log
+	env    []string  // added to a minimal environment
+	nobody bool      // run as nobody when the test runs as root
+}
+
+func startProc(s procSpec) (*proc, error) {
+	logf, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+
+	cmd := exec.Command(s.argv[0], s.argv[1:]...)
+	cmd.Dir = s.dir
+	cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C", "LC_ALL=C", "TZ=UTC", "HOME=" + s.dir}, s.env...)
+	cmd.Stdin = nil
+	cmd.Stdout = logf
+	if s.stdout != nil {
+		cmd.Stdout = s.stdout
+	}
+	cmd.Stderr = logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if s.nobody && asRoot() {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: nobodyID, Gid: nobodyID}
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", s.argv[0], err)
+	}
+	p := &proc{name: s.name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// exited reports whether the process has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// signal sends sig to the process (not its group).
+func (p *proc) signal(sig syscall.Signal) {
+	if !p.exited() {
+		_ = p.cmd.Process.Signal(sig)
+	}
+}
+
+// killGroup sends SIGKILL to the whole process group, which outlives its
+// leader when the leader was killed first.
+func (p *proc) killGroup() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+}
+
+// groupGone reports whether no live process of the group is left. Zombies
+// count as gone: whoever inherited them may be slow to reap them.
+func (p *proc) groupGone() bool {
+	if errors.Is(syscall.Kill(-p.cmd.Process.Pid, 0), syscall.ESRCH) {
+		return true
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
+	pgid := strconv.Itoa(p.cmd.Process.Pid)
+	for _, e := range entries {
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // not a process, or it just went away
+		}
+		// pid (comm) state ppid pgrp ...; comm may contain spaces.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) >= 3 && f[2] == pgid && f[0] != "Z" && f[0] != "X" {
+			return false
+		}
+	}
+	return true
+}
+
+// wait waits up to d for the process to end and then for the rest of its
+// group to go; it reports whether both happened in time.
+func (p *proc) wait(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		return false
+	}
+	for !p.groupGone() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+// stop sends sig and waits up to grace for the process group to exit, then
+// kills the group. It reports whether the process stopped on its own.
+func (p *proc) stop(sig syscall.Signal, grace time.Duration) bool {
+	p.signal(sig)
+	if p.wait(grace) {
+		return true
+	}
+	p.kill()
+	return false
+}
+
+// kill kills the process group and waits for it.
+func (p *proc) kill() {
+	p.killGroup()
+	if !p.wait(30 * time.Second) {
+		// Nothing else to do: the kernel refused or a process is stuck
+		// in uninterruptible sleep.
+		return
+	}
+}
+
+// tail returns the last lines of the files, for failure messages.
+func tail(paths ...string) string {
+	var b strings.Builder
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintf(&b, "--- %s: %v\n", filepath.Base(path), err)
+			continue
+		}
+		const max = 4000
+		if len(data) > max {
+			data = data[len(data)-max:]
+			if i := bytes.IndexByte(data, '\n'); i >= 0 {
+				data = data[i+1:]
+			}
+		}
+		fmt.Fprintf(&b, "--- last lines of %s:\n%s", path, data)
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// runAs runs a short-lived command to completion, as nobody when asked, and
+// returns its combined output.
+func runAs(dir string, nobody bool, timeout time.Duration, argv ...string) ([]byte, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C", "LC_ALL=C", "TZ=UTC", "HOME=" + dir}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if nobody && asRoot() {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: nobodyID, Gid: nobodyID}
+	}
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	timer := time.AfterFunc(timeout, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	err := cmd.Wait()
+	if !timer.Stop() {
+		err = fmt.Errorf("timed out after %v: %w", timeout, err)
+	}
+	return out.Bytes(), err
+}
+
+// appendFile appends text to an existing file, keeping its owner and mode.
+func appendFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

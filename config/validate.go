@@ -20,6 +20,11 @@ var idPattern = regexp.MustCompile(`^[a-z0-9_]{1,48}$`)
 
 // SetDefaults fills every unset key with its documented default.
 func (c *Config) SetDefaults() {
+	// Names derived from a bad id would only repeat the id's error.
+	id := c.ID
+	if !idPattern.MatchString(id) {
+		id = ""
+	}
 	s := &c.Source
 	if s.Snapshot == "" {
 		s.Snapshot = "initial"
@@ -27,18 +32,18 @@ func (c *Config) SetDefaults() {
 	if s.SnapshotChunkSize == 0 {
 		s.SnapshotChunkSize = 10000
 	}
-	if s.Slot == "" && c.ID != "" {
-		s.Slot = "cdcrelay_" + c.ID
+	if s.Slot == "" && id != "" {
+		s.Slot = "cdcrelay_" + id
 	}
-	if s.Publication == "" && c.ID != "" {
-		s.Publication = "cdcrelay_" + c.ID
+	if s.Publication == "" && id != "" {
+		s.Publication = "cdcrelay_" + id
 	}
 	if s.HeartbeatInterval == 0 {
 		s.HeartbeatInterval = 10 * time.Second
 	}
 	k := &c.Kafka
 	if k.TopicPrefix == "" {
-		k.TopicPrefix = c.ID
+		k.TopicPrefix = id
 	}
 	if k.OffsetsTopic == "" {
 		k.OffsetsTopic = "cdcrelay_offsets"

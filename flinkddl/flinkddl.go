@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/format"
 )
 
 // Describer reports the schema of every captured table as it lands in Kafka.
@@ -47,8 +48,8 @@ type Options struct {
 	Brokers []string
 	// TopicPrefix starts every topic name. Required unless TopicName is set.
 	TopicPrefix string
-	// TopicName maps a table to its topic. Default:
-	// <TopicPrefix>.<Namespace>.<Name>, the relay's rule for plain names.
+	// TopicName maps a table to its topic. Default: format.Topic with
+	// TopicPrefix, the rule the relay names its topics by.
 	TopicName func(change.TableID) string
 	// Format selects the connector. Default: Debezium.
 	Format Format
@@ -83,7 +84,7 @@ func (o Options) topic(id change.TableID) string {
 	if o.TopicName != nil {
 		return o.TopicName(id)
 	}
-	return o.TopicPrefix + "." + id.Namespace + "." + id.Name
+	return format.Topic(o.TopicPrefix, id)
 }
 
 func (o Options) groupID() string {

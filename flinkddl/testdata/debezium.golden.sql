@@ -52,7 +52,7 @@ CREATE TABLE `audit_log` (
   'debezium-json.schema-include' = 'false'
 );
 
--- public.order line: topic shop.public.order line
+-- public.order line: topic shop.public.order-20line
 CREATE TABLE `order_line` (
   `order_id` BIGINT NOT NULL,
   `line` INT NOT NULL,
@@ -60,7 +60,7 @@ CREATE TABLE `order_line` (
   PRIMARY KEY (`order_id`, `line`) NOT ENFORCED
 ) WITH (
   'connector' = 'kafka',
-  'topic' = 'shop.public.order line',
+  'topic' = 'shop.public.order-20line',
   'properties.bootstrap.servers' = 'kafka:9092',
   'properties.group.id' = 'flink-shop',
   'properties.isolation.level' = 'read_committed',

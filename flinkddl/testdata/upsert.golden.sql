@@ -28,7 +28,7 @@ CREATE TABLE `_2024_stats` (
   'value.fields-include' = 'ALL'
 );
 
--- public.order line: topic inv.public.order line
+-- public.order line: topic inv.public.order-20line
 CREATE TABLE `order_line` (
   `order_id` BIGINT NOT NULL,
   `line` INT NOT NULL,
@@ -36,7 +36,7 @@ CREATE TABLE `order_line` (
   PRIMARY KEY (`order_id`, `line`) NOT ENFORCED
 ) WITH (
   'connector' = 'upsert-kafka',
-  'topic' = 'inv.public.order line',
+  'topic' = 'inv.public.order-20line',
   'properties.bootstrap.servers' = 'kafka:9092',
   'properties.isolation.level' = 'read_committed',
   'key.format' = 'json',

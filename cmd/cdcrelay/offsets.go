@@ -22,6 +22,7 @@ func init() {
 		usage:   "show|reset --config F [--yes]",
 		flags: func(fs *flag.FlagSet) func(context.Context, *cliEnv) error {
 			path := fs.String("config", "", "path of the YAML config `file` (required)")
+			asJSON := fs.Bool("json", false, "with 'show': print the stored record as one line of JSON")
 			yes := fs.Bool("yes", false, "confirm 'reset': forget the stored position, so the next run starts fresh (and snapshots again when source.snapshot is initial)")
 			return func(ctx context.Context, env *cliEnv) error {
 				if len(env.args) != 1 || (env.args[0] != "show" && env.args[0] != "reset") {
@@ -36,7 +37,7 @@ func init() {
 					return err
 				}
 				if env.args[0] == "show" {
-					return showOffsets(ctx, env, opts, cfg.Kafka.OffsetsTopic, cfg.ID)
+					return showOffsets(ctx, env, opts, cfg.Kafka.OffsetsTopic, cfg.ID, *asJSON)
 				}
 				if !*yes {
 					return &exitError{code: 2, err: fmt.Errorf("reset forgets the stored position of %q; the next run starts over. Repeat with --yes to do it", cfg.ID)}
@@ -47,10 +48,18 @@ func init() {
 	})
 }
 
-func showOffsets(ctx context.Context, env *cliEnv, opts []kgo.Opt, topic, id string) error {
+func showOffsets(ctx context.Context, env *cliEnv, opts []kgo.Opt, topic, id string, asJSON bool) error {
 	rec, err := offsets.Load(ctx, opts, topic, id)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		if rec == nil {
+			fmt.Fprintln(env.stdout, "null")
+			return nil
+		}
+		fmt.Fprintln(env.stdout, string(rec.Encode()))
+		return nil
 	}
 	if rec == nil {
 		fmt.Fprintf(env.stdout, "no stored position for %q in %s: the next run starts fresh\n", id, topic)

@@ -60,7 +60,9 @@ func buildBinary() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "cdcrelay")
-	cmd := exec.Command(goTool, "build", "-o", bin, "./cmd/cdcrelay")
+	// The cdcrelay_testing tag adds the generator source and the crash
+	// points that the fault-injection tests drive.
+	cmd := exec.Command(goTool, "build", "-tags", "cdcrelay_testing", "-o", bin, "./cmd/cdcrelay")
 	cmd.Dir = filepath.Dir(gomod)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)

@@ -128,7 +128,7 @@ func TestCrashPoints(t *testing.T) {
 // duplicates, order kept. kcat, an independent client, confirms the count.
 func TestRandomKills(t *testing.T) {
 	b := testenv.StartBroker(t)
-	cfg := genConfig(t, b, "kills", 400, "2ms")
+	cfg := genConfig(t, b, "kills", 3000, "1ms")
 	for i := 0; i < 5; i++ {
 		p := startRelay(t, cfg)
 		time.Sleep(time.Duration(300+rand.IntN(900)) * time.Millisecond)
@@ -136,17 +136,17 @@ func TestRandomKills(t *testing.T) {
 		t.Logf("kill %d: stored position txn %d", i+1, storedTxn(t, cfg))
 	}
 	p := startRelay(t, cfg)
-	eventually(t, 2*time.Minute, "all 400 transactions committed", func() bool { return storedTxn(t, cfg) == 400 })
+	eventually(t, 2*time.Minute, "all 3000 transactions committed", func() bool { return storedTxn(t, cfg) == 3000 })
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("SIGTERM exit code %d", code)
 	}
-	checkExactlyOnce(t, b, "kills.gen.items", 400)
+	checkExactlyOnce(t, b, "kills.gen.items", 3000)
 
 	testenv.Require(t, "kcat")
 	out := testenv.Kcat(t, "-b", b.Addr, "-C", "-t", "kills.gen.items", "-e", "-q",
 		"-X", "isolation.level=read_committed", "-f", "%k %s\n")
-	if n := strings.Count(out, "\n"); n != 400*perTxn {
-		t.Fatalf("kcat read %d records read_committed, want %d", n, 400*perTxn)
+	if n := strings.Count(out, "\n"); n != 3000*perTxn {
+		t.Fatalf("kcat read %d records read_committed, want %d", n, 3000*perTxn)
 	}
 }
 

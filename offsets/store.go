@@ -78,8 +78,9 @@ func LoadRaw(ctx context.Context, opts []kgo.Opt, topic, id string) ([]byte, boo
 		return nil, false, fmt.Errorf("offsets: list the end of %q: %w", topic, err)
 	}
 	end, ok := ends.Lookup(topic, 0)
-	if !ok {
-		return nil, false, fmt.Errorf("offsets: topic %q has no partition 0", topic)
+	if !ok || errors.Is(end.Err, kerr.UnknownTopicOrPartition) {
+		// No offsets topic yet: nothing was ever committed.
+		return nil, false, nil
 	}
 	if end.Err != nil {
 		return nil, false, fmt.Errorf("offsets: list the end of %q: %w", topic, end.Err)

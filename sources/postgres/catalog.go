@@ -1,0 +1,219 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/sources/snapshot"
+)
+
+// tableMeta is a captured table as the catalog describes it now.
+type tableMeta struct {
+	oid       uint32
+	schema    string
+	name      string
+	ident     string // quoted schema.table, also the snapshot's table name
+	identity  byte   // relreplident: d, n, f or i
+	reltuples float64
+	cols      []colMeta
+	key       []string // primary-key columns in key order; nil when keyless
+	keyless   bool     // listed in source.keyless
+}
+
+type colMeta struct {
+	name     string
+	oid      uint32
+	typmod   int32
+	notNull  bool
+	typeName string // format_type
+	typ      colType
+}
+
+func (t *tableMeta) id() change.TableID { return change.TableID{Namespace: t.schema, Name: t.name} }
+
+// listTables resolves source.tables against the catalog and loads each
+// match, sorted by schema and name.
+func (s *Source) listTables(ctx context.Context, conn *pgx.Conn, lookup typeResolver) ([]*tableMeta, error) {
+	rows, err := conn.Query(ctx, `
+SELECT c.oid, n.nspname, c.relname, c.relreplident::text, c.reltuples
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%'`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list tables: %w", err)
+	}
+	var out []*tableMeta
+	for rows.Next() {
+		t := &tableMeta{}
+		var ident string
+		if err := rows.Scan(&t.oid, &t.schema, &t.name, &ident, &t.reltuples); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("postgres: list tables: %w", err)
+		}
+		if !s.captured(t.schema, t.name) {
+			continue
+		}
+		if ident != "" {
+			t.identity = ident[0]
+		}
+		t.ident = pgx.Identifier{t.schema, t.name}.Sanitize()
+		t.keyless = s.isKeyless(t.schema, t.name)
+		out = append(out, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: list tables: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].schema != out[j].schema {
+			return out[i].schema < out[j].schema
+		}
+		return out[i].name < out[j].name
+	})
+	for _, t := range out {
+		if err := loadColumns(ctx, conn, t, lookup); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// loadColumns fills t's columns and primary key.
+func loadColumns(ctx context.Context, conn *pgx.Conn, t *tableMeta, lookup typeResolver) error {
+	rows, err := conn.Query(ctx, `
+SELECT attname, atttypid, atttypmod, attnotnull, pg_catalog.format_type(atttypid, atttypmod)
+FROM pg_catalog.pg_attribute
+WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+ORDER BY attnum`, t.oid)
+	if err != nil {
+		return fmt.Errorf("postgres: columns of %s: %w", t.ident, err)
+	}
+	t.cols = t.cols[:0]
+	for rows.Next() {
+		var c colMeta
+		if err := rows.Scan(&c.name, &c.oid, &c.typmod, &c.notNull, &c.typeName); err != nil {
+			rows.Close()
+			return fmt.Errorf("postgres: columns of %s: %w", t.ident, err)
+		}
+		t.cols = append(t.cols, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: columns of %s: %w", t.ident, err)
+	}
+	for i := range t.cols {
+		ct, err := resolveType(t.cols[i].oid, t.cols[i].typmod, lookup)
+		if err != nil {
+			return fmt.Errorf("postgres: type of %s.%s: %w", t.ident, t.cols[i].name, err)
+		}
+		t.cols[i].typ = ct
+	}
+	t.key, err = primaryKey(ctx, conn, t.oid)
+	if err != nil {
+		return fmt.Errorf("postgres: primary key of %s: %w", t.ident, err)
+	}
+	return nil
+}
+
+func primaryKey(ctx context.Context, conn *pgx.Conn, oid uint32) ([]string, error) {
+	rows, err := conn.Query(ctx, `
+SELECT a.attname
+FROM pg_catalog.pg_index i
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = $1 AND i.indisprimary
+ORDER BY k.ord`, oid)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// catalogTypes returns a typeResolver that asks pg_type, with a cache.
+func catalogTypes(ctx context.Context, conn *pgx.Conn) typeResolver {
+	cache := map[uint32]typeInfo{}
+	return func(oid uint32) (typeInfo, error) {
+		if ti, ok := cache[oid]; ok {
+			return ti, nil
+		}
+		var ti typeInfo
+		var typtype, category string
+		err := conn.QueryRow(ctx, `SELECT typtype::text, typcategory::text, typelem, typbasetype, typname
+FROM pg_catalog.pg_type WHERE oid = $1`, oid).Scan(&typtype, &category, &ti.elem, &ti.base, &ti.name)
+		if err != nil {
+			return ti, fmt.Errorf("postgres: look up type %d: %w", oid, err)
+		}
+		if typtype != "" {
+			ti.typtype = typtype[0]
+		}
+		if category != "" {
+			ti.category = category[0]
+		}
+		cache[oid] = ti
+		return ti, nil
+	}
+}
+
+// keyCompare returns the snapshot key order of t, or an error when a key
+// column has a type whose order Go cannot reproduce.
+func (t *tableMeta) keyCompare() (snapshot.Compare, error) {
+	if len(t.key) == 0 {
+		return nil, fmt.Errorf("table %s has no primary key", t.ident)
+	}
+	orders := make([]keyOrder, len(t.key))
+	for i, k := range t.key {
+		c := t.col(k)
+		if c == nil {
+			return nil, fmt.Errorf("key column %q of %s not found", k, t.ident)
+		}
+		if c.typ.order == orderNone {
+			return nil, fmt.Errorf("key column %q of %s has type %s, which the snapshot cannot order", k, t.ident, c.typeName)
+		}
+		orders[i] = c.typ.order
+	}
+	return func(a, b snapshot.Key) int {
+		for i, o := range orders {
+			if c := o.compare(a[i], b[i]); c != 0 {
+				return c
+			}
+		}
+		return 0
+	}, nil
+}
+
+func (t *tableMeta) col(name string) *colMeta {
+	for i := range t.cols {
+		if t.cols[i].name == name {
+			return &t.cols[i]
+		}
+	}
+	return nil
+}
+
+// Describe returns the schema of every captured table, for flink-ddl.
+func (s *Source) Describe(ctx context.Context) ([]change.TableSchema, error) {
+	conn, err := s.connectSQL(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	tables, err := s.listTables(ctx, conn, catalogTypes(ctx, conn))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]change.TableSchema, 0, len(tables))
+	for _, t := range tables {
+		ts := change.TableSchema{ID: t.id(), Key: append([]string(nil), t.key...)}
+		for _, c := range t.cols {
+			ts.Columns = append(ts.Columns, change.ColumnSchema{
+				Name: c.name, SourceType: c.typeName, FlinkType: c.typ.flink, Nullable: !c.notNull,
+			})
+		}
+		out = append(out, ts)
+	}
+	return out, nil
+}

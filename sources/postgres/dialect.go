@@ -1,0 +1,167 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/sources/snapshot"
+)
+
+// dialect is the PostgreSQL side of the snapshot machinery. It runs on the
+// runner's SQL connection, between reads of the replication stream.
+type dialect struct{ r *runner }
+
+func (d dialect) Estimate(ctx context.Context, table string) (int64, error) {
+	t := d.r.tables[table]
+	if t == nil {
+		return 0, fmt.Errorf("unknown table %s", table)
+	}
+	var n float64
+	if err := d.r.sql.QueryRow(ctx, "SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1", t.oid).Scan(&n); err != nil {
+		return 0, err
+	}
+	if n < 0 {
+		n = 0 // never analyzed
+	}
+	return int64(n), nil
+}
+
+// WriteMark writes the watermark as a transactional logical message, so it
+// reaches the stream in commit order.
+func (d dialect) WriteMark(ctx context.Context, m snapshot.Mark) error {
+	_, err := d.r.sql.Exec(ctx, "SELECT pg_logical_emit_message(true, $1, $2)", prefixWatermark, m.String())
+	return err
+}
+
+// ReadChunk reads with text-format parameters and results, so the values are
+// exactly the text pgoutput sends for the same rows and go through the same
+// encoders. String key columns are compared and ordered with COLLATE "C",
+// which is the byte order the Go comparator uses.
+func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key, limit int) ([]snapshot.Row, error) {
+	t := d.r.tables[table]
+	if t == nil {
+		return nil, fmt.Errorf("unknown table %s", table)
+	}
+	sql, keyIdx := chunkQuery(t, after != nil, limit)
+	params := make([][]byte, len(after))
+	for i, v := range after {
+		params[i] = []byte(v)
+	}
+	rr := d.r.sql.PgConn().ExecParams(ctx, sql, params, nil, nil, nil)
+	names := make([]string, len(t.cols))
+	for i, c := range t.cols {
+		names[i] = c.name
+	}
+	keyNames := make([]string, len(keyIdx))
+	for i, k := range keyIdx {
+		keyNames[i] = names[k]
+	}
+	now := time.Now().UnixMilli()
+	var rows []snapshot.Row
+	for rr.NextRow() {
+		vals := rr.Values()
+		row := &change.Row{Names: names, Values: make([][]byte, len(vals))}
+		for i, v := range vals {
+			if v == nil {
+				row.Values[i] = change.Null
+				continue
+			}
+			row.Values[i] = t.cols[i].typ.enc(make([]byte, 0, len(v)+8), v)
+		}
+		key := make(snapshot.Key, len(keyIdx))
+		kv := make([][]byte, len(keyIdx))
+		for i, k := range keyIdx {
+			key[i] = string(vals[k])
+			kv[i] = row.Values[k]
+		}
+		rows = append(rows, snapshot.Row{Key: key, Event: &change.Event{
+			Table: t.id(),
+			Op:    change.OpRead,
+			Key:   change.EncodeKey(keyNames, kv),
+			After: row,
+			Source: change.Source{
+				Connector: "postgresql", Name: d.r.s.id, DB: d.r.db, Schema: t.schema, Table: t.name, TsMs: now,
+			},
+		}})
+	}
+	if _, err := rr.Close(); err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+// chunkQuery builds SELECT cols FROM t [WHERE (keys) > ($1..)] ORDER BY keys
+// LIMIT n, and returns the indexes of the key columns in t.cols.
+func chunkQuery(t *tableMeta, after bool, limit int) (string, []int) {
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	for i, c := range t.cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(pgx.Identifier{c.name}.Sanitize())
+	}
+	b.WriteString(" FROM ")
+	b.WriteString(t.ident)
+	keyIdx := make([]int, len(t.key))
+	keyExpr := make([]string, len(t.key))
+	for i, k := range t.key {
+		for j, c := range t.cols {
+			if c.name == k {
+				keyIdx[i] = j
+				keyExpr[i] = pgx.Identifier{k}.Sanitize()
+				if c.typ.text {
+					keyExpr[i] += ` COLLATE "C"`
+				}
+			}
+		}
+	}
+	if after {
+		b.WriteString(" WHERE (")
+		b.WriteString(strings.Join(keyExpr, ", "))
+		b.WriteString(") > (")
+		for i := range keyExpr {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("$" + strconv.Itoa(i+1))
+		}
+		b.WriteString(")")
+	}
+	b.WriteString(" ORDER BY ")
+	b.WriteString(strings.Join(keyExpr, ", "))
+	b.WriteString(" LIMIT ")
+	b.WriteString(strconv.Itoa(limit))
+	return b.String(), keyIdx
+}
+
+// RequestSnapshot asks the running relay to snapshot table again, while it
+// keeps streaming. table is schema.table (quoted parts allowed). The request
+// travels as a transactional logical message, so the relay acts on it in
+// stream order and a crash cannot lose it once it is committed.
+func (s *Source) RequestSnapshot(ctx context.Context, table string) error {
+	p, err := parsePattern(table)
+	if err != nil || p.all {
+		return fmt.Errorf("postgres: snapshot request: %q is not schema.table", table)
+	}
+	if !s.captured(p.schema, p.table) {
+		return fmt.Errorf("postgres: snapshot request: %s is not in source.tables", p)
+	}
+	conn, err := s.connectSQL(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	body, _ := json.Marshal(signal{Slot: s.slot, Table: p.String()})
+	if _, err := conn.Exec(ctx, "SELECT pg_logical_emit_message(true, $1, $2::text)", prefixSignal, string(body)); err != nil {
+		return fmt.Errorf("postgres: write snapshot request: %w", err)
+	}
+	return nil
+}

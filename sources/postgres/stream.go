@@ -1,0 +1,701 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources/snapshot"
+)
+
+// Ack records that every message up to cp is committed in Kafka. The next
+// standby status update, sent by Run, reports cp's LSN as written, flushed
+// and applied. Ack never blocks.
+func (s *Source) Ack(cp *change.Checkpoint) {
+	if cp == nil {
+		return
+	}
+	s.raiseAcked(cp.LSN)
+}
+
+func (s *Source) raiseAcked(lsn uint64) {
+	for {
+		cur := s.acked.Load()
+		if lsn <= cur || s.acked.CompareAndSwap(cur, lsn) {
+			return
+		}
+	}
+}
+
+// relation is a table as the stream describes it, with its encoders.
+type relation struct {
+	schema, name string
+	ident        string
+	captured     bool
+	identity     byte
+	names        []string // shared by every Row of this relation version
+	encs         []encoder
+	key          []int    // indexes of the key columns
+	keyNames     []string // names of the key columns
+	keyless      bool
+}
+
+// runner is the state of one Run call.
+type runner struct {
+	s    *Source
+	out  chan<- change.Message
+	sql  *pgx.Conn
+	repl *pgconn.PgConn
+	db   string
+
+	st     state
+	sn     *snapshot.Snapshotter
+	tables map[string]*tableMeta // by ident
+	rels   map[uint32]*relation
+	types  typeResolver
+	msg    pgMessage
+
+	// the source transaction being decoded
+	inTxn      bool
+	skip       bool
+	xid        uint32
+	commitTime time.Time
+	txnLabel   []byte
+	events     int
+	notable    bool // the transaction carries a heartbeat, signal or closed chunk
+
+	lastCkpt      time.Time
+	idleEvery     time.Duration
+	nextHeartbeat time.Time
+	nextStatus    time.Time
+	sentAck       uint64
+	tick          *time.Ticker
+}
+
+// Run streams changes after resume into out. See relay.Source.
+//
+// A lost replication connection ends Run with a non-fatal error; the relay
+// then calls Run again with the state of the last checkpoint committed to
+// Kafka, and Run resumes from there. Connecting retries by itself, with
+// jittered exponential backoff, while the server is down or refuses
+// connections.
+func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Message) error {
+	var stored *state
+	if resume != nil {
+		st, err := decodeState(resume)
+		if err != nil {
+			return relay.Fatal(err)
+		}
+		stored = st
+	}
+	r := &runner{s: s, out: out, rels: map[uint32]*relation{}, tables: map[string]*tableMeta{}}
+	defer r.close()
+	if err := r.connect(ctx); err != nil {
+		return err
+	}
+	if err := r.start(ctx, stored); err != nil {
+		return err
+	}
+	return r.loop(ctx)
+}
+
+func (r *runner) close() {
+	if r.tick != nil {
+		r.tick.Stop()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if r.repl != nil {
+		r.repl.Close(ctx)
+	}
+	if r.sql != nil {
+		r.sql.Close(ctx)
+	}
+}
+
+// connect opens both connections, retrying while the failure is one that
+// waiting can fix.
+func (r *runner) connect(ctx context.Context) error {
+	return retry(ctx, r.s, func() error {
+		if r.sql == nil {
+			c, err := r.s.connectSQL(ctx)
+			if err != nil {
+				return err
+			}
+			r.sql = c
+		}
+		if r.repl == nil {
+			c, err := r.s.connectReplication(ctx)
+			if err != nil {
+				return err
+			}
+			r.repl = c
+		}
+		return nil
+	})
+}
+
+// start runs the startup checks, restores or creates the state, and starts
+// replication.
+func (r *runner) start(ctx context.Context, stored *state) error {
+	s := r.s
+	var walLevel string
+	if err := r.sql.QueryRow(ctx, "SELECT current_setting('wal_level'), current_database()").Scan(&walLevel, &r.db); err != nil {
+		return fmt.Errorf("postgres: read settings: %w", err)
+	}
+	if walLevel != "logical" {
+		return relay.Fatal(fmt.Errorf("postgres: wal_level is %s, logical decoding needs wal_level=logical (set it and restart PostgreSQL)", walLevel))
+	}
+	sys, err := pglogrepl.IdentifySystem(ctx, r.repl)
+	if err != nil {
+		return fmt.Errorf("postgres: identify system: %w", err)
+	}
+	slot, err := readSlot(ctx, r.sql, s.slot)
+	if err != nil {
+		return err
+	}
+	if err := checkResumable(s.slot, slot, stored, sys, r.db); err != nil {
+		return relay.Fatal(err)
+	}
+	if stored != nil {
+		r.st = *stored
+		s.raiseAcked(uint64(stored.lsn))
+	} else {
+		r.st = state{SystemID: sys.SystemID, Timeline: sys.Timeline, Slot: s.slot}
+		s.raiseAcked(uint64(slot.confirmed))
+	}
+
+	r.types = catalogTypes(ctx, r.sql)
+	tables, err := s.listTables(ctx, r.sql, r.types)
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		r.tables[t.ident] = t
+	}
+	r.sn, err = snapshot.New(snapshot.Config{
+		ChunkSize:  s.chunkSize,
+		MarkPrefix: s.slot,
+		Compare:    r.compareFor,
+		Log:        s.log,
+		Metrics:    s.m,
+	}, r.st.Snapshot)
+	if err != nil {
+		return relay.Fatal(fmt.Errorf("postgres: restore snapshot progress: %w", err))
+	}
+	for _, p := range r.st.Snapshot.Queue {
+		if _, ok := r.tables[p.Table]; !ok {
+			s.log.Warn("postgres: table no longer captured, its snapshot is dropped", "table", p.Table)
+			r.sn.Forget(p.Table)
+		}
+	}
+	if s.snapshot {
+		for _, t := range tables {
+			if len(t.key) > 0 && !r.sn.Known(t.ident) {
+				if err := r.sn.Enqueue(t.ident); err != nil {
+					return relay.Fatal(fmt.Errorf("postgres: %w", err))
+				}
+			}
+		}
+	}
+	r.st.Snapshot = r.sn.State()
+
+	pub := strings.ReplaceAll(pgx.Identifier{s.publication}.Sanitize(), "'", "''")
+	err = pglogrepl.StartReplication(ctx, r.repl, s.slot, r.st.lsn, pglogrepl.StartReplicationOptions{
+		Mode:       pglogrepl.LogicalReplication,
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + pub + "'", "messages 'true'"},
+	})
+	if err != nil {
+		return classify(fmt.Errorf("postgres: start replication on slot %s at %s: %w", s.slot, r.st.lsn, err))
+	}
+	s.log.Info("postgres: streaming", "slot", s.slot, "from", r.st.lsn.String(), "tables", len(tables), "snapshot_queue", len(r.st.Snapshot.Queue))
+	now := time.Now()
+	r.lastCkpt = now
+	r.idleEvery = s.heartbeat
+	if r.idleEvery <= 0 {
+		r.idleEvery = statusInterval
+	}
+	if s.heartbeat > 0 {
+		r.nextHeartbeat = now.Add(s.heartbeat)
+	}
+	r.nextStatus = now
+	r.tick = time.NewTicker(time.Second)
+	return nil
+}
+
+func (r *runner) compareFor(table string) (snapshot.Compare, error) {
+	t, ok := r.tables[table]
+	if !ok {
+		return nil, fmt.Errorf("not a captured table")
+	}
+	return t.keyCompare()
+}
+
+// loop reads the replication stream until ctx is done or the stream fails.
+func (r *runner) loop(ctx context.Context) error {
+	dl := &deadlineCtx{parent: ctx}
+	defer dl.stop()
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		now := time.Now()
+		if err := r.housekeeping(ctx, now); err != nil {
+			return err
+		}
+		if !r.inTxn && r.sn.Active() && !r.sn.InFlight() {
+			if err := r.sn.ReadNext(ctx, dialect{r}); err != nil {
+				return r.sqlError(ctx, err)
+			}
+		}
+		next := r.nextStatus
+		if !r.nextHeartbeat.IsZero() && r.nextHeartbeat.Before(next) {
+			next = r.nextHeartbeat
+		}
+		recvCtx := dl.until(now, next)
+		msg, err := r.repl.ReceiveMessage(recvCtx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if pgconn.Timeout(err) {
+				dl.stop()
+				continue
+			}
+			r.s.m.Reconnects.WithLabelValues("stream_lost").Inc()
+			return fmt.Errorf("postgres: replication stream: %w", err)
+		}
+		switch msg := msg.(type) {
+		case *pgproto3.CopyData:
+			if len(msg.Data) == 0 {
+				continue
+			}
+			switch msg.Data[0] {
+			case pglogrepl.PrimaryKeepaliveMessageByteID:
+				pkm, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
+				if err != nil {
+					return fmt.Errorf("postgres: keepalive: %w", err)
+				}
+				if pkm.ReplyRequested {
+					if err := r.sendStatus(); err != nil {
+						return err
+					}
+				}
+			case pglogrepl.XLogDataByteID:
+				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
+				if err != nil {
+					return fmt.Errorf("postgres: xlog data: %w", err)
+				}
+				if err := r.handle(ctx, xld.WALStart, xld.WALData); err != nil {
+					return err
+				}
+			}
+		case *pgproto3.ErrorResponse:
+			r.s.m.Reconnects.WithLabelValues("stream_error").Inc()
+			return classify(fmt.Errorf("postgres: replication stream: %w", pgconn.ErrorResponseToPgError(msg)))
+		case *pgproto3.CopyDone:
+			r.s.m.Reconnects.WithLabelValues("stream_lost").Inc()
+			return errors.New("postgres: server ended the replication stream")
+		}
+	}
+}
+
+// housekeeping sends status updates, polls the lag and writes heartbeats
+// when they are due.
+func (r *runner) housekeeping(ctx context.Context, now time.Time) error {
+	if r.s.acked.Load() > r.sentAck || !now.Before(r.nextStatus) {
+		if err := r.sendStatus(); err != nil {
+			return err
+		}
+	}
+	if !now.Before(r.nextStatus) {
+		r.nextStatus = now.Add(statusInterval)
+		var cur pglogrepl.LSN
+		if err := r.sql.QueryRow(ctx, "SELECT pg_current_wal_lsn()").Scan(&cur); err != nil {
+			return r.sqlError(ctx, err)
+		}
+		if a := r.s.acked.Load(); uint64(cur) >= a {
+			r.s.m.SourceLagBytes.Set(float64(uint64(cur) - a))
+		}
+	}
+	if !r.nextHeartbeat.IsZero() && !now.Before(r.nextHeartbeat) {
+		r.nextHeartbeat = now.Add(r.s.heartbeat)
+		if _, err := r.sql.Exec(ctx, "SELECT pg_logical_emit_message(true, $1, $2)", prefixHeartbeat, r.s.slot); err != nil {
+			return r.sqlError(ctx, err)
+		}
+	}
+	return nil
+}
+
+// sqlError turns a failure of the SQL connection into Run's result.
+func (r *runner) sqlError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	r.s.m.Reconnects.WithLabelValues("sql_lost").Inc()
+	return classify(fmt.Errorf("postgres: %w", err))
+}
+
+// sendStatus reports the last acked LSN as written, flushed and applied.
+// All three are set explicitly: pglogrepl would copy Write into a zero
+// Flush, and nothing beyond what Kafka committed may be confirmed.
+func (r *runner) sendStatus() error {
+	a := pglogrepl.LSN(r.s.acked.Load())
+	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), r.repl, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: a,
+		WALFlushPosition: a,
+		WALApplyPosition: a,
+		ClientTime:       time.Now(),
+	})
+	if err != nil {
+		r.s.m.Reconnects.WithLabelValues("stream_lost").Inc()
+		return fmt.Errorf("postgres: send standby status: %w", err)
+	}
+	r.sentAck = uint64(a)
+	return nil
+}
+
+// send hands m to the relay, answering the server while it waits.
+func (r *runner) send(ctx context.Context, m change.Message) error {
+	select {
+	case r.out <- m:
+		return nil
+	default:
+	}
+	for {
+		select {
+		case r.out <- m:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.tick.C:
+			if r.s.acked.Load() > r.sentAck || !time.Now().Before(r.nextStatus) {
+				if err := r.sendStatus(); err != nil {
+					return err
+				}
+				if !time.Now().Before(r.nextStatus) {
+					r.nextStatus = time.Now().Add(statusInterval)
+				}
+			}
+		}
+	}
+}
+
+// handle decodes one pgoutput message.
+func (r *runner) handle(ctx context.Context, walStart pglogrepl.LSN, data []byte) error {
+	m := &r.msg
+	if err := m.parse(data); err != nil {
+		return relay.Fatal(fmt.Errorf("postgres: decode message at %s: %w", walStart, err))
+	}
+	switch m.kind {
+	case 'B':
+		r.inTxn = true
+		r.skip = r.st.lsn != 0 && m.lsn < uint64(r.st.lsn)
+		r.xid = m.xid
+		r.commitTime = pgTime(m.time)
+		r.txnLabel = []byte(pglogrepl.LSN(m.lsn).String())
+		r.events = 0
+		r.notable = false
+	case 'C':
+		r.inTxn = false
+		if r.skip {
+			return nil
+		}
+		return r.commit(ctx, pglogrepl.LSN(m.endLSN), pgTime(m.time))
+	case 'R':
+		return r.relation(ctx, &m.rel)
+	case 'I', 'U', 'D':
+		if r.skip {
+			return nil
+		}
+		return r.change(ctx, walStart)
+	case 'T':
+		if r.skip {
+			return nil
+		}
+		for _, id := range m.relIDs {
+			if rel := r.rels[id]; rel != nil && rel.captured {
+				r.s.log.Warn("postgres: TRUNCATE is not sent to Kafka; consumers keep the table's rows", "table", rel.ident, "lsn", walStart.String())
+			}
+		}
+	case 'M':
+		if !m.transactional || r.skip {
+			return nil
+		}
+		return r.message(ctx)
+	}
+	return nil
+}
+
+// commit ends a source transaction, sending its checkpoint when one is due.
+func (r *runner) commit(ctx context.Context, end pglogrepl.LSN, at time.Time) error {
+	if r.sn.InWindow() {
+		return nil // the chunk's high watermark checkpoints everything
+	}
+	if r.events == 0 && !r.notable && time.Since(r.lastCkpt) < r.idleEvery {
+		return nil
+	}
+	r.st.lsn = end
+	r.st.Snapshot = r.sn.State()
+	cp := &change.Checkpoint{
+		State:      r.st.encode(),
+		CommitTime: at,
+		Label:      end.String(),
+		LSN:        uint64(end),
+	}
+	if r.events == 0 && !r.notable {
+		cp.CommitTime = time.Time{}
+	}
+	r.lastCkpt = time.Now()
+	return r.send(ctx, change.Message{Checkpoint: cp})
+}
+
+// message handles our own pg_logical_emit_message records.
+func (r *runner) message(ctx context.Context) error {
+	m := &r.msg
+	switch m.prefix {
+	case prefixHeartbeat:
+		if string(m.content) == r.s.slot {
+			r.notable = true
+		}
+	case prefixWatermark:
+		mark, ok := snapshot.ParseMark(string(m.content))
+		if !ok {
+			return nil
+		}
+		rows, closed := r.sn.OnMark(mark)
+		if !closed {
+			return nil
+		}
+		r.notable = true
+		for _, ev := range rows {
+			ev.Source.LSN = m.lsn
+			ev.Source.TxID = r.xid
+			if err := r.send(ctx, change.Message{Event: ev}); err != nil {
+				return err
+			}
+		}
+	case prefixSignal:
+		var sig signal
+		if err := json.Unmarshal(m.content, &sig); err != nil || sig.Slot != r.s.slot {
+			return nil
+		}
+		t, ok := r.tables[sig.Table]
+		if !ok || len(t.key) == 0 {
+			r.s.log.Warn("postgres: snapshot request ignored: not a captured table with a primary key", "table", sig.Table)
+			return nil
+		}
+		if err := r.sn.Enqueue(sig.Table); err != nil {
+			r.s.log.Warn("postgres: snapshot request ignored", "table", sig.Table, "err", err)
+			return nil
+		}
+		r.s.log.Info("postgres: snapshot requested", "table", sig.Table)
+		r.notable = true
+	}
+	return nil
+}
+
+// signal is the content of a cdcrelay.signal message.
+type signal struct {
+	Slot  string `json:"slot"`
+	Table string `json:"snapshot_table"`
+}
+
+// relation records a Relation message: a table's columns as of now in the
+// stream.
+func (r *runner) relation(ctx context.Context, m *relationMsg) error {
+	rel := &relation{
+		schema:   m.namespace,
+		name:     m.name,
+		ident:    pgx.Identifier{m.namespace, m.name}.Sanitize(),
+		identity: m.identity,
+	}
+	rel.captured = r.s.captured(m.namespace, m.name)
+	r.rels[m.id] = rel
+	if !rel.captured {
+		return nil
+	}
+	rel.names = make([]string, len(m.cols))
+	rel.encs = make([]encoder, len(m.cols))
+	for i, c := range m.cols {
+		rel.names[i] = c.name
+		ct, err := resolveType(c.oid, c.typmod, r.types)
+		if err != nil {
+			return r.sqlError(ctx, err)
+		}
+		rel.encs[i] = ct.enc
+	}
+	t := r.tables[rel.ident]
+	if t == nil || !sameColumns(t, m) {
+		// A table created or altered since Run started: read it again.
+		nt := &tableMeta{oid: m.id, schema: m.namespace, name: m.name, ident: rel.ident, identity: m.identity,
+			keyless: r.s.isKeyless(m.namespace, m.name)}
+		if err := loadColumns(ctx, r.sql, nt, r.types); err != nil {
+			return r.sqlError(ctx, err)
+		}
+		if t == nil && r.s.snapshot && len(nt.key) > 0 && !r.sn.Known(nt.ident) {
+			r.tables[rel.ident] = nt
+			if err := r.sn.Enqueue(nt.ident); err != nil {
+				return relay.Fatal(fmt.Errorf("postgres: %w", err))
+			}
+			r.s.log.Info("postgres: new captured table, snapshot queued", "table", nt.ident)
+		}
+		r.tables[rel.ident] = nt
+		t = nt
+	}
+	for _, k := range t.key {
+		for i, n := range rel.names {
+			if n == k {
+				rel.key = append(rel.key, i)
+				rel.keyNames = append(rel.keyNames, n)
+			}
+		}
+	}
+	if len(rel.key) == 0 {
+		rel.keyless = true
+		if !t.keyless {
+			r.s.log.Warn("postgres: captured table has no primary key; events are keyed by the whole row", "table", rel.ident)
+		}
+		for i, n := range rel.names {
+			rel.key = append(rel.key, i)
+			rel.keyNames = append(rel.keyNames, n)
+		}
+	}
+	return nil
+}
+
+func sameColumns(t *tableMeta, m *relationMsg) bool {
+	if len(t.cols) != len(m.cols) {
+		return false
+	}
+	for i, c := range m.cols {
+		if t.cols[i].name != c.name || t.cols[i].oid != c.oid || t.cols[i].typmod != c.typmod {
+			return false
+		}
+	}
+	return true
+}
+
+// change turns an Insert, Update or Delete into events.
+func (r *runner) change(ctx context.Context, walStart pglogrepl.LSN) error {
+	m := &r.msg
+	rel := r.rels[m.relID]
+	if rel == nil {
+		return relay.Fatal(fmt.Errorf("postgres: change for unknown relation %d at %s", m.relID, walStart))
+	}
+	if !rel.captured {
+		return nil
+	}
+	src := change.Source{
+		Connector: "postgresql",
+		Name:      r.s.id,
+		DB:        r.db,
+		Schema:    rel.schema,
+		Table:     rel.name,
+		TsMs:      r.commitTime.UnixMilli(),
+		LSN:       uint64(walStart),
+		TxID:      r.xid,
+	}
+	id := change.TableID{Namespace: rel.schema, Name: rel.name}
+	switch m.kind {
+	case 'I':
+		after := rel.row(m.new, nil)
+		return r.emit(ctx, rel, &change.Event{Table: id, Op: change.OpCreate, After: after, Source: src, Position: r.txnLabel}, after, m.new)
+	case 'U':
+		var old []tupleCol
+		if m.oldKind == 'O' {
+			old = m.old
+		}
+		after := rel.row(m.new, old)
+		var before *change.Row
+		switch m.oldKind {
+		case 'O':
+			before = rel.row(m.old, nil)
+		case 'K':
+			before = rel.keyRow(m.old)
+		default:
+			before = rel.keyRow(m.new)
+		}
+		if rel.keyless || m.oldKind == 'K' || (m.oldKind == 'O' && !rel.sameKey(before, after)) {
+			// The key changed: a delete of the old key and an insert of the new.
+			if err := r.emit(ctx, rel, &change.Event{Table: id, Op: change.OpDelete, Before: before, Source: src, Position: r.txnLabel}, before, m.old); err != nil {
+				return err
+			}
+			return r.emit(ctx, rel, &change.Event{Table: id, Op: change.OpCreate, After: after, Source: src, Position: r.txnLabel}, after, m.new)
+		}
+		return r.emit(ctx, rel, &change.Event{Table: id, Op: change.OpUpdate, Before: before, After: after, Source: src, Position: r.txnLabel}, after, m.new)
+	case 'D':
+		var before *change.Row
+		if m.oldKind == 'O' {
+			before = rel.row(m.old, nil)
+		} else {
+			before = rel.keyRow(m.old)
+		}
+		return r.emit(ctx, rel, &change.Event{Table: id, Op: change.OpDelete, Before: before, Source: src, Position: r.txnLabel}, before, m.old)
+	}
+	return nil
+}
+
+// emit sends ev unless the snapshot in progress will read its effect; keyed
+// is the image whose key columns give the event key.
+func (r *runner) emit(ctx context.Context, rel *relation, ev *change.Event, keyed *change.Row, tup []tupleCol) error {
+	kv := make([][]byte, len(rel.key))
+	for i, k := range rel.key {
+		kv[i] = keyed.Values[k]
+	}
+	ev.Key = change.EncodeKey(rel.keyNames, kv)
+	if r.sn.Active() && !rel.keyless {
+		if !r.sn.Admit(rel.ident, keyText(rel, tup)) {
+			return nil
+		}
+	}
+	r.events++
+	return r.send(ctx, change.Message{Event: ev})
+}
+
+// keyText returns the text of rel's key columns in tup, as the snapshot
+// compares them.
+func keyText(rel *relation, tup []tupleCol) snapshot.Key {
+	k := make(snapshot.Key, len(rel.key))
+	for i, c := range rel.key {
+		if c < len(tup) {
+			k[i] = string(tup[c].data)
+		}
+	}
+	return k
+}
+
+// deadlineCtx keeps one deadline context for many receives, replacing it only
+// when it expires or an earlier deadline is wanted.
+type deadlineCtx struct {
+	parent   context.Context
+	ctx      context.Context
+	cancel   context.CancelFunc
+	deadline time.Time
+}
+
+func (d *deadlineCtx) until(now, t time.Time) context.Context {
+	if d.ctx == nil || !now.Before(d.deadline) || t.Before(d.deadline) {
+		d.stop()
+		d.deadline = t
+		d.ctx, d.cancel = context.WithDeadline(d.parent, t)
+	}
+	return d.ctx
+}
+
+func (d *deadlineCtx) stop() {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.ctx, d.cancel = nil, nil
+}

@@ -1,0 +1,445 @@
+package snapshot
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/metrics"
+)
+
+// Key is a primary key: the database's text form of each key column, in key
+// order. The same value always has the same text.
+type Key []string
+
+// Compare orders two keys of one table exactly as the dialect's chunk query
+// orders them: negative when a < b, zero when equal, positive when a > b.
+type Compare func(a, b Key) int
+
+// Progress is one table's snapshot progress, stored in checkpoint state.
+type Progress struct {
+	// Table is the source's stable name for the table.
+	Table string `json:"table"`
+	// LastKey is the last key of the last finished chunk; nil before the
+	// first chunk.
+	LastKey Key `json:"last_key,omitempty"`
+	// Rows is the number of rows read by finished chunks.
+	Rows int64 `json:"rows"`
+	// Chunks is the number of finished chunks.
+	Chunks int64 `json:"chunks"`
+}
+
+// State is the snapshot part of a source's checkpoint state.
+type State struct {
+	// Queue holds the tables still to snapshot, in order; the first one is
+	// the one being read.
+	Queue []Progress `json:"queue,omitempty"`
+	// Done lists the tables whose snapshot finished.
+	Done []string `json:"done,omitempty"`
+}
+
+// MarkKind tells a low watermark from a high one.
+type MarkKind byte
+
+const (
+	Low  MarkKind = 'l'
+	High MarkKind = 'h'
+)
+
+// Mark is a watermark. Its text form, "low:<id>" or "high:<id>", is what a
+// dialect writes into the change stream.
+type Mark struct {
+	Kind MarkKind
+	ID   string
+}
+
+func (m Mark) String() string {
+	if m.Kind == Low {
+		return "low:" + m.ID
+	}
+	return "high:" + m.ID
+}
+
+// ParseMark reads the text form of a Mark.
+func ParseMark(s string) (Mark, bool) {
+	switch {
+	case strings.HasPrefix(s, "low:"):
+		return Mark{Kind: Low, ID: s[4:]}, true
+	case strings.HasPrefix(s, "high:"):
+		return Mark{Kind: High, ID: s[5:]}, true
+	}
+	return Mark{}, false
+}
+
+// Row is one row read by a chunk: its key and its op=r event, complete but
+// for Source.Snapshot, which the Snapshotter sets.
+type Row struct {
+	Key   Key
+	Event *change.Event
+}
+
+// Dialect is what a database source supplies. Its methods are called from
+// the goroutine that drives the Snapshotter, one at a time.
+type Dialect interface {
+	// Estimate returns the approximate number of rows in table, for
+	// progress reports; it may return 0 when unknown.
+	Estimate(ctx context.Context, table string) (int64, error)
+	// WriteMark writes m into the change stream so that the source later
+	// reads it back in stream order, after every transaction that committed
+	// before WriteMark returned. It must commit before returning.
+	WriteMark(ctx context.Context, m Mark) error
+	// ReadChunk reads, in one statement, up to limit rows of table whose key
+	// is greater than after (every row when after is nil), in key order.
+	ReadChunk(ctx context.Context, table string, after Key, limit int) ([]Row, error)
+}
+
+// Config configures a Snapshotter.
+type Config struct {
+	// ChunkSize is the number of rows per chunk. Required, > 0.
+	ChunkSize int
+	// MarkPrefix starts every watermark id, so that relays sharing a
+	// database ignore each other's marks (PostgreSQL: the slot name).
+	MarkPrefix string
+	// Compare returns the key order of a table. Required.
+	Compare func(table string) (Compare, error)
+	// Log receives progress lines. Default: slog.Default().
+	Log *slog.Logger
+	// Metrics receives the per-table snapshot gauges. Optional.
+	Metrics *metrics.Metrics
+	// ProgressEvery is the minimum time between two progress lines for a
+	// table. Default: 10s.
+	ProgressEvery time.Duration
+}
+
+// chunk is the chunk in flight: read, with its watermarks written.
+type chunk struct {
+	table   string
+	id      string
+	from    Key // L when it was read
+	hi      Key // last key covered; nil for the last chunk
+	last    bool
+	rows    []Row
+	open    bool // the low watermark was seen
+	changed map[string]struct{}
+}
+
+// run is the per-table rate bookkeeping of this process.
+type run struct {
+	started   time.Time
+	startRows int64
+	estimate  int64
+	lastLog   time.Time
+}
+
+// Snapshotter drives the snapshot of a queue of tables. It is not safe for
+// concurrent use: the source's stream goroutine owns it.
+type Snapshotter struct {
+	cfg     Config
+	queue   []Progress
+	done    []string
+	cmp     map[string]Compare
+	cur     *chunk
+	nonce   string
+	seq     int
+	runs    map[string]*run
+	lastErr error
+}
+
+// New restores a Snapshotter from st, the snapshot part of the last
+// committed checkpoint (zero for a fresh start).
+func New(cfg Config, st State) (*Snapshotter, error) {
+	if cfg.ChunkSize <= 0 {
+		return nil, errors.New("snapshot: chunk size must be > 0")
+	}
+	if cfg.Compare == nil {
+		return nil, errors.New("snapshot: Compare is required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.ProgressEvery <= 0 {
+		cfg.ProgressEvery = 10 * time.Second
+	}
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("snapshot: mark nonce: %w", err)
+	}
+	s := &Snapshotter{
+		cfg:   cfg,
+		done:  append([]string(nil), st.Done...),
+		cmp:   map[string]Compare{},
+		nonce: hex.EncodeToString(b[:]),
+		runs:  map[string]*run{},
+	}
+	for _, p := range st.Queue {
+		if err := s.addCompare(p.Table); err != nil {
+			return nil, err
+		}
+		p.LastKey = append(Key(nil), p.LastKey...)
+		s.queue = append(s.queue, p)
+	}
+	return s, nil
+}
+
+func (s *Snapshotter) addCompare(table string) error {
+	if _, ok := s.cmp[table]; ok {
+		return nil
+	}
+	c, err := s.cfg.Compare(table)
+	if err != nil {
+		return fmt.Errorf("snapshot: table %s: %w", table, err)
+	}
+	s.cmp[table] = c
+	return nil
+}
+
+// Enqueue adds table to the end of the queue, from its first key, unless it
+// is already queued. A table listed as done is taken out of that list: this
+// is how a re-snapshot is requested.
+func (s *Snapshotter) Enqueue(table string) error {
+	for _, p := range s.queue {
+		if p.Table == table {
+			return nil
+		}
+	}
+	if err := s.addCompare(table); err != nil {
+		return err
+	}
+	for i, d := range s.done {
+		if d == table {
+			s.done = append(s.done[:i:i], s.done[i+1:]...)
+			break
+		}
+	}
+	s.queue = append(s.queue, Progress{Table: table})
+	return nil
+}
+
+// Forget drops table from the queue and the done list (it is no longer
+// captured). It must not be called for the table of the chunk in flight.
+func (s *Snapshotter) Forget(table string) {
+	for i, p := range s.queue {
+		if p.Table == table && (s.cur == nil || s.cur.table != table) {
+			s.queue = append(s.queue[:i:i], s.queue[i+1:]...)
+			break
+		}
+	}
+	for i, d := range s.done {
+		if d == table {
+			s.done = append(s.done[:i:i], s.done[i+1:]...)
+			break
+		}
+	}
+}
+
+// Known reports whether table is queued or done.
+func (s *Snapshotter) Known(table string) bool {
+	for _, p := range s.queue {
+		if p.Table == table {
+			return true
+		}
+	}
+	for _, d := range s.done {
+		if d == table {
+			return true
+		}
+	}
+	return false
+}
+
+// Active reports whether some table still has to be snapshotted.
+func (s *Snapshotter) Active() bool { return len(s.queue) > 0 }
+
+// InFlight reports whether a chunk was read and its high watermark has not
+// been seen yet.
+func (s *Snapshotter) InFlight() bool { return s.cur != nil }
+
+// InWindow reports whether the stream is between the low and high watermark
+// of the chunk in flight. The source must not send a checkpoint then.
+func (s *Snapshotter) InWindow() bool { return s.cur != nil && s.cur.open }
+
+// ReadNext reads the next chunk of the first queued table, between a low and
+// a high watermark, unless a chunk is already in flight or the queue is
+// empty. The rows are held until the high watermark comes back through
+// OnMark.
+func (s *Snapshotter) ReadNext(ctx context.Context, d Dialect) error {
+	if s.cur != nil || len(s.queue) == 0 {
+		return nil
+	}
+	p := s.queue[0]
+	r := s.runs[p.Table]
+	if r == nil {
+		est, err := d.Estimate(ctx, p.Table)
+		if err != nil {
+			return fmt.Errorf("snapshot: estimate %s: %w", p.Table, err)
+		}
+		r = &run{started: time.Now(), startRows: p.Rows, estimate: est, lastLog: time.Now()}
+		s.runs[p.Table] = r
+		if m := s.cfg.Metrics; m != nil {
+			m.SnapshotRowsEstimated.WithLabelValues(p.Table).Set(float64(est))
+		}
+		s.cfg.Log.Info("snapshot: reading table", "table", p.Table, "rows_done", p.Rows, "rows_estimated", est, "resumed", p.LastKey != nil)
+	}
+	s.seq++
+	id := s.cfg.MarkPrefix + "/" + s.nonce + "." + strconv.Itoa(s.seq)
+	if err := d.WriteMark(ctx, Mark{Kind: Low, ID: id}); err != nil {
+		return fmt.Errorf("snapshot: write low watermark: %w", err)
+	}
+	rows, err := d.ReadChunk(ctx, p.Table, p.LastKey, s.cfg.ChunkSize+1)
+	if err != nil {
+		return fmt.Errorf("snapshot: read chunk of %s: %w", p.Table, err)
+	}
+	c := &chunk{table: p.Table, id: id, from: p.LastKey, changed: map[string]struct{}{}}
+	if len(rows) > s.cfg.ChunkSize {
+		rows = rows[:s.cfg.ChunkSize]
+		c.hi = rows[len(rows)-1].Key
+	} else {
+		c.last = true
+	}
+	c.rows = rows
+	if err := d.WriteMark(ctx, Mark{Kind: High, ID: id}); err != nil {
+		return fmt.Errorf("snapshot: write high watermark: %w", err)
+	}
+	s.cur = c
+	return nil
+}
+
+// Abandon forgets the chunk in flight, for a source that starts over from
+// its last checkpoint.
+func (s *Snapshotter) Abandon() { s.cur = nil }
+
+// Admit decides whether a stream change of key in table is sent (true) or
+// dropped because a later chunk will read its effect (false). See the
+// package doc for the rules.
+func (s *Snapshotter) Admit(table string, key Key) bool {
+	if len(s.queue) == 0 {
+		return true
+	}
+	var p *Progress
+	for i := range s.queue {
+		if s.queue[i].Table == table {
+			p = &s.queue[i]
+			break
+		}
+	}
+	if p == nil {
+		return true
+	}
+	cmp := s.cmp[table]
+	if p.LastKey != nil && cmp(key, p.LastKey) <= 0 {
+		return true
+	}
+	if c := s.cur; c != nil && c.open && c.table == table && (c.hi == nil || cmp(key, c.hi) <= 0) {
+		c.changed[keyString(key)] = struct{}{}
+		return true
+	}
+	return false
+}
+
+// OnMark handles a watermark read back from the stream. When m is the high
+// watermark of the chunk in flight it returns closed=true and the chunk rows
+// to send (op=r, Source.Snapshot set), after which the source must send a
+// checkpoint carrying State(). Marks of other chunks are ignored.
+func (s *Snapshotter) OnMark(m Mark) (rows []*change.Event, closed bool) {
+	c := s.cur
+	if c == nil || m.ID != c.id {
+		return nil, false
+	}
+	if m.Kind == Low {
+		c.open = true
+		return nil, false
+	}
+	s.cur = nil
+	if !c.open {
+		// Cannot happen with an ordered stream; read the chunk again.
+		return nil, false
+	}
+	out := make([]*change.Event, 0, len(c.rows))
+	for _, r := range c.rows {
+		if _, ok := c.changed[keyString(r.Key)]; ok {
+			continue
+		}
+		r.Event.Source.Snapshot = change.SnapshotTrue
+		out = append(out, r.Event)
+	}
+	if c.last && len(out) > 0 {
+		out[len(out)-1].Source.Snapshot = change.SnapshotLast
+	}
+	p := &s.queue[0]
+	p.Rows += int64(len(c.rows))
+	p.Chunks++
+	if !c.last {
+		p.LastKey = c.hi
+	}
+	s.progress(p, c.last)
+	if c.last {
+		s.done = append(s.done, p.Table)
+		s.queue = append(s.queue[:0:0], s.queue[1:]...)
+		delete(s.runs, c.table)
+	}
+	return out, true
+}
+
+func (s *Snapshotter) progress(p *Progress, finished bool) {
+	r := s.runs[p.Table]
+	if r == nil {
+		return
+	}
+	now := time.Now()
+	el := now.Sub(r.started).Seconds()
+	rate := 0.0
+	if el > 0 {
+		rate = float64(p.Rows-r.startRows) / el
+	}
+	if m := s.cfg.Metrics; m != nil {
+		m.SnapshotRowsDone.WithLabelValues(p.Table).Set(float64(p.Rows))
+		m.SnapshotChunksDone.WithLabelValues(p.Table).Set(float64(p.Chunks))
+		m.SnapshotRowsPerSecond.WithLabelValues(p.Table).Set(rate)
+	}
+	if finished {
+		s.cfg.Log.Info("snapshot: table done", "table", p.Table, "rows", p.Rows, "chunks", p.Chunks,
+			"rows_per_sec", int64(rate), "elapsed", now.Sub(r.started).Round(time.Millisecond))
+		return
+	}
+	if now.Sub(r.lastLog) < s.cfg.ProgressEvery {
+		return
+	}
+	r.lastLog = now
+	eta := "unknown"
+	if rate > 0 && r.estimate > p.Rows {
+		eta = (time.Duration(float64(r.estimate-p.Rows)/rate) * time.Second).Round(time.Second).String()
+	}
+	s.cfg.Log.Info("snapshot: progress", "table", p.Table, "rows_done", p.Rows, "rows_estimated", r.estimate,
+		"rows_per_sec", int64(rate), "eta", eta)
+}
+
+// State returns a copy of the progress, for the next checkpoint.
+func (s *Snapshotter) State() State {
+	st := State{Done: append([]string(nil), s.done...)}
+	if len(s.queue) > 0 {
+		st.Queue = make([]Progress, len(s.queue))
+		copy(st.Queue, s.queue)
+	}
+	return st
+}
+
+// keyString turns a key into a map key without ambiguity.
+func keyString(k Key) string {
+	if len(k) == 1 {
+		return k[0]
+	}
+	var b strings.Builder
+	for _, v := range k {
+		b.WriteString(strconv.Itoa(len(v)))
+		b.WriteByte(':')
+		b.WriteString(v)
+	}
+	return b.String()
+}

@@ -30,6 +30,9 @@ const (
 	statusInterval = 10 * time.Second
 
 	defaultChunkSize = 10000
+
+	// ackPollInterval is the longest an ack waits before Run reports it.
+	ackPollInterval = 200 * time.Millisecond
 )
 
 // Source is a PostgreSQL logical replication source. Run and Ack follow the

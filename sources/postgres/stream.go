@@ -262,6 +262,10 @@ func (r *runner) loop(ctx context.Context) error {
 		if !r.nextHeartbeat.IsZero() && r.nextHeartbeat.Before(next) {
 			next = r.nextHeartbeat
 		}
+		// Wake up often enough to pass acks on promptly.
+		if ackPoll := now.Add(ackPollInterval); ackPoll.Before(next) {
+			next = ackPoll
+		}
 		recvCtx := dl.until(now, next)
 		msg, err := r.repl.ReceiveMessage(recvCtx)
 		if err != nil {

@@ -1,0 +1,232 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/config"
+	"github.com/cdcrelay/cdcrelay/internal/testenv"
+	"github.com/cdcrelay/cdcrelay/metrics"
+)
+
+const (
+	testDB   = "app"
+	testRole = "relay"
+	testPass = "relay-secret"
+)
+
+// pgEnv is a throwaway server with a database owned by a replication role,
+// the identity the relay connects as.
+type pgEnv struct {
+	pg    *testenv.Postgres
+	admin *pgx.Conn // superuser, in testDB
+}
+
+func startPG(t *testing.T, opts ...testenv.PGOption) *pgEnv {
+	t.Helper()
+	pg := testenv.StartPostgres(t, opts...)
+	pg.Exec(t, "postgres", "CREATE ROLE "+testRole+" LOGIN REPLICATION PASSWORD '"+testPass+"'")
+	pg.Exec(t, "postgres", "CREATE DATABASE "+testDB+" OWNER "+testRole)
+	pg.Exec(t, testDB, "ALTER SCHEMA public OWNER TO "+testRole)
+	return &pgEnv{pg: pg, admin: pg.Conn(t, testDB)}
+}
+
+// exec runs sql as the relay role's owner side (the superuser, then hands
+// ownership over when it creates tables via SET ROLE).
+func (e *pgEnv) exec(t *testing.T, sql string, args ...any) {
+	t.Helper()
+	e.pg.Exec(t, testDB, "SET ROLE "+testRole+"; "+sql, args...)
+}
+
+func (e *pgEnv) config(tables ...string) *config.Config {
+	cfg := &config.Config{ID: "t1"}
+	cfg.Source = config.Source{
+		Type:              "postgres",
+		DSN:               e.pg.DSN(testRole, testDB),
+		Password:          config.Secret(testPass),
+		Tables:            tables,
+		SnapshotChunkSize: 1000,
+		HeartbeatInterval: 0,
+	}
+	return cfg
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() || os.Getenv("CDCRELAY_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func newSource(t *testing.T, cfg *config.Config) *Source {
+	t.Helper()
+	s, err := New(cfg, testLogger(t), metrics.Discard())
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s
+}
+
+// relay stands in for the relay loop: it drains Run's channel, "commits"
+// at every checkpoint by keeping the events before it, and acks.
+type relaySim struct {
+	t      *testing.T
+	src    *Source
+	cancel context.CancelFunc
+	done   chan error
+
+	mu        sync.Mutex
+	pending   []*change.Event
+	committed []*change.Event
+	state     []byte
+	ckpts     int
+	lastLSN   uint64
+	noAck     bool
+	onCkpt    func(cp *change.Checkpoint)
+}
+
+func runSource(t *testing.T, s *Source, resume []byte) *relaySim {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &relaySim{t: t, src: s, cancel: cancel, done: make(chan error, 1), state: resume}
+	out := make(chan change.Message, 256)
+	go func() { r.done <- s.Run(ctx, resume, out) }()
+	go func() {
+		for {
+			select {
+			case m := <-out:
+				r.take(m)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+func (r *relaySim) take(m change.Message) {
+	r.mu.Lock()
+	if m.Event != nil {
+		r.pending = append(r.pending, m.Event)
+		r.mu.Unlock()
+		return
+	}
+	cp := m.Checkpoint
+	r.committed = append(r.committed, r.pending...)
+	r.pending = nil
+	r.state = cp.State
+	r.ckpts++
+	r.lastLSN = cp.LSN
+	noAck, hook := r.noAck, r.onCkpt
+	r.mu.Unlock()
+	if hook != nil {
+		hook(cp)
+	}
+	if !noAck {
+		r.src.Ack(cp)
+	}
+}
+
+// stop cancels Run and returns its result.
+func (r *relaySim) stop() error {
+	r.cancel()
+	select {
+	case err := <-r.done:
+		r.done <- err
+		return err
+	case <-time.After(30 * time.Second):
+		r.t.Errorf("Run did not return within 30s of cancel")
+		return errors.New("timeout")
+	}
+}
+
+func (r *relaySim) events() []*change.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*change.Event(nil), r.committed...)
+}
+
+func (r *relaySim) lastState() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state
+}
+
+// waitFor polls cond until it holds or d passes, failing the test then.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitEvents waits until at least n events are committed.
+func (r *relaySim) waitEvents(t *testing.T, n int, d time.Duration) []*change.Event {
+	t.Helper()
+	waitFor(t, d, "events", func() bool {
+		select {
+		case err := <-r.done:
+			r.done <- err
+			t.Fatalf("Run returned early: %v", err)
+		default:
+		}
+		return len(r.events()) >= n
+	})
+	return r.events()
+}
+
+func after(t *testing.T, ev *change.Event) map[string]any {
+	t.Helper()
+	return rowMap(t, ev.After)
+}
+
+func rowMap(t *testing.T, r *change.Row) map[string]any {
+	t.Helper()
+	if r == nil {
+		return nil
+	}
+	m := map[string]any{}
+	for i, n := range r.Names {
+		if r.Values[i] == nil {
+			continue
+		}
+		var v any
+		if err := json.Unmarshal(r.Values[i], &v); err != nil {
+			t.Fatalf("column %s: value %q is not JSON: %v", n, r.Values[i], err)
+		}
+		m[n] = v
+	}
+	return m
+}
+
+// slotConfirmed returns the slot's confirmed_flush_lsn.
+func (e *pgEnv) slotConfirmed(t *testing.T, slot string) uint64 {
+	t.Helper()
+	var s *string
+	if err := e.admin.QueryRow(context.Background(), "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name=$1", slot).Scan(&s); err != nil {
+		t.Fatalf("slot: %v", err)
+	}
+	if s == nil {
+		return 0
+	}
+	var hi, lo uint64
+	if _, err := fmtSscanf(*s, &hi, &lo); err != nil {
+		t.Fatal(err)
+	}
+	return hi<<32 | lo
+}

@@ -1,0 +1,201 @@
+package mysql
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/config"
+	"github.com/cdcrelay/cdcrelay/relay"
+)
+
+var _ relay.Source = (*Source)(nil)
+
+// Ack records the position committed in Kafka. MySQL keeps no replica
+// position on the server, so this only feeds the lag metric and logs; it
+// never blocks.
+func (s *Source) Ack(cp *change.Checkpoint) {
+	if cp == nil {
+		return
+	}
+	var st state
+	if json.Unmarshal(cp.State, &st) != nil {
+		return
+	}
+	s.mu.Lock()
+	s.acked = &st
+	s.mu.Unlock()
+}
+
+// Acked returns the label of the last acknowledged position, "" if none.
+func (s *Source) Acked() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.acked == nil {
+		return ""
+	}
+	return s.acked.label()
+}
+
+// watermarkDDL creates the watermark table. One row per (source, kind):
+// kind "mark" holds the last snapshot watermark, kind "snapshot" the last
+// on-demand snapshot request; seq changes on every write so that each write
+// is a row change in the binlog.
+func (s *Source) watermarkDDL() string {
+	return "CREATE TABLE IF NOT EXISTS " + quoteTable(s.db, WatermarkTable) + ` (
+  source_id VARCHAR(64) NOT NULL,
+  kind VARCHAR(16) NOT NULL,
+  value VARCHAR(1024) NOT NULL,
+  seq BIGINT UNSIGNED NOT NULL DEFAULT 0,
+  PRIMARY KEY (source_id, kind)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='cdcrelay snapshot watermarks and requests'`
+}
+
+// Setup creates the watermark table in the DSN's database when it is
+// missing. It is one CREATE TABLE IF NOT EXISTS statement, so it either
+// happens whole or not at all.
+func (s *Source) Setup(ctx context.Context) error {
+	c, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.release(c)
+	if _, err := c.Execute(s.watermarkDDL()); err != nil {
+		return fmt.Errorf("mysql: create %s.%s: %w (grant CREATE, INSERT, UPDATE on %s.* or create the table as shown in docs/mysql.md)",
+			s.db, WatermarkTable, err, s.db)
+	}
+	return nil
+}
+
+// RequestSnapshot asks the running relay to snapshot one table again, by
+// writing a request row into the watermark table; the relay reads it from
+// the binlog, in order with the changes around it, and queues the table.
+func (s *Source) RequestSnapshot(ctx context.Context, table string) error {
+	ref, err := config.ParseTable(table)
+	if err != nil {
+		return fmt.Errorf("mysql: snapshot table: %v", err)
+	}
+	if ref.Name == "*" || !s.captured(ref.Namespace, ref.Name) {
+		return fmt.Errorf("mysql: table %s is not captured (not in source.tables)", table)
+	}
+	c, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.release(c)
+	_, err = c.Execute("INSERT INTO " + quoteTable(s.db, WatermarkTable) +
+		" (source_id, kind, value, seq) VALUES (" + quoteString(s.cfg.ID) + ", 'snapshot', " +
+		quoteString(ref.Namespace+"."+ref.Name) + ", 1) ON DUPLICATE KEY UPDATE value = VALUES(value), seq = seq + 1")
+	if err != nil {
+		return fmt.Errorf("mysql: write the snapshot request: %w", err)
+	}
+	return nil
+}
+
+// Describe returns the schema of every captured table that exists now.
+func (s *Source) Describe(ctx context.Context) ([]change.TableSchema, error) {
+	c, err := s.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.release(c)
+	tables, err := s.listTables(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]change.TableSchema, 0, len(tables))
+	for _, t := range tables {
+		cols, key, err := tableColumns(c, t.db, t.name)
+		if err != nil {
+			return nil, err
+		}
+		ts := change.TableSchema{ID: change.TableID{Namespace: t.db, Name: t.name}}
+		for _, col := range cols {
+			ts.Columns = append(ts.Columns, change.ColumnSchema{
+				Name: col.name, SourceType: col.columnType, FlinkType: FlinkType(col.dataType, col.columnType), Nullable: col.nullable,
+			})
+		}
+		for _, k := range key {
+			ts.Key = append(ts.Key, cols[k].name)
+		}
+		out = append(out, ts)
+	}
+	return out, nil
+}
+
+// FlinkType returns the Flink SQL type that reads the JSON this source
+// writes for a column of the given information_schema DATA_TYPE and
+// COLUMN_TYPE (see docs/types-mysql.md).
+func FlinkType(dataType, columnType string) string {
+	unsigned := strings.Contains(columnType, "unsigned")
+	switch dataType {
+	case "tinyint":
+		if unsigned {
+			return "SMALLINT"
+		}
+		return "TINYINT"
+	case "smallint":
+		if unsigned {
+			return "INT"
+		}
+		return "SMALLINT"
+	case "mediumint":
+		return "INT"
+	case "int", "integer":
+		if unsigned {
+			return "BIGINT"
+		}
+		return "INT"
+	case "bigint":
+		if unsigned {
+			return "DECIMAL(20, 0)"
+		}
+		return "BIGINT"
+	case "decimal", "numeric":
+		p, sc := typeArgs(columnType, 10, 0)
+		if p > 38 {
+			return "STRING"
+		}
+		return fmt.Sprintf("DECIMAL(%d, %d)", p, sc)
+	case "float":
+		return "FLOAT"
+	case "double", "real":
+		return "DOUBLE"
+	case "bit":
+		if columnType == "bit(1)" {
+			return "BOOLEAN"
+		}
+		return "BYTES"
+	case "year":
+		return "INT"
+	case "date":
+		return "DATE"
+	case "datetime":
+		p, _ := typeArgs(columnType, 0, 0)
+		return fmt.Sprintf("TIMESTAMP(%d)", p)
+	case "timestamp":
+		p, _ := typeArgs(columnType, 0, 0)
+		return fmt.Sprintf("TIMESTAMP_LTZ(%d)", p)
+	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "json", "enum", "set", "time":
+		return "STRING"
+	}
+	return "BYTES"
+}
+
+// typeArgs reads "name(a,b)" from a COLUMN_TYPE.
+func typeArgs(ct string, defA, defB int) (int, int) {
+	i := strings.IndexByte(ct, '(')
+	j := strings.IndexByte(ct, ')')
+	if i < 0 || j < i {
+		return defA, defB
+	}
+	a, b := defA, defB
+	parts := strings.Split(ct[i+1:j], ",")
+	fmt.Sscan(strings.TrimSpace(parts[0]), &a)
+	if len(parts) > 1 {
+		fmt.Sscan(strings.TrimSpace(parts[1]), &b)
+	}
+	return a, b
+}

@@ -1,0 +1,568 @@
+package mysql
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+	"golang.org/x/text/encoding/charmap"
+
+	"github.com/cdcrelay/cdcrelay/change"
+)
+
+// encoder appends the JSON encoding of one non-NULL column value as decoded
+// by go-mysql (ParseTime off, UseDecimal off, TIMESTAMP in UTC). Encoders are
+// chosen once per table version from the TABLE_MAP metadata, so a row is
+// encoded with one type switch per value and no reflection.
+type encoder func(b []byte, v any) []byte
+
+// tableCodec turns the rows of one table version into change rows.
+type tableCodec struct {
+	id    change.TableID
+	names []string
+	enc   []encoder
+	// key holds the column indexes of the primary key in key order; for a
+	// keyless table, every column.
+	key      []int
+	keyNames []string
+	keyless  bool
+}
+
+const binaryCollation = 63
+
+// newTableCodec builds the codec for the table version described by tm.
+// keyless tells whether the table may lack a primary key.
+func newTableCodec(tm *replication.TableMapEvent, keyless bool) (*tableCodec, error) {
+	id := change.TableID{Namespace: string(tm.Schema), Name: string(tm.Table)}
+	n := int(tm.ColumnCount)
+	names := tm.ColumnNameString()
+	if len(names) != n {
+		return nil, fmt.Errorf("mysql: TABLE_MAP of %s carries no column names; set binlog_row_metadata=FULL on the server", id)
+	}
+	c := &tableCodec{id: id, names: names, enc: make([]encoder, n)}
+	unsigned := tm.UnsignedMap()
+	collations := tm.CollationMap()
+	enums := tm.EnumStrValueMap()
+	sets := tm.SetStrValueMap()
+	for i := 0; i < n; i++ {
+		e, err := columnEncoder(tm.ColumnType[i], tm.ColumnMeta[i], unsigned[i], collations[i], enums[i], sets[i])
+		if err != nil {
+			return nil, fmt.Errorf("mysql: %s column %q: %v", id, names[i], err)
+		}
+		c.enc[i] = e
+	}
+	for _, k := range tm.PrimaryKey {
+		if int(k) >= n {
+			return nil, fmt.Errorf("mysql: TABLE_MAP of %s names primary-key column %d of %d", id, k, n)
+		}
+		c.key = append(c.key, int(k))
+	}
+	if len(c.key) == 0 {
+		if !keyless {
+			return nil, fmt.Errorf("mysql: %s has no primary key; add one or list the table in source.keyless", id)
+		}
+		c.keyless = true
+		for i := 0; i < n; i++ {
+			c.key = append(c.key, i)
+		}
+	}
+	c.keyNames = make([]string, len(c.key))
+	for i, k := range c.key {
+		c.keyNames[i] = names[k]
+	}
+	return c, nil
+}
+
+// row encodes one row image. skipped lists columns absent from the image
+// (only with binlog_row_image other than FULL); they are left out.
+func (c *tableCodec) row(vals []any, skipped []int) (r *change.Row, err error) {
+	if len(vals) != len(c.enc) {
+		return nil, fmt.Errorf("mysql: %s row has %d values for %d columns", c.id, len(vals), len(c.enc))
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			r, err = nil, fmt.Errorf("mysql: %s: undecodable row value: %v", c.id, p)
+		}
+	}()
+	values := make([][]byte, len(vals))
+	buf := make([]byte, 0, 16*len(vals))
+	for i, v := range vals {
+		start := len(buf)
+		if v == nil {
+			buf = append(buf, "null"...)
+		} else {
+			buf = c.enc[i](buf, v)
+		}
+		values[i] = buf[start:len(buf):len(buf)]
+	}
+	for _, i := range skipped {
+		if i >= 0 && i < len(values) {
+			values[i] = nil
+		}
+	}
+	return &change.Row{Names: c.names, Values: values}, nil
+}
+
+// keyOf returns the canonical key of a row encoded by row.
+func (c *tableCodec) keyOf(r *change.Row) []byte {
+	vals := make([][]byte, len(c.key))
+	for i, k := range c.key {
+		vals[i] = r.Values[k]
+	}
+	return change.EncodeKey(c.keyNames, vals)
+}
+
+// realType resolves the type byte and metadata of a STRING column, which
+// the binlog also uses for ENUM and SET.
+func realType(tp byte, meta uint16) byte {
+	if tp == gomysql.MYSQL_TYPE_STRING && meta >= 256 {
+		b0 := byte(meta >> 8)
+		if b0 == gomysql.MYSQL_TYPE_ENUM || b0 == gomysql.MYSQL_TYPE_SET {
+			return b0
+		}
+	}
+	return tp
+}
+
+func columnEncoder(tp byte, meta uint16, unsigned bool, collation uint64, enumVals, setVals []string) (encoder, error) {
+	switch realType(tp, meta) {
+	case gomysql.MYSQL_TYPE_INT24:
+		if unsigned {
+			return encUnsigned24, nil
+		}
+		return encSigned, nil
+	case gomysql.MYSQL_TYPE_TINY, gomysql.MYSQL_TYPE_SHORT,
+		gomysql.MYSQL_TYPE_LONG, gomysql.MYSQL_TYPE_LONGLONG:
+		if unsigned {
+			return encUnsigned, nil
+		}
+		return encSigned, nil
+	case gomysql.MYSQL_TYPE_YEAR:
+		return encSigned, nil
+	case gomysql.MYSQL_TYPE_NEWDECIMAL:
+		return encDecimal, nil
+	case gomysql.MYSQL_TYPE_FLOAT, gomysql.MYSQL_TYPE_DOUBLE:
+		return encFloat, nil
+	case gomysql.MYSQL_TYPE_BIT:
+		nbits := int(meta>>8)*8 + int(meta&0xFF)
+		if nbits == 1 {
+			return encBool, nil
+		}
+		return bitEncoder((nbits + 7) / 8), nil
+	case gomysql.MYSQL_TYPE_DATE, gomysql.MYSQL_TYPE_NEWDATE:
+		return encDate, nil
+	case gomysql.MYSQL_TYPE_DATETIME, gomysql.MYSQL_TYPE_DATETIME2:
+		return encDatetime, nil
+	case gomysql.MYSQL_TYPE_TIMESTAMP, gomysql.MYSQL_TYPE_TIMESTAMP2:
+		return encTimestamp, nil
+	case gomysql.MYSQL_TYPE_TIME:
+		return encText, nil
+	case gomysql.MYSQL_TYPE_TIME2:
+		return timeEncoder(int(meta)), nil
+	case gomysql.MYSQL_TYPE_ENUM:
+		return enumEncoder(enumVals), nil
+	case gomysql.MYSQL_TYPE_SET:
+		return setEncoder(setVals), nil
+	case gomysql.MYSQL_TYPE_JSON:
+		return encJSONText, nil
+	case gomysql.MYSQL_TYPE_STRING, gomysql.MYSQL_TYPE_VARCHAR, gomysql.MYSQL_TYPE_VAR_STRING,
+		gomysql.MYSQL_TYPE_BLOB, gomysql.MYSQL_TYPE_TINY_BLOB, gomysql.MYSQL_TYPE_MEDIUM_BLOB,
+		gomysql.MYSQL_TYPE_LONG_BLOB:
+		switch {
+		case collation == binaryCollation:
+			return encBytes, nil
+		case isLatin1(collation):
+			return encLatin1, nil
+		}
+		return encText, nil
+	case gomysql.MYSQL_TYPE_GEOMETRY, gomysql.MYSQL_TYPE_VECTOR:
+		return encBytes, nil
+	}
+	return nil, fmt.Errorf("binlog column type %d is not supported", tp)
+}
+
+func encSigned(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case int8:
+		return strconv.AppendInt(b, int64(x), 10)
+	case int16:
+		return strconv.AppendInt(b, int64(x), 10)
+	case int32:
+		return strconv.AppendInt(b, int64(x), 10)
+	case int64:
+		return strconv.AppendInt(b, x, 10)
+	case int:
+		return strconv.AppendInt(b, int64(x), 10)
+	}
+	return badValue(b, v)
+}
+
+// encUnsigned reinterprets go-mysql's signed decoding of an unsigned column.
+func encUnsigned(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case int8:
+		return strconv.AppendUint(b, uint64(uint8(x)), 10)
+	case int16:
+		return strconv.AppendUint(b, uint64(uint16(x)), 10)
+	case int32:
+		return strconv.AppendUint(b, uint64(uint32(x)), 10)
+	case int64:
+		return strconv.AppendUint(b, uint64(x), 10)
+	}
+	return badValue(b, v)
+}
+
+// encUnsigned24 handles MEDIUMINT UNSIGNED, which go-mysql decodes
+// sign-extended from 24 bits.
+func encUnsigned24(b []byte, v any) []byte {
+	if x, ok := v.(int32); ok {
+		return strconv.AppendUint(b, uint64(uint32(x)&0xFFFFFF), 10)
+	}
+	return badValue(b, v)
+}
+
+func encDecimal(b []byte, v any) []byte {
+	s, ok := v.(string)
+	if !ok || !isDecimal(s) {
+		return badValue(b, v)
+	}
+	return append(b, s...)
+}
+
+// isDecimal checks the shape -?digits(.digits)? so that the value can go
+// into the JSON as a bare number.
+func isDecimal(s string) bool {
+	if strings.HasPrefix(s, "-") {
+		s = s[1:]
+	}
+	digits, dot := 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && !dot && digits > 0:
+			dot = true
+			digits = 0
+		default:
+			return false
+		}
+	}
+	return digits > 0
+}
+
+func encFloat(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case float32:
+		return appendFloat(b, float64(x), 32)
+	case float64:
+		return appendFloat(b, x, 64)
+	}
+	return badValue(b, v)
+}
+
+func appendFloat(b []byte, f float64, bits int) []byte {
+	if f != f || f > 1.7976931348623157e308 || f < -1.7976931348623157e308 {
+		return append(b, "null"...) // NaN and infinities have no JSON form
+	}
+	return strconv.AppendFloat(b, f, 'g', -1, bits)
+}
+
+func encBool(b []byte, v any) []byte {
+	if x, ok := v.(int64); ok {
+		return strconv.AppendBool(b, x != 0)
+	}
+	return badValue(b, v)
+}
+
+func bitEncoder(n int) encoder {
+	return func(b []byte, v any) []byte {
+		x, ok := v.(int64)
+		if !ok {
+			return badValue(b, v)
+		}
+		var raw [8]byte
+		for i := 0; i < n; i++ {
+			raw[i] = byte(uint64(x) >> (8 * (n - 1 - i)))
+		}
+		b = append(b, '"')
+		b = base64.StdEncoding.AppendEncode(b, raw[:n])
+		return append(b, '"')
+	}
+}
+
+// encDate writes YYYY-MM-DD; a zero or partly zero date ('0000-00-00',
+// '2024-00-10'), which no Flink type can hold, becomes null.
+func encDate(b []byte, v any) []byte {
+	s, ok := v.(string)
+	if !ok {
+		return badValue(b, v)
+	}
+	if zeroDate(s) {
+		return append(b, "null"...)
+	}
+	return change.AppendString(b, s)
+}
+
+func zeroDate(s string) bool {
+	return len(s) < 10 || s[:4] == "0000" || s[5:7] == "00" || s[8:10] == "00"
+}
+
+func encDatetime(b []byte, v any) []byte {
+	s, ok := v.(string)
+	if !ok {
+		return badValue(b, v)
+	}
+	if zeroDate(s) {
+		return append(b, "null"...)
+	}
+	return change.AppendString(b, s)
+}
+
+// encTimestamp writes the UTC instant with a Z suffix, the SQL form of
+// Flink's TIMESTAMP_LTZ.
+func encTimestamp(b []byte, v any) []byte {
+	s, ok := v.(string)
+	if !ok {
+		return badValue(b, v)
+	}
+	if zeroDate(s) {
+		return append(b, "null"...)
+	}
+	b = change.AppendString(b, s)
+	b[len(b)-1] = 'Z'
+	return append(b, '"')
+}
+
+// timeEncoder writes a TIME value with all its fractional digits, as a
+// SELECT shows it (go-mysql leaves them out when they are all zero).
+func timeEncoder(dec int) encoder {
+	return func(b []byte, v any) []byte {
+		s, ok := v.(string)
+		if !ok {
+			return badValue(b, v)
+		}
+		if dec > 0 && dec <= 6 && !strings.Contains(s, ".") {
+			s += ".000000"[:dec+1]
+		}
+		return change.AppendString(b, s)
+	}
+}
+
+func encText(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case string:
+		return change.AppendString(b, x)
+	case []byte:
+		return change.AppendString(b, string(x))
+	}
+	return badValue(b, v)
+}
+
+// encJSONText writes a MySQL JSON document as its text, in a JSON string.
+// An empty document (written by INSERT IGNORE of NULL) is the JSON null.
+func encJSONText(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case string:
+		return change.AppendString(b, x)
+	case []byte:
+		if len(x) == 0 {
+			return change.AppendString(b, "null")
+		}
+		return change.AppendString(b, string(x))
+	}
+	return badValue(b, v)
+}
+
+func encBytes(b []byte, v any) []byte {
+	var raw []byte
+	switch x := v.(type) {
+	case []byte:
+		raw = x
+	case string:
+		raw = []byte(x)
+	default:
+		return badValue(b, v)
+	}
+	b = append(b, '"')
+	b = base64.StdEncoding.AppendEncode(b, raw)
+	return append(b, '"')
+}
+
+var latin1 = charmap.Windows1252.NewDecoder()
+
+// MySQL's latin1 is Windows-1252.
+func isLatin1(collation uint64) bool {
+	switch collation {
+	case 5, 8, 15, 31, 47, 48, 49, 94:
+		return true
+	}
+	return false
+}
+
+func encLatin1(b []byte, v any) []byte {
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = x
+	case []byte:
+		s = string(x)
+	default:
+		return badValue(b, v)
+	}
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if !ascii {
+		if u, err := latin1.String(s); err == nil {
+			s = u
+		}
+	}
+	return change.AppendString(b, s)
+}
+
+func enumEncoder(names []string) encoder {
+	return func(b []byte, v any) []byte {
+		x, ok := v.(int64)
+		if !ok {
+			return badValue(b, v)
+		}
+		// 0 is MySQL's "invalid value" index and stands for ''.
+		if x < 1 || int(x) > len(names) {
+			return append(b, `""`...)
+		}
+		return change.AppendString(b, names[x-1])
+	}
+}
+
+func setEncoder(names []string) encoder {
+	return func(b []byte, v any) []byte {
+		x, ok := v.(int64)
+		if !ok {
+			return badValue(b, v)
+		}
+		b = append(b, '"')
+		first := true
+		for i := 0; i < len(names) && i < 64; i++ {
+			if uint64(x)&(1<<uint(i)) == 0 {
+				continue
+			}
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			q := change.AppendString(nil, names[i])
+			b = append(b, q[1:len(q)-1]...)
+		}
+		return append(b, '"')
+	}
+}
+
+// badValue is reached only if go-mysql decodes a column into a Go type its
+// binlog type never produces; it panics, and row turns that into an error.
+func badValue(_ []byte, v any) []byte {
+	panic(fmt.Sprintf("unexpected decoded value %T", v))
+}
+
+// textEncoderFor returns the encoder of a column read with a SELECT (text
+// protocol, session time zone UTC, connection charset utf8mb4). It writes
+// the same JSON as the binlog encoder of the same column.
+func textEncoderFor(dataType, columnType, charset string) textEncoder {
+	switch dataType {
+	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year":
+		return txtInt
+	case "decimal", "numeric":
+		return txtDecimal
+	case "float":
+		return txtFloat32
+	case "double", "real":
+		return txtFloat64
+	case "bit":
+		if columnType == "bit(1)" {
+			return txtBool
+		}
+		return txtBytes
+	case "date", "datetime":
+		return txtDate
+	case "timestamp":
+		return txtTimestamp
+	case "time", "enum", "set", "json":
+		return txtString
+	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext":
+		if charset == "binary" {
+			return txtBytes
+		}
+		return txtString
+	}
+	return txtBytes // binary, varbinary, blobs, geometry
+}
+
+func txtInt(b []byte, fv *gomysql.FieldValue) []byte {
+	switch fv.Type {
+	case gomysql.FieldValueTypeSigned:
+		return strconv.AppendInt(b, fv.AsInt64(), 10)
+	case gomysql.FieldValueTypeUnsigned:
+		return strconv.AppendUint(b, fv.AsUint64(), 10)
+	}
+	return txtDecimal(b, fv)
+}
+
+func txtDecimal(b []byte, fv *gomysql.FieldValue) []byte {
+	s := string(fv.AsString())
+	if !isDecimal(s) {
+		return change.AppendString(b, s)
+	}
+	return append(b, s...)
+}
+
+func txtFloat32(b []byte, fv *gomysql.FieldValue) []byte {
+	if fv.Type == gomysql.FieldValueTypeFloat {
+		return appendFloat(b, float64(float32(fv.AsFloat64())), 32)
+	}
+	f, err := strconv.ParseFloat(string(fv.AsString()), 32)
+	if err != nil {
+		return append(b, "null"...)
+	}
+	return appendFloat(b, f, 32)
+}
+
+func txtFloat64(b []byte, fv *gomysql.FieldValue) []byte {
+	if fv.Type == gomysql.FieldValueTypeFloat {
+		return appendFloat(b, fv.AsFloat64(), 64)
+	}
+	f, err := strconv.ParseFloat(string(fv.AsString()), 64)
+	if err != nil {
+		return append(b, "null"...)
+	}
+	return appendFloat(b, f, 64)
+}
+
+func txtBool(b []byte, fv *gomysql.FieldValue) []byte {
+	raw := fv.AsString()
+	return strconv.AppendBool(b, len(raw) > 0 && raw[len(raw)-1] != 0)
+}
+
+func txtBytes(b []byte, fv *gomysql.FieldValue) []byte {
+	b = append(b, '"')
+	b = base64.StdEncoding.AppendEncode(b, fv.AsString())
+	return append(b, '"')
+}
+
+func txtDate(b []byte, fv *gomysql.FieldValue) []byte {
+	return encDate(b, string(fv.AsString()))
+}
+
+func txtTimestamp(b []byte, fv *gomysql.FieldValue) []byte {
+	return encTimestamp(b, string(fv.AsString()))
+}
+
+func txtString(b []byte, fv *gomysql.FieldValue) []byte {
+	return change.AppendString(b, string(fv.AsString()))
+}

@@ -1,0 +1,250 @@
+package mysql
+
+import (
+	"context"
+	"strings"
+	"unicode"
+
+)
+
+// ddl handles a statement logged as text. Row events already carry the
+// column names of their own table version, so a schema change needs no
+// bookkeeping; what changes is which tables are captured and snapshotted:
+//
+//   - ALTER TABLE (columns, keys): logged; later events carry the new shape.
+//   - RENAME TABLE / ALTER TABLE ... RENAME: events follow the new name. A
+//     table renamed out of the include list stops being captured; one
+//     renamed into it is queued for a snapshot, so its new topic gets the
+//     rows it brings.
+//   - TRUNCATE: logged as a warning; no events (Debezium's op "t" is not
+//     read by Flink), so consumers keep the rows until they are deleted.
+//   - DROP TABLE: logged; the table leaves the snapshot queue.
+func (r *reader) ddl(ctx context.Context, defaultDB, q string) error {
+	toks := sqlTokens(q, 16)
+	if len(toks) == 0 {
+		return nil
+	}
+	kw := func(i int) string {
+		if i < len(toks) {
+			return strings.ToUpper(toks[i])
+		}
+		return ""
+	}
+	log := r.s.log
+	switch kw(0) {
+	case "TRUNCATE":
+		i := 1
+		if kw(1) == "TABLE" {
+			i = 2
+		}
+		db, t, _ := tableName(toks, i, defaultDB)
+		if r.s.captured(db, t) {
+			log.Warn("mysql: TRUNCATE of a captured table; no events are sent for the removed rows", "table", db+"."+t)
+		}
+	case "DROP":
+		if kw(1) != "TABLE" && !(kw(1) == "TEMPORARY" && kw(2) == "TABLE") {
+			return nil
+		}
+		i := 2
+		if kw(1) == "TEMPORARY" {
+			return nil
+		}
+		if kw(i) == "IF" && kw(i+1) == "EXISTS" {
+			i += 2
+		}
+		for i < len(toks) {
+			db, t, n := tableName(toks, i, defaultDB)
+			if n == 0 {
+				break
+			}
+			i += n
+			if r.s.captured(db, t) {
+				log.Warn("mysql: captured table dropped; it is no longer captured", "table", db+"."+t)
+				r.forget(db + "." + t)
+			}
+			if i < len(toks) && toks[i] == "," {
+				i++
+				continue
+			}
+			break
+		}
+	case "RENAME":
+		if kw(1) != "TABLE" {
+			return nil
+		}
+		i := 2
+		for i < len(toks) {
+			db1, t1, n := tableName(toks, i, defaultDB)
+			if n == 0 || !strings.EqualFold(kwAt(toks, i+n), "TO") {
+				break
+			}
+			i += n + 1
+			db2, t2, m := tableName(toks, i, defaultDB)
+			if m == 0 {
+				break
+			}
+			i += m
+			if err := r.renamed(ctx, db1, t1, db2, t2); err != nil {
+				return err
+			}
+			if i < len(toks) && toks[i] == "," {
+				i++
+				continue
+			}
+			break
+		}
+	case "ALTER":
+		i := 1
+		for kw(i) == "ONLINE" || kw(i) == "IGNORE" {
+			i++
+		}
+		if kw(i) != "TABLE" {
+			return nil
+		}
+		db, t, n := tableName(toks, i+1, defaultDB)
+		if n == 0 {
+			return nil
+		}
+		j := i + 1 + n
+		if kw(j) == "RENAME" && kw(j+1) != "COLUMN" && kw(j+1) != "INDEX" && kw(j+1) != "KEY" {
+			k := j + 1
+			if kw(k) == "TO" || kw(k) == "AS" {
+				k++
+			}
+			if db2, t2, m := tableName(toks, k, db); m > 0 {
+				return r.renamed(ctx, db, t, db2, t2)
+			}
+		}
+		if r.s.captured(db, t) {
+			log.Info("mysql: schema change on a captured table; later events carry the new columns", "table", db+"."+t, "statement", truncate(q, 200))
+		}
+	}
+	return nil
+}
+
+func kwAt(toks []string, i int) string {
+	if i < len(toks) {
+		return toks[i]
+	}
+	return ""
+}
+
+func (r *reader) renamed(ctx context.Context, db1, t1, db2, t2 string) error {
+	was, is := r.s.captured(db1, t1), r.s.captured(db2, t2)
+	from, to := db1+"."+t1, db2+"."+t2
+	if was {
+		r.forget(from)
+	}
+	switch {
+	case was && !is:
+		r.s.log.Warn("mysql: captured table renamed out of the include list; it is no longer captured", "from", from, "to", to)
+	case is:
+		r.s.log.Info("mysql: table renamed into the include list; queueing a snapshot of it", "from", from, "to", to)
+		return r.enqueue(to)
+	}
+	return nil
+}
+
+// forget takes a table out of the snapshot queue, unless a chunk of it is
+// in flight (its reads then find no rows and the table finishes).
+func (r *reader) forget(table string) {
+	if r.snap != nil {
+		r.snap.Forget(table)
+	}
+}
+
+// tableName reads [db.]name at toks[i:], returning how many tokens it took.
+func tableName(toks []string, i int, defaultDB string) (db, name string, n int) {
+	if i >= len(toks) || !isIdent(toks[i]) {
+		return "", "", 0
+	}
+	a := unquoteIdent(toks[i])
+	if i+2 < len(toks) && toks[i+1] == "." && isIdent(toks[i+2]) {
+		return a, unquoteIdent(toks[i+2]), 3
+	}
+	return defaultDB, a, 1
+}
+
+func isIdent(t string) bool {
+	if t == "" {
+		return false
+	}
+	if t[0] == '`' {
+		return true
+	}
+	r := rune(t[0])
+	return unicode.IsLetter(r) || r == '_' || unicode.IsDigit(r) || r >= 0x80
+}
+
+func unquoteIdent(t string) string {
+	if len(t) >= 2 && t[0] == '`' && t[len(t)-1] == '`' {
+		return strings.ReplaceAll(t[1:len(t)-1], "``", "`")
+	}
+	return t
+}
+
+// sqlTokens splits the first max tokens of a statement: words, `quoted`
+// identifiers and single punctuation characters; comments and string
+// literals are skipped.
+func sqlTokens(q string, max int) []string {
+	var toks []string
+	for i := 0; i < len(q) && len(toks) < max; {
+		c := q[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			i++
+		case c == '#' || (c == '-' && strings.HasPrefix(q[i:], "-- ")):
+			for i < len(q) && q[i] != '\n' {
+				i++
+			}
+		case strings.HasPrefix(q[i:], "/*"):
+			end := strings.Index(q[i+2:], "*/")
+			if end < 0 {
+				return toks
+			}
+			i += end + 4
+		case c == '`':
+			j := i + 1
+			for j < len(q) {
+				if q[j] == '`' {
+					if j+1 < len(q) && q[j+1] == '`' {
+						j += 2
+						continue
+					}
+					break
+				}
+				j++
+			}
+			toks = append(toks, q[i:min(j+1, len(q))])
+			i = j + 1
+		case c == '\'' || c == '"':
+			j := i + 1
+			for j < len(q) && q[j] != c {
+				if q[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			i = j + 1
+		case c == '_' || c == '$' || c >= 0x80 || unicode.IsLetter(rune(c)) || unicode.IsDigit(rune(c)):
+			j := i
+			for j < len(q) && (q[j] == '_' || q[j] == '$' || q[j] >= 0x80 || unicode.IsLetter(rune(q[j])) || unicode.IsDigit(rune(q[j]))) {
+				j++
+			}
+			toks = append(toks, q[i:j])
+			i = j
+		default:
+			toks = append(toks, q[i:i+1])
+			i++
+		}
+	}
+	return toks
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+

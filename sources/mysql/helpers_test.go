@@ -1,0 +1,210 @@
+package mysql
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/config"
+	"github.com/cdcrelay/cdcrelay/internal/testenv"
+	"github.com/cdcrelay/cdcrelay/metrics"
+	"github.com/cdcrelay/cdcrelay/relay"
+)
+
+const testPassword = "cdc-secret"
+
+// startMaria starts a server with database shop and a user cdc holding
+// exactly the grants that docs/mysql.md lists.
+func startMaria(t *testing.T, opts ...testenv.MariaOption) *testenv.MariaDB {
+	t.Helper()
+	m := testenv.StartMariaDB(t, opts...)
+	m.Exec(t, "CREATE DATABASE shop")
+	m.Exec(t, "CREATE USER 'cdc'@'%' IDENTIFIED BY '"+testPassword+"'")
+	m.Exec(t, "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'cdc'@'%'")
+	m.Exec(t, "GRANT SELECT, INSERT, UPDATE, CREATE ON shop.* TO 'cdc'@'%'")
+	return m
+}
+
+func testConfig(m *testenv.MariaDB, tables ...string) *config.Config {
+	if len(tables) == 0 {
+		tables = []string{"shop.*"}
+	}
+	cfg := &config.Config{ID: "t1", Source: config.Source{
+		Type: "mysql", DSN: m.DSN("cdc", "shop"), Password: testPassword,
+		Tables: tables, SnapshotChunkSize: 1000,
+	}, Kafka: config.Kafka{Brokers: []string{"127.0.0.1:9"}}}
+	cfg.SetDefaults()
+	return cfg
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("MYSQL_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func newSource(t *testing.T, cfg *config.Config) (*Source, *metrics.Metrics) {
+	t.Helper()
+	m := metrics.New(prometheus.NewRegistry())
+	s, err := New(cfg, testLogger(t), m)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, m
+}
+
+// sink plays the relay: it commits the events before each checkpoint (in
+// memory), acks the checkpoint, and keeps the last committed state. Events
+// after the last checkpoint of a run are dropped when the run ends, as an
+// aborted Kafka transaction would drop them.
+type sink struct {
+	mu        sync.Mutex
+	committed []*change.Event
+	state     []byte
+	cps       int
+}
+
+func (k *sink) snapshot() ([]*change.Event, []byte) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]*change.Event(nil), k.committed...), k.state
+}
+
+// running is one call of Source.Run.
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+	err    error
+}
+
+// start runs src from the sink's committed state.
+func (k *sink) start(t *testing.T, src *Source) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan change.Message, 16)
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	_, resume := k.snapshot()
+	go func() {
+		err := src.Run(ctx, resume, out)
+		close(out)
+		r.done <- err
+	}()
+	go func() {
+		var pending []*change.Event
+		for m := range out {
+			if m.Event != nil {
+				pending = append(pending, m.Event)
+				continue
+			}
+			k.mu.Lock()
+			k.committed = append(k.committed, pending...)
+			k.state = m.Checkpoint.State
+			k.cps++
+			k.mu.Unlock()
+			pending = nil
+			src.Ack(m.Checkpoint)
+		}
+	}()
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+// stop cancels the run and returns its error.
+func (r *running) stop() error {
+	r.cancel()
+	if r.done != nil {
+		r.err = <-r.done
+		r.done = nil
+	}
+	return r.err
+}
+
+// wait returns Run's error once it ends by itself.
+func (r *running) wait(t *testing.T, d time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		r.done = nil
+		r.err = err
+		return err
+	case <-time.After(d):
+		t.Fatalf("Run did not end within %v", d)
+		return nil
+	}
+}
+
+// waitFor polls the committed events until cond holds.
+func (k *sink) waitFor(t *testing.T, d time.Duration, what string, cond func([]*change.Event) bool) []*change.Event {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		evs, _ := k.snapshot()
+		if cond(evs) {
+			return evs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s; have %d events", d, what, len(evs))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func countOps(evs []*change.Event, table string, op change.Op) int {
+	n := 0
+	for _, e := range evs {
+		if e.Table.Name == table && e.Op == op {
+			n++
+		}
+	}
+	return n
+}
+
+func isFatal(err error) bool {
+	var f *relay.FatalError
+	return errors.As(err, &f)
+}
+
+// applyEvents folds events into the final state per key: key -> after row
+// as a JSON object of its columns.
+func applyEvents(evs []*change.Event, table string) map[string]string {
+	st := map[string]string{}
+	for _, e := range evs {
+		if e.Table.Name != table {
+			continue
+		}
+		if e.Op == change.OpDelete {
+			delete(st, string(e.Key))
+			continue
+		}
+		st[string(e.Key)] = rowJSON(e.After)
+	}
+	return st
+}
+
+func rowJSON(r *change.Row) string {
+	if r == nil {
+		return "null"
+	}
+	b := []byte{'{'}
+	for i, n := range r.Names {
+		if r.Values[i] == nil {
+			continue
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = change.AppendString(b, n)
+		b = append(b, ':')
+		b = append(b, r.Values[i]...)
+	}
+	return string(append(b, '}'))
+}

@@ -1,0 +1,158 @@
+package mysql
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// ResyncHint ends every error about a position that cannot be resumed.
+const ResyncHint = "re-sync with: cdcrelay offsets --config <file> --yes reset, and restart (takes a new snapshot)"
+
+// ErrPositionLost is wrapped by every error that says the stored position
+// cannot be resumed on this server.
+var ErrPositionLost = errors.New("stored position cannot be resumed")
+
+func lost(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format+"; "+ResyncHint, append([]any{ErrPositionLost}, args...)...)
+}
+
+// verifyResume checks that the server still holds every transaction after
+// st: the same server, binlogs not purged past it, history not reset.
+func verifyResume(c *client.Conn, si *serverInfo, st *state) error {
+	if st.Flavor != si.flavor {
+		return lost("mysql: the stored position is from a %s server, this is %s", st.Flavor, si.version)
+	}
+	if si.flavor == flavorMariaDB {
+		if st.ServerID != si.serverID || st.DomainID != si.domainID {
+			return lost("mysql: server identity changed: stored server_id %d, gtid_domain_id %d; the server has %d, %d",
+				st.ServerID, st.DomainID, si.serverID, si.domainID)
+		}
+	} else if st.ServerUUID != "" && st.ServerUUID != si.serverUUID {
+		return lost("mysql: server identity changed: stored server_uuid %s, the server has %s", st.ServerUUID, si.serverUUID)
+	}
+	logs, err := binaryLogs(c)
+	if err != nil {
+		return err
+	}
+	if len(logs) == 0 {
+		return lost("mysql: the server lists no binary logs")
+	}
+	if st.GTID == "" {
+		return verifyFilePos(logs, st)
+	}
+	if si.flavor == flavorMariaDB {
+		return verifyMariaGTID(c, logs, si, st)
+	}
+	return verifyMySQLGTID(c, si, st)
+}
+
+func verifyFilePos(logs []binlogFile, st *state) error {
+	for _, l := range logs {
+		if l.name == st.File {
+			if uint64(st.Pos) > l.size {
+				return lost("mysql: stored position %s:%d is beyond the end of that binlog (%d bytes)", st.File, st.Pos, l.size)
+			}
+			return nil
+		}
+	}
+	return lost("mysql: binlog %s holding the stored position %s:%d is gone from the server (oldest binlog: %s)",
+		st.File, st.File, st.Pos, logs[0].name)
+}
+
+var gtidListRE = regexp.MustCompile(`\d+-\d+-\d+`)
+
+// verifyMariaGTID compares the stored position with the Gtid_list at the
+// head of the oldest binlog (what was purged) and with @@gtid_binlog_pos
+// (what exists).
+func verifyMariaGTID(c *client.Conn, logs []binlogFile, si *serverInfo, st *state) error {
+	stored, err := parseMariaPos(st.GTID)
+	if err != nil {
+		return fmt.Errorf("mysql: stored GTID position %q: %v", st.GTID, err)
+	}
+	rows, err := queryRows(c, "SHOW BINLOG EVENTS IN "+quoteString(logs[0].name)+" LIMIT 4")
+	if err != nil {
+		return fmt.Errorf("mysql: read the head of binlog %s: %w", logs[0].name, err)
+	}
+	for _, r := range rows {
+		if len(r) < 6 || r[2] != "Gtid_list" {
+			continue
+		}
+		for _, g := range gtidListRE.FindAllString(r[5], -1) {
+			p, _ := gomysql.ParseMariadbGTID(g)
+			if got, ok := stored[p.DomainID]; !ok || got.SequenceNumber < p.SequenceNumber {
+				return lost("mysql: binlogs purged past the stored position %s: the oldest binlog %s starts after %s",
+					st.GTID, logs[0].name, g)
+			}
+		}
+	}
+	current, err := parseMariaPos(si.gtidPos)
+	if err != nil {
+		return fmt.Errorf("mysql: server gtid_binlog_pos %q: %v", si.gtidPos, err)
+	}
+	for d, g := range stored {
+		cur, ok := current[d]
+		if !ok || cur.SequenceNumber < g.SequenceNumber {
+			return lost("mysql: the server's binlog history (gtid_binlog_pos %q) is behind the stored position %s; was RESET MASTER run or the server replaced?",
+				si.gtidPos, st.GTID)
+		}
+	}
+	return nil
+}
+
+func verifyMySQLGTID(c *client.Conn, si *serverInfo, st *state) error {
+	stored, err := gomysql.ParseMysqlGTIDSet(st.GTID)
+	if err != nil {
+		return fmt.Errorf("mysql: stored GTID set %q: %v", st.GTID, err)
+	}
+	row, _, err := queryRow(c, "SELECT @@GLOBAL.gtid_purged")
+	if err != nil {
+		return fmt.Errorf("mysql: read gtid_purged: %w", err)
+	}
+	purged, err := gomysql.ParseMysqlGTIDSet(strings.ReplaceAll(first(row), "\n", ""))
+	if err != nil {
+		return fmt.Errorf("mysql: server gtid_purged: %v", err)
+	}
+	if !stored.Contain(purged) {
+		return lost("mysql: binlogs purged past the stored position: gtid_purged %s is not contained in the stored set %s", purged, st.GTID)
+	}
+	executed, err := gomysql.ParseMysqlGTIDSet(si.gtidPos)
+	if err != nil {
+		return fmt.Errorf("mysql: server gtid_executed: %v", err)
+	}
+	if !executed.Contain(stored) {
+		return lost("mysql: the stored GTID set %s holds transactions the server never executed (gtid_executed %s)", st.GTID, si.gtidPos)
+	}
+	return nil
+}
+
+func first(r []string) string {
+	if len(r) == 0 {
+		return ""
+	}
+	return r[0]
+}
+
+// errorCode returns the server error code inside err, or 0.
+func errorCode(err error) uint16 {
+	var me *gomysql.MyError
+	if errors.As(err, &me) {
+		return me.Code
+	}
+	// pingcap/errors wraps without Unwrap in some paths; fall back to text.
+	s := err.Error()
+	if i := strings.Index(s, "ERROR "); i >= 0 {
+		rest := s[i+6:]
+		if j := strings.IndexByte(rest, ' '); j > 0 {
+			if n, err := strconv.ParseUint(rest[:j], 10, 16); err == nil {
+				return uint16(n)
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,395 @@
+package mysql
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources/snapshot"
+)
+
+// Run streams the binlog from resume (nil: from the server's current
+// position, after queueing the initial snapshot) into out. It implements
+// relay.Source.
+//
+// Errors: a position that cannot be resumed, a wrong setting or a refused
+// login is a *relay.FatalError. A lost connection is returned as a plain
+// error (after counting it in Reconnects): the relay calls Run again with
+// the state of the last committed checkpoint, and Run reconnects with
+// jittered exponential backoff. Nothing is re-snapshotted by a reconnect.
+func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Message) error {
+	st, err := decodeState(resume)
+	if err != nil {
+		return relay.Fatal(err)
+	}
+	q, err := s.connectRetry(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer s.release(q)
+	si, err := readServerInfo(q)
+	if err != nil {
+		return s.classify(err)
+	}
+	fresh := st == nil
+	if fresh {
+		st = &state{V: stateVersion, Flavor: si.flavor, ServerID: si.serverID, DomainID: si.domainID,
+			ServerUUID: si.serverUUID, File: si.file, Pos: si.pos}
+		if si.gtidOn {
+			st.GTID = si.gtidPos
+		}
+	} else if err := verifyResume(q, si, st); err != nil {
+		if errors.Is(err, ErrPositionLost) {
+			return relay.Fatal(err)
+		}
+		return s.classify(err)
+	}
+	if _, err := q.Execute("SET time_zone = '+00:00'"); err != nil {
+		return s.classify(fmt.Errorf("mysql: set time_zone: %w", err))
+	}
+
+	r := &reader{
+		s: s, out: out, st: st, flavor: si.flavor, q: q,
+		byID: map[uint64]*tableCodec{}, byBody: map[string]*tableCodec{},
+		lastSent: time.Now(),
+	}
+	if si.flavor == flavorMariaDB {
+		if r.mpos, err = parseMariaPos(st.GTID); err != nil {
+			return relay.Fatal(fmt.Errorf("mysql: stored GTID position %q: %v", st.GTID, err))
+		}
+	} else if st.GTID != "" {
+		gs, err := gomysql.ParseMysqlGTIDSet(st.GTID)
+		if err != nil {
+			return relay.Fatal(fmt.Errorf("mysql: stored GTID set %q: %v", st.GTID, err))
+		}
+		r.mset = gs.(*gomysql.MysqlGTIDSet)
+	}
+	if err := r.initSnapshot(ctx, q, fresh); err != nil {
+		return err
+	}
+	s.log.Info("mysql: streaming", "server", si.version, "flavor", si.flavor, "from", st.label(),
+		"fresh", fresh, "server_id", s.serverID)
+
+	syncer := replication.NewBinlogSyncer(s.syncerConfig(si.flavor))
+	defer syncer.Close()
+	var streamer *replication.BinlogStreamer
+	if st.GTID != "" {
+		gs, err := gomysql.ParseGTIDSet(si.flavor, st.GTID)
+		if err != nil {
+			return relay.Fatal(fmt.Errorf("mysql: stored GTID set %q: %v", st.GTID, err))
+		}
+		streamer, err = syncer.StartSyncGTID(gs)
+	} else {
+		streamer, err = syncer.StartSync(gomysql.Position{Name: st.File, Pos: st.Pos})
+	}
+	if err != nil {
+		return s.classify(fmt.Errorf("mysql: start binlog dump from %s: %w", st.label(), err))
+	}
+	if fresh {
+		if err := r.checkpoint(ctx, time.Time{}); err != nil {
+			return nil
+		}
+	}
+	err = r.loop(ctx, streamer)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (s *Source) syncerConfig(flavor string) replication.BinlogSyncerConfig {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	cfg := replication.BinlogSyncerConfig{
+		ServerID:                s.serverID,
+		Flavor:                  flavor,
+		Host:                    s.host,
+		Port:                    s.port,
+		User:                    s.user,
+		Password:                s.password,
+		Localhost:               "cdcrelay-" + s.cfg.ID,
+		Charset:                 "utf8mb4",
+		TimestampStringLocation: time.UTC,
+		HeartbeatPeriod:         heartbeatPeriod,
+		ReadTimeout:             10 * heartbeatPeriod,
+		DisableRetrySync:        true,
+		EventCacheCount:         64,
+		Dialer:                  d.DialContext,
+		Logger:                  slog.New(quietHandler{s.log.Handler()}),
+		DiscardGTIDSet:          true,
+	}
+	if s.tls != nil {
+		cfg.TLSConfig = s.tls.Clone()
+	}
+	if flavor == flavorMariaDB {
+		cfg.DumpCommandFlag = replication.BINLOG_SEND_ANNOTATE_ROWS_EVENT
+	}
+	return cfg
+}
+
+// heartbeatPeriod is how often the server sends a heartbeat on an idle
+// binlog stream; idle progress (position, snapshot chunks) moves on it.
+const heartbeatPeriod = time.Second
+
+// quietHandler passes on only go-mysql's warnings and errors.
+type quietHandler struct{ slog.Handler }
+
+func (h quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+
+// classify marks errors that a restart cannot fix as fatal.
+func (s *Source) classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	switch errorCode(err) {
+	case 1236: // ER_MASTER_FATAL_ERROR_READING_BINLOG: purged, or position unknown
+		return relay.Fatal(fmt.Errorf("mysql: the server cannot send the binlog from the stored position: %v; %s", err, ResyncHint))
+	case 1045, 1044, 1142, 1227: // access denied, missing privilege
+		return relay.Fatal(fmt.Errorf("%v (check the grants with: cdcrelay check --config <file>)", err))
+	}
+	if strings.Contains(err.Error(), "TLS to ") {
+		return relay.Fatal(err)
+	}
+	return err
+}
+
+// retryableCause returns a metric label when err is worth reconnecting
+// for, or "" when it is not.
+func retryableCause(err error) string {
+	switch errorCode(err) {
+	case 1040:
+		return "too_many_connections"
+	case 1203:
+		return "max_user_connections"
+	case 1053, 1077, 2013, 2006:
+		return "server_restart"
+	}
+	var ne net.Error
+	var oe *net.OpError
+	switch {
+	case errors.As(err, &oe), errors.As(err, &ne):
+		return "network"
+	case containsAny(err.Error(), "connection refused", "connection reset", "EOF", "broken pipe", "i/o timeout", "bad connection"):
+		return "network"
+	}
+	return ""
+}
+
+// connectRetry opens a query connection, retrying with jittered exponential
+// backoff (200ms doubling to 10s) while the server is down or full.
+func (s *Source) connectRetry(ctx context.Context) (*client.Conn, error) {
+	for {
+		c, err := s.connect(ctx)
+		if err == nil {
+			return c, nil
+		}
+		cause := retryableCause(err)
+		if cause == "" {
+			return nil, s.classify(err)
+		}
+		s.mu.Lock()
+		s.attempts++
+		n := s.attempts
+		s.mu.Unlock()
+		wait := backoff(n)
+		s.m.Reconnects.WithLabelValues("mysql_" + cause).Inc()
+		s.log.Warn("mysql: cannot connect, retrying", "cause", cause, "attempt", n, "in", wait.Round(time.Millisecond), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+func backoff(attempt int) time.Duration {
+	d := 200 * time.Millisecond
+	for i := 1; i < attempt && d < 10*time.Second; i++ {
+		d *= 2
+	}
+	d = min(d, 10*time.Second)
+	return d/2 + rand.N(d/2+1)
+}
+
+// streamLost wraps a broken binlog stream: counted as a reconnect and
+// returned as a plain error so the relay starts Run again from the last
+// committed checkpoint.
+func (s *Source) streamLost(err error) error {
+	if c := s.classify(err); c != err {
+		return c
+	}
+	cause := retryableCause(err)
+	if cause == "" {
+		cause = "stream_error"
+	}
+	s.m.Reconnects.WithLabelValues("mysql_" + cause).Inc()
+	s.log.Warn("mysql: binlog stream lost; resuming from the last committed position", "cause", cause, "err", err)
+	return fmt.Errorf("mysql: binlog stream lost (%s): %w", cause, err)
+}
+
+// reader is the state of one Run: the position, the transaction being
+// read and the table codecs.
+type reader struct {
+	s      *Source
+	out    chan<- change.Message
+	st     *state
+	flavor string
+	mpos   mariaPos
+	mset   *gomysql.MysqlGTIDSet
+
+	byID   map[uint64]*tableCodec // table id -> codec of a captured table
+	byBody map[string]*tableCodec // TABLE_MAP body -> codec
+
+	snap    *snapshot.Snapshotter
+	dialect *dialect
+
+	// the transaction being read
+	inTxn   bool
+	gtid    string
+	mgtid   gomysql.MariadbGTID
+	thread    uint32
+	rowsQuery string
+	events    int
+	txnTime uint32
+
+	dirty    bool // the position moved since the last checkpoint
+	force    bool // a snapshot chunk closed in this transaction
+	lastSent time.Time
+	lastLag  time.Time
+	q        *client.Conn // the query connection of this Run
+	commit   time.Time // commit time of the last transaction with events
+}
+
+func (r *reader) send(ctx context.Context, m change.Message) error {
+	select {
+	case r.out <- m:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// checkpoint sends the current position.
+func (r *reader) checkpoint(ctx context.Context, commit time.Time) error {
+	if r.snap != nil {
+		b, err := json.Marshal(r.snap.State())
+		if err != nil {
+			return err
+		}
+		r.st.Snapshot = b
+	}
+	cp := &change.Checkpoint{
+		State:      r.st.encode(),
+		CommitTime: commit,
+		Label:      r.st.label(),
+	}
+	r.dirty, r.force = false, false
+	r.lastSent = time.Now()
+	return r.send(ctx, change.Message{Checkpoint: cp})
+}
+
+func (r *reader) loop(ctx context.Context, streamer *replication.BinlogStreamer) error {
+	for {
+		if err := r.idleWork(ctx, false); err != nil {
+			return err
+		}
+		ev, err := streamer.GetEvent(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return r.s.streamLost(err)
+		}
+		r.s.mu.Lock()
+		r.s.attempts = 0
+		r.s.mu.Unlock()
+		if err := r.handle(ctx, ev); err != nil {
+			return err
+		}
+	}
+}
+
+// idleWork runs between transactions: it reads the next snapshot chunk
+// when none is in flight, and sends a pending checkpoint when the stream is
+// idle or the last one is old.
+func (r *reader) idleWork(ctx context.Context, heartbeat bool) error {
+	if r.inTxn {
+		return nil
+	}
+	if r.snap != nil && r.snap.Active() && !r.snap.InFlight() {
+		if err := r.snap.ReadNext(ctx, r.dialect); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return r.s.classify(err)
+		}
+	}
+	if time.Since(r.lastLag) > lagEvery {
+		r.lastLag = time.Now()
+		r.s.updateLag(r.q)
+	}
+	if r.dirty && (r.snap == nil || !r.snap.InWindow()) && (heartbeat || time.Since(r.lastSent) > time.Second) {
+		return r.checkpoint(ctx, r.commit)
+	}
+	return nil
+}
+
+func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error {
+	h := ev.Header
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		r.st.File = string(e.NextLogName)
+		if e.Position > 4 || h.Timestamp == 0 {
+			r.st.Pos = uint32(e.Position)
+		}
+	case *replication.MariadbGTIDEvent:
+		r.begin(h)
+		r.mgtid = e.GTID
+		r.gtid = gtidString(e.GTID)
+		if e.IsStandalone() {
+			r.inTxn = true // a DDL or a non-transactional statement follows
+		}
+	case *replication.GTIDEvent:
+		r.begin(h)
+		r.gtid = fmt.Sprintf("%s:%d", uuidString(e.SID), e.GNO)
+	case *replication.QueryEvent:
+		return r.query(ctx, h, e)
+	case *replication.MariadbAnnotateRowsEvent:
+		r.rowsQuery = string(e.Query)
+	case *replication.RowsQueryEvent:
+		r.rowsQuery = string(e.Query)
+	case *replication.TableMapEvent:
+		return r.tableMap(ev.RawData, e)
+	case *replication.RowsEvent:
+		return r.rows(ctx, h, e)
+	case *replication.XIDEvent:
+		return r.commitTxn(ctx, h)
+	case *replication.HeartbeatEvent:
+		return r.idleWork(ctx, true)
+	}
+	return nil
+}
+
+func (r *reader) begin(h *replication.EventHeader) {
+	r.inTxn = true
+	r.events = 0
+	r.thread = 0
+	r.rowsQuery = ""
+	r.txnTime = h.Timestamp
+}

@@ -1,0 +1,445 @@
+package mysql
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources/snapshot"
+)
+
+// initSnapshot restores the snapshot progress of the state and, on a fresh
+// start with source.snapshot=initial, queues every captured table that has
+// a primary key.
+func (r *reader) initSnapshot(ctx context.Context, q *client.Conn, fresh bool) error {
+	var st snapshot.State
+	if len(r.st.Snapshot) > 0 {
+		if err := json.Unmarshal(r.st.Snapshot, &st); err != nil {
+			return relay.Fatal(fmt.Errorf("mysql: stored snapshot progress: %v", err))
+		}
+	}
+	initial := fresh && r.s.cfg.Source.Snapshot != "never"
+	exists, err := watermarkExists(q, r.s.db)
+	if err != nil {
+		return r.s.classify(err)
+	}
+	if !exists {
+		if initial || len(st.Queue) > 0 {
+			return relay.Fatal(fmt.Errorf("mysql: table %s.%s is missing; it holds the snapshot watermarks. Create it with: cdcrelay setup --config <file>", r.s.db, WatermarkTable))
+		}
+		r.s.log.Warn("mysql: no watermark table; on-demand snapshots are off", "table", r.s.db+"."+WatermarkTable)
+		return nil
+	}
+	r.dialect = &dialect{s: r.s, c: q, reader: r}
+	sn, err := snapshot.New(snapshot.Config{
+		ChunkSize:  r.s.cfg.Source.SnapshotChunkSize,
+		MarkPrefix: r.s.cfg.ID,
+		Compare:    r.dialect.compare,
+		Log:        r.s.log,
+		Metrics:    r.s.m,
+	}, st)
+	if err != nil {
+		return relay.Fatal(fmt.Errorf("mysql: restore snapshot progress: %w", err))
+	}
+	r.snap = sn
+	if !initial {
+		return nil
+	}
+	tables, err := r.s.listTables(ctx, q)
+	if err != nil {
+		return r.s.classify(err)
+	}
+	for _, t := range tables {
+		if !t.hasPK {
+			r.s.log.Warn("mysql: keyless table is streamed but not snapshotted", "table", t.db+"."+t.name)
+			continue
+		}
+		if err := sn.Enqueue(t.db + "." + t.name); err != nil {
+			return relay.Fatal(fmt.Errorf("mysql: %w", err))
+		}
+	}
+	return nil
+}
+
+// enqueue queues a snapshot of table (db.name), e.g. on request.
+func (r *reader) enqueue(table string) error {
+	if r.snap == nil {
+		r.s.log.Warn("mysql: cannot snapshot without the watermark table", "table", table)
+		return nil
+	}
+	if err := r.snap.Enqueue(table); err != nil {
+		r.s.log.Error("mysql: cannot snapshot table", "table", table, "err", err)
+	}
+	return nil
+}
+
+func watermarkExists(c *client.Conn, db string) (bool, error) {
+	_, ok, err := queryRow(c, "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = "+quoteString(db)+
+		" AND TABLE_NAME = "+quoteString(WatermarkTable))
+	if err != nil {
+		return false, fmt.Errorf("mysql: look for the watermark table: %w", err)
+	}
+	return ok, nil
+}
+
+// watermark handles a row change of the watermark table: a mark of this
+// source's snapshot, or a snapshot request.
+func (r *reader) watermark(ctx context.Context, e *replication.RowsEvent) error {
+	if e.Type() == replication.EnumRowsEventTypeDelete {
+		return nil
+	}
+	names := e.Table.ColumnNameString()
+	col := func(row []any, name string) string {
+		for i, n := range names {
+			if n == name && i < len(row) {
+				switch v := row[i].(type) {
+				case string:
+					return v
+				case []byte:
+					return string(v)
+				}
+			}
+		}
+		return ""
+	}
+	step := 1
+	start := 0
+	if e.Type() == replication.EnumRowsEventTypeUpdate {
+		step, start = 2, 1 // after-images
+	}
+	for i := start; i < len(e.Rows); i += step {
+		row := e.Rows[i]
+		if col(row, "source_id") != r.s.cfg.ID {
+			continue
+		}
+		value := col(row, "value")
+		switch col(row, "kind") {
+		case "mark":
+			m, ok := snapshot.ParseMark(value)
+			if !ok || r.snap == nil {
+				continue
+			}
+			events, closed := r.snap.OnMark(m)
+			if !closed {
+				continue
+			}
+			for _, ev := range events {
+				ev.Source.File, ev.Source.Pos = r.st.File, uint64(r.st.Pos)
+				r.events++
+				if err := r.send(ctx, change.Message{Event: ev}); err != nil {
+					return err
+				}
+			}
+			r.force = true
+		case "snapshot":
+			db, name := splitTable(value)
+			if !r.s.captured(db, name) {
+				r.s.log.Warn("mysql: snapshot requested for a table that is not captured", "table", value)
+				continue
+			}
+			r.s.log.Info("mysql: snapshot requested", "table", value)
+			if err := r.enqueue(value); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// splitTable splits "db.name" at the first dot.
+func splitTable(t string) (db, name string) {
+	i := strings.IndexByte(t, '.')
+	if i < 0 {
+		return "", t
+	}
+	return t[:i], t[i+1:]
+}
+
+// keyKind is how a key column is ordered, in SQL and in compare.
+type keyKind int
+
+const (
+	kindInt     keyKind = iota // integers: numeric
+	kindDecimal                // decimal: numeric, exact
+	kindText                   // character strings: UTF-8 bytes
+	kindBytes                  // binary strings: bytes
+	kindTime                   // date, datetime, timestamp: fixed-width text
+)
+
+// column is one column of a table as information_schema shows it, with
+// the encoder for its text-protocol value.
+type column struct {
+	name, dataType, columnType string
+	nullable                   bool
+	enc                        textEncoder
+}
+
+type textEncoder func(b []byte, fv *gomysql.FieldValue) []byte
+
+// tableColumns reads the columns and the primary key of db.name.
+func tableColumns(c *client.Conn, db, name string) (cols []column, key []int, err error) {
+	rows, err := queryRows(c, `SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COALESCE(CHARACTER_SET_NAME, ''), COLUMN_KEY
+		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = `+quoteString(db)+` AND TABLE_NAME = `+quoteString(name)+`
+		ORDER BY ORDINAL_POSITION`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mysql: read the columns of %s.%s: %w", db, name, err)
+	}
+	idx := map[string]int{}
+	for i, r := range rows {
+		col := column{name: r[0], dataType: strings.ToLower(r[1]), columnType: strings.ToLower(r[2]), nullable: r[3] == "YES"}
+		col.enc = textEncoderFor(col.dataType, col.columnType, r[4])
+		cols = append(cols, col)
+		idx[r[0]] = i
+	}
+	krows, err := queryRows(c, `SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
+		WHERE TABLE_SCHEMA = `+quoteString(db)+` AND TABLE_NAME = `+quoteString(name)+` AND CONSTRAINT_NAME = 'PRIMARY'
+		ORDER BY ORDINAL_POSITION`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mysql: read the primary key of %s.%s: %w", db, name, err)
+	}
+	for _, r := range krows {
+		if i, ok := idx[r[0]]; ok {
+			key = append(key, i)
+		}
+	}
+	return cols, key, nil
+}
+
+func kindOf(col column) (keyKind, bool) {
+	switch col.dataType {
+	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year":
+		return kindInt, true
+	case "decimal", "numeric":
+		return kindDecimal, true
+	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext":
+		return kindText, true
+	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob":
+		return kindBytes, true
+	case "date", "datetime", "timestamp":
+		return kindTime, true
+	}
+	return 0, false
+}
+
+// dialect is the MySQL side of the shared snapshot: watermark rows in
+// cdcrelay_watermark and key-ordered chunk queries. It runs on the stream's
+// query connection, from the stream goroutine.
+type dialect struct {
+	s      *Source
+	c      *client.Conn
+	reader *reader
+	kinds  map[string][]keyKind
+}
+
+func (d *dialect) compare(table string) (snapshot.Compare, error) {
+	db, name := splitTable(table)
+	cols, key, err := tableColumns(d.c, db, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(key) == 0 {
+		return nil, fmt.Errorf("no primary key")
+	}
+	kinds := make([]keyKind, len(key))
+	for i, k := range key {
+		kd, ok := kindOf(cols[k])
+		if !ok {
+			return nil, fmt.Errorf("key column %s of type %s cannot be snapshotted in key order; use source.snapshot=never for it or key it by an integer, string or date column", cols[k].name, cols[k].columnType)
+		}
+		kinds[i] = kd
+	}
+	if d.kinds == nil {
+		d.kinds = map[string][]keyKind{}
+	}
+	d.kinds[table] = kinds
+	return func(a, b snapshot.Key) int {
+		for i := range kinds {
+			if i >= len(a) || i >= len(b) {
+				return len(a) - len(b)
+			}
+			if c := compareValue(kinds[i], a[i], b[i]); c != 0 {
+				return c
+			}
+		}
+		return 0
+	}, nil
+}
+
+// compareValue orders two JSON-encoded key values as the chunk query's
+// ORDER BY does.
+func compareValue(k keyKind, a, b string) int {
+	switch k {
+	case kindInt, kindDecimal:
+		x, okx := new(big.Rat).SetString(a)
+		y, oky := new(big.Rat).SetString(b)
+		if okx && oky {
+			return x.Cmp(y)
+		}
+		return strings.Compare(a, b)
+	case kindBytes:
+		return bytes.Compare(unbase64(a), unbase64(b))
+	default:
+		return strings.Compare(unquote(a), unquote(b))
+	}
+}
+
+func unquote(s string) string {
+	var out string
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return s
+	}
+	return out
+}
+
+func unbase64(s string) []byte {
+	b, err := base64.StdEncoding.DecodeString(unquote(s))
+	if err != nil {
+		return []byte(s)
+	}
+	return b
+}
+
+// orderExpr is the ORDER BY expression of a key column: the column itself
+// for numbers and dates (index order), its bytes for strings, so that the
+// order is the plain byte order that compare uses.
+func orderExpr(k keyKind, col string) string {
+	switch k {
+	case kindText:
+		return "CAST(CONVERT(" + quoteIdent(col) + " USING utf8mb4) AS BINARY)"
+	case kindBytes:
+		return "CAST(" + quoteIdent(col) + " AS BINARY)"
+	}
+	return quoteIdent(col)
+}
+
+// literal writes a JSON-encoded key value as a SQL literal of its kind.
+func literal(k keyKind, v string) (string, error) {
+	switch k {
+	case kindInt, kindDecimal:
+		if !isDecimal(v) {
+			return "", fmt.Errorf("key value %s is not a number", v)
+		}
+		if k == kindDecimal {
+			return "CAST(" + quoteString(v) + " AS DECIMAL(65,30))", nil
+		}
+		return v, nil
+	case kindText:
+		return "X'" + fmt.Sprintf("%x", unquote(v)) + "'", nil
+	case kindBytes:
+		return "X'" + fmt.Sprintf("%x", unbase64(v)) + "'", nil
+	}
+	return quoteString(strings.TrimSuffix(unquote(v), "Z")), nil
+}
+
+func (d *dialect) Estimate(ctx context.Context, table string) (int64, error) {
+	db, name := splitTable(table)
+	row, _, err := queryRow(d.c, "SELECT COALESCE(TABLE_ROWS, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = "+
+		quoteString(db)+" AND TABLE_NAME = "+quoteString(name))
+	if err != nil {
+		return 0, err
+	}
+	n, _ := strconv.ParseInt(first(row), 10, 64)
+	return n, nil
+}
+
+func (d *dialect) WriteMark(ctx context.Context, m snapshot.Mark) error {
+	_, err := d.c.Execute("INSERT INTO " + quoteTable(d.s.db, WatermarkTable) +
+		" (source_id, kind, value, seq) VALUES (" + quoteString(d.s.cfg.ID) + ", 'mark', " + quoteString(m.String()) +
+		", 1) ON DUPLICATE KEY UPDATE value = VALUES(value), seq = seq + 1")
+	return err
+}
+
+func (d *dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key, limit int) ([]snapshot.Row, error) {
+	db, name := splitTable(table)
+	cols, key, err := tableColumns(d.c, db, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(cols) == 0 {
+		return nil, nil // dropped meanwhile: the table finishes empty
+	}
+	kinds := d.kinds[table]
+	if len(key) != len(kinds) {
+		return nil, fmt.Errorf("the primary key of %s changed during its snapshot; re-snapshot it with: cdcrelay snapshot --config <file> --table %s", table, table)
+	}
+	var sb strings.Builder
+	sb.WriteString("SELECT ")
+	for i, c := range cols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(quoteIdent(c.name))
+	}
+	sb.WriteString(" FROM " + quoteTable(db, name))
+	order := make([]string, len(key))
+	for i, k := range key {
+		order[i] = orderExpr(kinds[i], cols[k].name)
+	}
+	if after != nil {
+		lits := make([]string, len(key))
+		for i := range key {
+			if lits[i], err = literal(kinds[i], after[i]); err != nil {
+				return nil, err
+			}
+		}
+		sb.WriteString(" WHERE (" + strings.Join(order, ", ") + ") > (" + strings.Join(lits, ", ") + ")")
+	}
+	sb.WriteString(" ORDER BY " + strings.Join(order, ", ") + " LIMIT " + strconv.Itoa(limit))
+	res, err := d.c.Execute(sb.String())
+	if err != nil {
+		if errorCode(err) == 1146 { // table dropped meanwhile
+			return nil, nil
+		}
+		return nil, err
+	}
+	defer res.Close()
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.name
+	}
+	keyNames := make([]string, len(key))
+	for i, k := range key {
+		keyNames[i] = cols[k].name
+	}
+	id := change.TableID{Namespace: db, Name: name}
+	now := time.Now().UnixMilli()
+	out := make([]snapshot.Row, 0, len(res.Values))
+	for _, vals := range res.Values {
+		values := make([][]byte, len(cols))
+		buf := make([]byte, 0, 16*len(cols))
+		for i := range cols {
+			start := len(buf)
+			if vals[i].Type == gomysql.FieldValueTypeNull {
+				buf = append(buf, "null"...)
+			} else {
+				buf = cols[i].enc(buf, &vals[i])
+			}
+			values[i] = buf[start:len(buf):len(buf)]
+		}
+		kv := make([][]byte, len(key))
+		sk := make(snapshot.Key, len(key))
+		for i, k := range key {
+			kv[i] = values[k]
+			sk[i] = string(values[k])
+		}
+		row := &change.Row{Names: names, Values: values}
+		out = append(out, snapshot.Row{Key: sk, Event: &change.Event{
+			Table: id, Op: change.OpRead, Key: change.EncodeKey(keyNames, kv), After: row,
+			Source: change.Source{Connector: "mysql", Name: d.s.cfg.ID, DB: db, Table: name, TsMs: now,
+				File: d.reader.st.File, Pos: uint64(d.reader.st.Pos), ServerID: d.reader.st.ServerID},
+		}})
+	}
+	return out, nil
+}

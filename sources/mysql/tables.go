@@ -1,0 +1,73 @@
+package mysql
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/go-mysql-org/go-mysql/client"
+)
+
+// captured reports whether db.tbl is in the include list. The watermark
+// table never is.
+func (s *Source) captured(db, tbl string) bool {
+	if db == s.db && tbl == WatermarkTable {
+		return false
+	}
+	for _, r := range s.include {
+		if r.Matches(db, tbl) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Source) isKeyless(db, tbl string) bool {
+	for _, r := range s.keyless {
+		if r.Matches(db, tbl) {
+			return true
+		}
+	}
+	return false
+}
+
+// tableInfo is a captured base table as information_schema describes it.
+type tableInfo struct {
+	db, name string
+	rows     int64
+	hasPK    bool
+}
+
+// listTables returns the existing base tables that the include list
+// covers, sorted by name.
+func (s *Source) listTables(ctx context.Context, c *client.Conn) ([]tableInfo, error) {
+	dbs := map[string]bool{}
+	for _, r := range s.include {
+		dbs[r.Namespace] = true
+	}
+	var out []tableInfo
+	for db := range dbs {
+		rows, err := queryRows(c, `SELECT t.TABLE_NAME, COALESCE(t.TABLE_ROWS, 0),
+			EXISTS(SELECT 1 FROM information_schema.TABLE_CONSTRAINTS k
+				WHERE k.TABLE_SCHEMA = t.TABLE_SCHEMA AND k.TABLE_NAME = t.TABLE_NAME AND k.CONSTRAINT_TYPE = 'PRIMARY KEY')
+			FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = `+quoteString(db)+` AND t.TABLE_TYPE = 'BASE TABLE'`)
+		if err != nil {
+			return nil, fmt.Errorf("mysql: list tables of %s: %w", db, err)
+		}
+		for _, r := range rows {
+			if !s.captured(db, r[0]) {
+				continue
+			}
+			var n int64
+			fmt.Sscan(r[1], &n)
+			out = append(out, tableInfo{db: db, name: r[0], rows: n, hasPK: r[2] == "1"})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].db != out[j].db {
+			return out[i].db < out[j].db
+		}
+		return out[i].name < out[j].name
+	})
+	return out, nil
+}

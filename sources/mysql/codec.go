@@ -173,6 +173,8 @@ func columnEncoder(tp byte, meta uint16, unsigned bool, collation uint64, enumVa
 		gomysql.MYSQL_TYPE_BLOB, gomysql.MYSQL_TYPE_TINY_BLOB, gomysql.MYSQL_TYPE_MEDIUM_BLOB,
 		gomysql.MYSQL_TYPE_LONG_BLOB:
 		switch {
+		case collation == binaryCollation && tp == gomysql.MYSQL_TYPE_STRING:
+			return paddedBytes(stringLength(meta)), nil
 		case collation == binaryCollation:
 			return encBytes, nil
 		case isLatin1(collation):
@@ -375,6 +377,36 @@ func encJSONText(b []byte, v any) []byte {
 		return change.AppendString(b, string(x))
 	}
 	return badValue(b, v)
+}
+
+// stringLength is the declared byte length of a CHAR/BINARY column, from its
+// TABLE_MAP metadata.
+func stringLength(meta uint16) int {
+	b0, b1 := byte(meta>>8), byte(meta)
+	if b0&0x30 != 0x30 {
+		return int(uint16(b1) | uint16((b0&0x30)^0x30)<<4)
+	}
+	return int(b1)
+}
+
+// paddedBytes encodes BINARY(n): the binlog leaves out the trailing zero
+// bytes that the column stores and a SELECT returns, so they are put back.
+func paddedBytes(n int) encoder {
+	return func(b []byte, v any) []byte {
+		var raw []byte
+		switch x := v.(type) {
+		case []byte:
+			raw = x
+		case string:
+			raw = []byte(x)
+		default:
+			return badValue(b, v)
+		}
+		if len(raw) < n {
+			raw = append(append(make([]byte, 0, n), raw...), make([]byte, n-len(raw))...)
+		}
+		return encBytes(b, raw)
+	}
 }
 
 func encBytes(b []byte, v any) []byte {

@@ -162,10 +162,17 @@ func TestComposeImagesPinned(t *testing.T) {
 	}
 }
 
-// checkImageRef requires a version tag (and, with digest, a sha256 digest).
+var sha256Digest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// checkImageRef requires a tag other than latest, and pinning: a sha256
+// digest (required when digest is true) or else a version tag of at least
+// major.minor.
 func checkImageRef(ref string, digest bool) error {
 	name, dig, hasDigest := strings.Cut(ref, "@")
-	if digest && (!hasDigest || !regexp.MustCompile(`^sha256:[0-9a-f]{64}$`).MatchString(dig)) {
+	if hasDigest && !sha256Digest.MatchString(dig) {
+		return errorf("image %s: %q is not a sha256 digest", ref, dig)
+	}
+	if digest && !hasDigest {
 		return errorf("image %s is not pinned by a sha256 digest", ref)
 	}
 	slash := strings.LastIndex(name, "/")
@@ -174,7 +181,10 @@ func checkImageRef(ref string, digest bool) error {
 		return errorf("image %s has no tag", ref)
 	}
 	tag := name[colon+1:]
-	if tag == "latest" || !versionTag.MatchString(tag) {
+	if tag == "latest" {
+		return errorf("image %s uses the latest tag", ref)
+	}
+	if !hasDigest && !versionTag.MatchString(tag) {
 		return errorf("image %s: tag %q is not a pinned version", ref, tag)
 	}
 	return nil

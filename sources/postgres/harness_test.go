@@ -17,6 +17,7 @@ import (
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
 	"github.com/cdcrelay/cdcrelay/metrics"
+	"github.com/cdcrelay/cdcrelay/relay"
 )
 
 const (
@@ -45,7 +46,13 @@ func startPG(t *testing.T, opts ...testenv.PGOption) *pgEnv {
 // ownership over when it creates tables via SET ROLE).
 func (e *pgEnv) exec(t *testing.T, sql string, args ...any) {
 	t.Helper()
-	e.pg.Exec(t, testDB, "SET ROLE "+testRole+"; "+sql, args...)
+	if len(args) > 0 {
+		if _, err := e.admin.Exec(context.Background(), sql, args...); err != nil {
+			t.Fatalf("exec %s: %v", sql, err)
+		}
+		return
+	}
+	e.pg.Exec(t, testDB, "SET ROLE "+testRole+"; "+sql)
 }
 
 func (e *pgEnv) config(tables ...string) *config.Config {
@@ -93,22 +100,51 @@ type relaySim struct {
 	lastLSN   uint64
 	noAck     bool
 	onCkpt    func(cp *change.Checkpoint)
+	restarts  int
+	lastErr   error
 }
 
 func runSource(t *testing.T, s *Source, resume []byte) *relaySim {
+	return startSim(t, s, resume, false)
+}
+
+// runLoop is like runSource, but restarts Run after a non-fatal error the
+// way the relay does: the open batch is aborted (pending events dropped)
+// and Run starts again from the last committed state.
+func runLoop(t *testing.T, s *Source, resume []byte) *relaySim {
+	return startSim(t, s, resume, true)
+}
+
+func startSim(t *testing.T, s *Source, resume []byte, loop bool) *relaySim {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &relaySim{t: t, src: s, cancel: cancel, done: make(chan error, 1), state: resume}
-	out := make(chan change.Message, 256)
-	go func() { r.done <- s.Run(ctx, resume, out) }()
 	go func() {
 		for {
-			select {
-			case m := <-out:
-				r.take(m)
-			case <-ctx.Done():
+			// One channel and one reader per Run call, so that nothing sent
+			// by a failed call is taken after its batch was aborted.
+			out := make(chan change.Message, 256)
+			read := make(chan struct{})
+			go func() {
+				defer close(read)
+				for m := range out {
+					r.take(m)
+				}
+			}()
+			err := s.Run(ctx, r.lastState(), out)
+			close(out)
+			<-read
+			var fe *relay.FatalError
+			if !loop || err == nil || ctx.Err() != nil || errors.As(err, &fe) {
+				r.done <- err
 				return
 			}
+			r.mu.Lock()
+			r.pending = nil
+			r.restarts++
+			r.lastErr = err
+			r.mu.Unlock()
+			time.Sleep(50 * time.Millisecond)
 		}
 	}()
 	t.Cleanup(func() { r.stop() })
@@ -230,3 +266,7 @@ func (e *pgEnv) slotConfirmed(t *testing.T, slot string) uint64 {
 	}
 	return hi<<32 | lo
 }
+
+func testenvTLS(t *testing.T) *testenv.TLSFiles { return testenv.NewTLSFiles(t) }
+
+func testenvSSL(cert, key string) testenv.PGOption { return testenv.PGSSL(cert, key) }

@@ -18,8 +18,15 @@ const ResyncHint = "re-sync with: cdcrelay offsets --config <file> --yes reset, 
 // cannot be resumed on this server.
 var ErrPositionLost = errors.New("stored position cannot be resumed")
 
+// lostError is a position that cannot be resumed; errors.Is matches it
+// with ErrPositionLost.
+type lostError struct{ msg string }
+
+func (e *lostError) Error() string        { return e.msg }
+func (e *lostError) Is(target error) bool { return target == ErrPositionLost }
+
 func lost(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format+"; "+ResyncHint, append([]any{ErrPositionLost}, args...)...)
+	return &lostError{msg: fmt.Sprintf(format, args...) + "; " + ResyncHint}
 }
 
 // verifyResume checks that the server still holds every transaction after
@@ -86,7 +93,7 @@ func verifyMariaGTID(c *client.Conn, logs []binlogFile, si *serverInfo, st *stat
 		for _, g := range gtidListRE.FindAllString(r[5], -1) {
 			p, _ := gomysql.ParseMariadbGTID(g)
 			if got, ok := stored[p.DomainID]; !ok || got.SequenceNumber < p.SequenceNumber {
-				return lost("mysql: binlogs purged past the stored position %s: the oldest binlog %s starts after %s",
+				return lost("mysql: binlogs purged past the stored position %s: the oldest binlog %s starts after %s, so the transactions in between are gone",
 					st.GTID, logs[0].name, g)
 			}
 		}
@@ -98,7 +105,7 @@ func verifyMariaGTID(c *client.Conn, logs []binlogFile, si *serverInfo, st *stat
 	for d, g := range stored {
 		cur, ok := current[d]
 		if !ok || cur.SequenceNumber < g.SequenceNumber {
-			return lost("mysql: the server's binlog history (gtid_binlog_pos %q) is behind the stored position %s; was RESET MASTER run or the server replaced?",
+			return lost("mysql: the server's binlog history (gtid_binlog_pos %q) is behind the stored position %s (RESET MASTER, or another server)",
 				si.gtidPos, st.GTID)
 		}
 	}

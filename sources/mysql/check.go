@@ -173,6 +173,18 @@ func (s *Source) checkTables(ctx context.Context, c *client.Conn, add addFunc) {
 		add(sources.Block, "tables", "no existing table matches source.tables %v (or the user cannot see them)", s.cfg.Source.Tables)
 		return
 	}
+	for _, r := range s.include {
+		if r.Name == "*" {
+			continue
+		}
+		found := false
+		for _, t := range tables {
+			found = found || r.Matches(t.db, t.name)
+		}
+		if !found {
+			add(sources.Block, "table "+r.String(), "not found, or the user has no privilege on it; GRANT SELECT ON `%s`.* TO '%s'@'<host>'", r.Namespace, s.user)
+		}
+	}
 	for _, t := range tables {
 		name := t.db + "." + t.name
 		if _, err := c.Execute("SELECT 1 FROM " + quoteTable(t.db, t.name) + " LIMIT 0"); err != nil {

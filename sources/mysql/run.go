@@ -46,6 +46,9 @@ func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Messa
 	if err != nil {
 		return s.classify(err)
 	}
+	if err := si.requireRowFormat(); err != nil {
+		return relay.Fatal(err)
+	}
 	fresh := st == nil
 	if fresh {
 		st = &state{V: stateVersion, Flavor: si.flavor, ServerID: si.serverID, DomainID: si.domainID,

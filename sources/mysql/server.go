@@ -18,6 +18,7 @@ type serverInfo struct {
 	serverUUID string // MySQL
 	gtidOn     bool
 	gtidPos    string // MariaDB @@gtid_binlog_pos; MySQL @@gtid_executed
+	settings   map[string]string
 	file       string // SHOW MASTER STATUS
 	pos        uint32
 }
@@ -73,11 +74,11 @@ func variables(c *client.Conn, names ...string) (map[string]string, error) {
 
 func readServerInfo(c *client.Conn) (*serverInfo, error) {
 	v, err := variables(c, "version", "server_id", "gtid_domain_id", "gtid_binlog_pos",
-		"server_uuid", "gtid_mode", "gtid_executed")
+		"server_uuid", "gtid_mode", "gtid_executed", "binlog_format", "binlog_row_image", "binlog_row_metadata")
 	if err != nil {
 		return nil, err
 	}
-	si := &serverInfo{version: v["version"], flavor: flavorMySQL}
+	si := &serverInfo{version: v["version"], flavor: flavorMySQL, settings: v}
 	if strings.Contains(strings.ToLower(si.version), "mariadb") {
 		si.flavor = flavorMariaDB
 	}
@@ -157,4 +158,15 @@ func containsAny(s string, subs ...string) bool {
 		}
 	}
 	return false
+}
+
+// requireRowFormat returns an error naming the first binlog setting that
+// makes the stream undecodable.
+func (si *serverInfo) requireRowFormat() error {
+	for _, want := range [][2]string{{"binlog_format", "ROW"}, {"binlog_row_image", "FULL"}, {"binlog_row_metadata", "FULL"}} {
+		if got := si.settings[want[0]]; !strings.EqualFold(got, want[1]) {
+			return fmt.Errorf("mysql: %s is %q, the relay needs %s; run cdcrelay check --config <file> for the fix", want[0], got, want[1])
+		}
+	}
+	return nil
 }

@@ -1,0 +1,131 @@
+package mysql
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cdcrelay/cdcrelay/internal/testenv"
+	"github.com/cdcrelay/cdcrelay/sources"
+)
+
+func findings(rep sources.Report, level sources.Level) map[string]string {
+	out := map[string]string{}
+	for _, f := range rep {
+		if f.Level == level {
+			out[f.Subject] = f.Detail
+		}
+	}
+	return out
+}
+
+// TestCheckGood passes on the test server with the documented grants.
+func TestCheckGood(t *testing.T) {
+	t.Parallel()
+	m := startMaria(t)
+	m.Exec(t, "CREATE TABLE shop.items (id INT PRIMARY KEY)")
+	m.Exec(t, "CREATE TABLE shop.logs (msg TEXT)")
+	cfg := testConfig(m)
+	cfg.Source.Keyless = []string{"shop.logs"}
+	src, _ := newSource(t, cfg)
+	rep, err := src.Check(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	rep.Print(&b)
+	t.Logf("report:\n%s", b.String())
+	if bl := rep.Blocking(); len(bl) > 0 {
+		t.Fatalf("blocking findings on a good server: %v", bl)
+	}
+	if _, ok := findings(rep, sources.Warn)["table shop.logs"]; !ok {
+		t.Errorf("no warning for the keyless table")
+	}
+	if _, ok := findings(rep, sources.Warn)["binlog retention"]; !ok {
+		t.Errorf("no warning for binlogs that never expire")
+	}
+}
+
+// TestCheckWrongSettings starts a server with every binlog setting wrong
+// and a user without privileges; each problem gets its own blocking line,
+// and the check creates nothing.
+func TestCheckWrongSettings(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartMariaDB(t, testenv.MariaConf(
+		"binlog_format = STATEMENT",
+		"binlog_row_image = MINIMAL",
+		"binlog_row_metadata = MINIMAL",
+		"gtid_strict_mode = 0",
+		"binlog_expire_logs_seconds = 3600",
+	))
+	m.Exec(t, "CREATE DATABASE shop")
+	m.Exec(t, "CREATE TABLE shop.items (id INT PRIMARY KEY)")
+	m.Exec(t, "CREATE TABLE shop.nokey (v INT)")
+	m.Exec(t, "CREATE USER 'cdc'@'%' IDENTIFIED BY '"+testPassword+"'")
+	m.Exec(t, "GRANT SELECT ON shop.nokey TO 'cdc'@'%'")
+	src, _ := newSource(t, testConfig(m))
+	rep, err := src.Check(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	rep.Print(&b)
+	t.Logf("report:\n%s", b.String())
+	block := findings(rep, sources.Block)
+	for subj, want := range map[string]string{
+		"binlog_format":                 "set binlog_format=ROW",
+		"binlog_row_image":              "set binlog_row_image=FULL",
+		"binlog_row_metadata":           "set binlog_row_metadata=FULL",
+		"gtid_strict_mode":              "set gtid_strict_mode=ON",
+		"REPLICATION SLAVE":             "GRANT REPLICATION SLAVE ON *.*",
+		"BINLOG MONITOR":                "GRANT BINLOG MONITOR ON *.*",
+		"table shop.cdcrelay_watermark": "needs CREATE, INSERT, UPDATE, SELECT",
+		"table shop.nokey":              "no primary key",
+	} {
+		if got, ok := block[subj]; !ok || !strings.Contains(got, want) {
+			t.Errorf("%s: got %q, want a blocking line containing %q", subj, got, want)
+		}
+	}
+	if w := findings(rep, sources.Warn)["binlog retention"]; !strings.Contains(w, "expire after 1h") {
+		t.Errorf("retention warning = %q", w)
+	}
+	// run refuses too, before creating anything
+	m.Exec(t, "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'cdc'@'%'")
+	k := &sink{}
+	err = k.start(t, src).wait(t, 30*time.Second)
+	if !isFatal(err) || !strings.Contains(err.Error(), "binlog_format") {
+		t.Errorf("Run on a STATEMENT binlog = %v, want a fatal error naming binlog_format", err)
+	}
+	r := m.Exec(t, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = 'cdcrelay_watermark'")
+	if n, _ := r.GetInt(0, 0); n != 0 {
+		t.Errorf("Check created the watermark table")
+	}
+}
+
+func TestParseGrants(t *testing.T) {
+	g := parseGrants([]string{
+		"GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `cdc`@`%` IDENTIFIED BY PASSWORD '*X'",
+		"GRANT SELECT, INSERT, UPDATE (a, b), CREATE ON `shop`.* TO `cdc`@`%`",
+		"GRANT ALL PRIVILEGES ON `odd.db`.`t` TO `cdc`@`%` WITH GRANT OPTION",
+		"GRANT `role1` TO `cdc`@`%`",
+	})
+	for _, c := range []struct {
+		scope, priv string
+		want        bool
+	}{
+		{"*.*", "REPLICATION SLAVE", true},
+		{"*.*", "BINLOG MONITOR", true},
+		{"*.*", "SELECT", false},
+		{"shop.*", "SELECT", true},
+		{"shop.*", "UPDATE", false}, // column grant only
+		{"shop.*", "CREATE", true},
+		{"odd.db.t", "INSERT", true},
+	} {
+		if got := g.has(c.scope, c.priv); got != c.want {
+			t.Errorf("has(%s, %s) = %v, want %v", c.scope, c.priv, got, c.want)
+		}
+	}
+	if !g.hasOn("shop", "x", "INSERT") || g.hasOn("other", "x", "INSERT") {
+		t.Errorf("hasOn scope resolution is wrong")
+	}
+}

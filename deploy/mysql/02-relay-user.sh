@@ -14,7 +14,8 @@ CREATE USER 'cdcrelay'@'%' IDENTIFIED BY '${pw}';
 GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'cdcrelay'@'%';
 -- The one-time snapshot of existing rows.
 GRANT SELECT ON inventory.* TO 'cdcrelay'@'%';
--- Room for the relay's own bookkeeping (a snapshot watermark table).
-CREATE DATABASE IF NOT EXISTS cdcrelay;
-GRANT ALL ON cdcrelay.* TO 'cdcrelay'@'%';
+-- The snapshot's watermark table, which the relay creates in the DSN's
+-- database on its first start (MySQL accepts a grant on a table yet to be
+-- created when it includes CREATE).
+GRANT CREATE, INSERT, UPDATE, SELECT ON inventory.cdcrelay_watermark TO 'cdcrelay'@'%';
 SQL

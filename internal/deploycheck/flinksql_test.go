@@ -202,8 +202,11 @@ func TestFlinkSQLJobs(t *testing.T) {
 	stateless, stateful := 0, 0
 	for _, s := range loadScripts(t) {
 		t.Run(s.file, func(t *testing.T) {
-			if s.sets["pipeline.name"] == "" {
-				t.Error("no SET 'pipeline.name': the submit script needs it to avoid duplicate jobs")
+			// deploy/flink/submit-jobs.sh finds the name with sed, on a line of
+			// exactly this shape, to avoid submitting a running job twice.
+			raw := string(read(t, "deploy/flink/sql/"+s.file))
+			if s.sets["pipeline.name"] == "" || !regexp.MustCompile(`(?m)^SET 'pipeline\.name' = '[^']+';$`).MatchString(raw) {
+				t.Error("no line SET 'pipeline.name' = '...'; which the submit script needs to avoid duplicate jobs")
 			}
 			for k := range s.sets {
 				if strings.HasPrefix(k, "execution.checkpointing.") {

@@ -52,7 +52,7 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		return nil, err
 	}
 	if cfg.DataDir != "" {
-		if err := prepareDataDir(cfg.DataDir); err != nil {
+		if err := prepareDataDir(cfg.DataDir, log); err != nil {
 			return nil, err
 		}
 	}
@@ -165,10 +165,19 @@ func userNames(us []User) []string {
 	return names
 }
 
-func prepareDataDir(dir string) error {
+// prepareDataDir creates the data directory, completes the transactions a
+// crash left without a marker, and drops the stored SASL users.
+func prepareDataDir(dir string, log *slog.Logger) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("devbroker: data dir: %w", err)
 	}
+	if err := removeSASLStore(dir); err != nil {
+		return fmt.Errorf("devbroker: data dir: drop stored SASL users: %w", err)
+	}
+	if _, err := repairCrashAborts(dir, log); err != nil {
+		return fmt.Errorf("devbroker: data dir: complete transactions aborted by a crash: %w", err)
+	}
+	// The repair ran a cluster without users, which stored an empty set.
 	if err := removeSASLStore(dir); err != nil {
 		return fmt.Errorf("devbroker: data dir: drop stored SASL users: %w", err)
 	}

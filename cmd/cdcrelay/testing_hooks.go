@@ -38,7 +38,7 @@ func init() {
 type genSource struct{ *gensource.Source }
 
 func (genSource) Check(context.Context) (sources.Report, error) { return nil, nil }
-func (genSource) Setup(context.Context) error                  { return nil }
+func (genSource) Setup(context.Context) error                   { return nil }
 func (genSource) Describe(context.Context) ([]change.TableSchema, error) {
 	return nil, nil
 }

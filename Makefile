@@ -1,0 +1,39 @@
+# The usual targets. `make test` is what CI runs (through .ci/run).
+GO ?= go
+PKGS ?= ./...
+
+.PHONY: build test test-short vet lint bench bench-relay demo deploy-check fuzz clean
+
+build:
+	$(GO) build -o bin/cdcrelay ./cmd/cdcrelay
+
+# vet, then every test with the race detector, the integration tests
+# against real PostgreSQL, MariaDB and the dev broker included.
+test: vet
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+test-short: vet
+	$(GO) test -short -count=1 $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+	$(GO) vet -tags cdcrelay_testing ./cmd/cdcrelay
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+lint: vet deploy-check
+
+deploy-check:
+	$(GO) test -count=1 ./internal/deploycheck/...
+
+# Micro-benchmarks (encoding, the transactional loop against the dev broker).
+bench-relay:
+	$(GO) test -run '^$$' -bench . -benchmem ./format ./relay
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzAppendString -fuzztime 30s ./change
+
+demo:
+	bash scripts/demo.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,115 @@
+package offsets_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/internal/testenv"
+	"github.com/cdcrelay/cdcrelay/offsets"
+)
+
+// Against a dev broker process: the topic is created compacted with one
+// partition; Load returns the last committed value for the key, skipping
+// aborted transactions, other keys and non-transactional noise; a
+// tombstone resets.
+func TestLoadLastCommittedWins(t *testing.T) {
+	b := testenv.StartBroker(t)
+	ctx := context.Background()
+	opts := []kgo.Opt{kgo.SeedBrokers(b.Addr)}
+	adm := kadm.NewClient(b.Client(t))
+	const topic = "offs"
+	if err := offsets.EnsureTopic(ctx, adm, topic, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := offsets.EnsureTopic(ctx, adm, topic, 1); err != nil {
+		t.Fatalf("second EnsureTopic: %v", err)
+	}
+	if rec, err := offsets.Load(ctx, opts, topic, "shop"); err != nil || rec != nil {
+		t.Fatalf("empty topic: %+v, %v", rec, err)
+	}
+
+	txn := b.Client(t, kgo.TransactionalID("t-shop"))
+	write := func(id, label string, commit bool) {
+		t.Helper()
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		rec := offsets.NewRecord(id, &change.Checkpoint{State: []byte(`{"p":"` + label + `"}`), Label: label}, "test", time.Now())
+		if err := txn.ProduceSync(ctx, rec.KafkaRecord(topic)).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("shop", "1", true)
+	write("other", "x", true)
+	write("shop", "2", true)
+	write("shop", "3-aborted", false)
+
+	rec, err := offsets.Load(ctx, opts, topic, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec == nil || rec.Position != "2" {
+		t.Fatalf("loaded %+v, want position 2", rec)
+	}
+	if rec, _ := offsets.Load(ctx, opts, topic, "other"); rec == nil || rec.Position != "x" {
+		t.Fatalf("other key: %+v", rec)
+	}
+
+	// A tombstone (what `cdcrelay offsets reset` writes) resets the key.
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte("shop")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := offsets.Load(ctx, opts, topic, "shop"); err != nil || rec != nil {
+		t.Fatalf("after tombstone: %+v, %v", rec, err)
+	}
+
+	// An open transaction is not read: Load stops at the last stable offset.
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	rec4 := offsets.NewRecord("shop", &change.Checkpoint{State: []byte(`{}`), Label: "4-open"}, "test", time.Now())
+	if err := txn.ProduceSync(ctx, rec4.KafkaRecord(topic)).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	lctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if rec, err := offsets.Load(lctx, opts, topic, "shop"); err != nil || rec != nil {
+		t.Fatalf("with an open transaction: %+v, %v", rec, err)
+	}
+	_ = txn.EndTransaction(ctx, kgo.TryAbort)
+}
+
+func TestEnsureTopicRefusesWrongShape(t *testing.T) {
+	b := testenv.StartBroker(t)
+	ctx := context.Background()
+	adm := kadm.NewClient(b.Client(t))
+	if _, err := adm.CreateTopic(ctx, 3, 1, nil, "three"); err != nil {
+		t.Fatal(err)
+	}
+	err := offsets.EnsureTopic(ctx, adm, "three", 1)
+	if err == nil || !strings.Contains(err.Error(), "has 3 partitions, needs exactly 1") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("delete")}, "deleting"); err != nil {
+		t.Fatal(err)
+	}
+	err = offsets.EnsureTopic(ctx, adm, "deleting", 1)
+	if err == nil || !strings.Contains(err.Error(), "cleanup.policy=delete, needs compact") {
+		t.Fatalf("err = %v", err)
+	}
+}

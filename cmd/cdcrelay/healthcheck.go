@@ -41,7 +41,7 @@ func probe(ctx context.Context, url string, timeout time.Duration) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return fmt.Errorf("healthcheck: %w", err)
+		return err
 	}
 	client := &http.Client{
 		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
@@ -51,12 +51,12 @@ func probe(ctx context.Context, url string, timeout time.Duration) error {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("healthcheck: %w", err)
+		return err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("healthcheck: GET %s: %s: %q", url, resp.Status, body)
+		return fmt.Errorf("GET %s: %s: %q", url, resp.Status, body)
 	}
 	return nil
 }

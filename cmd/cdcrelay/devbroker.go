@@ -32,12 +32,18 @@ at exit):
   - with --sync each write is fsynced before the answer, so acknowledged data
     also survives a machine crash (directories are not fsynced);
   - after kill -9, a transaction without a commit or abort marker is aborted
-    and its producer must initialise again; consumer group membership, open
-    transactions and fetch sessions are kept only across a clean shutdown;
+    (the broker writes its ABORT marker at start) and its producer must be
+    replaced; consumer group membership, open transactions and fetch sessions
+    are kept only across a clean shutdown;
   - a kill -9 in the microseconds while EndTxn writes its markers can leave
     that one transaction committed on some partitions and aborted on others.
 Without a data dir every record stays in memory; with one, a small index per
 batch does, and all segments are read back at start.
+
+Compaction is off by default: kfake's cleaner does not stop at open
+transactions, so a transaction that later aborts can take the last committed
+value of a key with it (for the relay: its stored position). Topics keep
+cleanup.policy=compact; --compact-interval turns the cleaner on for trials.
 
 SASL passwords never come from the command line. For --sasl-user MECH:NAME
 the password is read from the file given by --sasl-password-file NAME=FILE,
@@ -79,6 +85,7 @@ func devBrokerFlags(fs *flag.FlagSet) func(context.Context, *cliEnv) error {
 	fs.StringVar(&cfg.TLSClientCAFile, "tls-client-ca", "", "PEM CA `file`; clients must present a certificate it signed")
 	fs.Var(&users, "sasl-user", "require SASL and add the user `MECH:NAME` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); repeatable")
 	fs.Var(&passwordFiles, "sasl-password-file", "read the password of user NAME from FILE (`NAME=FILE`); repeatable")
+	fs.DurationVar(&cfg.CompactInterval, "compact-interval", 0, "compact cleanup.policy=compact topics and apply retention this often (default 0: never; see below)")
 	fs.StringVar(&logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 
 	if base := fs.Usage; base != nil {

@@ -10,8 +10,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -80,7 +82,10 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		kfake.WithLogger(klog),
 		kfake.ClusterID("cdcrelay-dev"),
 		kfake.DefaultNumPartitions(parts),
-		kfake.BrokerConfigs(map[string]string{"transaction.max.timeout.ms": transactionMaxTimeout}),
+		kfake.BrokerConfigs(map[string]string{
+			"transaction.max.timeout.ms": transactionMaxTimeout,
+			"log.cleaner.backoff.ms":     strconv.FormatInt(compactMillis(cfg.CompactInterval), 10),
+		}),
 	}
 	if cfg.AutoCreateTopics {
 		opts = append(opts, kfake.AllowAutoTopicCreation())
@@ -115,6 +120,7 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		"tls", tlsCfg != nil,
 		"client_certs", cfg.TLSClientCAFile != "",
 		"sasl_users", userNames(cfg.SASL),
+		"compact_interval", cfg.CompactInterval,
 	)
 	return b, nil
 }
@@ -155,6 +161,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		return fmt.Errorf("devbroker: %d error(s) while saving state at shutdown; see the log", n)
 	}
 	return nil
+}
+
+// neverMillis is about 285 years: kfake's cleaner never runs.
+const neverMillis = 9_000_000_000_000
+
+func compactMillis(d time.Duration) int64 {
+	if d <= 0 {
+		return neverMillis
+	}
+	return d.Milliseconds()
 }
 
 func userNames(us []User) []string {

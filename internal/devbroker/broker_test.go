@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,5 +171,81 @@ func TestStartErrors(t *testing.T) {
 	}
 	if _, err := Start(Config{Listen: "127.0.0.1:0", TLSCertFile: "/nonexistent", TLSKeyFile: "/nonexistent"}, nil); err == nil {
 		t.Error("missing TLS files: no error")
+	}
+}
+
+// TestCompaction checks that compaction is off by default, so that a
+// transaction that aborts cannot take the last committed value of a key
+// with it, and that CompactInterval turns it on.
+func TestCompaction(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+		want     string // the committed values of key k, in order
+	}{
+		{"off", 0, "v1 v2"},
+		// kfake's cleaner keeps only the newest value of k, and here the
+		// newest is the open transaction's, which then aborts.
+		{"on", 20 * time.Millisecond, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := Start(Config{Listen: "127.0.0.1:0", CompactInterval: tc.interval}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			compact := map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}
+			if _, err := kadm.NewClient(newClient(t, b.Addr())).CreateTopic(ctx, 1, 1, compact, "offsets"); err != nil {
+				t.Fatal(err)
+			}
+			p := newClient(t, b.Addr(), kgo.TransactionalID("c"), kgo.DefaultProduceTopic("offsets"))
+			write := func(v string, end *kgo.TransactionEndTry) {
+				t.Helper()
+				if err := p.BeginTransaction(); err != nil {
+					t.Fatal(err)
+				}
+				if err := p.ProduceSync(ctx, &kgo.Record{Key: []byte("k"), Value: []byte(v)}).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+				if end != nil {
+					if err := p.EndTransaction(ctx, *end); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			commit, abort := kgo.TryCommit, kgo.TryAbort
+			write("v1", &commit)
+			write("v2", &commit)
+			write("v3", nil) // open while the cleaner runs
+			other := newClient(t, b.Addr(), kgo.DefaultProduceTopic("offsets"))
+			if err := other.ProduceSync(ctx, &kgo.Record{Key: []byte("other"), Value: []byte("x")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
+			if err := p.EndTransaction(ctx, abort); err != nil {
+				t.Fatal(err)
+			}
+
+			c := newClient(t, b.Addr(), kgo.ConsumeTopics("offsets"),
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+			var got []string
+			for sawOther := false; !sawOther; {
+				fs := c.PollFetches(ctx)
+				if err := fs.Err(); err != nil {
+					t.Fatal(err)
+				}
+				fs.EachRecord(func(r *kgo.Record) {
+					if string(r.Key) == "k" {
+						got = append(got, string(r.Value))
+					}
+					sawOther = sawOther || string(r.Key) == "other"
+				})
+			}
+			if g := strings.Join(got, " "); g != tc.want {
+				t.Fatalf("committed values of k: %q, want %q", g, tc.want)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // SASL mechanisms a User may use.
@@ -57,6 +58,14 @@ type Config struct {
 	// certificate signed by one of the PEM certificates in this file.
 	// Requires TLSCertFile. Default: client certificates are not asked for.
 	TLSClientCAFile string
+
+	// CompactInterval is how often the broker compacts cleanup.policy=compact
+	// topics and applies retention.ms and retention.bytes. Default 0: never.
+	// kfake's compaction does not stop at the last stable offset, so a key
+	// written by a transaction that is still open can replace the committed
+	// value, which is lost if that transaction then aborts: with the relay's
+	// offsets topic, the stored position. Turn it on only to try compaction.
+	CompactInterval time.Duration
 
 	// SASL, when not empty, requires every connection to authenticate as one
 	// of these users. Every user may do everything: there are no ACLs.
@@ -147,6 +156,9 @@ func (c *Config) validate() error {
 	}
 	if c.SyncWrites && c.DataDir == "" {
 		bad("sync_writes: needs data_dir")
+	}
+	if c.CompactInterval < 0 || (c.CompactInterval > 0 && c.CompactInterval < time.Millisecond) {
+		bad("compact_interval: %v: want 0 (never) or at least 1ms", c.CompactInterval)
 	}
 	if c.DefaultPartitions < 0 {
 		bad("default_partitions: %d is negative", c.DefaultPartitions)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestValidate(t *testing.T) {
@@ -28,6 +29,8 @@ func TestValidate(t *testing.T) {
 		{"advertise-port-0", func(c *Config) { c.Advertise = "h:0" }, []string{"advertise:"}},
 		{"advertise-no-host", func(c *Config) { c.Advertise = ":9092" }, []string{"advertise:"}},
 		{"sync-without-dir", func(c *Config) { c.SyncWrites = true }, []string{"sync_writes: needs data_dir"}},
+		{"negative-compact-interval", func(c *Config) { c.CompactInterval = -time.Second }, []string{"compact_interval"}},
+		{"tiny-compact-interval", func(c *Config) { c.CompactInterval = time.Microsecond }, []string{"compact_interval"}},
 		{"negative-partitions", func(c *Config) { c.DefaultPartitions = -1 }, []string{"default_partitions"}},
 		{"cert-without-key", func(c *Config) { c.TLSCertFile = "c" }, []string{"tls: cert file and key file"}},
 		{"ca-without-cert", func(c *Config) { c.TLSClientCAFile = "ca" }, []string{"tls_client_ca_file"}},

@@ -12,11 +12,12 @@
 // Without a DataDir every record lives in the Go heap until the process
 // exits. With a DataDir the record bytes live in segment files, but an index
 // entry per record batch stays in memory, every segment is read back in full
-// at start, and there is no retention unless a topic sets one. Compaction of
-// cleanup.policy=compact topics runs only every log.cleaner.backoff.ms (one
-// hour) and, unlike Kafka, it does not stop at the last stable offset: a key
-// written by a transaction that is still open can supersede an older
-// committed value, which is then lost if that transaction aborts.
+// at start. Compaction and retention are off unless Config.CompactInterval
+// is set: kfake's compaction, unlike Kafka's, does not stop at the last
+// stable offset, so a key written by a transaction that is still open can
+// replace the older committed value, which is then lost if that transaction
+// aborts. Topics keep cleanup.policy=compact in their config; it is simply
+// not applied.
 //
 // # Durability
 //
@@ -40,12 +41,17 @@
 //
 // After a SIGKILL the broker rebuilds each partition by replaying its
 // segments. A transaction that has records but no marker is aborted, so
-// read_committed consumers never see it, and its producer's epoch is bumped:
-// the producer gets a fencing or invalid-epoch error and must initialise
-// again. Kept only across a clean shutdown (Close, or SIGTERM to the
-// dev-broker command): consumer group membership, open transactions, fetch
-// sessions, and a log start offset moved by DeleteRecords (after a SIGKILL,
-// records deleted from the middle of a batch can reappear).
+// read_committed consumers never see it, and its producer's epoch is bumped.
+// kfake writes no ABORT marker for it, which would hide every later record of
+// that producer id from read_committed consumers, so Start writes the
+// missing markers before it serves. The producer that had the
+// transaction open gets an error (INVALID_TXN_STATE from franz-go's
+// EndTransaction) and must be replaced by a new one with the same
+// transactional id, which initialises and goes on. Kept only across a clean
+// shutdown (Close, or SIGTERM to the dev-broker command): consumer group
+// membership, open transactions, fetch sessions, and a log start offset moved
+// by DeleteRecords (after a SIGKILL, records deleted from the middle of a
+// batch can reappear).
 //
 // Two windows of a few microseconds are not crash safe even without a machine
 // crash, because kfake has no transaction log: a SIGKILL while EndTxn writes

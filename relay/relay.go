@@ -2,6 +2,8 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -144,8 +146,26 @@ var (
 // isFenced reports whether err means another producer took over our
 // transactional id.
 func isFenced(err error) bool {
-	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
-		errors.Is(err, kerr.TransactionalIDAuthorizationFailed) || errors.Is(err, kerr.InvalidProducerIDMapping)
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
+}
+
+// connectFatal returns a one-line error for connection failures that no
+// retry can fix (bad credentials, an untrusted certificate), nil otherwise.
+func connectFatal(err error) error {
+	var uae x509.UnknownAuthorityError
+	var cve *tls.CertificateVerificationError
+	var hne x509.HostnameError
+	switch {
+	case errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.IllegalSaslState) || errors.Is(err, kerr.UnsupportedSaslMechanism):
+		return fmt.Errorf("kafka: SASL authentication failed; check kafka.sasl.mechanism, kafka.sasl.username and the password (CDCRELAY_KAFKA_SASL_PASSWORD or kafka.sasl.password_file): %w", err)
+	case errors.As(err, &hne):
+		return fmt.Errorf("kafka: the broker's TLS certificate does not match the host; check kafka.tls.server_name: %w", err)
+	case errors.As(err, &uae) || errors.As(err, &cve):
+		return fmt.Errorf("kafka: the broker's TLS certificate is not signed by a trusted CA; check kafka.tls.ca_file: %w", err)
+	case errors.Is(err, kerr.TransactionalIDAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed):
+		return fmt.Errorf("kafka: not authorized to use transactional id; grant the relay's user WRITE and DESCRIBE on transactional id cdcrelay-<id>: %w", err)
+	}
+	return nil
 }
 
 // session is one life of the Kafka client: fence, load offsets, stream.
@@ -174,6 +194,9 @@ func (r *Relay) session(ctx context.Context) error {
 	if err != nil {
 		if isFenced(err) {
 			return ErrFenced
+		}
+		if fatal := connectFatal(err); fatal != nil {
+			return Fatal(fatal)
 		}
 		return fmt.Errorf("relay: init producer id: %w", err)
 	}

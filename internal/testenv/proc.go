@@ -146,61 +146,120 @@ func (p *proc) signal(sig syscall.Signal) {
 	}
 }
 
-// killGroup sends SIGKILL to the whole process group, which outlives its
-// leader when the leader was killed first.
-func (p *proc) killGroup() {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+// descendants returns the pids of the process's descendants. PostgreSQL's
+// backends start sessions of their own, so the process group alone misses
+// them.
+func (p *proc) descendants() []int {
+	children := map[int][]int{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, ok := procStat(pid); ok {
+			children[st.ppid] = append(children[st.ppid], pid)
+		}
+	}
+	var out []int
+	queue := []int{p.cmd.Process.Pid}
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		for _, c := range children[pid] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
 }
 
-// groupGone reports whether no live process of the group is left. Zombies
-// count as gone: whoever inherited them may be slow to reap them.
-func (p *proc) groupGone() bool {
+type stat struct {
+	state byte
+	ppid  int
+	pgrp  int
+}
+
+// procStat reads the state, parent and process group of pid.
+func procStat(pid int) (stat, bool) {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return stat{}, false
+	}
+	// pid (comm) state ppid pgrp ...; comm may contain spaces and parens.
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return stat{}, false
+	}
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 3 || len(f[0]) != 1 {
+		return stat{}, false
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	pgrp, err2 := strconv.Atoi(f[2])
+	if err1 != nil || err2 != nil {
+		return stat{}, false
+	}
+	return stat{state: f[0][0], ppid: ppid, pgrp: pgrp}, true
+}
+
+// alive reports whether pid runs; zombies count as gone, since whoever
+// inherited them may be slow to reap them.
+func alive(pid int) bool {
+	st, ok := procStat(pid)
+	return ok && st.state != 'Z' && st.state != 'X'
+}
+
+// groupAlive reports whether a live process is left in the process group.
+func (p *proc) groupAlive() bool {
 	if errors.Is(syscall.Kill(-p.cmd.Process.Pid, 0), syscall.ESRCH) {
-		return true
+		return false
 	}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return false
+		return true
 	}
-	pgid := strconv.Itoa(p.cmd.Process.Pid)
 	for _, e := range entries {
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
-			continue // not a process, or it just went away
-		}
-		// pid (comm) state ppid pgrp ...; comm may contain spaces.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
 			continue
 		}
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) >= 3 && f[2] == pgid && f[0] != "Z" && f[0] != "X" {
-			return false
+		if st, ok := procStat(pid); ok && st.pgrp == p.cmd.Process.Pid && alive(pid) {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // wait waits up to d for the process to end and then for the rest of its
 // group to go; it reports whether both happened in time.
-func (p *proc) wait(d time.Duration) bool {
+func (p *proc) wait(d time.Duration, others ...int) bool {
 	deadline := time.Now().Add(d)
 	select {
 	case <-p.done:
 	case <-time.After(d):
 		return false
 	}
-	for !p.groupGone() {
+	for {
+		left := p.groupAlive()
+		for _, pid := range others {
+			left = left || alive(pid)
+		}
+		if !left {
+			return true
+		}
 		if time.Now().After(deadline) {
 			return false
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return true
 }
 
-// stop sends sig and waits up to grace for the process group to exit, then
-// kills the group. It reports whether the process stopped on its own.
+// stop sends sig and waits up to grace for the process and its group to
+// exit, then kills them. It reports whether the process stopped on its own.
 func (p *proc) stop(sig syscall.Signal, grace time.Duration) bool {
 	p.signal(sig)
 	if p.wait(grace) {
@@ -210,14 +269,21 @@ func (p *proc) stop(sig syscall.Signal, grace time.Duration) bool {
 	return false
 }
 
-// kill kills the process group and waits for it.
+// kill freezes the process so that it cannot fork, then kills it, its group
+// and all its descendants with SIGKILL, and waits until they are gone.
 func (p *proc) kill() {
-	p.killGroup()
-	if !p.wait(30 * time.Second) {
-		// Nothing else to do: the kernel refused or a process is stuck
-		// in uninterruptible sleep.
-		return
+	if !p.exited() {
+		_ = p.cmd.Process.Signal(syscall.SIGSTOP)
 	}
+	desc := p.descendants()
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	for _, pid := range desc {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	// If this times out there is nothing more to do: a process is stuck
+	// in uninterruptible sleep.
+	p.wait(30*time.Second, desc...)
 }
 
 // tail returns the last lines of the files, for failure messages.

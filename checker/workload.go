@@ -202,10 +202,10 @@ func (w *Workload) Run(ctx context.Context) {
 }
 
 type worker struct {
-	w       *Workload
-	idx     int
-	s       Session
-	rng     *rand.Rand
+	w        *Workload
+	idx      int
+	s        Session
+	rng      *rand.Rand
 	deleted  map[RowID]int64 // version of the delete of a key now absent
 	poisoned map[RowID]bool  // keys of a transaction with an unknown outcome
 }

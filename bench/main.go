@@ -1,0 +1,215 @@
+// Command bench measures cdcrelay against the limits of its source and of
+// Kafka on the same machine, in the same run: it starts a throwaway
+// PostgreSQL (and MariaDB), a dev broker and the relay binary, and prints a
+// markdown table and writes bench/results.json.
+//
+//	go run ./bench            # full: 1,000,000 changes per scenario
+//	go run ./bench -quick     # about 100,000 changes, under 3 minutes
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cdcrelay/cdcrelay/internal/testenv"
+)
+
+const pgBinDir = testenv.PGBinDir
+
+// result is one scenario's row of results.json. Fields that do not apply
+// are omitted.
+type result struct {
+	Scenario   string   `json:"scenario"`
+	Rows       int      `json:"rows,omitempty"`
+	RelayRate  *float64 `json:"relay_rows_per_s,omitempty"`
+	LimitRate  *float64 `json:"limit_rows_per_s,omitempty"`
+	LimitName  string   `json:"limit,omitempty"`
+	Limits     []limit  `json:"limits,omitempty"`
+	Ratio      *float64 `json:"ratio,omitempty"`
+	P50        *float64 `json:"p50_ms,omitempty"`
+	P99        *float64 `json:"p99_ms,omitempty"`
+	Max        *float64 `json:"max_ms,omitempty"`
+	PeakRSS    *float64 `json:"peak_rss_mib,omitempty"`
+	ResumeMs   *float64 `json:"resume_ms,omitempty"`
+	RowsReread *int64   `json:"rows_reread,omitempty"`
+	StateBytes *int     `json:"state_bytes,omitempty"`
+	Note       string   `json:"note,omitempty"`
+	Error      string   `json:"error,omitempty"`
+}
+
+type limit struct {
+	Name string  `json:"name"`
+	Rate float64 `json:"rows_per_s"`
+}
+
+func f64(v float64) *float64 { return &v }
+
+// setLimits fills the limit fields: the smallest limit and the ratio.
+func (r *result) setLimits(relay float64, ls ...limit) {
+	r.RelayRate = f64(relay)
+	r.Limits = ls
+	best := -1
+	for i, l := range ls {
+		if l.Rate > 0 && (best < 0 || l.Rate < ls[best].Rate) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		r.LimitRate = f64(ls[best].Rate)
+		r.LimitName = ls[best].Name
+		r.Ratio = f64(relay / ls[best].Rate)
+	}
+}
+
+type bench struct {
+	quick      bool
+	changes    int // streaming and snapshot rows
+	bigRows    int
+	latencyDur time.Duration
+	only       map[string]bool
+	peerCmd    string
+	peerTopic  string
+	pprofID    string
+	pprofAddr  string
+	profileDir string
+
+	tb         *testenv.Standalone
+	workDir    string
+	relayBin   string
+	pgDSN      string
+	brokerAddr string
+	pg         *testenv.Postgres
+	offsets    *offsetsWatch
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	b := &bench{}
+	flag.BoolVar(&b.quick, "quick", false, "about 100,000 changes per scenario instead of 1,000,000")
+	out := flag.String("out", "bench/results.json", "where to write the results `file`")
+	only := flag.String("only", "", "comma-separated scenarios to run (stream,snapshot,latency,bigtxn,restart,mysql,peer); default all")
+	flag.StringVar(&b.peerCmd, "peer-cmd", "", "shell `command` of another CDC tool to run on a copy of the streaming slot (see docs/benchmarks.md for its environment)")
+	flag.StringVar(&b.peerTopic, "peer-topic", "", "`topic` the peer writes into; required with --peer-cmd")
+	flag.StringVar(&b.pprofID, "profile", "", "scenario whose relay serves pprof; its CPU and heap profiles go to -profile-dir")
+	flag.StringVar(&b.profileDir, "profile-dir", "bench/profiles", "where profiles are written")
+	flag.Parse()
+	b.changes, b.bigRows, b.latencyDur = 1_000_000, 1_000_000, 30*time.Second
+	if b.quick {
+		b.changes, b.bigRows, b.latencyDur = 100_000, 100_000, 8*time.Second
+	}
+	if *only != "" {
+		b.only = map[string]bool{}
+		for _, s := range strings.Split(*only, ",") {
+			b.only[strings.TrimSpace(s)] = true
+		}
+	}
+	if b.peerCmd != "" && b.peerTopic == "" {
+		return fmt.Errorf("--peer-cmd needs --peer-topic")
+	}
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+
+	mach := describeMachine()
+	fmt.Println(mach.markdown())
+
+	b.tb = testenv.NewStandalone("bench")
+	defer b.tb.Close()
+	var results []result
+	err := b.tb.Run(func() {
+		if err := b.setup(ctx); err != nil {
+			panic(&testenv.StandaloneFailure{Msg: err.Error()})
+		}
+		for _, sc := range b.scenarios() {
+			if b.only != nil && !b.only[sc.name] {
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "bench: %s ...\n", sc.name)
+			t0 := time.Now()
+			rs := sc.run(ctx)
+			for _, r := range rs {
+				if r.Error != "" {
+					fmt.Fprintf(os.Stderr, "bench: %s: %s\n", r.Scenario, r.Error)
+				}
+			}
+			fmt.Fprintf(os.Stderr, "bench: %s done in %v\n", sc.name, time.Since(t0).Round(time.Second))
+			results = append(results, rs...)
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Println(markdownTable(results))
+	doc := struct {
+		Machine machine  `json:"machine"`
+		Mode    string   `json:"mode"`
+		Command string   `json:"command"`
+		When    string   `json:"when"`
+		Results []result `json:"results"`
+	}{mach, map[bool]string{true: "quick", false: "full"}[b.quick], "go run ./bench " + strings.Join(os.Args[1:], " "), time.Now().UTC().Format(time.RFC3339), results}
+	data, _ := json.MarshalIndent(doc, "", "  ")
+	if err := os.WriteFile(*out, append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "bench: wrote %s\n", *out)
+	return nil
+}
+
+type scenario struct {
+	name string
+	run  func(ctx context.Context) []result
+}
+
+func (b *bench) scenarios() []scenario {
+	return []scenario{
+		{"stream", b.streamScenario},
+		{"snapshot", b.snapshotScenario},
+		{"latency", b.latencyScenario},
+		{"bigtxn", b.bigTxnScenario},
+		{"restart", b.restartScenario},
+		{"mysql", b.mysqlScenario},
+	}
+}
+
+// setup builds the relay, starts PostgreSQL and the dev broker, and starts
+// tailing the offsets topic.
+func (b *bench) setup(ctx context.Context) error {
+	b.workDir = b.tb.TempDir()
+	b.relayBin = filepath.Join(b.workDir, "cdcrelay")
+	build := exec.Command("go", "build", "-o", b.relayBin, "./cmd/cdcrelay")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/cdcrelay: %v\n%s", err, out)
+	}
+	if b.pprofID != "" {
+		b.pprofAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
+	}
+	b.pg = testenv.StartPostgres(b.tb, testenv.PGConf("shared_buffers = 256MB", "max_wal_size = 4GB", "autovacuum = off"))
+	b.pg.CreateDB(b.tb, "bench")
+	b.pgDSN = b.pg.DSN(b.pg.SuperUser, "bench")
+	br := testenv.StartBroker(b.tb)
+	b.brokerAddr = br.Addr
+	w, err := b.watchOffsets(ctx)
+	if err != nil {
+		return err
+	}
+	b.offsets = w
+	return nil
+}

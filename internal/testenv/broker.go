@@ -225,6 +225,17 @@ func (b *Broker) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 // LogTail returns the end of the broker's log, for failure messages.
 func (b *Broker) LogTail() string { return tail(b.logFile) }
 
+// Log returns the broker's whole log (stderr and stdout) so far, across
+// restarts.
+func (b *Broker) Log(t testing.TB) string {
+	t.Helper()
+	data, err := os.ReadFile(b.logFile)
+	if err != nil {
+		t.Fatalf("testenv: dev-broker log: %v", err)
+	}
+	return string(data)
+}
+
 // Kcat runs kcat with args and returns its stdout. It fails the test if kcat
 // fails or runs for more than a minute; see Require for a missing kcat.
 func Kcat(t testing.TB, args ...string) string {

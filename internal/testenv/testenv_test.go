@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -90,6 +91,32 @@ func TestPostgresSSL(t *testing.T) {
 	var ssl bool
 	if err := c.QueryRow(ctx, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl); err != nil || !ssl {
 		t.Fatalf("connection not encrypted: ssl=%v err=%v", ssl, err)
+	}
+}
+
+func TestMariaDBSSL(t *testing.T) {
+	t.Parallel()
+	certs := testenv.NewTLSFiles(t)
+	m := testenv.StartMariaDB(t, testenv.MariaSSL(certs.CAFile, certs.CertFile, certs.KeyFile))
+	if have, _ := m.Exec(t, "SELECT @@have_ssl").GetString(0, 0); have != "YES" {
+		t.Fatalf("have_ssl = %q, want YES", have)
+	}
+	c, err := client.Connect(m.Addr(), "root", "", "", func(c *client.Conn) error {
+		cfg := certs.ClientConfig(false)
+		cfg.ServerName = m.Host // go-mysql does not fill it in
+		c.SetTLSConfig(cfg)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("connect over TLS, verifying the server: %v", err)
+	}
+	defer c.Close()
+	r, err := c.Execute("SHOW STATUS LIKE 'Ssl_version'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := r.GetString(0, 1); !strings.HasPrefix(v, "TLS") {
+		t.Fatalf("Ssl_version %q: the connection is not encrypted", v)
 	}
 }
 

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/config"
+	"github.com/cdcrelay/cdcrelay/format"
+	"github.com/cdcrelay/cdcrelay/internal/testenv"
+)
+
+func TestCanonical(t *testing.T) {
+	for _, tc := range []struct{ a, b string }{
+		{`{"b":1,"a":"x"}`, `{"a":"x","b":1}`},
+		{`{"n":1.50}`, `{"n":1.5}`},
+		{`{"n":100}`, `{"n":1e2}`},
+		{`{"j":{"y":[1,2],"x":null}}`, `{"j":{"x":null,"y":[1,2]}}`},
+		{`{"s":"<&>"}`, `{"s":"\u003c\u0026\u003e"}`},
+	} {
+		if ca, cb := canonical([]byte(tc.a), nil), canonical([]byte(tc.b), nil); !bytes.Equal(ca, cb) {
+			t.Errorf("canonical(%s) = %s, canonical(%s) = %s", tc.a, ca, tc.b, cb)
+		}
+	}
+	for _, tc := range []struct{ a, b string }{
+		{`{"n":1}`, `{"n":"1"}`},
+		{`{"n":1}`, `{"n":2}`},
+		{`{"n":null}`, `{}`},
+	} {
+		if ca, cb := canonical([]byte(tc.a), nil), canonical([]byte(tc.b), nil); bytes.Equal(ca, cb) {
+			t.Errorf("canonical(%s) == canonical(%s) = %s", tc.a, tc.b, ca)
+		}
+	}
+	if got := canonical([]byte(`{"a":1,"skip":2}`), map[string]bool{"skip": true}); string(got) != `{"a":1}` {
+		t.Errorf("skip: %s", got)
+	}
+}
+
+func TestLatestRow(t *testing.T) {
+	v := &verifier{cfg: &config.Config{}}
+	for _, tc := range []struct {
+		value string
+		live  bool
+	}{
+		{`{"before":null,"after":{"id":1},"op":"c"}`, true},
+		{`{"before":null,"after":{"id":1},"op":"r"}`, true},
+		{`{"before":{"id":1},"after":null,"op":"d"}`, false},
+		{"", false}, // tombstone
+	} {
+		var val []byte
+		if tc.value != "" {
+			val = []byte(tc.value)
+		}
+		_, live, err := v.latestRow(val)
+		if err != nil || live != tc.live {
+			t.Errorf("latestRow(%s) = %v, %v; want %v", tc.value, live, err, tc.live)
+		}
+	}
+	v.cfg.Format.Value = format.Upsert
+	if _, live, _ := v.latestRow([]byte(`{"id":1}`)); !live {
+		t.Errorf("upsert row not live")
+	}
+	if _, live, _ := v.latestRow(nil); live {
+		t.Errorf("upsert null live")
+	}
+}
+
+// verifyEnv is a PostgreSQL table and a topic written the way the relay
+// writes it: op=r records built from the table's rows by the same encoder,
+// in one Kafka transaction.
+type verifyEnv struct {
+	pg     *testenv.Postgres
+	b      *testenv.Broker
+	cfg    string
+	topic  string
+	txnCl  *kgo.Client
+	encode *format.Encoder
+}
+
+func startVerifyEnv(t *testing.T) *verifyEnv {
+	t.Helper()
+	pg := testenv.StartPostgres(t)
+	b := testenv.StartBroker(t)
+	pg.CreateDB(t, "shop")
+	pg.Exec(t, "shop", `CREATE TABLE public.orders (id bigint PRIMARY KEY, name text, paid boolean, doc jsonb, amount numeric(10,2))`)
+	pg.Exec(t, "shop", `INSERT INTO public.orders SELECT g, 'order ' || g, g % 2 = 0, jsonb_build_object('n', g), g * 1.5 FROM generate_series(1, 250) g`)
+	pg.Exec(t, "shop", `CREATE TABLE public."Odd Name" (k text PRIMARY KEY, v int)`)
+	pg.Exec(t, "shop", `INSERT INTO public."Odd Name" VALUES ('a', 1), ('B', 2), ('é', 3)`)
+	cfgPath := filepath.Join(t.TempDir(), "cdcrelay.yaml")
+	yaml := fmt.Sprintf(`id: shop
+source:
+  type: postgres
+  dsn: %s
+  tables: [public.*]
+  snapshot_chunk_size: 40
+kafka:
+  brokers: [%s]
+  topic_prefix: shop
+metrics:
+  listen: "off"
+`, pg.DSN("postgres", "shop"), b.Addr)
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := &verifyEnv{pg: pg, b: b, cfg: cfgPath, topic: "shop.public.orders",
+		txnCl:  b.Client(t, kgo.TransactionalID("verify-test"), kgo.DefaultProduceTopic("unused")),
+		encode: format.NewEncoder(format.Options{Value: format.DebeziumJSON, Tombstones: true, TopicPrefix: "shop"})}
+	// Build the "relay output" from the table itself.
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := newPGScanner(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	ctx := context.Background()
+	tables, err := sc.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(b.Client(t))
+	var recs []*kgo.Record
+	for _, ts := range tables {
+		if _, err := adm.CreateTopic(ctx, 3, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, format.Topic("shop", ts.ID)); err != nil {
+			t.Fatal(err)
+		}
+		evs, err := sc.ScanTable(ctx, ts.ID, nil, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			ev.Source = change.Source{Connector: "postgresql", Schema: ts.ID.Namespace, Table: ts.ID.Name}
+			recs = e.encode.Append(recs, ev)
+		}
+	}
+	e.produce(t, recs...)
+	return e
+}
+
+// produce writes records in one committed transaction; a record without a
+// partition goes where the default partitioner sends its key.
+func (e *verifyEnv) produce(t *testing.T, recs ...*kgo.Record) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.txnCl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.txnCl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.txnCl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *verifyEnv) verify(t *testing.T, extra ...string) (string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	args := append([]string{"verify", "--config", e.cfg, "--settle", "1s"}, extra...)
+	code := run(context.Background(), args, &out, &errb)
+	return out.String() + errb.String(), code
+}
+
+// verify passes on a faithful topic, and catches a deleted key, a wrong
+// value in the topic and a row changed behind the relay's back.
+func TestVerifyPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	e := startVerifyEnv(t)
+	out, code := e.verify(t)
+	if code != 0 || !strings.Contains(out, "2 table(s) match") || !strings.Contains(out, "250 rows in the database, 250 keys") {
+		t.Fatalf("faithful topic: exit %d\n%s", code, out)
+	}
+
+	// Corrupt the topic: a tombstone for key 7, a wrong value for key 8.
+	e.produce(t,
+		&kgo.Record{Topic: e.topic, Key: []byte(`{"id":7}`)},
+		&kgo.Record{Topic: e.topic, Key: []byte(`{"id":8}`), Value: []byte(`{"before":null,"after":{"id":8,"name":"forged","paid":true,"doc":{"n":8},"amount":12.00},"op":"u"}`)},
+	)
+	// Change a row without the relay: the topic still has the old one.
+	e.pg.Exec(t, "shop", `UPDATE public.orders SET name = 'changed' WHERE id = 9`)
+	// A row the topic never saw, and a topic key the table does not have.
+	e.pg.Exec(t, "shop", `INSERT INTO public.orders VALUES (1000, 'new', true, '{}', 1)`)
+	e.produce(t, &kgo.Record{Topic: e.topic, Key: []byte(`{"id":2000}`), Value: []byte(`{"before":null,"after":{"id":2000},"op":"c"}`)})
+
+	out, code = e.verify(t, "--table", "public.orders", "--examples", "3")
+	if code == 0 {
+		t.Fatalf("verify passed a corrupted topic:\n%s", out)
+	}
+	for _, want := range []string{
+		"missing 2, extra 1, differing 2",
+		`missing in Kafka: {"id":7}`,
+		`missing in Kafka: {"id":1000}`,
+		`extra in Kafka:   {"id":2000}`,
+		`differing:        {"id":8}`,
+		`differing:        {"id":9}`,
+		"stored position at start:",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("verify output:\n%s", out)
+}

@@ -98,18 +98,26 @@ func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Messa
 		}
 		stored = st
 	}
-	r := &runner{s: s, out: out, rels: map[uint32]*relation{}, tables: map[string]*tableMeta{}}
-	defer r.close()
-	if err := r.connect(ctx); err != nil {
-		return err
-	}
-	if err := r.start(ctx, stored); err != nil {
+	var r *runner
+	defer func() { r.close() }()
+	err := retry(ctx, s, func() error {
+		r.close()
+		r = &runner{s: s, out: out, rels: map[uint32]*relation{}, tables: map[string]*tableMeta{}}
+		if err := r.connect(ctx); err != nil {
+			return err
+		}
+		return r.start(ctx, stored)
+	})
+	if err != nil {
 		return err
 	}
 	return r.loop(ctx)
 }
 
 func (r *runner) close() {
+	if r == nil {
+		return
+	}
 	if r.tick != nil {
 		r.tick.Stop()
 	}
@@ -123,26 +131,19 @@ func (r *runner) close() {
 	}
 }
 
-// connect opens both connections, retrying while the failure is one that
-// waiting can fix.
+// connect opens both connections.
 func (r *runner) connect(ctx context.Context) error {
-	return retry(ctx, r.s, func() error {
-		if r.sql == nil {
-			c, err := r.s.connectSQL(ctx)
-			if err != nil {
-				return err
-			}
-			r.sql = c
-		}
-		if r.repl == nil {
-			c, err := r.s.connectReplication(ctx)
-			if err != nil {
-				return err
-			}
-			r.repl = c
-		}
-		return nil
-	})
+	c, err := r.s.connectSQL(ctx)
+	if err != nil {
+		return err
+	}
+	r.sql = c
+	rc, err := r.s.connectReplication(ctx)
+	if err != nil {
+		return err
+	}
+	r.repl = rc
+	return nil
 }
 
 // start runs the startup checks, restores or creates the state, and starts

@@ -16,6 +16,11 @@
 // and MariaDB with innodb_flush_log_at_trx_commit=2 and sync_binlog=0, so a
 // SIGKILL of the server loses nothing committed but a machine crash would.
 //
+// Server directories are named cdcrelay-env-<kind>-<pid>-*, after the test
+// process that owns them. A test binary that panics or times out runs no
+// cleanups; the next test process to start a server removes the directories
+// of such dead processes.
+//
 // A missing server binary makes the test skip, or fail when the environment
 // variable CI is set; see Require. Set CDCRELAY_TESTENV_KEEP=1 to keep the
 // directories (data and logs) of failed tests.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,7 +33,8 @@ func asRoot() bool { return os.Geteuid() == 0 }
 // before the server's own cleanup, so that the server stops first.
 func serverDir(t testing.TB, kind string, owned bool) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "cdcrelay-"+kind+"-")
+	sweepOnce.Do(sweepStaleDirs)
+	dir, err := os.MkdirTemp("", dirPrefix+kind+"-"+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
 		t.Fatalf("testenv: %s: temp dir: %v", kind, err)
 	}
@@ -52,6 +54,36 @@ func serverDir(t testing.TB, kind string, owned bool) string {
 		}
 	})
 	return dir
+}
+
+// dirPrefix starts the names of server directories, followed by the kind of
+// server and the pid of the test process that owns the directory.
+const dirPrefix = "cdcrelay-env-"
+
+var sweepOnce sync.Once
+
+// sweepStaleDirs removes the server directories of test processes that are
+// gone: a test binary that panics or times out runs no cleanups. It keeps
+// them all when CDCRELAY_TESTENV_KEEP is set.
+func sweepStaleDirs() {
+	if os.Getenv(keepEnv) != "" {
+		return
+	}
+	matches, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	for _, m := range matches {
+		// cdcrelay-env-<kind>-<pid>-<random>
+		f := strings.Split(strings.TrimPrefix(filepath.Base(m), dirPrefix), "-")
+		if len(f) < 3 {
+			continue
+		}
+		pid, err := strconv.Atoi(f[len(f)-2])
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			os.RemoveAll(m)
+		}
+	}
 }
 
 // writeOwned writes a file in a server directory, owned by nobody when the

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -106,7 +108,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		}
 		var fatal *FatalError
-		if errors.As(err, &fatal) || errors.Is(err, ErrFenced) {
+		if errors.As(err, &fatal) || (errors.Is(err, ErrFenced) && !errors.Is(err, errFencedAfterFault)) {
 			return err
 		}
 		cause := restartCause(err)
@@ -130,6 +132,8 @@ func restartCause(err error) string {
 	switch {
 	case errors.As(err, &ke):
 		return "kafka_" + ke.Message
+	case errors.Is(err, errFencedAfterFault):
+		return "epoch_bumped_after_broker_fault"
 	case errors.Is(err, errOutcomeUnknown):
 		return "commit_outcome_unknown"
 	case errors.Is(err, errSource):
@@ -168,9 +172,36 @@ func connectFatal(err error) error {
 	return nil
 }
 
+// connWatch notes failed broker connections. A broker that crashed and came
+// back may have aborted our open transaction and bumped our producer epoch,
+// which then looks exactly like being fenced by another instance. A fencing
+// error in a session that saw a failed connection is therefore retried (a
+// new session fences everyone else and re-reads the offsets); one in an
+// undisturbed session means another relay really took over.
+type connWatch struct{ failed atomic.Bool }
+
+func (w *connWatch) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err != nil {
+		w.failed.Store(true)
+	}
+}
+
+// errFencedAfterFault is a fencing error seen after a broker fault.
+var errFencedAfterFault = errors.New("relay: producer epoch bumped after a broker fault")
+
 // session is one life of the Kafka client: fence, load offsets, stream.
 func (r *Relay) session(ctx context.Context) error {
+	watch := &connWatch{}
+	err := r.sessionWith(ctx, watch)
+	if errors.Is(err, ErrFenced) && watch.failed.Load() {
+		return fmt.Errorf("%w: %w", errFencedAfterFault, err)
+	}
+	return err
+}
+
+func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, r.cfg.Kafka...),
+		kgo.WithHooks(watch),
 		kgo.TransactionalID(TransactionalID(r.cfg.ID)),
 		kgo.TransactionTimeout(r.cfg.TransactionTimeout),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),

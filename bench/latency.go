@@ -114,8 +114,7 @@ func (b *bench) latencyAt(ctx context.Context, rate int) result {
 		defer cl.Close()
 		w := &insertWriter{perTxn: max(1, rate/100)}
 		var mu sync.Mutex
-		var lats []float64
-		seen := map[int64]bool{}
+		seen := map[int64]time.Time{}
 		cctx, stopConsumer := context.WithCancel(ctx)
 		consumed := make(chan struct{})
 		go func() {
@@ -130,14 +129,11 @@ func (b *bench) latencyAt(ctx context.Context, rate int) result {
 					if json.Unmarshal(rec.Key, &k) != nil || rec.Value == nil {
 						return
 					}
-					at, ok := w.commitOf(k.ID)
-					if !ok {
-						return
-					}
+					// The commit time is looked up at the end: the
+					// writer may not have recorded it yet.
 					mu.Lock()
-					if !seen[k.ID] {
-						seen[k.ID] = true
-						lats = append(lats, float64(now.Sub(at).Microseconds())/1000)
+					if _, dup := seen[k.ID]; !dup {
+						seen[k.ID] = now
 					}
 					mu.Unlock()
 				})
@@ -178,6 +174,12 @@ func (b *bench) latencyAt(ctx context.Context, rate int) result {
 		p.stop()
 		mu.Lock()
 		defer mu.Unlock()
+		var lats []float64
+		for id, at := range seen {
+			if c, ok := w.commitOf(id); ok {
+				lats = append(lats, float64(at.Sub(c).Microseconds())/1000)
+			}
+		}
 		slices.Sort(lats)
 		if len(lats) == 0 {
 			return fmt.Errorf("no rows seen")

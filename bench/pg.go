@@ -87,16 +87,19 @@ func (b *bench) writeMix(ctx context.Context, table string, changes int) (mixRes
 	start := time.Now()
 	ntx := changes / 100
 	for k := 0; k < ntx; k++ {
+		// Transaction k inserts ids 70k+1..70k+70, then updates 20 and
+		// deletes 10 rows of transaction k-1 (the first one touches its
+		// own rows, deleting ones the second leaves alone).
 		base := int64(70 * k)
-		prev := base - 70
+		prev, delFrom := base-70, base-70+61
 		if k == 0 {
-			prev = 0
+			prev, delFrom = 0, 51
 		}
 		batch := &pgx.Batch{}
 		batch.Queue("BEGIN")
 		batch.Queue(ins, base+1, base+70)
 		batch.Queue(upd, prev+21, prev+40)
-		batch.Queue(del, prev+61, prev+70)
+		batch.Queue(del, delFrom, delFrom+9)
 		last := k == ntx-1
 		if last {
 			batch.Queue("SELECT pg_current_wal_insert_lsn()::text")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"unicode"
-
 )
 
 // ddl handles a statement logged as text. Row events already carry the
@@ -247,4 +246,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "..."
 }
-

@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -81,9 +82,9 @@ func (k *sink) snapshot() ([]*change.Event, []byte) {
 
 // running is one call of Source.Run.
 type running struct {
-	cancel context.CancelFunc
-	done   chan error
-	err    error
+	cancel   context.CancelFunc
+	finished chan struct{} // closed when Run returned, err set
+	err      error
 }
 
 // start runs src from the sink's committed state.
@@ -91,12 +92,12 @@ func (k *sink) start(t *testing.T, src *Source) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan change.Message, 16)
-	r := &running{cancel: cancel, done: make(chan error, 1)}
+	r := &running{cancel: cancel, finished: make(chan struct{})}
 	_, resume := k.snapshot()
 	go func() {
-		err := src.Run(ctx, resume, out)
+		r.err = src.Run(ctx, resume, out)
 		close(out)
-		r.done <- err
+		close(r.finished)
 	}()
 	go func() {
 		var pending []*change.Event
@@ -121,10 +122,7 @@ func (k *sink) start(t *testing.T, src *Source) *running {
 // stop cancels the run and returns its error.
 func (r *running) stop() error {
 	r.cancel()
-	if r.done != nil {
-		r.err = <-r.done
-		r.done = nil
-	}
+	<-r.finished
 	return r.err
 }
 
@@ -132,10 +130,8 @@ func (r *running) stop() error {
 func (r *running) wait(t *testing.T, d time.Duration) error {
 	t.Helper()
 	select {
-	case err := <-r.done:
-		r.done = nil
-		r.err = err
-		return err
+	case <-r.finished:
+		return r.err
 	case <-time.After(d):
 		t.Fatalf("Run did not end within %v", d)
 		return nil
@@ -207,4 +203,73 @@ func rowJSON(r *change.Row) string {
 		b = append(b, r.Values[i]...)
 	}
 	return string(append(b, '}'))
+}
+
+// supervised runs src the way the relay does: after a non-fatal error it
+// calls Run again with the last committed state.
+type supervised struct {
+	mu       sync.Mutex
+	cur      *running
+	stopped  bool
+	restarts int
+	done     chan error
+}
+
+func (k *sink) supervise(t *testing.T, src *Source) *supervised {
+	t.Helper()
+	s := &supervised{done: make(chan error, 1)}
+	go func() {
+		for {
+			s.mu.Lock()
+			if s.stopped {
+				s.mu.Unlock()
+				s.done <- nil
+				return
+			}
+			r := k.start(t, src)
+			s.cur = r
+			s.mu.Unlock()
+			<-r.finished
+			err := r.err
+			s.mu.Lock()
+			if s.stopped || err == nil {
+				s.mu.Unlock()
+				s.done <- nil
+				return
+			}
+			if isFatal(err) {
+				fmt.Fprintln(os.Stderr, "Run stopped:", err)
+				s.mu.Unlock()
+				s.done <- err
+				return
+			}
+			s.restarts++
+			if os.Getenv("MYSQL_TEST_LOG") != "" {
+				t.Logf("Run: %v", err)
+			}
+			s.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { s.stop() })
+	return s
+}
+
+func (s *supervised) stop() error {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return nil
+	}
+	s.stopped = true
+	if s.cur != nil {
+		s.cur.cancel()
+	}
+	s.mu.Unlock()
+	return <-s.done
+}
+
+func (s *supervised) restartCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.restarts
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
 )
 
-
 // TestPositionLost checks the loud failures: binlogs purged past the stored
 // position, RESET MASTER, and a different server. The stored state is left
 // as it was and no snapshot starts.

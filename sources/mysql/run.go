@@ -90,18 +90,12 @@ func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Messa
 
 	syncer := replication.NewBinlogSyncer(s.syncerConfig(si.flavor))
 	defer syncer.Close()
-	var streamer *replication.BinlogStreamer
-	if st.GTID != "" {
-		gs, err := gomysql.ParseGTIDSet(si.flavor, st.GTID)
-		if err != nil {
-			return relay.Fatal(fmt.Errorf("mysql: stored GTID set %q: %v", st.GTID, err))
-		}
-		streamer, err = syncer.StartSyncGTID(gs)
-	} else {
-		streamer, err = syncer.StartSync(gomysql.Position{Name: st.File, Pos: st.Pos})
-	}
+	streamer, err := s.startDump(ctx, syncer, si.flavor, st)
 	if err != nil {
-		return s.classify(fmt.Errorf("mysql: start binlog dump from %s: %w", st.label(), err))
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
 	}
 	if fresh {
 		if err := r.checkpoint(ctx, time.Time{}); err != nil {
@@ -113,6 +107,56 @@ func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Messa
 		return nil
 	}
 	return err
+}
+
+// startDump registers as a replica and starts the binlog dump at st,
+// retrying with backoff while the server refuses the connection.
+func (s *Source) startDump(ctx context.Context, syncer *replication.BinlogSyncer, flavor string, st *state) (*replication.BinlogStreamer, error) {
+	var gs gomysql.GTIDSet
+	if st.GTID != "" {
+		var err error
+		if gs, err = gomysql.ParseGTIDSet(flavor, st.GTID); err != nil {
+			return nil, relay.Fatal(fmt.Errorf("mysql: stored GTID set %q: %v", st.GTID, err))
+		}
+	}
+	for {
+		var streamer *replication.BinlogStreamer
+		var err error
+		if gs != nil {
+			streamer, err = syncer.StartSyncGTID(gs)
+		} else {
+			streamer, err = syncer.StartSync(gomysql.Position{Name: st.File, Pos: st.Pos})
+		}
+		if err == nil {
+			return streamer, nil
+		}
+		err = fmt.Errorf("mysql: start binlog dump from %s: %w", st.label(), err)
+		if err := s.backoffOrFail(ctx, err); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// backoffOrFail waits before the next attempt when err is worth retrying
+// (counting it as a reconnect), or returns the classified error.
+func (s *Source) backoffOrFail(ctx context.Context, err error) error {
+	cause := retryableCause(err)
+	if cause == "" {
+		return s.classify(err)
+	}
+	s.mu.Lock()
+	s.attempts++
+	n := s.attempts
+	s.mu.Unlock()
+	wait := backoff(n)
+	s.m.Reconnects.WithLabelValues("mysql_" + cause).Inc()
+	s.log.Warn("mysql: cannot connect, retrying", "cause", cause, "attempt", n, "in", wait.Round(time.Millisecond), "err", firstLine(err))
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(wait):
+		return nil
+	}
 }
 
 func (s *Source) syncerConfig(flavor string) replication.BinlogSyncerConfig {
@@ -178,7 +222,7 @@ func retryableCause(err error) string {
 	switch errorCode(err) {
 	case 1040:
 		return "too_many_connections"
-	case 1203:
+	case 1203, 1226: // the global or the account's max_user_connections
 		return "max_user_connections"
 	case 1053, 1077, 2013, 2006:
 		return "server_restart"
@@ -202,21 +246,8 @@ func (s *Source) connectRetry(ctx context.Context) (*client.Conn, error) {
 		if err == nil {
 			return c, nil
 		}
-		cause := retryableCause(err)
-		if cause == "" {
-			return nil, s.classify(err)
-		}
-		s.mu.Lock()
-		s.attempts++
-		n := s.attempts
-		s.mu.Unlock()
-		wait := backoff(n)
-		s.m.Reconnects.WithLabelValues("mysql_" + cause).Inc()
-		s.log.Warn("mysql: cannot connect, retrying", "cause", cause, "attempt", n, "in", wait.Round(time.Millisecond), "err", err)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
+		if err := s.backoffOrFail(ctx, err); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -242,7 +273,7 @@ func (s *Source) streamLost(err error) error {
 		cause = "stream_error"
 	}
 	s.m.Reconnects.WithLabelValues("mysql_" + cause).Inc()
-	s.log.Warn("mysql: binlog stream lost; resuming from the last committed position", "cause", cause, "err", err)
+	s.log.Warn("mysql: binlog stream lost; resuming from the last committed position", "cause", cause, "err", firstLine(err))
 	return fmt.Errorf("mysql: binlog stream lost (%s): %w", cause, err)
 }
 
@@ -263,20 +294,20 @@ type reader struct {
 	dialect *dialect
 
 	// the transaction being read
-	inTxn   bool
-	gtid    string
-	mgtid   gomysql.MariadbGTID
+	inTxn     bool
+	gtid      string
+	mgtid     gomysql.MariadbGTID
 	thread    uint32
 	rowsQuery string
 	events    int
-	txnTime uint32
+	txnTime   uint32
 
 	dirty    bool // the position moved since the last checkpoint
 	force    bool // a snapshot chunk closed in this transaction
 	lastSent time.Time
 	lastLag  time.Time
 	q        *client.Conn // the query connection of this Run
-	commit   time.Time // commit time of the last transaction with events
+	commit   time.Time    // commit time of the last transaction with events
 }
 
 func (r *reader) send(ctx context.Context, m change.Message) error {
@@ -395,4 +426,14 @@ func (r *reader) begin(h *replication.EventHeader) {
 	r.thread = 0
 	r.rowsQuery = ""
 	r.txnTime = h.Timestamp
+}
+
+// firstLine is the message of err without the stack that go-mysql's
+// errors print on their following lines.
+func firstLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }

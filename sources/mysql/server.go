@@ -34,6 +34,8 @@ func queryRow(c *client.Conn, q string, args ...any) (row []string, ok bool, err
 }
 
 // queryRows runs a query and returns every row as strings ("" for NULL).
+// The strings are copies: go-mysql hands out views of a result set that it
+// recycles once the result is closed.
 func queryRows(c *client.Conn, q string, args ...any) ([][]string, error) {
 	r, err := c.Execute(q, args...)
 	if err != nil {
@@ -51,7 +53,7 @@ func queryRows(c *client.Conn, q string, args ...any) ([][]string, error) {
 			if err != nil {
 				return nil, err
 			}
-			out[i][j] = s
+			out[i][j] = strings.Clone(s) // s aliases a pooled buffer
 		}
 	}
 	return out, nil
@@ -77,6 +79,9 @@ func readServerInfo(c *client.Conn) (*serverInfo, error) {
 		"server_uuid", "gtid_mode", "gtid_executed", "binlog_format", "binlog_row_image", "binlog_row_metadata")
 	if err != nil {
 		return nil, err
+	}
+	if v["version"] == "" {
+		return nil, fmt.Errorf("mysql: SHOW GLOBAL VARIABLES returned no version (%d rows)", len(v))
 	}
 	si := &serverInfo{version: v["version"], flavor: flavorMySQL, settings: v}
 	if strings.Contains(strings.ToLower(si.version), "mariadb") {

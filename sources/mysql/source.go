@@ -46,7 +46,7 @@ type Source struct {
 
 	mu       sync.Mutex
 	acked    *state // last acknowledged position, for lag and logs
-	attempts int   // consecutive failed connects, for backoff
+	attempts int    // consecutive failed connects, for backoff
 	closed   bool
 	conns    map[*client.Conn]struct{}
 }

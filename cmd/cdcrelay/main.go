@@ -1,7 +1,3 @@
-// Command cdcrelay streams database changes into Kafka, exactly once.
-//
-// main parses the subcommand and calls its run function; os.Exit happens
-// only here.
 package main
 
 import (

@@ -17,7 +17,7 @@ import (
 // sent as they are decoded, and the checkpoint comes once, at the commit.
 func TestBigTransaction(t *testing.T) {
 	rows := 1000000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		rows = 100000
 	}
 	e := startPG(t)

@@ -103,7 +103,10 @@ func TestSlotDroppedWhileStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := r.lastState()
-	e.admin.Exec(context.Background(), "SELECT pg_drop_replication_slot('cdcrelay_t1')")
+	waitFor(t, 10*time.Second, "the slot to be dropped", func() bool {
+		_, err := e.admin.Exec(context.Background(), "SELECT pg_drop_replication_slot('cdcrelay_t1')")
+		return err == nil // fails while the walsender of the stopped run still holds it
+	})
 	r2 := runSource(t, newSource(t, e.config("public.t")), st)
 	select {
 	case err := <-r2.done:

@@ -36,14 +36,21 @@ const binaryCollation = 63
 
 // newTableCodec builds the codec for the table version described by tm.
 // keyless tells whether the table may lack a primary key.
-func newTableCodec(tm *replication.TableMapEvent, keyless bool) (*tableCodec, error) {
+func newTableCodec(tm *replication.TableMapEvent, keyless bool) (c *tableCodec, err error) {
 	id := change.TableID{Namespace: string(tm.Schema), Name: string(tm.Table)}
+	// go-mysql's metadata accessors index without bounds checks; a
+	// malformed TABLE_MAP must become an error, not a crash.
+	defer func() {
+		if p := recover(); p != nil {
+			c, err = nil, fmt.Errorf("mysql: TABLE_MAP of %s has inconsistent metadata: %v", id, p)
+		}
+	}()
 	n := int(tm.ColumnCount)
 	names := tm.ColumnNameString()
 	if len(names) != n {
 		return nil, fmt.Errorf("mysql: TABLE_MAP of %s carries no column names; set binlog_row_metadata=FULL on the server", id)
 	}
-	c := &tableCodec{id: id, names: names, enc: make([]encoder, n)}
+	c = &tableCodec{id: id, names: names, enc: make([]encoder, n)}
 	unsigned := tm.UnsignedMap()
 	collations := tm.CollationMap()
 	enums := tm.EnumStrValueMap()
@@ -88,6 +95,12 @@ func (c *tableCodec) row(vals []any, skipped []int) (r *change.Row, err error) {
 			r, err = nil, fmt.Errorf("mysql: %s: undecodable row value: %v", c.id, p)
 		}
 	}()
+	return c.encodeRow(vals, skipped), nil
+}
+
+// encodeRow is row without the recover; the fuzz test calls it directly so
+// that a panic shows.
+func (c *tableCodec) encodeRow(vals []any, skipped []int) *change.Row {
 	values := make([][]byte, len(vals))
 	buf := make([]byte, 0, 16*len(vals))
 	for i, v := range vals {
@@ -104,7 +117,7 @@ func (c *tableCodec) row(vals []any, skipped []int) (r *change.Row, err error) {
 			values[i] = nil
 		}
 	}
-	return &change.Row{Names: c.names, Values: values}, nil
+	return &change.Row{Names: c.names, Values: values}
 }
 
 // keyOf returns the canonical key of a row encoded by row.

@@ -12,24 +12,24 @@
 //
 // Checkpoint.State is this JSON object:
 //
-//	{"v":1, "lsn":"0/16B3748", "system_id":"7301...", "timeline":1,
-//	 "slot":"cdcrelay_orders",
-//	 "snapshot":{"queue":[{"table":"\"public\".\"orders\"","last_key":["41000"],"rows":41000,"chunks":41}],
-//	             "done":["\"public\".\"customers\""]}}
+//		{"v":1, "lsn":"0/16B3748", "system_id":"7301...", "timeline":1,
+//		 "slot":"cdcrelay_orders",
+//		 "snapshot":{"queue":[{"table":"\"public\".\"orders\"","last_key":["41000"],"rows":41000,"chunks":41}],
+//		             "done":["\"public\".\"customers\""]}}
 //
-//   - v: layout version, 1.
-//   - lsn: end LSN of the commit of the last source transaction whose events
-//     are all before this checkpoint. A resume starts replication there and
-//     drops every transaction whose commit LSN is below it (PostgreSQL
-//     resends some after a reconnect).
-//   - system_id, timeline: IDENTIFY_SYSTEM at the time; a resume on another
-//     cluster or timeline is refused.
-//   - slot: the replication slot the position belongs to.
-//   - snapshot.queue: tables still to snapshot, in order; last_key is the
-//     text of each key column of the last row of the last finished chunk
-//     (absent before the first chunk), rows and chunks count finished work.
-//   - snapshot.done: tables whose snapshot finished. A captured table with a
-//     primary key in neither list is new, and is snapshotted.
+//	  - v: layout version, 1.
+//	  - lsn: end LSN of the commit of the last source transaction whose events
+//	    are all before this checkpoint. A resume starts replication there and
+//	    drops every transaction whose commit LSN is below it (PostgreSQL
+//	    resends some after a reconnect).
+//	  - system_id, timeline: IDENTIFY_SYSTEM at the time; a resume on another
+//	    cluster or timeline is refused.
+//	  - slot: the replication slot the position belongs to.
+//	  - snapshot.queue: tables still to snapshot, in order; last_key is the
+//	    text of each key column of the last row of the last finished chunk
+//	    (absent before the first chunk), rows and chunks count finished work.
+//	  - snapshot.done: tables whose snapshot finished. A captured table with a
+//	    primary key in neither list is new, and is snapshotted.
 //
 // # Choices
 //

@@ -193,10 +193,10 @@ INSERT INTO vers SELECT g, 0, 'row ' || g FROM generate_series(1, 100000) g; ANA
 // last committed state: versions stay in order with no repeat, the final
 // state equals the table, and no chunk is read twice.
 func TestSnapshotSurvivesCrashes(t *testing.T) {
-	const rows = 60000
+	const rows = 20000
 	e := startPG(t)
 	e.exec(t, `CREATE TABLE vers (id int PRIMARY KEY, v int NOT NULL, pad text);
-INSERT INTO vers SELECT g, 0, 'row ' || g FROM generate_series(1, 60000) g; ANALYZE vers`)
+INSERT INTO vers SELECT g, 0, 'row ' || g FROM generate_series(1, 20000) g; ANALYZE vers`)
 	cfg := e.config("public.vers")
 	cfg.Source.SnapshotChunkSize = 500
 	if err := newSource(t, cfg).Setup(context.Background()); err != nil {
@@ -222,7 +222,7 @@ INSERT INTO vers SELECT g, 0, 'row ' || g FROM generate_series(1, 60000) g; ANAL
 			}
 			return false
 		})
-		time.Sleep(time.Duration(rand.IntN(30)) * time.Millisecond)
+		time.Sleep(time.Duration(rand.IntN(150)) * time.Millisecond)
 		for _, ev := range r.events() {
 			if ev.Source.Snapshot == change.SnapshotLast {
 				done = true

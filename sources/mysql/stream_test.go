@@ -61,3 +61,66 @@ func TestStreamAndResume(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestSnapshot re-snapshots a table while streaming goes on, and
+// refuses a table that is not captured.
+func TestRequestSnapshot(t *testing.T) {
+	t.Parallel()
+	m := startMaria(t)
+	m.Exec(t, "CREATE TABLE shop.items (id INT PRIMARY KEY, v INT)")
+	m.Exec(t, "INSERT INTO shop.items SELECT seq, 0 FROM shop.seq_1_to_2500")
+	cfg := testConfig(m, "shop.items")
+	src, met := newSource(t, cfg)
+	if err := src.Setup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var k sink
+	k.start(t, src)
+	k.waitFor(t, 30*time.Second, "first snapshot", func(evs []*change.Event) bool { return countOps(evs, "items", change.OpRead) == 2500 })
+	if err := src.RequestSnapshot(t.Context(), "shop.other"); err == nil {
+		t.Errorf("RequestSnapshot of a table that is not captured succeeded")
+	}
+	if err := src.RequestSnapshot(t.Context(), "shop.items"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 20; i++ {
+		m.Exec(t, fmt.Sprintf("UPDATE shop.items SET v = v + 1 WHERE id = %d", i*100))
+	}
+	evs := k.waitFor(t, 30*time.Second, "second snapshot", func(evs []*change.Event) bool {
+		for _, e := range evs[2500:] {
+			if e.Source.Snapshot == change.SnapshotLast {
+				return true
+			}
+		}
+		return false
+	})
+	got := applyEvents(evs, "items")
+	r := m.Exec(t, "SELECT SUM(v), COUNT(*) FROM shop.items")
+	sum, _ := r.GetInt(0, 0)
+	var folded int64
+	for _, row := range got {
+		var id, v int64
+		fmt.Sscanf(row, `{"id":%d,"v":%d}`, &id, &v)
+		folded += v
+	}
+	if len(got) != 2500 || folded != sum {
+		t.Errorf("after the re-snapshot: %d rows with sum %d, table has 2500 with sum %d", len(got), folded, sum)
+	}
+	if n := countOps(evs, "items", change.OpRead); n < 4900 {
+		t.Errorf("%d snapshot rows in total, want about 5000", n)
+	}
+
+	q, err := src.connect(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.release(q)
+	time.Sleep(1500 * time.Millisecond) // a heartbeat checkpoint catches up
+	src.updateLag(q)
+	if lag := testGauge(met.SourceLagBytes); lag > 4096 {
+		t.Errorf("lag after catching up = %v bytes", lag)
+	}
+	if src.Acked() == "" {
+		t.Errorf("no acknowledged position")
+	}
+}

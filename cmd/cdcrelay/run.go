@@ -18,6 +18,7 @@ import (
 	"github.com/cdcrelay/cdcrelay/internal/devbroker"
 	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
 	"github.com/cdcrelay/cdcrelay/metrics"
+	"github.com/cdcrelay/cdcrelay/offsets"
 	"github.com/cdcrelay/cdcrelay/relay"
 )
 
@@ -70,14 +71,26 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := preflight(ctx, src, log); err != nil {
 		return err
 	}
-	if err := src.Setup(ctx); err != nil {
-		return err
-	}
-
 	kopts, err := kafkaclient.Opts(&cfg.Kafka, log)
 	if err != nil {
 		return err
 	}
+	// A source that keeps server-side state (a replication slot) must not
+	// recreate it when a position is stored: a missing slot then means lost
+	// changes, which Run reports instead of papering over.
+	if ra, ok := src.(interface{ SetResuming(bool) }); ok {
+		lctx, cancel := context.WithTimeout(ctx, time.Minute)
+		stored, err := offsets.Load(lctx, kopts, cfg.Kafka.OffsetsTopic, cfg.ID)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("read the stored position from %s: %w", cfg.Kafka.OffsetsTopic, kafkaclient.Describe(err, &cfg.Kafka))
+		}
+		ra.SetResuming(stored != nil)
+	}
+	if err := src.Setup(ctx); err != nil {
+		return err
+	}
+
 	rcfg := relay.Config{
 		ID:                 cfg.ID,
 		Kafka:              kopts,

@@ -225,6 +225,10 @@ func (s *Source) Setup(ctx context.Context) error {
 		}
 	}
 	slot, err := readSlot(ctx, conn, s.slot)
+	if err == nil && !slot.exists && s.resuming.Load() {
+		s.log.Warn("postgres: replication slot is missing although a position is stored; not creating it", "slot", s.slot)
+		return nil
+	}
 	if err == nil && !slot.exists {
 		// Returns once the slot has reached its consistent point.
 		_, err = conn.Exec(ctx, "SELECT pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')", s.slot)

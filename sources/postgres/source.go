@@ -56,11 +56,21 @@ type Source struct {
 
 	acked atomic.Uint64 // highest LSN acked by the relay
 
+	// resuming is set when the offsets topic holds a position for this
+	// source: Setup then never creates the slot, so a dropped slot is
+	// reported as missing instead of being replaced.
+	resuming atomic.Bool
+
 	mu     sync.Mutex
 	closed bool
 }
 
 var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
+// SetResuming tells Setup whether a position is stored for this source. With
+// one, a missing slot is not created: Run then fails loudly that the slot is
+// gone, and nothing new appears on the server.
+func (s *Source) SetResuming(stored bool) { s.resuming.Store(stored) }
 
 // New validates cfg and returns a Source. It does no I/O.
 func New(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Source, error) {

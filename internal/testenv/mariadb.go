@@ -85,7 +85,10 @@ func StartMariaDB(t testing.TB, opts ...MariaOption) *MariaDB {
 	data := filepath.Join(dir, "data")
 	out, err := runAs(dir, true, 2*time.Minute, install,
 		"--no-defaults", "--datadir="+data, "--auth-root-authentication-method=normal",
-		"--skip-test-db", "--skip-name-resolve")
+		"--skip-test-db", "--skip-name-resolve",
+		// Its own temporary directory: bootstraps running in parallel in a
+		// shared /tmp can collide on temporary table names.
+		"--tmpdir="+dir)
 	if err != nil {
 		t.Fatalf("testenv: mariadb-install-db: %v\n%s", err, out)
 	}

@@ -45,7 +45,7 @@ func (b *bench) bigTxnScenario(ctx context.Context) []result {
 		}
 		committed := time.Now()
 		last := parseLSN(s)
-		stopProf := b.profile("bigtxn", map[bool]int{true: 3, false: 15}[b.quick])
+		stopProf := b.profile("big", map[bool]int{true: 3, false: 15}[b.quick])
 		pos, err := b.offsets.waitFor(ctx, rc.id, p, 15*time.Minute, func(s storedPos) bool { return s.lsn > last })
 		if err != nil {
 			return err

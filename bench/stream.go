@@ -58,6 +58,7 @@ func (b *bench) profile(name string, secs int) func() {
 		defer close(done)
 		// The endpoint comes up with the process.
 		time.Sleep(300 * time.Millisecond)
+		fetch("/debug/pprof/trace?seconds=2", name+".trace")
 		fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), name+".cpu.pprof")
 	}()
 	return func() {
@@ -102,21 +103,25 @@ func (b *bench) streamScenario(ctx context.Context) []result {
 			return err
 		}
 		defer p.kill()
-		stopProf := b.profile("stream", map[bool]int{true: 3, false: 15}[b.quick])
+		cpu0 := b.sampleCPU(p.cmd.Process.Pid)
+		stopProf := b.profile("stream", map[bool]int{true: 3, false: 12}[b.quick])
 		pos, err := b.offsets.waitFor(ctx, rc.id, p, 15*time.Minute, func(s storedPos) bool { return s.lsn > mix.lastLSN })
 		if err != nil {
 			return err
 		}
 		drain := pos.seen.Sub(p.started)
+		relayCPU := b.cpuSince(cpu0, p.cmd.Process.Pid)
 		stopProf()
 		r.PeakRSS = f64(p.peakRSSMiB())
 		batch := p.meanBatch()
 		p.stop()
 
+		cpu0 = b.sampleCPU(0)
 		recv, err := b.recvlogical(ctx, "bench_limit", "cdcrelay_stream", mix.finalLSN)
 		if err != nil {
 			return err
 		}
+		recvCPU := b.cpuSince(cpu0, 0)
 		ts, err := b.readTopic(ctx, "stream.public."+table, 50000)
 		if err != nil {
 			return err
@@ -130,7 +135,7 @@ func (b *bench) streamScenario(ctx context.Context) []result {
 		r.setLimits(relayRate,
 			limit{"pg_recvlogical", float64(mix.changes) / recv.Seconds()},
 			limit{"produce", float64(mix.changes) / prod.Seconds()})
-		r.Note = fmt.Sprintf("drain %.1fs from process start; %d records (mean key %.0f B, value %.0f B); %.0f events per Kafka txn", drain.Seconds(), ts.records, ts.meanKey(), ts.meanValue(), batch)
+		r.Note = fmt.Sprintf("drain %.1fs from process start; %d records (mean key %.0f B, value %.0f B); %.0f events per Kafka txn; during the drain %s; during pg_recvlogical %s", drain.Seconds(), ts.records, ts.meanKey(), ts.meanValue(), batch, relayCPU, recvCPU)
 		if b.peerCmd != "" && (b.only == nil || b.only["peer"] || b.only["stream"]) {
 			pr := b.runPeer(ctx, mix, r.LimitRate)
 			peer = &pr
@@ -167,7 +172,8 @@ func (b *bench) snapshotScenario(ctx context.Context) []result {
 		}
 		defer p.kill()
 		defer b.dropSlot(ctx, "cdcrelay_snap")
-		stopProf := b.profile("snapshot", map[bool]int{true: 3, false: 15}[b.quick])
+		cpu0 := b.sampleCPU(p.cmd.Process.Pid)
+		stopProf := b.profile("snap", map[bool]int{true: 3, false: 5}[b.quick])
 		pos, err := b.offsets.waitFor(ctx, rc.id, p, 15*time.Minute, func(s storedPos) bool {
 			return s.seq > 0 && len(s.snapDone) > 0 && s.snapQ == 0
 		})
@@ -175,6 +181,7 @@ func (b *bench) snapshotScenario(ctx context.Context) []result {
 			return err
 		}
 		took := pos.seen.Sub(p.started)
+		relayCPU := b.cpuSince(cpu0, p.cmd.Process.Pid)
 		stopProf()
 		r.PeakRSS = f64(p.peakRSSMiB())
 		batch := p.meanBatch()
@@ -193,7 +200,7 @@ func (b *bench) snapshotScenario(ctx context.Context) []result {
 		r.setLimits(float64(b.changes)/took.Seconds(),
 			limit{"COPY TO STDOUT", float64(rows) / cp.Seconds()},
 			limit{"produce", float64(b.changes) / prod.Seconds()})
-		r.Note += fmt.Sprintf("%.1fs from process start to the committed end of the snapshot; mean value %.0f B; %.0f events per Kafka txn", took.Seconds(), ts.meanValue(), batch)
+		r.Note += fmt.Sprintf("%.1fs from process start to the committed end of the snapshot; mean value %.0f B; %.0f events per Kafka txn; %s", took.Seconds(), ts.meanValue(), batch, relayCPU)
 		return nil
 	}()
 	if err != nil {

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// cpuGroups samples the CPU time of the relay, PostgreSQL (all its
+// processes) and the dev broker, to show where the machine's cores went
+// during a measurement.
+type cpuGroups struct {
+	at    time.Time
+	ticks map[string]float64
+}
+
+const clockTicks = 100 // USER_HZ on Linux
+
+func (b *bench) sampleCPU(relayPID int) cpuGroups {
+	g := cpuGroups{at: time.Now(), ticks: map[string]float64{}}
+	entries, _ := os.ReadDir("/proc")
+	brokerPort := b.brokerAddr[strings.LastIndexByte(b.brokerAddr, ':')+1:]
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		var group string
+		switch {
+		case pid == relayPID:
+			group = "relay"
+		case bytes.HasPrefix(cmdline, []byte("postgres")) || bytes.HasPrefix(cmdline, []byte(pgBinDir+"/postgres")):
+			group = "postgres"
+		case bytes.Contains(cmdline, []byte("dev-broker")) && bytes.Contains(cmdline, []byte(":"+brokerPort)):
+			group = "broker"
+		default:
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(stat, ')')
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		g.ticks[group] += ut + st
+	}
+	return g
+}
+
+// since describes the CPU used between s and now as percent of one core.
+func (b *bench) cpuSince(s cpuGroups, relayPID int) string {
+	now := b.sampleCPU(relayPID)
+	secs := now.at.Sub(s.at).Seconds()
+	var parts []string
+	for _, k := range []string{"relay", "postgres", "broker"} {
+		d := now.ticks[k] - s.ticks[k]
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", k, 100*d/clockTicks/secs))
+	}
+	return "CPU (% of one core): " + strings.Join(parts, ", ")
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,6 +69,7 @@ func newSource(t *testing.T, cfg *config.Config) (*Source, *metrics.Metrics) {
 // after the last checkpoint of a run are dropped when the run ends, as an
 // aborted Kafka transaction would drop them.
 type sink struct {
+	paused    atomic.Bool // stop reading from Run while set
 	mu        sync.Mutex
 	committed []*change.Event
 	state     []byte
@@ -102,6 +104,9 @@ func (k *sink) start(t *testing.T, src *Source) *running {
 	go func() {
 		var pending []*change.Event
 		for m := range out {
+			for k.paused.Load() {
+				time.Sleep(10 * time.Millisecond)
+			}
 			if m.Event != nil {
 				pending = append(pending, m.Event)
 				continue

@@ -165,3 +165,41 @@ func TestConnectionLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStreamCutMidTransaction kills the binlog dump thread while a large
+// transaction is half sent. The source reconnects in place, reads the
+// transaction again and sends only the rows it had not sent.
+func TestStreamCutMidTransaction(t *testing.T) {
+	t.Parallel()
+	m := startMaria(t)
+	m.Exec(t, "CREATE TABLE shop.items (id INT PRIMARY KEY, pad VARCHAR(200))")
+	src, met := newSource(t, testConfig(m))
+	if err := src.Setup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var k sink
+	sv := k.supervise(t, src)
+	k.waitFor(t, 30*time.Second, "start", func([]*change.Event) bool { _, st := k.snapshot(); return st != nil })
+	k.paused.Store(true)
+	const n = 40000
+	m.Exec(t, fmt.Sprintf("INSERT INTO shop.items SELECT seq, REPEAT('x', 200) FROM shop.seq_1_to_%d", n))
+	time.Sleep(500 * time.Millisecond)
+	r := m.Exec(t, "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'cdc' AND COMMAND LIKE 'Binlog Dump%'")
+	id, err := r.GetInt(0, 0)
+	if err != nil {
+		t.Fatalf("no binlog dump thread: %v", err)
+	}
+	m.Exec(t, fmt.Sprintf("KILL %d", id))
+	time.Sleep(200 * time.Millisecond)
+	k.paused.Store(false)
+	evs := k.waitFor(t, 60*time.Second, "the whole transaction", func(evs []*change.Event) bool { return len(evs) >= n })
+	time.Sleep(1500 * time.Millisecond)
+	evs, _ = k.snapshot()
+	checkExactlyOnce(t, evs, n)
+	if sv.restartCount() != 0 {
+		t.Errorf("Run was restarted %d times; want an in-place reconnect", sv.restartCount())
+	}
+	if c := testGauge(met.Reconnects.WithLabelValues("mysql_network")) + testGauge(met.Reconnects.WithLabelValues("mysql_server_restart")); c < 1 {
+		t.Errorf("no reconnect counted")
+	}
+}

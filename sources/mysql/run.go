@@ -41,13 +41,13 @@ func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Messa
 		}
 		return err
 	}
-	defer s.release(q)
 	si, err := readServerInfo(q)
-	if err != nil {
-		return s.classify(err)
+	if err == nil {
+		err = si.requireRowFormat()
 	}
-	if err := si.requireRowFormat(); err != nil {
-		return relay.Fatal(err)
+	if err != nil {
+		s.release(q)
+		return s.classify(err)
 	}
 	fresh := st == nil
 	if fresh {
@@ -57,12 +57,14 @@ func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Messa
 			st.GTID = si.gtidPos
 		}
 	} else if err := verifyResume(q, si, st); err != nil {
+		s.release(q)
 		if errors.Is(err, ErrPositionLost) {
 			return relay.Fatal(err)
 		}
 		return s.classify(err)
 	}
 	if _, err := q.Execute("SET time_zone = '+00:00'"); err != nil {
+		s.release(q)
 		return s.classify(fmt.Errorf("mysql: set time_zone: %w", err))
 	}
 
@@ -71,6 +73,7 @@ func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Messa
 		byID: map[uint64]*tableCodec{}, byBody: map[string]*tableCodec{},
 		lastSent: time.Now(),
 	}
+	defer func() { s.release(r.q) }()
 	if si.flavor == flavorMariaDB {
 		if r.mpos, err = parseMariaPos(st.GTID); err != nil {
 			return relay.Fatal(fmt.Errorf("mysql: stored GTID position %q: %v", st.GTID, err))
@@ -88,25 +91,86 @@ func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Messa
 	s.log.Info("mysql: streaming", "server", si.version, "flavor", si.flavor, "from", st.label(),
 		"fresh", fresh, "server_id", s.serverID)
 
-	syncer := replication.NewBinlogSyncer(s.syncerConfig(si.flavor))
-	defer syncer.Close()
-	streamer, err := s.startDump(ctx, syncer, si.flavor, st)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
 	if fresh {
 		if err := r.checkpoint(ctx, time.Time{}); err != nil {
 			return nil
 		}
 	}
-	err = r.loop(ctx, streamer)
-	if ctx.Err() != nil {
-		return nil
+	for {
+		err := r.stream(ctx, si.flavor)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !errors.Is(err, errStreamLost) || !r.canResumeInPlace() {
+			return err
+		}
+		// Reconnect in place: everything before r.st was handled, and a
+		// transaction cut in the middle is read again with its events
+		// already sent skipped.
+		r.prepareReplay()
+		s.log.Info("mysql: reconnecting the binlog stream", "from", r.st.label(), "replay", r.replayGTID, "skip", r.skip)
+		q2, err := s.connectRetry(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		s.release(r.q)
+		r.q = q2
+		if r.dialect != nil {
+			r.dialect.c = q2
+		}
+		si2, err := readServerInfo(q2)
+		if err == nil {
+			err = verifyResume(q2, si2, r.st)
+		}
+		if err == nil {
+			_, err = q2.Execute("SET time_zone = '+00:00'")
+		}
+		if err != nil {
+			if errors.Is(err, ErrPositionLost) {
+				return relay.Fatal(err)
+			}
+			return s.classify(err)
+		}
 	}
-	return err
+}
+
+// stream runs one binlog dump from r.st until it fails or ctx is done.
+func (r *reader) stream(ctx context.Context, flavor string) error {
+	syncer := replication.NewBinlogSyncer(r.s.syncerConfig(flavor))
+	defer syncer.Close()
+	streamer, err := r.s.startDump(ctx, syncer, flavor, r.st)
+	if err != nil {
+		return err
+	}
+	return r.loop(ctx, streamer)
+}
+
+// errStreamLost marks a binlog stream that broke (server restart, network).
+var errStreamLost = errors.New("binlog stream lost")
+
+// canResumeInPlace tells whether a lost stream can be picked up again by
+// this Run. Not when a snapshot window is open (its high watermark might
+// be gone with a crashed server) or a transaction was cut without a GTID to
+// recognise it by; the relay then restarts Run from the committed state.
+func (r *reader) canResumeInPlace() bool {
+	if r.snap != nil && r.snap.InWindow() {
+		return false
+	}
+	return !r.inTxn || r.gtid != ""
+}
+
+// prepareReplay resets the transaction state for a reconnect at r.st.
+func (r *reader) prepareReplay() {
+	if r.inTxn {
+		r.replayGTID, r.skip = r.gtid, r.txnRows
+	}
+	r.inTxn, r.gtid = false, ""
+	if r.snap != nil && r.snap.InFlight() {
+		r.snap.Abandon() // its watermarks, if they come, are ignored; the chunk is read again
+	}
 }
 
 // startDump registers as a replica and starts the binlog dump at st,
@@ -273,8 +337,8 @@ func (s *Source) streamLost(err error) error {
 		cause = "stream_error"
 	}
 	s.m.Reconnects.WithLabelValues("mysql_" + cause).Inc()
-	s.log.Warn("mysql: binlog stream lost; resuming from the last committed position", "cause", cause, "err", firstLine(err))
-	return fmt.Errorf("mysql: binlog stream lost (%s): %w", cause, err)
+	s.log.Warn("mysql: binlog stream lost", "cause", cause, "err", firstLine(err))
+	return fmt.Errorf("mysql: %w (%s): %w", errStreamLost, cause, err)
 }
 
 // reader is the state of one Run: the position, the transaction being
@@ -299,8 +363,14 @@ type reader struct {
 	mgtid     gomysql.MariadbGTID
 	thread    uint32
 	rowsQuery string
-	events    int
-	txnTime   uint32
+	events    int // events sent in this transaction (rows and chunk rows)
+	txnRows   int // row events sent in this transaction
+
+	// after an in-place reconnect: the transaction that was cut and how
+	// many of its row events were already sent
+	replayGTID string
+	skip       int
+	txnTime    uint32
 
 	dirty    bool // the position moved since the last checkpoint
 	force    bool // a snapshot chunk closed in this transaction
@@ -396,12 +466,11 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 		r.begin(h)
 		r.mgtid = e.GTID
 		r.gtid = gtidString(e.GTID)
-		if e.IsStandalone() {
-			r.inTxn = true // a DDL or a non-transactional statement follows
-		}
+		return r.checkReplay()
 	case *replication.GTIDEvent:
 		r.begin(h)
 		r.gtid = fmt.Sprintf("%s:%d", uuidString(e.SID), e.GNO)
+		return r.checkReplay()
 	case *replication.QueryEvent:
 		return r.query(ctx, h, e)
 	case *replication.MariadbAnnotateRowsEvent:
@@ -420,9 +489,25 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 	return nil
 }
 
+// checkReplay makes sure that after an in-place reconnect the first
+// transaction is the one that was cut; if the server no longer has it (a
+// crash lost it), Run ends so that the relay drops what it sent of it.
+func (r *reader) checkReplay() error {
+	if r.replayGTID == "" {
+		return nil
+	}
+	want := r.replayGTID
+	r.replayGTID = ""
+	if r.gtid != want {
+		return fmt.Errorf("mysql: after reconnecting, the server sent %s instead of the interrupted transaction %s", r.gtid, want)
+	}
+	return nil
+}
+
 func (r *reader) begin(h *replication.EventHeader) {
 	r.inTxn = true
 	r.events = 0
+	r.txnRows = 0
 	r.thread = 0
 	r.rowsQuery = ""
 	r.txnTime = h.Timestamp

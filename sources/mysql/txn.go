@@ -195,13 +195,18 @@ func (r *reader) emit(ctx context.Context, c *tableCodec, op change.Op, before, 
 	if row == nil {
 		row = before
 	}
-	ev := &change.Event{Table: c.id, Op: op, Key: c.keyOf(row), Before: before, After: after, Source: src, Position: pos}
 	if r.snap != nil && r.snap.Active() && !c.keyless {
 		if !r.snap.Admit(c.id.String(), snapKey(c, row)) {
 			return nil
 		}
 	}
 	r.events++
+	r.txnRows++
+	if r.skip > 0 {
+		r.skip-- // sent before the stream was lost
+		return nil
+	}
+	ev := &change.Event{Table: c.id, Op: op, Key: c.keyOf(row), Before: before, After: after, Source: src, Position: pos}
 	return r.send(ctx, change.Message{Event: ev})
 }
 

@@ -79,6 +79,7 @@ func TestLatestRow(t *testing.T) {
 // in one Kafka transaction.
 type verifyEnv struct {
 	pg     *testenv.Postgres
+	exec   func(sql string)
 	b      *testenv.Broker
 	cfg    string
 	topic  string
@@ -86,40 +87,61 @@ type verifyEnv struct {
 	encode *format.Encoder
 }
 
-func startVerifyEnv(t *testing.T) *verifyEnv {
+func startVerifyEnv(t *testing.T, kind string) *verifyEnv {
 	t.Helper()
-	pg := testenv.StartPostgres(t)
 	b := testenv.StartBroker(t)
-	pg.CreateDB(t, "shop")
-	pg.Exec(t, "shop", `CREATE TABLE public.orders (id bigint PRIMARY KEY, name text, paid boolean, doc jsonb, amount numeric(10,2))`)
-	pg.Exec(t, "shop", `INSERT INTO public.orders SELECT g, 'order ' || g, g % 2 = 0, jsonb_build_object('n', g), g * 1.5 FROM generate_series(1, 250) g`)
-	pg.Exec(t, "shop", `CREATE TABLE public."Odd Name" (k text PRIMARY KEY, v int)`)
-	pg.Exec(t, "shop", `INSERT INTO public."Odd Name" VALUES ('a', 1), ('B', 2), ('é', 3)`)
-	cfgPath := filepath.Join(t.TempDir(), "cdcrelay.yaml")
+	e := &verifyEnv{b: b}
+	var dsn, ns, env string
+	switch kind {
+	case "postgres":
+		pg := testenv.StartPostgres(t)
+		e.pg = pg
+		pg.CreateDB(t, "shop")
+		e.exec = func(q string) { pg.Exec(t, "shop", q) }
+		e.exec(`CREATE TABLE public.orders (id bigint PRIMARY KEY, name text, paid boolean, doc jsonb, amount numeric(10,2))`)
+		e.exec(`INSERT INTO public.orders SELECT g, 'order ' || g, g % 2 = 0, jsonb_build_object('n', g), g * 1.5 FROM generate_series(1, 250) g`)
+		e.exec(`CREATE TABLE public."Odd Name" (k text PRIMARY KEY, v int)`)
+		e.exec(`INSERT INTO public."Odd Name" VALUES ('a', 1), ('B', 2), ('é', 3)`)
+		dsn, ns = pg.DSN("postgres", "shop"), "public"
+	case "mysql":
+		my := testenv.StartMariaDB(t)
+		e.exec = func(q string) { my.Exec(t, q) }
+		e.exec("CREATE DATABASE shop")
+		e.exec("CREATE USER 'cdc'@'%' IDENTIFIED BY 'pw'")
+		e.exec("GRANT SELECT ON shop.* TO 'cdc'@'%'")
+		e.exec(`CREATE TABLE shop.orders (id BIGINT PRIMARY KEY, name TEXT, paid TINYINT, amount DECIMAL(10,2))`)
+		e.exec(`INSERT INTO shop.orders SELECT seq, CONCAT('order ', seq), seq % 2, seq * 1.5 FROM shop.seq_1_to_250`)
+		e.exec("CREATE TABLE shop.`Odd Name` (k VARCHAR(10) PRIMARY KEY, v INT)")
+		e.exec("INSERT INTO shop.`Odd Name` VALUES ('a', 1), ('B', 2), ('é', 3)")
+		dsn, ns, env = my.DSN("cdc", "shop"), "shop", "pw"
+	}
+	t.Setenv("CDCRELAY_SOURCE_PASSWORD", env)
+	e.topic = "shop." + ns + ".orders"
+	e.cfg = filepath.Join(t.TempDir(), "cdcrelay.yaml")
 	yaml := fmt.Sprintf(`id: shop
 source:
-  type: postgres
+  type: %s
   dsn: %s
-  tables: [public.*]
+  tables: [%s.*]
   snapshot_chunk_size: 40
 kafka:
   brokers: [%s]
   topic_prefix: shop
 metrics:
   listen: "off"
-`, pg.DSN("postgres", "shop"), b.Addr)
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+`, kind, dsn, ns, b.Addr)
+	if err := os.WriteFile(e.cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := &verifyEnv{pg: pg, b: b, cfg: cfgPath, topic: "shop.public.orders",
-		txnCl:  b.Client(t, kgo.TransactionalID("verify-test"), kgo.DefaultProduceTopic("unused")),
-		encode: format.NewEncoder(format.Options{Value: format.DebeziumJSON, Tombstones: true, TopicPrefix: "shop"})}
-	// Build the "relay output" from the table itself.
-	cfg, err := config.Load(cfgPath)
+	e.txnCl = b.Client(t, kgo.TransactionalID("verify-test"), kgo.DefaultProduceTopic("unused"))
+	e.encode = format.NewEncoder(format.Options{Value: format.DebeziumJSON, Tombstones: true, TopicPrefix: "shop"})
+	// Build the "relay output" from the tables themselves.
+	cfg, err := config.Load(e.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := newPGScanner(cfg)
+	v := &verifier{cfg: cfg}
+	sc, err := v.scanner()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,11 +197,14 @@ func (e *verifyEnv) verify(t *testing.T, extra ...string) (string, int) {
 
 // verify passes on a faithful topic, and catches a deleted key, a wrong
 // value in the topic and a row changed behind the relay's back.
-func TestVerifyPostgres(t *testing.T) {
+func TestVerifyPostgres(t *testing.T) { testVerify(t, "postgres", "public") }
+func TestVerifyMariaDB(t *testing.T)  { testVerify(t, "mysql", "shop") }
+
+func testVerify(t *testing.T, kind, ns string) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	e := startVerifyEnv(t)
+	e := startVerifyEnv(t, kind)
 	out, code := e.verify(t)
 	if code != 0 || !strings.Contains(out, "2 table(s) match") || !strings.Contains(out, "250 rows in the database, 250 keys") {
 		t.Fatalf("faithful topic: exit %d\n%s", code, out)
@@ -191,12 +216,12 @@ func TestVerifyPostgres(t *testing.T) {
 		&kgo.Record{Topic: e.topic, Key: []byte(`{"id":8}`), Value: []byte(`{"before":null,"after":{"id":8,"name":"forged","paid":true,"doc":{"n":8},"amount":12.00},"op":"u"}`)},
 	)
 	// Change a row without the relay: the topic still has the old one.
-	e.pg.Exec(t, "shop", `UPDATE public.orders SET name = 'changed' WHERE id = 9`)
+	e.exec(`UPDATE ` + ns + `.orders SET name = 'changed' WHERE id = 9`)
 	// A row the topic never saw, and a topic key the table does not have.
-	e.pg.Exec(t, "shop", `INSERT INTO public.orders VALUES (1000, 'new', true, '{}', 1)`)
+	e.exec(`INSERT INTO ` + ns + `.orders (id, name) VALUES (1000, 'new')`)
 	e.produce(t, &kgo.Record{Topic: e.topic, Key: []byte(`{"id":2000}`), Value: []byte(`{"before":null,"after":{"id":2000},"op":"c"}`)})
 
-	out, code = e.verify(t, "--table", "public.orders", "--examples", "3")
+	out, code = e.verify(t, "--table", ns+".orders", "--examples", "3")
 	if code == 0 {
 		t.Fatalf("verify passed a corrupted topic:\n%s", out)
 	}
@@ -208,6 +233,7 @@ func TestVerifyPostgres(t *testing.T) {
 		`differing:        {"id":8}`,
 		`differing:        {"id":9}`,
 		"stored position at start:",
+		"not compared (this build cannot encode them as the stream does): amount",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -326,13 +327,19 @@ func (e *chaosEnv) settle() {
 		e.startRelay()
 	}
 	label, passed := e.sourcePosition()
+	// Wait as long as the stored position moves; give up after 90s
+	// without progress.
 	ok := true
-	deadline := time.Now().Add(5 * time.Minute)
+	last, moved := "", time.Now()
 	for {
-		if r := e.record(); r != nil && passed(r) {
+		r := e.record()
+		if r != nil && passed(r) {
 			break
 		}
-		if !e.running() || time.Now().After(deadline) {
+		if r != nil && r.Position != last {
+			last, moved = r.Position, time.Now()
+		}
+		if !e.running() || time.Since(moved) > 90*time.Second {
 			ok = false
 			break
 		}
@@ -340,9 +347,30 @@ func (e *chaosEnv) settle() {
 	}
 	e.invariant(ok, "the relay caught up with the source position %s after the faults", label)
 	if e.running() {
-		code := e.relay.stop(e.t)
+		code := e.stopRelay()
 		e.invariant(code == 0, "SIGTERM at the end exits 0 (got %d)", code)
 	}
+}
+
+// stopRelay sends SIGTERM and returns the exit code. A relay that has not
+// exited a minute later gets SIGQUIT, so that its goroutine dump lands in
+// the test log, and -1 is returned.
+func (e *chaosEnv) stopRelay() int {
+	p := e.relay
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(time.Minute):
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.kill()
+	}
+	e.t.Logf("relay ignored SIGTERM for a minute; its goroutines:\n%s", lastLines(p.out.String(), 400))
+	return -1
 }
 
 // judge reads every captured topic and runs the checker.

@@ -161,7 +161,7 @@ func nemesisSigterm(e *chaosEnv) string {
 	n := e.rounds(3, 10)
 	for i := 0; i < n; i++ {
 		pause(500, 3000)
-		code := e.relay.stop(e.t)
+		code := e.stopRelay()
 		e.invariant(code == 0, "SIGTERM %d exits 0 (got %d)", i+1, code)
 		e.startRelay()
 	}
@@ -198,21 +198,18 @@ func nemesisDBRestart(e *chaosEnv) string {
 func nemesisConnLimit(e *chaosEnv) string {
 	ctx := context.Background()
 	var release func()
+	e.relay.kill()
 	if e.kind == "postgres" {
 		e.exec("ALTER ROLE " + chaosRole + " CONNECTION LIMIT 2")
 		var held []*pgx.Conn
-		for len(held) < 2 {
+		// The killed relay's sessions count until the server notices.
+		eventually(e.t, time.Minute, "two sessions as the relay's role", func() bool {
 			c, err := e.pgConnAs(ctx)
-			if err != nil {
-				// The killed relay's sessions may still count; wait for them.
-				time.Sleep(200 * time.Millisecond)
-				if len(held) == 0 {
-					e.relay.kill()
-				}
-				continue
+			if err == nil {
+				held = append(held, c)
 			}
-			held = append(held, c)
-		}
+			return len(held) == 2
+		})
 		release = func() {
 			for _, c := range held {
 				c.Close(ctx)
@@ -221,8 +218,6 @@ func nemesisConnLimit(e *chaosEnv) string {
 		}
 	} else {
 		e.exec("ALTER USER '" + chaosRole + "'@'%' WITH MAX_USER_CONNECTIONS 1")
-		e.relay.kill()
-		e.relay.kill()
 		// The limit applies to new sessions; hold the only one allowed.
 		var holder *chaosHolder
 		eventually(e.t, time.Minute, "a session as the relay user", func() bool {
@@ -235,7 +230,6 @@ func nemesisConnLimit(e *chaosEnv) string {
 			e.exec("ALTER USER '" + chaosRole + "'@'%' WITH MAX_USER_CONNECTIONS 0")
 		}
 	}
-	e.relay.kill()
 	p := e.startRelay()
 	time.Sleep(8 * time.Second)
 	alive := e.running()
@@ -299,7 +293,7 @@ func nemesisBigTxn(e *chaosEnv) string {
 // down: the next start must fail loudly and leave the offsets record alone.
 func nemesisPositionLost(e *chaosEnv) string {
 	pause(1000, 2000)
-	code := e.relay.stop(e.t)
+	code := e.stopRelay()
 	e.invariant(code == 0, "SIGTERM exits 0 (got %d)", code)
 	before := e.record()
 	what := ""

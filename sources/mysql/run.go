@@ -42,12 +42,13 @@ func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Messa
 		return err
 	}
 	si, err := readServerInfo(q)
-	if err == nil {
-		err = si.requireRowFormat()
-	}
 	if err != nil {
 		s.release(q)
 		return s.classify(err)
+	}
+	if err := si.requireRowFormat(); err != nil {
+		s.release(q)
+		return relay.Fatal(err)
 	}
 	fresh := st == nil
 	if fresh {

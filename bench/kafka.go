@@ -31,6 +31,7 @@ func freePort() int {
 type storedPos struct {
 	seq      int // how many records of this id were seen
 	lsn      uint64
+	gtid     uint64 // MariaDB: sequence number of the domain 0 GTID
 	snapDone []string
 	snapQ    int
 	size     int // bytes of the record value
@@ -70,6 +71,7 @@ func (b *bench) watchOffsets(ctx context.Context) (*offsetsWatch, error) {
 				}
 				var st struct {
 					LSN      string `json:"lsn"`
+					GTID     string `json:"gtid"`
 					Snapshot struct {
 						Queue []json.RawMessage `json:"queue"`
 						Done  []string          `json:"done"`
@@ -80,6 +82,7 @@ func (b *bench) watchOffsets(ctx context.Context) (*offsetsWatch, error) {
 				p := w.last[string(r.Key)]
 				p.seq++
 				p.lsn = parseLSN(st.LSN)
+				p.gtid = gtidSeq(st.GTID)
 				p.snapDone = st.Snapshot.Done
 				p.snapQ = len(st.Snapshot.Queue)
 				p.size = len(r.Value)
@@ -131,6 +134,18 @@ func parseLSN(s string) uint64 {
 		return 0
 	}
 	return uint64(hi)<<32 | uint64(lo)
+}
+
+// gtidSeq returns the sequence number of the domain 0 entry of a MariaDB
+// GTID position such as "0-1-1234,1-7-88".
+func gtidSeq(s string) uint64 {
+	for _, part := range strings.Split(s, ",") {
+		var d, srv, seq uint64
+		if _, err := fmt.Sscanf(strings.TrimSpace(part), "%d-%d-%d", &d, &srv, &seq); err == nil && d == 0 {
+			return seq
+		}
+	}
+	return 0
 }
 
 func fmtLSN(v uint64) string { return fmt.Sprintf("%X/%X", uint32(v>>32), uint32(v)) }

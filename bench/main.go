@@ -88,6 +88,8 @@ type bench struct {
 	pgDSN      string
 	brokerAddr string
 	pg         *testenv.Postgres
+	my         *testenv.MariaDB
+	myDSN      string
 	offsets    *offsetsWatch
 }
 

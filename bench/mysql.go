@@ -2,8 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+
+	"github.com/cdcrelay/cdcrelay/internal/testenv"
 )
 
 // mysqlWired reports whether `cdcrelay run` has a mysql source built in.
@@ -12,9 +20,254 @@ func mysqlWired() bool {
 	return err == nil && strings.Contains(string(out), "/sources/mysql\n")
 }
 
+const myTableDDL = `CREATE TABLE %s (
+  id BIGINT PRIMARY KEY,
+  customer VARCHAR(64) NOT NULL,
+  status VARCHAR(16) NOT NULL,
+  qty INT NOT NULL,
+  amount DECIMAL(12,2) NOT NULL,
+  created_at DATETIME(6) NOT NULL,
+  updated_at DATETIME(6) NOT NULL,
+  note VARCHAR(128) NOT NULL,
+  payload TEXT NOT NULL
+) ENGINE=InnoDB`
+
+// myInsertSQL inserts ids lo..hi (the sequence engine's seq_lo_to_hi).
+func myInsertSQL(table string, lo, hi int64) string {
+	return fmt.Sprintf(`INSERT INTO %s SELECT seq, CONCAT('customer-', seq %% 100000), 'new', seq %% 1000, (seq %% 100000) * 1.25,
+  NOW(6), NOW(6), CONCAT('order note ', seq, ' shipped by ground'), REPEAT(MD5(seq), 6) FROM seq_%d_to_%d`, table, lo, hi)
+}
+
+func (b *bench) myConn() (*client.Conn, error) {
+	return client.Connect(b.my.Addr(), "root", "", "bench")
+}
+
+func (b *bench) myExec(sqls ...string) error {
+	c, err := b.myConn()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, q := range sqls {
+		if _, err := c.Execute(q); err != nil {
+			return fmt.Errorf("%w\n%s", err, q)
+		}
+	}
+	return nil
+}
+
+func (b *bench) myGTIDSeq() (uint64, error) {
+	c, err := b.myConn()
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	r, err := c.Execute("SELECT @@gtid_binlog_pos")
+	if err != nil {
+		return 0, err
+	}
+	s, _ := r.GetString(0, 0)
+	return gtidSeq(s), nil
+}
+
+func (b *bench) myMasterStatus() (string, int64, error) {
+	c, err := b.myConn()
+	if err != nil {
+		return "", 0, err
+	}
+	defer c.Close()
+	r, err := c.Execute("SHOW MASTER STATUS")
+	if err != nil {
+		return "", 0, err
+	}
+	file, _ := r.GetString(0, 0)
+	pos, _ := r.GetInt(0, 1)
+	return file, pos, nil
+}
+
 func (b *bench) mysqlScenario(ctx context.Context) []result {
 	if !mysqlWired() {
 		return []result{{Scenario: "mysql", Note: "skipped: sources/mysql is not wired into cdcrelay run in this build"}}
 	}
-	return b.mysqlRun(ctx)
+	var startErr error
+	err := b.tb.Run(func() {
+		b.my = testenv.StartMariaDB(b.tb, testenv.MariaConf("innodb_buffer_pool_size = 512M", "max_binlog_size = 1G"))
+	})
+	if err == nil {
+		b.myDSN = b.my.DSN("root", "bench")
+		var c *client.Conn
+		if c, startErr = client.Connect(b.my.Addr(), "root", "", ""); startErr == nil {
+			_, startErr = c.Execute("CREATE DATABASE bench")
+			c.Close()
+		}
+	} else {
+		startErr = err
+	}
+	if startErr != nil {
+		return []result{{Scenario: "mysql", Error: startErr.Error()}}
+	}
+	return []result{b.mysqlStream(ctx), b.mysqlSnapshot(ctx)}
+}
+
+func (b *bench) mysqlStream(ctx context.Context) result {
+	r := result{Scenario: "stream (mariadb)", Rows: b.changes}
+	err := func() error {
+		const table = "orders"
+		if err := b.myExec(fmt.Sprintf(myTableDDL, table)); err != nil {
+			return err
+		}
+		rc := relayConf{id: "mystream", table: "bench." + table, mysql: true}
+		p, err := b.prime(ctx, rc)
+		if err != nil {
+			return err
+		}
+		p.stop()
+		file, pos, err := b.myMasterStatus()
+		if err != nil {
+			return err
+		}
+		c, err := b.myConn()
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		for k := 0; k < b.changes/100; k++ {
+			base := int64(70 * k)
+			prev, delFrom := base-70, base-70+61
+			if k == 0 {
+				prev, delFrom = 0, 51
+			}
+			for _, q := range []string{
+				"BEGIN",
+				myInsertSQL(table, base+1, base+70),
+				fmt.Sprintf("UPDATE %s SET status = 'paid', qty = qty + 1, amount = amount + 1, updated_at = NOW(6) WHERE id BETWEEN %d AND %d", table, prev+21, prev+40),
+				fmt.Sprintf("DELETE FROM %s WHERE id BETWEEN %d AND %d", table, delFrom, delFrom+9),
+				"COMMIT",
+			} {
+				if _, err := c.Execute(q); err != nil {
+					c.Close()
+					return fmt.Errorf("mariadb workload: %w", err)
+				}
+			}
+		}
+		c.Close()
+		fmt.Fprintf(os.Stderr, "bench: wrote %d changes into MariaDB in %v\n", b.changes, time.Since(start).Round(time.Millisecond))
+		last, err := b.myGTIDSeq()
+		if err != nil {
+			return err
+		}
+
+		p, err = b.startRelay(rc)
+		if err != nil {
+			return err
+		}
+		defer p.kill()
+		cpu0 := b.sampleCPU(p.cmd.Process.Pid)
+		stored, err := b.offsets.waitFor(ctx, rc.id, p, 15*time.Minute, func(s storedPos) bool { return s.gtid >= last })
+		if err != nil {
+			return err
+		}
+		drain := stored.seen.Sub(p.started)
+		relayCPU := b.cpuSince(cpu0, p.cmd.Process.Pid)
+		r.PeakRSS = f64(p.peakRSSMiB())
+		batch := p.meanBatch()
+		p.stop()
+
+		// The binlog limit: read the same events from the server and
+		// decode them to text.
+		bl := time.Now()
+		cmd := exec.CommandContext(ctx, "mysqlbinlog", "--read-from-remote-server", "--host=127.0.0.1",
+			"--port="+strconv.Itoa(b.my.Port), "--user=root", "--start-position="+strconv.FormatInt(pos, 10),
+			"--to-last-log", "--result-file=/dev/null", file)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("mysqlbinlog: %v\n%s", err, out)
+		}
+		binlog := time.Since(bl)
+
+		ts, err := b.readTopic(ctx, "mystream.bench."+table, 50000)
+		if err != nil {
+			return err
+		}
+		perTxn := batch * float64(ts.records) / float64(b.changes)
+		prod, err := b.produceLimit(ctx, "mystream", ts.sample, ts.records, int(perTxn+0.5), 3)
+		if err != nil {
+			return err
+		}
+		r.setLimits(float64(b.changes)/drain.Seconds(),
+			limit{"mysqlbinlog", float64(b.changes) / binlog.Seconds()},
+			limit{"produce", float64(b.changes) / prod.Seconds()})
+		r.Note = fmt.Sprintf("drain %.1fs from process start; %d records (mean value %.0f B); %.0f events per Kafka txn; %s", drain.Seconds(), ts.records, ts.meanValue(), batch, relayCPU)
+		return nil
+	}()
+	if err != nil {
+		r.Error = err.Error()
+	}
+	return r
+}
+
+func (b *bench) mysqlSnapshot(ctx context.Context) result {
+	r := result{Scenario: "snapshot (mariadb)", Rows: b.changes}
+	err := func() error {
+		const table = "snap"
+		if err := b.myExec(fmt.Sprintf(myTableDDL, table)); err != nil {
+			return err
+		}
+		for lo := 1; lo <= b.changes; lo += 100000 {
+			if err := b.myExec(myInsertSQL(table, int64(lo), int64(min(b.changes, lo+99999)))); err != nil {
+				return err
+			}
+		}
+		// The read limit: every row to the client, streamed, into /dev/null.
+		rd := time.Now()
+		cmd := exec.CommandContext(ctx, "mariadb", "--host=127.0.0.1", "--port="+strconv.Itoa(b.my.Port), "--user=root",
+			"--quick", "--batch", "--skip-column-names", "-e", "SELECT * FROM bench."+table)
+		devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		var stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = devNull, &stderr
+		err = cmd.Run()
+		devNull.Close()
+		if err != nil {
+			return fmt.Errorf("mariadb client read: %v\n%s", err, stderr.String())
+		}
+		read := time.Since(rd)
+
+		rc := relayConf{id: "mysnap", table: "bench." + table, mysql: true}
+		p, err := b.startRelay(rc)
+		if err != nil {
+			return err
+		}
+		defer p.kill()
+		cpu0 := b.sampleCPU(p.cmd.Process.Pid)
+		pos, err := b.offsets.waitFor(ctx, rc.id, p, 15*time.Minute, func(s storedPos) bool {
+			return s.seq > 0 && len(s.snapDone) > 0 && s.snapQ == 0
+		})
+		if err != nil {
+			return err
+		}
+		took := pos.seen.Sub(p.started)
+		relayCPU := b.cpuSince(cpu0, p.cmd.Process.Pid)
+		r.PeakRSS = f64(p.peakRSSMiB())
+		batch := p.meanBatch()
+		p.stop()
+		ts, err := b.readTopic(ctx, "mysnap.bench."+table, 50000)
+		if err != nil {
+			return err
+		}
+		prod, err := b.produceLimit(ctx, "mysnap", ts.sample, ts.records, int(batch+0.5), 3)
+		if err != nil {
+			return err
+		}
+		r.setLimits(float64(b.changes)/took.Seconds(),
+			limit{"client read", float64(b.changes) / read.Seconds()},
+			limit{"produce", float64(b.changes) / prod.Seconds()})
+		r.Note = fmt.Sprintf("%.1fs from process start to the committed end of the snapshot; %d records; %.0f events per Kafka txn; %s", took.Seconds(), ts.records, batch, relayCPU)
+		return nil
+	}()
+	if err != nil {
+		r.Error = err.Error()
+	}
+	return r
 }

@@ -31,6 +31,7 @@ type relayConf struct {
 	table      string // schema.table
 	snapshot   string // initial | never
 	txnTimeout time.Duration
+	mysql      bool // source.type mysql against b.my
 }
 
 func (b *bench) writeRelayConfig(rc relayConf, metricsAddr string) (string, error) {
@@ -42,9 +43,13 @@ func (b *bench) writeRelayConfig(rc relayConf, metricsAddr string) (string, erro
 	if tt == 0 {
 		tt = 60 * time.Second
 	}
+	typ, dsn := "postgres", b.pgDSN
+	if rc.mysql {
+		typ, dsn = "mysql", b.myDSN
+	}
 	cfg := fmt.Sprintf(`id: %s
 source:
-  type: postgres
+  type: %s
   dsn: %s
   tables: [%s]
   snapshot: %s
@@ -56,7 +61,7 @@ metrics:
   listen: %s
 log:
   level: info
-`, rc.id, b.pgDSN, rc.table, snap, b.brokerAddr, rc.id, tt, metricsAddr)
+`, rc.id, typ, dsn, rc.table, snap, b.brokerAddr, rc.id, tt, metricsAddr)
 	path := filepath.Join(b.workDir, rc.id+".yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o644)
 }

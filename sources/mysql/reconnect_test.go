@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -179,7 +180,10 @@ func TestStreamCutMidTransaction(t *testing.T) {
 	}
 	var k sink
 	sv := k.supervise(t, src)
-	k.waitFor(t, 30*time.Second, "start", func([]*change.Event) bool { _, st := k.snapshot(); return st != nil })
+	k.waitFor(t, 30*time.Second, "start", func([]*change.Event) bool {
+		_, st := k.snapshot()
+		return strings.Contains(string(st), `"done":["shop.items"]`)
+	})
 	k.paused.Store(true)
 	const n = 40000
 	m.Exec(t, fmt.Sprintf("INSERT INTO shop.items SELECT seq, REPEAT('x', 200) FROM shop.seq_1_to_%d", n))

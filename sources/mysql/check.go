@@ -18,9 +18,16 @@ const minRetention = 3 * 24 * 3600
 // Check runs the read-only preflight: binlog settings, GTIDs, retention,
 // privileges, primary keys and the watermark table. It changes nothing on
 // the server. An error means the check itself could not run.
+//
+// A server that is down or full (too many connections) is waited for with
+// the same backoff as Run, until ctx ends; any other connection error is
+// returned at once.
 func (s *Source) Check(ctx context.Context) (sources.Report, error) {
-	c, err := s.connect(ctx)
+	c, err := s.connectRetry(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("mysql: %s did not accept a connection in time: %w", s.addr(), ctx.Err())
+		}
 		return nil, err
 	}
 	defer s.release(c)

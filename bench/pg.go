@@ -153,7 +153,8 @@ func (b *bench) fillTable(ctx context.Context, table string, n int) error {
 }
 
 // recvlogical drains slot with pg_recvlogical up to endpos into /dev/null.
-func (b *bench) recvlogical(ctx context.Context, slot, publication string, endpos uint64) (time.Duration, error) {
+// It also returns the CPU time pg_recvlogical itself used.
+func (b *bench) recvlogical(ctx context.Context, slot, publication string, endpos uint64) (time.Duration, time.Duration, error) {
 	bin := filepath.Join(pgBinDir, "pg_recvlogical")
 	args := []string{
 		"-d", b.pgDSN, "--slot", slot, "--start", "--no-loop",
@@ -168,9 +169,9 @@ func (b *bench) recvlogical(ctx context.Context, slot, publication string, endpo
 	out, err := cmd.CombinedOutput()
 	took := time.Since(start)
 	if err != nil {
-		return 0, fmt.Errorf("pg_recvlogical: %v\n%s", err, out)
+		return 0, 0, fmt.Errorf("pg_recvlogical: %v\n%s", err, out)
 	}
-	return took, nil
+	return took, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
 // copyOut reads the whole table with COPY TO STDOUT into io.Discard.

@@ -107,7 +107,7 @@ func run() error {
 	only := flag.String("only", "", "comma-separated scenarios to run (stream,snapshot,latency,bigtxn,restart,mysql,peer); default all")
 	flag.StringVar(&b.peerCmd, "peer-cmd", "", "shell `command` of another CDC tool to run on a copy of the streaming slot (see docs/benchmarks.md for its environment)")
 	flag.StringVar(&b.peerTopic, "peer-topic", "", "`topic` the peer writes into; required with --peer-cmd")
-	flag.StringVar(&b.pprofID, "profile", "", "relay `id` that serves pprof (stream, snap or big); a trace, a CPU and an allocation profile of it go to -profile-dir")
+	flag.StringVar(&b.pprofID, "profile", "", "relay `id` that serves pprof (stream, snap, big, mystream or mysnap); a trace, a CPU and an allocation profile of it go to -profile-dir")
 	flag.StringVar(&b.profileDir, "profile-dir", "bench/profiles", "where profiles are written")
 	flag.Parse()
 	b.changes, b.bigRows, b.latencyDur = 1_000_000, 1_000_000, 30*time.Second

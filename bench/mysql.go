@@ -163,10 +163,12 @@ func (b *bench) mysqlStream(ctx context.Context) result {
 		}
 		defer p.kill()
 		cpu0 := b.sampleCPU(p.cmd.Process.Pid)
+		stopProf := b.profile(rc.id, map[bool]int{true: 1, false: 5}[b.quick])
 		stored, err := b.offsets.waitFor(ctx, rc.id, p, 15*time.Minute, func(s storedPos) bool { return s.gtid >= last })
 		if err != nil {
 			return err
 		}
+		stopProf()
 		drain := stored.seen.Sub(p.started)
 		relayCPU := b.cpuSince(cpu0, p.cmd.Process.Pid)
 		r.PeakRSS = f64(p.peakRSSMiB())
@@ -241,12 +243,14 @@ func (b *bench) mysqlSnapshot(ctx context.Context) result {
 		}
 		defer p.kill()
 		cpu0 := b.sampleCPU(p.cmd.Process.Pid)
+		stopProf := b.profile(rc.id, map[bool]int{true: 1, false: 5}[b.quick])
 		pos, err := b.offsets.waitFor(ctx, rc.id, p, 15*time.Minute, func(s storedPos) bool {
 			return s.seq > 0 && len(s.snapDone) > 0 && s.snapQ == 0
 		})
 		if err != nil {
 			return err
 		}
+		stopProf()
 		took := pos.seen.Sub(p.started)
 		relayCPU := b.cpuSince(cpu0, p.cmd.Process.Pid)
 		r.PeakRSS = f64(p.peakRSSMiB())

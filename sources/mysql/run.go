@@ -168,7 +168,7 @@ func (r *reader) prepareReplay() {
 	if r.inTxn {
 		r.replayGTID, r.skip = r.gtid, r.txnRows
 	}
-	r.inTxn, r.gtid = false, ""
+	r.inTxn, r.began, r.gtid = false, false, ""
 	if r.snap != nil && r.snap.InFlight() {
 		r.snap.Abandon() // its watermarks, if they come, are ignored; the chunk is read again
 	}
@@ -364,8 +364,9 @@ type reader struct {
 	mgtid     gomysql.MariadbGTID
 	thread    uint32
 	rowsQuery string
-	events    int // events sent in this transaction (rows and chunk rows)
-	txnRows   int // row events sent in this transaction
+	began     bool // a BEGIN opened the transaction; only XID/COMMIT ends it
+	events    int  // events sent in this transaction (rows and chunk rows)
+	txnRows   int  // row events sent in this transaction
 
 	// after an in-place reconnect: the transaction that was cut and how
 	// many of its row events were already sent
@@ -467,6 +468,10 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 		r.begin(h)
 		r.mgtid = e.GTID
 		r.gtid = gtidString(e.GTID)
+		// MariaDB logs no BEGIN: a GTID event without the standalone flag
+		// opens a transaction that only XID or COMMIT ends; a standalone
+		// one is followed by one statement (DDL).
+		r.began = !e.IsStandalone()
 		return r.checkReplay()
 	case *replication.GTIDEvent:
 		r.begin(h)
@@ -509,6 +514,7 @@ func (r *reader) begin(h *replication.EventHeader) {
 	r.inTxn = true
 	r.events = 0
 	r.txnRows = 0
+	r.began = false
 	r.thread = 0
 	r.rowsQuery = ""
 	r.txnTime = h.Timestamp

@@ -202,9 +202,12 @@ func (s *Source) release(c *client.Conn) {
 		return
 	}
 	s.mu.Lock()
+	_, mine := s.conns[c]
 	delete(s.conns, c)
 	s.mu.Unlock()
-	c.Close()
+	if mine { // else Close already closed it
+		c.Close()
+	}
 }
 
 // connectError turns a failed connect into one line that says what to fix.

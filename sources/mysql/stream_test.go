@@ -1,9 +1,13 @@
 package mysql
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
 
 	"github.com/cdcrelay/cdcrelay/change"
 )
@@ -122,5 +126,65 @@ func TestRequestSnapshot(t *testing.T) {
 	}
 	if src.Acked() == "" {
 		t.Errorf("no acknowledged position")
+	}
+}
+
+// TestSavepointIsNotABoundary runs a transaction with savepoints (logged as
+// QUERY events inside it) and checks that its only checkpoint comes after
+// its last row.
+func TestSavepointIsNotABoundary(t *testing.T) {
+	t.Parallel()
+	m := startMaria(t)
+	m.Exec(t, "CREATE TABLE shop.items (id INT PRIMARY KEY)")
+	src, _ := newSource(t, testConfig(m))
+	if err := src.Setup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	out := make(chan change.Message, 64)
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, nil, out) }()
+	defer func() {
+		cancel()
+		for {
+			select {
+			case <-done:
+				return
+			case <-out:
+			}
+		}
+	}()
+	// skip to the first checkpoint after the (empty) snapshot
+	for m := range out {
+		if m.Checkpoint != nil && strings.Contains(string(m.Checkpoint.State), `"done":["shop.items"]`) {
+			break
+		}
+	}
+	c, err := client.Connect(m.Addr(), "root", "", "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, q := range []string{"BEGIN", "INSERT INTO items VALUES (1)", "SAVEPOINT a", "INSERT INTO items VALUES (2)",
+		"ROLLBACK TO SAVEPOINT a", "INSERT INTO items VALUES (3)", "SAVEPOINT b", "INSERT INTO items VALUES (4)", "COMMIT"} {
+		if _, err := c.Execute(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var seq []string
+	for len(seq) == 0 || seq[len(seq)-1] != "checkpoint" {
+		select {
+		case msg := <-out:
+			if msg.Event != nil {
+				seq = append(seq, string(msg.Event.Key))
+			} else if len(seq) > 0 {
+				seq = append(seq, "checkpoint")
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("timed out; got %v", seq)
+		}
+	}
+	if got := strings.Join(seq, " "); got != `{"id":1} {"id":3} {"id":4} checkpoint` {
+		t.Fatalf("sequence %s", got)
 	}
 }

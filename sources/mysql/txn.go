@@ -29,10 +29,15 @@ func (r *reader) query(ctx context.Context, h *replication.EventHeader, e *repli
 	switch {
 	case q == "BEGIN":
 		r.inTxn = true
+		r.began = true
 		r.thread = e.SlaveProxyID
 		return nil
-	case q == "COMMIT":
+	case q == "COMMIT" || q == "ROLLBACK":
 		return r.commitTxn(ctx, h)
+	case r.began:
+		// SAVEPOINT, ROLLBACK TO SAVEPOINT and the like, inside the
+		// transaction: not a boundary.
+		return nil
 	}
 	if err := r.ddl(ctx, string(e.Schema), q); err != nil {
 		return err
@@ -59,6 +64,7 @@ func (r *reader) commitTxn(ctx context.Context, h *replication.EventHeader) erro
 		r.st.Pos = h.LogPos
 	}
 	r.inTxn = false
+	r.began = false
 	r.gtid = ""
 	r.dirty = true
 	commit := time.Unix(int64(r.txnTime), 0)

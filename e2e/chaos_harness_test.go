@@ -346,6 +346,25 @@ func (e *chaosEnv) settle() {
 		time.Sleep(500 * time.Millisecond)
 	}
 	e.invariant(ok, "the relay caught up with the source position %s after the faults", label)
+	if !ok {
+		// Judge what a fresh relay delivers: a hang is a broken
+		// invariant, loss is what the checker finds after a restart.
+		if e.running() {
+			e.stopRelay()
+		} else {
+			e.t.Logf("relay exited: %s", lastLines(e.relay.out.String(), 3))
+		}
+		e.startRelay()
+		deadline := time.Now().Add(3 * time.Minute)
+		for time.Now().Before(deadline) && e.running() {
+			if r := e.record(); r != nil && passed(r) {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		r := e.record()
+		e.invariant(r != nil && passed(r), "a fresh relay caught up with %s", label)
+	}
 	if e.running() {
 		code := e.stopRelay()
 		e.invariant(code == 0, "SIGTERM at the end exits 0 (got %d)", code)

@@ -13,7 +13,11 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/checker"
+	"github.com/cdcrelay/cdcrelay/format"
 	"github.com/cdcrelay/cdcrelay/offsets"
 )
 
@@ -27,10 +31,14 @@ type scenario struct {
 	// go on: their verdict is about that failure, not the checker.
 	run  func(e *chaosEnv) string
 	loud bool
+	// control forges a duplicate and a rolled-back write into a topic
+	// after the run: the checker must report both.
+	control bool
 }
 
 func scenarios() []scenario {
 	return []scenario{
+		{name: "checker-control", run: func(*chaosEnv) string { return "none; a duplicate and a rolled-back write forged into the topic" }, control: true},
 		{name: "kill-9", run: nemesisKills},
 		{name: "crash-after-produce", run: func(e *chaosEnv) string { return nemesisCrashPoint(e, "after-produce") }},
 		{name: "crash-after-commit", run: func(e *chaosEnv) string { return nemesisCrashPoint(e, "after-commit") }},
@@ -80,6 +88,9 @@ func runChaos(t *testing.T, kind string) {
 				return
 			}
 			e.settle()
+			if sc.control {
+				forgeFaults(e)
+			}
 			rep := e.judge()
 			row.events = strconv.Itoa(rep.Events)
 			row.lost = strconv.Itoa(rep.Counts[checker.Lost])
@@ -87,6 +98,15 @@ func runChaos(t *testing.T, kind string) {
 			row.verdict = rep.Verdict()
 			if len(e.broken) > 0 {
 				row.verdict += "; invariants broken: " + strings.Join(e.broken, "; ")
+			}
+			if sc.control {
+				caught := rep.Counts[checker.Duplicated] == 1 && rep.Counts[checker.AbortedRead] == 1 && rep.Counts[checker.Lost] == 0
+				row.verdict = "forged faults detected: " + rep.Verdict()
+				if !caught {
+					row.verdict = "CONTROL FAILED: " + rep.Verdict()
+					t.Errorf("the checker missed the forged faults: %s", rep.Verdict())
+				}
+				return
 			}
 			if !rep.OK() || len(e.broken) > 0 {
 				t.Errorf("%s: %s", sc.name, row.verdict)
@@ -198,6 +218,33 @@ func nemesisDBRestart(e *chaosEnv) string {
 func nemesisConnLimit(e *chaosEnv) string {
 	ctx := context.Background()
 	var release func()
+	if e.kind == "postgres" {
+		// While streaming: cut the relay's sessions and take every slot
+		// its role may use, so it must reconnect against a full limit.
+		e.exec("ALTER ROLE " + chaosRole + " CONNECTION LIMIT 2")
+		e.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '" + chaosRole + "'")
+		var held []*pgx.Conn
+		for i := 0; i < 50 && len(held) < 2; i++ {
+			if c, err := e.pgConnAs(ctx); err == nil {
+				held = append(held, c)
+			} else {
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		time.Sleep(8 * time.Second)
+		alive := e.running()
+		for _, c := range held {
+			c.Close(ctx)
+		}
+		e.exec("ALTER ROLE " + chaosRole + " CONNECTION LIMIT -1")
+		e.invariant(alive, "while streaming, the relay keeps retrying against a full connection limit (%d of 2 slots held by the nemesis)", len(held))
+		if !alive {
+			e.t.Logf("relay: %s", lastLines(e.relay.out.String(), 2))
+			e.startRelay()
+		}
+		pause(2000, 3000)
+	}
+	// At start: the relay starts while the limit is full.
 	e.relay.kill()
 	if e.kind == "postgres" {
 		e.exec("ALTER ROLE " + chaosRole + " CONNECTION LIMIT 2")
@@ -234,13 +281,13 @@ func nemesisConnLimit(e *chaosEnv) string {
 	time.Sleep(8 * time.Second)
 	alive := e.running()
 	release()
-	e.invariant(alive, "the relay keeps retrying (does not exit) while the connection limit is full")
+	e.invariant(alive, "at start, the relay keeps retrying (does not exit) while the connection limit is full")
 	if !alive {
 		e.t.Logf("relay output:\n%s", p.out.String())
 		e.startRelay()
 	}
 	pause(2000, 3000)
-	return "connection limit full for 8s during a restart"
+	return "connection limit full for 8s while streaming and for 8s at a start"
 }
 
 // nemesisBrokerKill kills the broker with SIGKILL and starts it again.
@@ -316,8 +363,13 @@ func nemesisPositionLost(e *chaosEnv) string {
 		exited = true
 	case <-time.After(2 * time.Minute):
 	}
+	if !exited {
+		e.t.Logf("the relay is still running two minutes after the start; stopping it")
+		e.stopRelay()
+	}
 	out := p.out.String()
 	e.invariant(exited && p.cmd.ProcessState.ExitCode() != 0, "the relay exits non-zero")
+	e.t.Logf("the relay's log lines about the position: %s", grepLines(out, "slot", 5))
 	e.t.Logf("the relay's last words: %s", lastLines(out, 3))
 	lower := strings.ToLower(out)
 	e.invariant(strings.Contains(lower, "slot") || strings.Contains(lower, "binlog") || strings.Contains(lower, "purged"),
@@ -392,4 +444,69 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// forgeFaults writes, in one committed Kafka transaction, a copy of an
+// event already in the topic and a row of a rolled-back transaction.
+func forgeFaults(e *chaosEnv) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	table := workloadTables[0]
+	topic := format.Topic(chaosID, change.TableID{Namespace: e.namespace(), Name: table})
+	events, err := checker.ReadTopics(ctx, e.kopts(), map[string]string{topic: table})
+	if err != nil || len(events) == 0 {
+		e.t.Fatalf("read %s: %v (%d events)", topic, err, len(events))
+	}
+	ledger, err := e.wl.Ledger(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var dup *checker.Event
+	for i := range events {
+		if !events[i].Delete && events[i].TxID != 0 {
+			dup = &events[i]
+			break
+		}
+	}
+	var rolled *checker.Txn
+	for i := range ledger {
+		if !ledger[i].Committed && len(ledger[i].Writes) > 0 && ledger[i].Writes[0].Row.Table == table && !ledger[i].Writes[0].Delete {
+			rolled = &ledger[i]
+			break
+		}
+	}
+	if dup == nil || rolled == nil {
+		e.t.Fatalf("nothing to forge from (event %v, rolled-back txn %v)", dup, rolled)
+	}
+	value := func(key, ver, txid int64) []byte {
+		return []byte(fmt.Sprintf(`{"before":null,"after":{"id":%d,"ver":%d,"txid":%d,"pad":"forged"},"op":"u"}`, key, ver, txid))
+	}
+	w := rolled.Writes[0]
+	cl := e.b.Client(e.t, kgo.TransactionalID("chaos-forger"))
+	if err := cl.BeginTransaction(); err != nil {
+		e.t.Fatal(err)
+	}
+	res := cl.ProduceSync(ctx,
+		&kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf(`{"id":%d}`, dup.Row.Key)), Value: value(dup.Row.Key, dup.Version, dup.TxID)},
+		&kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf(`{"id":%d}`, w.Row.Key)), Value: value(w.Row.Key, w.Version, rolled.ID)},
+	)
+	if err := res.FirstErr(); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Logf("forged: a copy of %s v%d, and %s v%d of rolled-back txn %d", dup.Row, dup.Version, w.Row, w.Version, rolled.ID)
+}
+
+// grepLines returns up to n lines of s that contain sub.
+func grepLines(s, sub string, n int) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && len(out) < n {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -158,9 +158,15 @@ func (v *verifier) run(ctx context.Context) error {
 	// A live system: differences may only be changes the stream has not
 	// delivered yet. Re-check those keys once the stored position has
 	// passed a fresh read of them.
-	if anyDiff(results) {
-		if err := v.recheck(ctx, sc, results); err != nil {
+	// Up to three rounds, each on the keys still differing: a key written
+	// again between the re-read and the position mark differs once more.
+	for round := 0; round < 3 && anyDiff(results); round++ {
+		passed, err := v.recheck(ctx, sc, results)
+		if err != nil {
 			return err
+		}
+		if !passed {
+			break
 		}
 	}
 	end, err := offsets.Load(ctx, kopts, v.cfg.Kafka.OffsetsTopic, v.cfg.ID)
@@ -323,7 +329,9 @@ func (r *tableResult) remember(key []byte) {
 
 // recheck reads every differing key again from the database, waits until
 // the stored position is past that read, and compares with the topic again.
-func (v *verifier) recheck(ctx context.Context, sc rowScanner, results []*tableResult) error {
+//
+// It reports whether the stored position passed the mark in time.
+func (v *verifier) recheck(ctx context.Context, sc rowScanner, results []*tableResult) (bool, error) {
 	fresh := map[change.TableID]map[uint64]uint64{}
 	for _, r := range results {
 		if len(r.recheck) == 0 {
@@ -334,7 +342,7 @@ func (v *verifier) recheck(ctx context.Context, sc rowScanner, results []*tableR
 		for lo := 0; lo < len(r.recheck); lo += 1000 {
 			evs, err := sc.ReadKeys(ctx, r.table, r.recheck[lo:min(lo+1000, len(r.recheck))])
 			if err != nil {
-				return err
+				return false, err
 			}
 			for _, ev := range evs {
 				m[keyHash(ev.Key)] = rowHash(rowJSON(ev.After), skip)
@@ -342,18 +350,20 @@ func (v *verifier) recheck(ctx context.Context, sc rowScanner, results []*tableR
 		}
 		fresh[r.table] = m
 	}
-	label, passed, err := sc.Mark(ctx)
+	label, reached, err := sc.Mark(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	fmt.Fprintf(v.out, "differences found; re-checking them once the stored position passes %s\n", label)
 	deadline := time.Now().Add(v.settle)
+	passed := false
 	for {
 		rec, err := offsets.Load(ctx, v.kopts, v.cfg.Kafka.OffsetsTopic, v.cfg.ID)
 		if err != nil {
-			return err
+			return false, err
 		}
-		if rec != nil && passed(rec) {
+		if rec != nil && reached(rec) {
+			passed = true
 			break
 		}
 		if time.Now().After(deadline) {
@@ -362,7 +372,7 @@ func (v *verifier) recheck(ctx context.Context, sc rowScanner, results []*tableR
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
@@ -394,7 +404,7 @@ func (v *verifier) recheck(ctx context.Context, sc rowScanner, results []*tableR
 			return nil
 		})
 		if err != nil {
-			return err
+			return false, err
 		}
 		still := func(key []byte) bool {
 			kh := keyHash(key)
@@ -418,6 +428,13 @@ func (v *verifier) recheck(ctx context.Context, sc rowScanner, results []*tableR
 				differ++
 			}
 		}
+		var left [][]byte
+		for _, k := range r.recheck {
+			if still(k) {
+				left = append(left, k)
+			}
+		}
+		r.recheck = left
 		if !r.recheckDropped {
 			r.missing, r.extra, r.differ = missing, extra, differ
 			r.exMissing = filterExamples(r.exMissing, still)
@@ -425,7 +442,7 @@ func (v *verifier) recheck(ctx context.Context, sc rowScanner, results []*tableR
 			r.exDiffer = filterExamples(r.exDiffer, still)
 		}
 	}
-	return nil
+	return passed, nil
 }
 
 func filterExamples(ex []string, keep func([]byte) bool) []string {

@@ -491,6 +491,14 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 		return r.commitTxn(ctx, h)
 	case *replication.HeartbeatEvent:
 		return r.idleWork(ctx, true)
+	case *replication.TransactionPayloadEvent:
+		// MySQL binlog_transaction_compression: the transaction's events,
+		// decompressed by go-mysql.
+		for _, inner := range e.Events {
+			if err := r.handle(ctx, inner); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -312,14 +312,19 @@ func (s *stream) run(ctx context.Context, resume []byte) error {
 	srcCtx, stopSource := context.WithCancel(context.Background())
 	in := make(chan change.Message, 4096)
 	srcDone := make(chan error, 1)
-	go func() { srcDone <- s.r.src.Run(srcCtx, resume, in) }()
+	srcExited := make(chan struct{})
+	go func() {
+		err := s.r.src.Run(srcCtx, resume, in)
+		close(srcExited)
+		srcDone <- err
+	}()
 	defer func() {
 		stopSource()
-		// Drain so a source blocked on send sees the cancel.
+		// Drain so a source blocked on send sees the cancel, until its Run
+		// has returned.
 		for {
 			select {
-			case err := <-srcDone:
-				_ = err
+			case <-srcExited:
 				return
 			case <-in:
 			}

@@ -12,7 +12,7 @@ import (
 )
 
 // ResyncHint ends every error about a position that cannot be resumed.
-const ResyncHint = "re-sync with: cdcrelay offsets --config <file> --yes reset, and restart (takes a new snapshot)"
+const ResyncHint = "re-sync with: cdcrelay offsets reset --config <file> --yes, then start the relay again (it takes a new snapshot)"
 
 // ErrPositionLost is wrapped by every error that says the stored position
 // cannot be resumed on this server.

@@ -154,7 +154,7 @@ FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, name).Scan(&plugin, 
 
 // ResyncHint is the command line that starts over from a fresh snapshot; it
 // ends every message about a position that cannot be resumed.
-const ResyncHint = "to re-sync from a fresh snapshot, run `cdcrelay offsets reset --config <file>` and start the relay again"
+const ResyncHint = "to re-sync from a fresh snapshot, run `cdcrelay offsets reset --config <file> --yes` and start the relay again"
 
 // checkResumable refuses a stored position that the slot cannot continue.
 func checkResumable(name string, slot slotInfo, stored *state, sys pglogrepl.IdentifySystemResult, db string) error {

@@ -132,4 +132,3 @@ metrics:
   listen: "off"
 `, id, perTxn, b.Addr, ca, serverName, mech))
 }
-

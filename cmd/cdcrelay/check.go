@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/cdcrelay/cdcrelay/metrics"
 )
@@ -16,7 +17,10 @@ func init() {
 		usage:   "--config F",
 		flags: func(fs *flag.FlagSet) func(context.Context, *cliEnv) error {
 			path := fs.String("config", "", "path of the YAML config `file` (required)")
+			timeout := fs.Duration("timeout", time.Minute, "give up on a database that does not answer after this long")
 			return func(ctx context.Context, env *cliEnv) error {
+				ctx, cancel := context.WithTimeout(ctx, *timeout)
+				defer cancel()
 				cfg, err := loadConfig(*path)
 				if err != nil {
 					return err

@@ -41,6 +41,10 @@ func describeMachine() machine {
 		m.MariaDB = cmdOut("/usr/sbin/mariadbd", "--version")
 	}
 	m.Commit = cmdOut("git", "rev-parse", "--short", "HEAD")
+	if m.Commit == "" {
+		// Run from an exported tree (git archive), which has no .git.
+		m.Commit = os.Getenv("BENCH_COMMIT")
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
 			if d.Path == "github.com/twmb/franz-go" {

@@ -22,6 +22,19 @@ const clockTicks = 100 // USER_HZ on Linux
 
 func (b *bench) sampleCPU(relayPID int) cpuGroups {
 	g := cpuGroups{at: time.Now(), ticks: map[string]float64{}}
+	// The whole machine's busy time, to tell what the neighbours used.
+	if data, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(data), "\n")
+		f := strings.Fields(line)
+		// cpu user nice system idle iowait irq softirq steal ...
+		for i := 1; i < len(f); i++ {
+			if i == 4 || i == 5 {
+				continue
+			}
+			v, _ := strconv.ParseFloat(f[i], 64)
+			g.ticks["machine"] += v
+		}
+	}
 	entries, _ := os.ReadDir("/proc")
 	brokerPort := b.brokerAddr[strings.LastIndexByte(b.brokerAddr, ':')+1:]
 	for _, e := range entries {
@@ -66,5 +79,8 @@ func (b *bench) cpuSince(s cpuGroups, relayPID int) string {
 		d := now.ticks[k] - s.ticks[k]
 		parts = append(parts, fmt.Sprintf("%s %.0f%%", k, 100*d/clockTicks/secs))
 	}
+	mine := now.ticks["relay"] + now.ticks["postgres"] + now.ticks["broker"] - s.ticks["relay"] - s.ticks["postgres"] - s.ticks["broker"]
+	others := max(0, now.ticks["machine"]-s.ticks["machine"]-mine)
+	parts = append(parts, fmt.Sprintf("everything else on the machine %.0f%%", 100*others/clockTicks/secs))
 	return "CPU (% of one core): " + strings.Join(parts, ", ")
 }

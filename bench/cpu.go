@@ -81,6 +81,6 @@ func (b *bench) cpuSince(s cpuGroups, relayPID int) string {
 	}
 	mine := now.ticks["relay"] + now.ticks["postgres"] + now.ticks["broker"] - s.ticks["relay"] - s.ticks["postgres"] - s.ticks["broker"]
 	others := max(0, now.ticks["machine"]-s.ticks["machine"]-mine)
-	parts = append(parts, fmt.Sprintf("everything else on the machine %.0f%%", 100*others/clockTicks/secs))
+	parts = append(parts, fmt.Sprintf("everything else on the machine (the bench included) %.0f%%", 100*others/clockTicks/secs))
 	return "CPU (% of one core): " + strings.Join(parts, ", ")
 }

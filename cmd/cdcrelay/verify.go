@@ -83,9 +83,10 @@ type rowScanner interface {
 	// ReadKeys returns the current rows of the given keys (Key bytes as in
 	// the events); absent keys are left out.
 	ReadKeys(ctx context.Context, table change.TableID, keys [][]byte) ([]*change.Event, error)
-	// Mark returns the source's current log position as a predicate on
-	// offsets records: true once a record's position is at or past it.
-	Mark(ctx context.Context) (label string, passed func(*offsets.Record) bool, err error)
+	// Mark returns the source's current log position and a predicate on
+	// position labels (an offsets record's Position, or a record's
+	// cdcrelay.position header): true when the label is at or past it.
+	Mark(ctx context.Context) (label string, reached func(position string) bool, err error)
 	Close() error
 }
 
@@ -238,7 +239,7 @@ func (v *verifier) verifyTable(ctx context.Context, sc rowScanner, ts change.Tab
 	sort.Strings(res.uncompared)
 	topic := format.Topic(v.cfg.Kafka.TopicPrefix, ts.ID)
 	latest := map[uint64]uint64{}
-	err := v.readTopic(ctx, topic, func(key, value []byte) error {
+	err := v.readTopic(ctx, topic, func(key, value []byte, _ string) error {
 		kh := keyHash(key)
 		row, live, err := v.latestRow(value)
 		if err != nil {
@@ -298,7 +299,7 @@ func (v *verifier) verifyTable(ctx context.Context, sc rowScanner, ts change.Tab
 	// A second read of the topic finds the key bytes of extra keys and the
 	// topic's rows of differing keys, for the examples.
 	extraLeft := latest
-	err = v.readTopic(ctx, topic, func(key, value []byte) error {
+	err = v.readTopic(ctx, topic, func(key, _ []byte, _ string) error {
 		kh := keyHash(key)
 		if _, ok := extraLeft[kh]; ok {
 			delete(extraLeft, kh)
@@ -327,11 +328,26 @@ func (r *tableResult) remember(key []byte) {
 	r.recheck = append(r.recheck, append([]byte(nil), key...))
 }
 
-// recheck reads every differing key again from the database, waits until
-// the stored position is past that read, and compares with the topic again.
+// absent is the state hash of a key with no row.
+const absent = 0
+
+// recheck settles the differing keys of a live system. It marks the source
+// position (M0), reads the keys from the database, marks again (M1), waits
+// until the stored position passes M1, and reads the keys' history from the
+// topic. The database read saw every transaction before M0, none after M1,
+// and some of those between, so a key agrees when its database state is the
+// topic's state as of M0 or after one of its records positioned in
+// [M0, M1), and the topic's latest record is that state or a later
+// positioned change. Records without a position header (snapshot rows, or
+// anything not written by the relay) count as before M0 when they come
+// before the first record at M0 or later, and as unexplained after it.
 //
-// It reports whether the stored position passed the mark in time.
+// It reports whether the stored position passed M1 in time.
 func (v *verifier) recheck(ctx context.Context, sc rowScanner, results []*tableResult) (bool, error) {
+	_, atM0, err := sc.Mark(ctx)
+	if err != nil {
+		return false, err
+	}
 	fresh := map[change.TableID]map[uint64]uint64{}
 	for _, r := range results {
 		if len(r.recheck) == 0 {
@@ -339,42 +355,31 @@ func (v *verifier) recheck(ctx context.Context, sc rowScanner, results []*tableR
 		}
 		skip := v.skipped(sc, r.table)
 		m := map[uint64]uint64{}
+		for _, k := range r.recheck {
+			m[keyHash(k)] = absent
+		}
 		for lo := 0; lo < len(r.recheck); lo += 1000 {
 			evs, err := sc.ReadKeys(ctx, r.table, r.recheck[lo:min(lo+1000, len(r.recheck))])
 			if err != nil {
 				return false, err
 			}
 			for _, ev := range evs {
-				m[keyHash(ev.Key)] = rowHash(rowJSON(ev.After), skip)
+				m[keyHash(ev.Key)] = liveHash(rowJSON(ev.After), skip)
 			}
 		}
 		fresh[r.table] = m
 	}
-	label, reached, err := sc.Mark(ctx)
+	label, atM1, err := sc.Mark(ctx)
 	if err != nil {
 		return false, err
 	}
 	fmt.Fprintf(v.out, "differences found; re-checking them once the stored position passes %s\n", label)
-	deadline := time.Now().Add(v.settle)
-	passed := false
-	for {
-		rec, err := offsets.Load(ctx, v.kopts, v.cfg.Kafka.OffsetsTopic, v.cfg.ID)
-		if err != nil {
-			return false, err
-		}
-		if rec != nil && reached(rec) {
-			passed = true
-			break
-		}
-		if time.Now().After(deadline) {
-			fmt.Fprintf(v.out, "the stored position did not pass %s within %s (is the relay running?); re-checking anyway\n", label, v.settle)
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
+	passed, err := v.waitPosition(ctx, atM1)
+	if err != nil {
+		return false, err
+	}
+	if !passed {
+		fmt.Fprintf(v.out, "the stored position did not pass %s within %s (is the relay running?); re-checking anyway\n", label, v.settle)
 	}
 	for _, r := range results {
 		if len(r.recheck) == 0 {
@@ -382,57 +387,50 @@ func (v *verifier) recheck(ctx context.Context, sc rowScanner, results []*tableR
 		}
 		db := fresh[r.table]
 		skip := v.skipped(sc, r.table)
-		want := map[uint64]bool{}
-		for _, k := range r.recheck {
-			want[keyHash(k)] = true
+		hist := map[uint64]*keyHistory{}
+		for kh := range db {
+			hist[kh] = &keyHistory{ok: map[uint64]bool{}}
 		}
-		topicNow := map[uint64]uint64{}
-		err := v.readTopic(ctx, format.Topic(v.cfg.Kafka.TopicPrefix, r.table), func(key, value []byte) error {
-			kh := keyHash(key)
-			if !want[kh] {
+		err := v.readTopic(ctx, format.Topic(v.cfg.Kafka.TopicPrefix, r.table), func(key, value []byte, pos string) error {
+			h := hist[keyHash(key)]
+			if h == nil {
 				return nil
 			}
 			row, live, err := v.latestRow(value)
 			if err != nil {
 				return err
 			}
+			state := uint64(absent)
 			if live {
-				topicNow[kh] = rowHash(row, skip)
-			} else {
-				delete(topicNow, kh)
+				state = liveHash(row, skip)
 			}
+			h.observe(state, pos, atM0, atM1)
 			return nil
 		})
 		if err != nil {
 			return false, err
 		}
-		still := func(key []byte) bool {
-			kh := keyHash(key)
-			a, inDB := db[kh]
-			b, inTopic := topicNow[kh]
-			return inDB != inTopic || a != b
-		}
+		var left [][]byte
 		var missing, extra, differ int
 		for _, k := range r.recheck {
-			if !still(k) {
+			kh := keyHash(k)
+			h, want := hist[kh], db[kh]
+			if h.agrees(want) {
 				continue
 			}
-			_, inDB := db[keyHash(k)]
-			_, inTopic := topicNow[keyHash(k)]
+			left = append(left, k)
 			switch {
-			case inDB && !inTopic:
+			case want != absent && h.cur == absent:
 				missing++
-			case !inDB && inTopic:
+			case want == absent:
 				extra++
 			default:
 				differ++
 			}
 		}
-		var left [][]byte
-		for _, k := range r.recheck {
-			if still(k) {
-				left = append(left, k)
-			}
+		still := func(key []byte) bool {
+			kh := keyHash(key)
+			return !hist[kh].agrees(db[kh])
 		}
 		r.recheck = left
 		if !r.recheckDropped {
@@ -443,6 +441,78 @@ func (v *verifier) recheck(ctx context.Context, sc rowScanner, results []*tableR
 		}
 	}
 	return passed, nil
+}
+
+// liveHash is rowHash, never equal to absent.
+func liveHash(row []byte, skip map[string]bool) uint64 {
+	if h := rowHash(row, skip); h != absent {
+		return h
+	}
+	return 1
+}
+
+// keyHistory follows one key through the topic during a re-check.
+type keyHistory struct {
+	cur       uint64          // the state after the last record
+	asOfM0    uint64          // the state before the first record at M0 or later
+	reachedM0 bool            // a record positioned at M0 or later was seen
+	ok        map[uint64]bool // states after records positioned in [M0, M1)
+	newer     bool            // the last record is positioned at M0 or later
+}
+
+func (h *keyHistory) observe(state uint64, pos string, atM0, atM1 func(string) bool) {
+	if pos != "" && atM0(pos) {
+		if !h.reachedM0 {
+			h.reachedM0, h.asOfM0 = true, h.cur
+		}
+		if !atM1(pos) {
+			h.ok[state] = true
+		}
+		h.newer = true
+	} else {
+		// Before M0, or a record without position after M0 that nothing
+		// explains: either way the latest state must match by itself.
+		h.newer = false
+	}
+	h.cur = state
+}
+
+// agrees reports whether the database state want is explained by the
+// key's history.
+func (h *keyHistory) agrees(want uint64) bool {
+	if h == nil {
+		return want == absent
+	}
+	if h.cur == want {
+		return true
+	}
+	if !h.newer {
+		return false
+	}
+	return want == h.asOfM0 || h.ok[want]
+}
+
+// waitPosition waits up to --settle until the stored position reaches a
+// mark, and reports whether it did.
+func (v *verifier) waitPosition(ctx context.Context, reached func(string) bool) (bool, error) {
+	deadline := time.Now().Add(v.settle)
+	for {
+		rec, err := offsets.Load(ctx, v.kopts, v.cfg.Kafka.OffsetsTopic, v.cfg.ID)
+		if err != nil {
+			return false, err
+		}
+		if rec != nil && reached(rec.Position) {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 func filterExamples(ex []string, keep func([]byte) bool) []string {
@@ -495,7 +565,7 @@ func (v *verifier) latestRow(value []byte) ([]byte, bool, error) {
 
 // readTopic calls fn for every committed record of topic, partition by
 // partition in offset order, up to the last stable offset at the call.
-func (v *verifier) readTopic(ctx context.Context, topic string, fn func(key, value []byte) error) error {
+func (v *verifier) readTopic(ctx context.Context, topic string, fn func(key, value []byte, pos string) error) error {
 	adm, err := kgo.NewClient(v.kopts...)
 	if err != nil {
 		return err
@@ -564,7 +634,13 @@ func (v *verifier) readTopic(ctx context.Context, topic string, fn func(key, val
 			if r.Attrs.IsControl() || cbErr != nil {
 				return
 			}
-			cbErr = fn(r.Key, r.Value)
+			pos := ""
+			for _, h := range r.Headers {
+				if h.Key == format.HeaderPosition {
+					pos = string(h.Value)
+				}
+			}
+			cbErr = fn(r.Key, r.Value, pos)
 		})
 		if cbErr != nil {
 			return cbErr
@@ -965,7 +1041,7 @@ func pgEncode(oid uint32, raw []byte) []byte {
 	return nil
 }
 
-func (p *pgScanner) Mark(ctx context.Context) (string, func(*offsets.Record) bool, error) {
+func (p *pgScanner) Mark(ctx context.Context) (string, func(string) bool, error) {
 	var s string
 	if err := p.conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&s); err != nil {
 		return "", nil, err
@@ -974,8 +1050,8 @@ func (p *pgScanner) Mark(ctx context.Context) (string, func(*offsets.Record) boo
 	if err != nil {
 		return "", nil, err
 	}
-	return s, func(r *offsets.Record) bool {
-		got, err := pglogrepl.ParseLSN(r.Position)
+	return s, func(pos string) bool {
+		got, err := pglogrepl.ParseLSN(pos)
 		return err == nil && got >= at
 	}, nil
 }
@@ -1271,12 +1347,15 @@ func (m *myScanner) query(t change.TableID, mt *myTable, q string, args ...any) 
 
 // Mark reads MariaDB's @@gtid_binlog_pos, or the binlog file and position,
 // and compares positions of the same form.
-func (m *myScanner) Mark(ctx context.Context) (string, func(*offsets.Record) bool, error) {
+func (m *myScanner) Mark(ctx context.Context) (string, func(string) bool, error) {
 	if rows, err := m.rows("SELECT @@gtid_binlog_pos"); err == nil && len(rows) == 1 && myText(rows[0][0]) != "" {
 		label := myText(rows[0][0])
 		want := mariaSeqs(label)
-		return label, func(r *offsets.Record) bool {
-			got := mariaSeqs(r.Position)
+		return label, func(pos string) bool {
+			got := mariaSeqs(pos)
+			if len(got) == 0 {
+				return false
+			}
 			for dom, seq := range want {
 				if got[dom] < seq {
 					return false
@@ -1291,8 +1370,8 @@ func (m *myScanner) Mark(ctx context.Context) (string, func(*offsets.Record) boo
 	}
 	file, pos := myText(rows[0][0]), myText(rows[0][1])
 	p, _ := strconv.ParseUint(pos, 10, 64)
-	return file + ":" + pos, func(r *offsets.Record) bool {
-		f, ps, ok := strings.Cut(r.Position, ":")
+	return file + ":" + pos, func(label string) bool {
+		f, ps, ok := strings.Cut(label, ":")
 		n, _ := strconv.ParseUint(ps, 10, 64)
 		return ok && (f > file || f == file && n >= p)
 	}, nil

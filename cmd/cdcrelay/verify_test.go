@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -240,4 +241,43 @@ func testVerify(t *testing.T, kind, ns string) {
 		}
 	}
 	t.Logf("verify output:\n%s", out)
+}
+
+// keyHistory decides whether a database read taken between two marks agrees
+// with a key's records; positions here are plain numbers, M0=10, M1=20.
+func TestKeyHistory(t *testing.T) {
+	at := func(m int) func(string) bool {
+		return func(p string) bool { n, _ := strconv.Atoi(p); return n >= m }
+	}
+	type rec struct {
+		state uint64
+		pos   string
+	}
+	for _, tc := range []struct {
+		name string
+		recs []rec
+		db   uint64
+		want bool
+	}{
+		{"latest equals the database", []rec{{5, ""}, {6, "3"}}, 6, true},
+		{"the database read before a change in the window", []rec{{5, ""}, {6, "12"}}, 5, true},
+		{"the database read after a change in the window", []rec{{5, "3"}, {6, "12"}, {7, "15"}}, 6, true},
+		{"the database read before a change after M1", []rec{{5, "3"}, {6, "25"}}, 5, true},
+		{"a state only after M1 is not explained", []rec{{5, "3"}, {6, "25"}, {7, "26"}}, 6, false},
+		{"an old state is not explained", []rec{{4, "1"}, {5, "3"}, {6, "12"}}, 4, false},
+		{"a forged record after everything", []rec{{5, "3"}, {9, ""}}, 5, false},
+		{"a forged record after a newer change", []rec{{5, "3"}, {6, "12"}, {9, ""}}, 5, false},
+		{"deleted in the window", []rec{{5, "3"}, {absent, "12"}}, absent, true},
+		{"never in the topic", nil, 5, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &keyHistory{ok: map[uint64]bool{}}
+			for _, r := range tc.recs {
+				h.observe(r.state, r.pos, at(10), at(20))
+			}
+			if got := h.agrees(tc.db); got != tc.want {
+				t.Errorf("agrees(%d) = %v, want %v (%+v)", tc.db, got, tc.want, h)
+			}
+		})
+	}
 }

@@ -76,7 +76,9 @@ func (b *bench) cpuSince(s cpuGroups, relayPID int) string {
 	secs := now.at.Sub(s.at).Seconds()
 	var parts []string
 	for _, k := range []string{"relay", "postgres", "broker"} {
-		d := now.ticks[k] - s.ticks[k]
+		// A process that exits between the samples takes its time with
+		// it, so a group can come out negative; show that as 0.
+		d := max(0, now.ticks[k]-s.ticks[k])
 		parts = append(parts, fmt.Sprintf("%s %.0f%%", k, 100*d/clockTicks/secs))
 	}
 	mine := now.ticks["relay"] + now.ticks["postgres"] + now.ticks["broker"] - s.ticks["relay"] - s.ticks["postgres"] - s.ticks["broker"]

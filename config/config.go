@@ -79,11 +79,14 @@ type Kafka struct {
 	// TransactionTimeout is the Kafka transaction timeout; a transaction
 	// left open longer is aborted by the broker. Default: 60s.
 	TransactionTimeout time.Duration `yaml:"transaction_timeout"`
-	// BatchMaxEvents closes a Kafka transaction at the next source
-	// transaction boundary once it holds this many events. Default: 10000.
+	// A Kafka transaction is committed at a source transaction boundary
+	// when the source has nothing more queued, or, under a backlog, once
+	// the transaction holds BatchMaxEvents events or has been open
+	// BatchLinger.
+	//
+	// BatchMaxEvents: default 10000.
 	BatchMaxEvents int `yaml:"batch_max_events"`
-	// BatchLinger closes a Kafka transaction at the next source transaction
-	// boundary once it has been open this long. Default: 100ms.
+	// BatchLinger: default 100ms.
 	BatchLinger time.Duration `yaml:"batch_linger"`
 	// TLS to the brokers.
 	TLS TLS `yaml:"tls"`

@@ -205,8 +205,8 @@ func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 		kgo.TransactionalID(TransactionalID(r.cfg.ID)),
 		kgo.TransactionTimeout(r.cfg.TransactionTimeout),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
-		kgo.MaxBufferedBytes(32<<20),
-		kgo.MaxBufferedRecords(20000),
+		kgo.MaxBufferedBytes(16<<20),
+		kgo.MaxBufferedRecords(10000),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.RecordRetries(10),
 		kgo.UnknownTopicRetries(3),
@@ -277,7 +277,8 @@ type stream struct {
 	adm *kadm.Client
 	enc *format.Encoder
 
-	known  map[string]bool // topics known to exist
+	in     chan change.Message // the source's output, for its backlog
+	known  map[string]bool     // topics known to exist
 	counts map[countKey]int
 
 	inTxn    bool
@@ -310,7 +311,8 @@ func (s *stream) produceErr() error {
 
 func (s *stream) run(ctx context.Context, resume []byte) error {
 	srcCtx, stopSource := context.WithCancel(context.Background())
-	in := make(chan change.Message, 4096)
+	in := make(chan change.Message, 1024)
+	s.in = in
 	srcDone := make(chan error, 1)
 	srcExited := make(chan struct{})
 	go func() {
@@ -391,7 +393,10 @@ func (s *stream) handle(ctx context.Context, msg change.Message, linger *time.Ti
 	}
 	if cp := msg.Checkpoint; cp != nil {
 		s.pending, s.dirty = cp, false
-		if s.events >= s.r.cfg.BatchMaxEvents || time.Since(s.txnStart) >= s.r.cfg.BatchLinger {
+		// Commit at once when the source has nothing more queued: waiting
+		// for the linger then only adds latency. With a backlog, batch up to
+		// the linger or the size limit, for fewer commits.
+		if len(s.in) == 0 || s.events >= s.r.cfg.BatchMaxEvents || time.Since(s.txnStart) >= s.r.cfg.BatchLinger {
 			return s.commit(ctx)
 		}
 	}

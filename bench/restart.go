@@ -166,6 +166,10 @@ func (b *bench) runPeer(ctx context.Context, mix mixResult, limitRate *float64) 
 			"BENCH_PG_TABLE=public.orders", "BENCH_KAFKA_BROKERS="+b.brokerAddr, "BENCH_TOPIC="+b.peerTopic)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		// The dev broker creates no topic on first use.
+		if err := b.createTopic(ctx, b.peerTopic); err != nil {
+			return fmt.Errorf("create the peer topic: %w", err)
+		}
 		start := time.Now()
 		if err := cmd.Start(); err != nil {
 			return err
@@ -178,20 +182,23 @@ func (b *bench) runPeer(ctx context.Context, mix mixResult, limitRate *float64) 
 		}()
 		var peak float64
 		deadline := time.Now().Add(15 * time.Minute)
-		for time.Now().Before(deadline) {
+		for time.Now().Before(deadline) && ctx.Err() == nil {
 			peak = max(peak, vmHWM(cmd.Process.Pid))
 			n, err := b.topicEnd(ctx, b.peerTopic)
 			if err == nil && n >= int64(mix.changes) {
 				took := time.Since(start)
 				r.RelayRate = f64(float64(mix.changes) / took.Seconds())
 				if limitRate != nil {
-					r.LimitRate = limitRate
+					r.LimitRate, r.LimitName = limitRate, "the stream's limit"
 					r.Ratio = f64(*r.RelayRate / *limitRate)
 				}
 				r.PeakRSS = f64(peak)
 				return nil
 			}
 			time.Sleep(100 * time.Millisecond)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 		return fmt.Errorf("peer topic %s did not reach %d records in 15 minutes", b.peerTopic, mix.changes)
 	}()

@@ -81,6 +81,7 @@ type bench struct {
 	pprofID    string
 	pprofAddr  string
 	profileDir string
+	relayEnv   []string
 
 	tb         *testenv.Standalone
 	workDir    string
@@ -109,6 +110,13 @@ func run() error {
 	flag.StringVar(&b.peerTopic, "peer-topic", "", "`topic` the peer writes into; required with --peer-cmd")
 	flag.StringVar(&b.pprofID, "profile", "", "relay `id` that serves pprof (stream, snap, big, mystream or mysnap); a trace, a CPU and an allocation profile of it go to -profile-dir")
 	flag.StringVar(&b.profileDir, "profile-dir", "bench/profiles", "where profiles are written")
+	flag.Func("relay-env", "`KEY=VALUE` added to every relay's environment, such as GOMEMLIMIT=48MiB; repeatable", func(kv string) error {
+		if !strings.Contains(kv, "=") {
+			return fmt.Errorf("want KEY=VALUE, got %q", kv)
+		}
+		b.relayEnv = append(b.relayEnv, kv)
+		return nil
+	})
 	flag.Parse()
 	b.changes, b.bigRows, b.latencyDur = 1_000_000, 1_000_000, 30*time.Second
 	if b.quick {

@@ -80,7 +80,7 @@ func (b *bench) startRelay(rc relayConf) (*relayProc, error) {
 	}
 	cmd := exec.Command(b.relayBin, "run", "--config", path)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), b.relayEnv...)
 	if b.pprofAddr != "" && rc.id == b.pprofID {
 		cmd.Env = append(cmd.Env, "CDCRELAY_PPROF="+b.pprofAddr)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrelay/cdcrelay/change"
@@ -68,6 +69,7 @@ type chaosEnv struct {
 	tables []string // captured tables (names without namespace)
 
 	relay *relayProc
+	adm   *kadm.Client
 
 	stopWorkload context.CancelFunc
 	workloadDone chan struct{}
@@ -327,24 +329,7 @@ func (e *chaosEnv) settle() {
 		e.startRelay()
 	}
 	label, passed := e.sourcePosition()
-	// Wait as long as the stored position moves; give up after 90s
-	// without progress.
-	ok := true
-	last, moved := "", time.Now()
-	for {
-		r := e.record()
-		if r != nil && passed(r) {
-			break
-		}
-		if r != nil && r.Position != last {
-			last, moved = r.Position, time.Now()
-		}
-		if !e.running() || time.Since(moved) > 90*time.Second {
-			ok = false
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	ok := e.waitCaughtUp(passed)
 	e.invariant(ok, "the relay caught up with the source position %s after the faults", label)
 	if !ok {
 		// Judge what a fresh relay delivers: a hang is a broken
@@ -355,15 +340,7 @@ func (e *chaosEnv) settle() {
 			e.t.Logf("relay exited: %s", lastLines(e.relay.out.String(), 3))
 		}
 		e.startRelay()
-		deadline := time.Now().Add(3 * time.Minute)
-		for time.Now().Before(deadline) && e.running() {
-			if r := e.record(); r != nil && passed(r) {
-				break
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
-		r := e.record()
-		e.invariant(r != nil && passed(r), "a fresh relay caught up with %s", label)
+		e.invariant(e.waitCaughtUp(passed), "a fresh relay caught up with %s", label)
 	}
 	if e.running() {
 		code := e.stopRelay()
@@ -390,6 +367,51 @@ func (e *chaosEnv) stopRelay() int {
 	}
 	e.t.Logf("relay ignored SIGTERM for a minute; its goroutines:\n%s", lastLines(p.out.String(), 400))
 	return -1
+}
+
+// waitCaughtUp waits until the stored position passes, for as long as the
+// relay makes progress: the stored position moves, or the captured topics
+// grow (a huge source transaction is one Kafka transaction, so the position
+// only moves at its end). It gives up after 90s without progress.
+func (e *chaosEnv) waitCaughtUp(passed func(*offsets.Record) bool) bool {
+	last, moved := "", time.Now()
+	for {
+		r := e.record()
+		if r != nil && passed(r) {
+			return true
+		}
+		mark := fmt.Sprint(e.topicSize())
+		if r != nil {
+			mark += "/" + r.Position
+		}
+		if mark != last {
+			last, moved = mark, time.Now()
+		}
+		if !e.running() || time.Since(moved) > 90*time.Second {
+			return false
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// topicSize is the sum of the high watermarks of the captured topics.
+func (e *chaosEnv) topicSize() int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var names []string
+	for _, tb := range e.tables {
+		names = append(names, format.Topic(chaosID, change.TableID{Namespace: e.namespace(), Name: tb}))
+	}
+	if e.adm == nil {
+		e.adm = kadm.NewClient(e.b.Client(e.t))
+	}
+	ends, err := e.adm.ListEndOffsets(ctx, names...)
+	if err != nil {
+		return -1
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n
 }
 
 // judge reads every captured topic and runs the checker.

@@ -15,7 +15,7 @@ import (
 // Check is the read-only preflight: one finding per setting, privilege and
 // table. It returns an error only when it cannot ask the server at all.
 func (s *Source) Check(ctx context.Context) (sources.Report, error) {
-	conn, err := s.connectSQL(ctx)
+	conn, err := s.connectSQLRetry(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +185,7 @@ func publicationTables(ctx context.Context, conn *pgx.Conn, pub string) (map[str
 // failed Setup leaves nothing half-created. Setup never recreates a slot over
 // a stored position: Run refuses a slot that is missing or ahead of it.
 func (s *Source) Setup(ctx context.Context) error {
-	conn, err := s.connectSQL(ctx)
+	conn, err := s.connectSQLRetry(ctx)
 	if err != nil {
 		return err
 	}

@@ -317,6 +317,19 @@ func (s *Source) connectSQL(ctx context.Context) (*pgx.Conn, error) {
 	return conn, nil
 }
 
+// connectSQLRetry is connectSQL retried with backoff while the server is
+// down, restarting or out of connections, so that a preflight at start
+// waits like a running relay does instead of failing.
+func (s *Source) connectSQLRetry(ctx context.Context) (*pgx.Conn, error) {
+	var conn *pgx.Conn
+	err := retry(ctx, s, func() error {
+		var err error
+		conn, err = s.connectSQL(ctx)
+		return err
+	})
+	return conn, err
+}
+
 // connectReplication opens a logical replication connection.
 func (s *Source) connectReplication(ctx context.Context) (*pgconn.PgConn, error) {
 	pc, err := s.connConfig(true)

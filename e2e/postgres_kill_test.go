@@ -39,7 +39,7 @@ source:
   type: postgres
   dsn: %s
   tables: [public.vers]
-  snapshot_chunk_size: 50
+  snapshot_chunk_size: 200
   heartbeat_interval: 1s
 kafka:
   brokers: [%s]

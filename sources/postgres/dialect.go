@@ -49,6 +49,9 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 	if t == nil {
 		return nil, fmt.Errorf("unknown table %s", table)
 	}
+	if err := d.awaitCommitsVisible(ctx); err != nil {
+		return nil, err
+	}
 	sql, keyIdx := chunkQuery(t, after != nil, limit)
 	params := make([][]byte, len(after))
 	for i, v := range after {
@@ -95,6 +98,47 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 		return nil, err
 	}
 	return rows, nil
+}
+
+// visibilityGrace is how long a chunk read waits for transactions that are
+// still in progress when it starts, in case one of them has already written
+// its commit record but is not yet visible.
+const visibilityGrace = 10 * time.Millisecond
+
+// awaitCommitsVisible runs after the low watermark committed and before the
+// chunk is read. PostgreSQL writes a transaction's commit record to the WAL
+// a moment before the transaction becomes visible to new snapshots. A
+// transaction whose commit precedes the low watermark in the stream is
+// handled as "before the window": its change is dropped for keys the
+// snapshot has not reached, on the promise that the chunk read sees it. So
+// the chunk must not be read while such a transaction is still invisible:
+// wait until no transaction in the current snapshot's in-progress list has
+// committed (committed but not yet visible), and give the ones still marked
+// in progress a short grace to finish their commit. A transaction that stays
+// in progress past the grace commits after the watermark, inside or after
+// the window, which the window rules handle.
+func (d dialect) awaitCommitsVisible(ctx context.Context) error {
+	start := time.Now()
+	for {
+		var committed, running int
+		err := d.r.sql.QueryRow(ctx, `SELECT count(*) FILTER (WHERE s = 'committed'), count(*) FILTER (WHERE s = 'in progress')
+FROM (SELECT pg_catalog.pg_xact_status(x) AS s FROM pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()) x) q`).Scan(&committed, &running)
+		if err != nil {
+			return fmt.Errorf("postgres: check transaction visibility before a chunk: %w", err)
+		}
+		waited := time.Since(start)
+		if committed == 0 && (running == 0 || waited >= visibilityGrace) {
+			return nil
+		}
+		if waited > 5*time.Second {
+			return fmt.Errorf("postgres: %d committed transactions stayed invisible for %s", committed, waited.Round(time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // chunkQuery builds SELECT cols FROM t [WHERE (keys) > ($1..)] ORDER BY keys

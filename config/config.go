@@ -54,6 +54,11 @@ type Source struct {
 	// ServerID is the MySQL replica server id the relay announces; it must
 	// be unique among the server's replicas. Default: derived from id.
 	ServerID uint32 `yaml:"server_id"`
+	// IncludeQuery puts the SQL statement that made a row change into
+	// source.query (MySQL/MariaDB, from the binlog's row query annotations).
+	// A statement that changes many rows is then repeated in every one of
+	// them, so it is off by default, as in Debezium. Default: false.
+	IncludeQuery bool `yaml:"include_query"`
 	// TLS to the database. For PostgreSQL, sslmode in the DSN decides
 	// whether TLS is used and whether the host name is verified; these
 	// files supply the CA and client certificate.

@@ -133,7 +133,9 @@ func (r *reader) rows(ctx context.Context, h *replication.EventHeader, e *replic
 		GTID:      r.gtid,
 		ServerID:  h.ServerID,
 		Thread:    r.thread,
-		Query:     r.rowsQuery,
+	}
+	if r.s.cfg.Source.IncludeQuery {
+		src.Query = r.rowsQuery
 	}
 	if h.LogPos < h.EventSize {
 		src.Pos = 0

@@ -203,9 +203,11 @@ func tableColumns(c *client.Conn, db, name string) (cols []column, key []int, er
 		cols = append(cols, col)
 		idx[r[0]] = i
 	}
-	krows, err := queryRows(c, `SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
-		WHERE TABLE_SCHEMA = `+quoteString(db)+` AND TABLE_NAME = `+quoteString(name)+` AND CONSTRAINT_NAME = 'PRIMARY'
-		ORDER BY ORDINAL_POSITION`)
+	// STATISTICS, unlike KEY_COLUMN_USAGE, shows the key to a user with
+	// no more than SELECT on the table.
+	krows, err := queryRows(c, `SELECT COLUMN_NAME FROM information_schema.STATISTICS
+		WHERE TABLE_SCHEMA = `+quoteString(db)+` AND TABLE_NAME = `+quoteString(name)+` AND INDEX_NAME = 'PRIMARY'
+		ORDER BY SEQ_IN_INDEX`)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mysql: read the primary key of %s.%s: %w", db, name, err)
 	}

@@ -48,8 +48,8 @@ func (s *Source) listTables(ctx context.Context, c *client.Conn) ([]tableInfo, e
 	var out []tableInfo
 	for db := range dbs {
 		rows, err := queryRows(c, `SELECT t.TABLE_NAME, COALESCE(t.TABLE_ROWS, 0),
-			EXISTS(SELECT 1 FROM information_schema.TABLE_CONSTRAINTS k
-				WHERE k.TABLE_SCHEMA = t.TABLE_SCHEMA AND k.TABLE_NAME = t.TABLE_NAME AND k.CONSTRAINT_TYPE = 'PRIMARY KEY')
+			EXISTS(SELECT 1 FROM information_schema.STATISTICS k
+				WHERE k.TABLE_SCHEMA = t.TABLE_SCHEMA AND k.TABLE_NAME = t.TABLE_NAME AND k.INDEX_NAME = 'PRIMARY')
 			FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = `+quoteString(db)+` AND t.TABLE_TYPE = 'BASE TABLE'`)
 		if err != nil {
 			return nil, fmt.Errorf("mysql: list tables of %s: %w", db, err)

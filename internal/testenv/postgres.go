@@ -112,6 +112,10 @@ func StartPostgres(t testing.TB, opts ...PGOption) *Postgres {
 		"wal_level = logical",
 		"max_replication_slots = 20",
 		"max_wal_senders = 20",
+		// A walsender whose client vanished keeps its slot active until
+		// this timeout; the default minute makes a killed relay's
+		// successor wait that long for the slot.
+		"wal_sender_timeout = 10s",
 		"fsync = off",
 		"full_page_writes = off",
 		"shared_buffers = 32MB",

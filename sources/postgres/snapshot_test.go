@@ -214,7 +214,7 @@ INSERT INTO vers SELECT g, 0, 'row ' || g FROM generate_series(1, 20000) g; ANAL
 		s := newSource(t, cfg)
 		r := runLoop(t, s, state)
 		// Crash after a few checkpoints, in the middle of whatever follows.
-		waitFor(t, 30*time.Second, "a chunk", func() bool {
+		waitFor(t, 90*time.Second, "a chunk", func() bool {
 			for _, ev := range r.events() {
 				if ev.Op == change.OpRead || done {
 					return true

@@ -68,8 +68,16 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer src.Close()
-	if err := preflight(ctx, src, log); err != nil {
+	// SIGTERM while starting up is a clean stop too: nothing was streamed.
+	stoppedEarly := func(err error) error {
+		if ctx.Err() != nil {
+			log.Info("stopped before streaming")
+			return nil
+		}
 		return err
+	}
+	if err := preflight(ctx, src, log); err != nil {
+		return stoppedEarly(err)
 	}
 	kopts, err := kafkaclient.Opts(&cfg.Kafka, log)
 	if err != nil {
@@ -83,12 +91,12 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		stored, err := offsets.Load(lctx, kopts, cfg.Kafka.OffsetsTopic, cfg.ID)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("read the stored position from %s: %w", cfg.Kafka.OffsetsTopic, kafkaclient.Describe(err, &cfg.Kafka))
+			return stoppedEarly(fmt.Errorf("read the stored position from %s: %w", cfg.Kafka.OffsetsTopic, kafkaclient.Describe(err, &cfg.Kafka)))
 		}
 		ra.SetResuming(stored != nil)
 	}
 	if err := src.Setup(ctx); err != nil {
-		return err
+		return stoppedEarly(err)
 	}
 
 	rcfg := relay.Config{

@@ -51,7 +51,7 @@ clean:
 	rm -rf bin
 
 # The nemesis suite (e2e/chaos_*): faults injected under a versioned
-# workload, judged by package checker. chaos-short is the CI form (a few
+# workload, judged by package checker. chaos-short is the short form (a few
 # minutes per source); chaos is the full one (1M-row transaction, more
 # rounds). The summary table goes to bin/chaos-report.md.
 .PHONY: chaos chaos-short

@@ -68,7 +68,7 @@ func (e *Encoder) Append(recs []*kgo.Record, ev *change.Event) []*kgo.Record {
 	var value []byte
 	if e.opt.Value == Upsert {
 		if ev.Op != change.OpDelete {
-			value = appendRow(make([]byte, 0, rowSize(ev.After)), ev.After)
+			value = AppendRow(make([]byte, 0, rowSize(ev.After)), ev.After)
 		}
 	} else {
 		value = e.appendEnvelope(make([]byte, 0, 256+rowSize(ev.Before)+rowSize(ev.After)), ev)
@@ -95,9 +95,10 @@ func rowSize(r *change.Row) int {
 	return n
 }
 
-// appendRow writes a row image as a JSON object, leaving out absent columns;
-// a nil row is null.
-func appendRow(b []byte, r *change.Row) []byte {
+// AppendRow appends a row image as the encoders write it: a JSON object of
+// the present columns in row order, absent columns left out; a nil row is
+// null.
+func AppendRow(b []byte, r *change.Row) []byte {
 	if r == nil {
 		return append(b, "null"...)
 	}
@@ -122,9 +123,9 @@ func appendRow(b []byte, r *change.Row) []byte {
 // block), the shape Flink's debezium-json format reads.
 func (e *Encoder) appendEnvelope(b []byte, ev *change.Event) []byte {
 	b = append(b, `{"before":`...)
-	b = appendRow(b, ev.Before)
+	b = AppendRow(b, ev.Before)
 	b = append(b, `,"after":`...)
-	b = appendRow(b, ev.After)
+	b = AppendRow(b, ev.After)
 	b = append(b, `,"source":`...)
 	b = e.appendSource(b, &ev.Source)
 	b = append(b, `,"op":"`...)

@@ -669,26 +669,7 @@ func rowHash(row []byte, skip map[string]bool) uint64 {
 }
 
 // rowJSON is the row image as the encoder writes it.
-func rowJSON(r *change.Row) []byte {
-	if r == nil {
-		return []byte("null")
-	}
-	b := []byte{'{'}
-	first := true
-	for i, val := range r.Values {
-		if val == nil {
-			continue
-		}
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		b = change.AppendString(b, r.Names[i])
-		b = append(b, ':')
-		b = append(b, val...)
-	}
-	return append(b, '}')
-}
+func rowJSON(r *change.Row) []byte { return format.AppendRow(nil, r) }
 
 // canonical re-encodes a JSON value with object members sorted by name and
 // numbers in lowest terms, leaving out the top-level members in skip. Bytes

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -113,4 +114,36 @@ func ReadTopics(ctx context.Context, opts []kgo.Opt, topics map[string]string) (
 		}
 	}
 	return events, decodeErr
+}
+
+// StuckPartitions lists the partitions of the given topics whose last
+// stable offset is below their high watermark. Once every producer has
+// ended its transactions, there should be none: a partition listed here
+// holds records that no read_committed reader can see, so ReadTopics stops
+// short of them. Each entry names the partition and both offsets.
+func StuckPartitions(ctx context.Context, opts []kgo.Opt, topics ...string) ([]string, error) {
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("checker: kafka client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	stable, err := adm.ListCommittedOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("checker: list last stable offsets: %w", err)
+	}
+	high, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("checker: list high watermarks: %w", err)
+	}
+	var stuck []string
+	stable.Each(func(o kadm.ListedOffset) {
+		h, ok := high.Lookup(o.Topic, o.Partition)
+		if o.Err != nil || !ok || h.Err != nil || o.Offset >= h.Offset {
+			return
+		}
+		stuck = append(stuck, fmt.Sprintf("%s/%d: last stable offset %d, high watermark %d", o.Topic, o.Partition, o.Offset, h.Offset))
+	})
+	slices.Sort(stuck)
+	return stuck, nil
 }

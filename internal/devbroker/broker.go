@@ -33,6 +33,7 @@ var ErrInvalidConfig = errors.New("devbroker: invalid config")
 // concurrent use.
 type Broker struct {
 	cluster   *kfake.Cluster
+	decisions *decisionLog // nil without a DataDir
 	addr      string
 	dataDir   string
 	log       *slog.Logger
@@ -67,6 +68,7 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 	port := ln.Addr().(*net.TCPAddr).Port
 
 	klog := &kfakeLogger{log: log}
+	gate := make(chan struct{})
 	parts := cfg.DefaultPartitions
 	if parts == 0 {
 		parts = 1
@@ -77,7 +79,7 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		// kfake always asks for 127.0.0.1:<port>; hand it the listener
 		// bound above, reporting the advertised address as its own.
 		kfake.ListenFn(func(string, string) (net.Listener, error) {
-			return advertisingListener{Listener: ln, addr: advAddr(adv)}, nil
+			return advertisingListener{Listener: ln, addr: advAddr(adv), gate: gate}, nil
 		}),
 		kfake.WithLogger(klog),
 		kfake.ClusterID("cdcrelay-dev"),
@@ -106,12 +108,27 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		}
 	}
 
+	var decisions *decisionLog
+	if cfg.DataDir != "" {
+		if decisions, err = openDecisionLog(cfg.DataDir, cfg.SyncWrites); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		decisions.afterDecide = testAfterDecide
+	}
 	cluster, err := kfake.NewCluster(opts...)
 	if err != nil {
 		ln.Close()
+		if decisions != nil {
+			decisions.Close()
+		}
 		return nil, fmt.Errorf("devbroker: start: %w", err)
 	}
-	b := &Broker{cluster: cluster, addr: adv, dataDir: cfg.DataDir, log: log, klog: klog}
+	if decisions != nil {
+		decisions.install(cluster, log)
+	}
+	close(gate) // serve only once the decision log is hooked in
+	b := &Broker{cluster: cluster, decisions: decisions, addr: adv, dataDir: cfg.DataDir, log: log, klog: klog}
 	log.Info("dev-broker started",
 		"listen", ln.Addr().String(),
 		"advertise", adv,
@@ -134,6 +151,11 @@ func (b *Broker) Addr() string { return b.addr }
 func (b *Broker) Close() {
 	b.closeOnce.Do(func() {
 		b.cluster.Close()
+		if b.decisions != nil {
+			if err := b.decisions.Close(); err != nil {
+				b.log.Warn("dev-broker: close the transaction decision log", "err", err)
+			}
+		}
 		if b.dataDir != "" {
 			if err := removeSASLStore(b.dataDir); err != nil {
 				b.log.Warn("dev-broker: remove stored SASL users", "err", err)
@@ -181,8 +203,10 @@ func userNames(us []User) []string {
 	return names
 }
 
-// prepareDataDir creates the data directory, completes the transactions a
-// crash left without a marker, and drops the stored SASL users.
+// prepareDataDir creates the data directory, repairs what a crash left
+// half written, completes the transactions a crash left without a marker
+// (committing the one the decision log says was committing, aborting the
+// others), and drops the stored SASL users.
 func prepareDataDir(dir string, log *slog.Logger) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("devbroker: data dir: %w", err)
@@ -190,7 +214,20 @@ func prepareDataDir(dir string, log *slog.Logger) error {
 	if err := removeSASLStore(dir); err != nil {
 		return fmt.Errorf("devbroker: data dir: drop stored SASL users: %w", err)
 	}
-	if _, err := repairCrashAborts(dir, log); err != nil {
+	parts, err := filepath.Glob(filepath.Join(dir, "partitions", "*"))
+	if err != nil {
+		return fmt.Errorf("devbroker: data dir: %w", err)
+	}
+	for _, p := range parts {
+		if err := repairIndexes(p, log); err != nil {
+			return fmt.Errorf("devbroker: data dir: repair %s after a crash: %w", p, err)
+		}
+	}
+	committed, err := completeDecision(dir, log)
+	if err != nil {
+		return fmt.Errorf("devbroker: data dir: complete a commit interrupted by a crash: %w", err)
+	}
+	if _, err := repairCrash(dir, committed, log); err != nil {
 		return fmt.Errorf("devbroker: data dir: complete transactions aborted by a crash: %w", err)
 	}
 	// The repair ran a cluster without users, which stored an empty set.
@@ -247,10 +284,17 @@ func advertisedAddr(cfg Config, bound net.Addr) string {
 }
 
 // advertisingListener reports the advertised address as its own: kfake puts
-// its listener's address into metadata responses.
+// its listener's address into metadata responses. It accepts no connection
+// before gate is closed.
 type advertisingListener struct {
 	net.Listener
 	addr net.Addr
+	gate <-chan struct{}
+}
+
+func (l advertisingListener) Accept() (net.Conn, error) {
+	<-l.gate
+	return l.Listener.Accept()
 }
 
 func (l advertisingListener) Addr() net.Addr { return l.addr }

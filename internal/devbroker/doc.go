@@ -40,25 +40,33 @@
 //     can still disappear.
 //
 // After a SIGKILL the broker rebuilds each partition by replaying its
-// segments. A transaction that has records but no marker is aborted, so
-// read_committed consumers never see it, and its producer's epoch is bumped.
-// kfake writes no ABORT marker for it, which would hide every later record of
-// that producer id from read_committed consumers, so Start writes the
-// missing markers before it serves. The producer that had the
-// transaction open gets an error (INVALID_TXN_STATE from franz-go's
-// EndTransaction) and must be replaced by a new one with the same
-// transactional id, which initialises and goes on. Kept only across a clean
-// shutdown (Close, or SIGTERM to the dev-broker command): consumer group
-// membership, open transactions, fetch sessions, and a log start offset moved
-// by DeleteRecords (after a SIGKILL, records deleted from the middle of a
-// batch can reappear).
+// segments. Before kfake loads them, Start repairs what the kill left half
+// written and ends every transaction the kill left open, as Kafka's
+// transaction coordinator does after a restart:
 //
-// Two windows of a few microseconds are not crash safe even without a machine
-// crash, because kfake has no transaction log: a SIGKILL while EndTxn writes
-// its markers, one partition after the other, can leave that transaction
-// committed on some partitions and aborted on others; and a SIGKILL between
-// the segment write and the index write of an unanswered transactional batch
-// can make that batch readable as if it were not transactional.
+//   - A partial batch at the end of a segment is cut off, and a batch whose
+//     index entry was never written gets one. Without the entry kfake would
+//     load the batch as one outside any transaction and serve an open
+//     transaction's records to read_committed readers.
+//   - A transaction whose commit had begun is committed in every partition
+//     still missing its marker. kfake writes a commit's markers one
+//     partition after the other; the broker first writes the decision to
+//     txn-decision in the data directory (fsynced with SyncWrites) and
+//     clears it once the markers are all written. So a kill between two
+//     markers cannot leave a transaction committed in some partitions and
+//     aborted in others.
+//   - Any other transaction that has records but no marker is aborted: the
+//     broker writes its ABORT marker, without which read_committed readers
+//     would skip every later record of that producer id, and kfake bumps
+//     the producer's epoch. The producer that had the transaction open gets
+//     an error (INVALID_TXN_STATE from franz-go's EndTransaction) and must
+//     be replaced by a new one with the same transactional id, which
+//     initialises and goes on.
+//
+// Kept only across a clean shutdown (Close, or SIGTERM to the dev-broker
+// command): consumer group membership, open transactions, fetch sessions,
+// and a log start offset moved by DeleteRecords (after a SIGKILL, records
+// deleted from the middle of a batch can reappear).
 //
 // # SASL users
 //

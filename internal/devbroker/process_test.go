@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -219,15 +221,21 @@ func TestKillKeepsCommittedDropsAborted(t *testing.T) {
 			b.Start(t)
 
 			// The producer whose transaction was open is fenced by the
-			// restart; a new one with the same id commits.
+			// restart: neither producing more into what it takes for the
+			// same transaction nor committing works. A new one with the
+			// same id commits.
 			endCtx, endCancel := context.WithTimeout(ctx, 20*time.Second)
+			late := &kgo.Record{Topic: dataTopic, Partition: 2, Value: []byte("open/late")}
+			err = open.ProduceSync(endCtx, late).FirstErr()
+			t.Logf("the producer open at the kill, producing again, gets: %v", err)
 			err = open.EndTransaction(endCtx, kgo.TryCommit)
 			endCancel()
 			if err == nil {
 				t.Errorf("committing the transaction open at the kill worked; want it aborted")
 			} else {
-				t.Logf("the producer open at the kill gets: %v", err)
+				t.Logf("the producer open at the kill, committing, gets: %v", err)
 			}
+
 			again := producer(t, b, "tx-open")
 			vals, err := txn(ctx, again, "after-open", 1, commit)
 			if err != nil {
@@ -368,4 +376,141 @@ func TestStopKeepsOpenTransaction(t *testing.T) {
 	}
 	want = append(want, vals...)
 	sameSet(t, "read_committed", readCommitted(t, b, len(want)), want)
+}
+
+// TestCrashWhileCommitting kills the broker (a crash point of test builds)
+// after it has written its decision to commit a transaction and before it
+// has written any of the transaction's markers. After the restart the
+// transaction must be committed in every partition it touched: the decision
+// is completed, not rolled back, and never half applied.
+func TestCrashWhileCommitting(t *testing.T) {
+	t.Parallel()
+	b := testenv.StartBroker(t, testenv.BrokerEnv("CDCRELAY_TEST_BROKER_CRASH=after-decision:3"))
+	createTopics(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	cl := producer(t, b, "tx-crash")
+	var want []string
+	for i := range 2 {
+		vals, err := txn(ctx, cl, fmt.Sprintf("c%d", i), 3, commit)
+		if err != nil {
+			t.Fatalf("transaction c%d: %v\n%s", i, err, b.LogTail())
+		}
+		want = append(want, vals...)
+	}
+	// The third commit decision is the crash point.
+	endCtx, endCancel := context.WithTimeout(ctx, 3*time.Second)
+	vals, err := txn(endCtx, cl, "decided", 3, commit)
+	endCancel()
+	t.Logf("the producer whose commit the crash interrupted gets: %v", err)
+	if vals == nil {
+		t.Fatalf("the transaction before the crash point failed early: %v", err)
+	}
+	want = append(want, vals...)
+	deadline := time.Now().Add(30 * time.Second)
+	for !b.Exited() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the broker did not reach its crash point\n%s", b.LogTail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	b.Start(t)
+	if n := strings.Count(b.LogTail(), "completed the commit of a transaction a crash interrupted"); n != 4 {
+		t.Errorf("the broker completed the commit in %d partitions, want 4 (3 data, 1 offsets)\n%s", n, b.LogTail())
+	}
+	check := func(when string) {
+		t.Helper()
+		sameSet(t, when+": franz-go read_committed", readCommitted(t, b, len(want)), want)
+		sameSet(t, when+": kcat read_committed", kcatRead(t, b, "read_committed"), want)
+		sameSet(t, when+": kcat read_uncommitted", kcatRead(t, b, "read_uncommitted"), want)
+	}
+	check("after the crash")
+
+	// The producer whose commit was interrupted learns that it is done:
+	// retrying the commit either reports it committed or fails, and it does
+	// not commit anything twice.
+	retryCtx, retryCancel := context.WithTimeout(ctx, 20*time.Second)
+	err = cl.EndTransaction(retryCtx, kgo.TryCommit)
+	retryCancel()
+	t.Logf("the producer retrying its commit after the restart gets: %v", err)
+	if !strings.Contains(b.LogTail(), "fenced the producer whose commit a crash interrupted") {
+		t.Errorf("the broker did not fence the producer of the completed commit\n%s", b.LogTail())
+	}
+	check("after the retried commit")
+
+	// A new producer with the same id goes on.
+	again := producer(t, b, "tx-crash")
+	vals, err = txn(ctx, again, "after", 1, commit)
+	if err != nil {
+		t.Fatalf("producer after the restart: %v\n%s", err, b.LogTail())
+	}
+	want = append(want, vals...)
+	check("after a new commit")
+
+	// The completed decision is not applied twice.
+	b.Kill(t)
+	b.Start(t)
+	check("after a second kill")
+}
+
+// TestKillBetweenSegmentAndIndex kills the broker with a transaction open
+// and then removes the index entries of the transaction's batches, as a
+// SIGKILL between kfake's segment write and its index write would leave
+// them. kfake alone would load those batches as records outside any
+// transaction and serve them to read_committed readers; the broker must
+// restore the entries and abort the transaction.
+func TestKillBetweenSegmentAndIndex(t *testing.T) {
+	t.Parallel()
+	b := testenv.StartBroker(t)
+	createTopics(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	cl := producer(t, b, "tx-index")
+	want, err := txn(ctx, cl, "committed", 2, commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, err := txn(ctx, cl, "open", 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Kill(t)
+
+	// Each partition's last batch is the open transaction's: drop its index
+	// entry.
+	idxs, err := filepath.Glob(filepath.Join(b.DataDir, "partitions", "*", "*.idx"))
+	if err != nil || len(idxs) == 0 {
+		t.Fatalf("no index files under %s: %v", b.DataDir, err)
+	}
+	cut := 0
+	for _, idx := range idxs {
+		if !strings.Contains(idx, dataTopic) && !strings.Contains(idx, offsetsTopic) {
+			continue
+		}
+		fi, err := os.Stat(idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() < 2*15 {
+			continue
+		}
+		if err := os.Truncate(idx, fi.Size()-15); err != nil {
+			t.Fatal(err)
+		}
+		cut++
+	}
+	if cut != 4 {
+		t.Fatalf("cut the last index entry of %d partitions, want 4", cut)
+	}
+
+	b.Start(t)
+	if !strings.Contains(b.LogTail(), "adding index entries a crash left unwritten") {
+		t.Errorf("the broker did not report the index repair\n%s", b.LogTail())
+	}
+	sameSet(t, "franz-go read_committed", readCommitted(t, b, len(want)), want)
+	sameSet(t, "kcat read_committed", kcatRead(t, b, "read_committed"), want)
+	sameSet(t, "kcat read_uncommitted", kcatRead(t, b, "read_uncommitted"), slices.Concat(want, open))
 }

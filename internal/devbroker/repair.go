@@ -2,7 +2,6 @@ package devbroker
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,15 +29,21 @@ import (
 // that producer id (the next transactions of the same transactional id, all
 // committed) stays invisible to read_committed readers for ever.
 //
-// repairCrashAborts writes the missing markers, as Kafka's transaction
-// coordinator does when it aborts a transaction after a restart. It runs
-// before the real broker starts, on a private loopback listener, and only for
-// transactions kfake itself reports as aborted: a transaction kept open
-// across a clean shutdown is left alone.
+// repairCrash finishes what the crash interrupted, as Kafka's transaction
+// coordinator does after a restart. It writes the missing ABORT markers; the
+// epoch kfake bumped for those producers is stored when the repair cluster
+// closes. A transaction that completeDecision committed was never open as
+// far as kfake can tell, so repairCrash bumps its producer's epoch itself:
+// the client that sent the EndTxn learns the outcome when it retries
+// (KIP-890's retry detection), and any other use of the old epoch is
+// fenced. It runs before the real broker starts, on a private loopback
+// listener, and aborts only transactions kfake itself reports as aborted: a
+// transaction kept open across a clean shutdown is left alone.
 
 // openTxn is a transaction that has records in a partition and no marker
 // after them.
 type openTxn struct {
+	dir        string // the partition's directory
 	topic      string
 	partition  int32
 	producerID int64
@@ -86,41 +90,26 @@ func findOpenTxns(dataDir string) ([]openTxn, error) {
 }
 
 func scanPartition(dir string) ([]openTxn, error) {
-	segs, err := filepath.Glob(filepath.Join(dir, "*.dat"))
+	segs, err := segments(dir)
 	if err != nil {
 		return nil, err
 	}
-	base := func(path string) int64 {
-		n, _ := strconv.ParseInt(strings.TrimSuffix(filepath.Base(path), ".dat"), 10, 64)
-		return n
-	}
-	slices.SortFunc(segs, func(a, b string) int { return int(base(a) - base(b)) })
-
 	open := map[int64]openTxn{}
 	for _, seg := range segs {
-		raw, err := os.ReadFile(seg)
+		raw, err := os.ReadFile(seg.dat)
 		if err != nil {
 			return nil, err
 		}
-		for pos := 0; pos+12 <= len(raw); {
-			size := 12 + int(binary.BigEndian.Uint32(raw[pos+8:pos+12]))
-			if size < 12 || pos+size > len(raw) {
-				break
-			}
-			var b kmsg.RecordBatch
-			if err := b.ReadFrom(raw[pos : pos+size]); err != nil {
-				break
-			}
-			pos += size
+		walkBatches(raw, func(_ int, b *kmsg.RecordBatch) {
 			switch {
 			case b.Attributes&attrControl != 0:
 				delete(open, b.ProducerID)
 			case b.Attributes&attrTransactional != 0:
 				if _, ok := open[b.ProducerID]; !ok {
-					open[b.ProducerID] = openTxn{producerID: b.ProducerID, epoch: b.ProducerEpoch, first: b.FirstOffset}
+					open[b.ProducerID] = openTxn{dir: dir, producerID: b.ProducerID, epoch: b.ProducerEpoch, first: b.FirstOffset}
 				}
 			}
-		}
+		})
 	}
 	txns := make([]openTxn, 0, len(open))
 	for _, t := range open {
@@ -129,11 +118,13 @@ func scanPartition(dir string) ([]openTxn, error) {
 	return txns, nil
 }
 
-// repairCrashAborts writes an ABORT marker for every open transaction that
-// kfake reports as aborted. It returns how many it wrote.
-func repairCrashAborts(dataDir string, log *slog.Logger) (int, error) {
+// repairCrash writes an ABORT marker for every open transaction that kfake
+// reports as aborted, and fences the producers of committed, the
+// transactions completeDecision committed. It returns how many markers it
+// wrote.
+func repairCrash(dataDir string, committed []openTxn, log *slog.Logger) (int, error) {
 	open, err := findOpenTxns(dataDir)
-	if err != nil || len(open) == 0 {
+	if err != nil || len(open)+len(committed) == 0 {
 		return 0, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -146,6 +137,7 @@ func repairCrashAborts(dataDir string, log *slog.Logger) (int, error) {
 		kfake.ListenFn(func(string, string) (net.Listener, error) { return ln, nil }),
 		kfake.WithLogger(&kfakeLogger{log: log}),
 		kfake.DataDir(dataDir),
+		kfake.BrokerConfigs(map[string]string{"transaction.max.timeout.ms": transactionMaxTimeout}),
 	)
 	if err != nil {
 		ln.Close()
@@ -164,6 +156,10 @@ func repairCrashAborts(dataDir string, log *slog.Logger) (int, error) {
 	topics, err := kadm.NewClient(cl).ListTopics(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("list topics: %w", err)
+	}
+	fence := map[int64]bool{}
+	for _, t := range committed {
+		fence[t.producerID] = true
 	}
 	wrote := 0
 	for _, t := range open {
@@ -185,7 +181,54 @@ func repairCrashAborts(dataDir string, log *slog.Logger) (int, error) {
 		log.Info("dev-broker: wrote the missing ABORT marker of a transaction open at a crash",
 			"topic", t.topic, "partition", t.partition, "producer_id", t.producerID, "first_offset", t.first)
 	}
+	for pid := range fence {
+		if err := fenceProducer(ctx, cl, pid, log); err != nil {
+			return wrote, err
+		}
+	}
 	return wrote, nil
+}
+
+// fenceProducer bumps the epoch of a transactional producer id, as a client
+// initialising with its transactional id would; kfake stores the new epoch.
+// A producer id without a transactional id is left alone.
+func fenceProducer(ctx context.Context, cl *kgo.Client, pid int64, log *slog.Logger) error {
+	list := kmsg.NewPtrListTransactionsRequest()
+	list.ProducerIDFilters = []int64{pid}
+	lresp, err := list.RequestWith(ctx, cl)
+	if err == nil {
+		err = kerr.ErrorForCode(lresp.ErrorCode)
+	}
+	if err != nil {
+		return fmt.Errorf("fence producer %d: list transactions: %w", pid, err)
+	}
+	for _, ts := range lresp.TransactionStates {
+		desc := kmsg.NewPtrDescribeTransactionsRequest()
+		desc.TransactionalIDs = []string{ts.TransactionalID}
+		dresp, err := desc.RequestWith(ctx, cl)
+		if err != nil {
+			return fmt.Errorf("fence producer %d: describe transaction %q: %w", pid, ts.TransactionalID, err)
+		}
+		for _, d := range dresp.TransactionStates {
+			if err := kerr.ErrorForCode(d.ErrorCode); err != nil {
+				return fmt.Errorf("fence producer %d: describe transaction %q: %w", pid, ts.TransactionalID, err)
+			}
+			init := kmsg.NewPtrInitProducerIDRequest()
+			init.TransactionalID = kmsg.StringPtr(d.TransactionalID)
+			init.TransactionTimeoutMillis = d.TimeoutMillis
+			init.ProducerID, init.ProducerEpoch = d.ProducerID, d.ProducerEpoch
+			iresp, err := init.RequestWith(ctx, cl)
+			if err == nil {
+				err = kerr.ErrorForCode(iresp.ErrorCode)
+			}
+			if err != nil {
+				return fmt.Errorf("fence producer %d of transactional id %q: %w", pid, d.TransactionalID, err)
+			}
+			log.Info("dev-broker: fenced the producer whose commit a crash interrupted",
+				"transactional_id", d.TransactionalID, "producer_id", iresp.ProducerID, "epoch", iresp.ProducerEpoch)
+		}
+	}
+	return nil
 }
 
 // listedAborted reports whether a read_committed fetch from the

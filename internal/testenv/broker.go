@@ -198,6 +198,9 @@ func (b *Broker) Stop(t testing.TB) {
 	}
 }
 
+// Exited reports whether the broker process has exited.
+func (b *Broker) Exited() bool { return b.proc == nil || b.proc.exited() }
+
 // Start starts a stopped or killed broker again, on the same port and data
 // directory, with the same flags and environment.
 func (b *Broker) Start(t testing.TB) {

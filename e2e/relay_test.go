@@ -46,13 +46,6 @@ type genValue struct {
 // 1..upTo exactly once, nothing beyond upTo, and per key increasing order.
 func checkExactlyOnce(t *testing.T, b *testenv.Broker, topic string, upTo int) {
 	t.Helper()
-	checkExactlyOnceExcept(t, b, topic, upTo, nil)
-}
-
-// checkExactlyOnceExcept is checkExactlyOnce, but reports duplicates of the
-// transactions in tolerated through t.Logf instead of failing.
-func checkExactlyOnceExcept(t *testing.T, b *testenv.Broker, topic string, upTo int, tolerated map[int]bool) {
-	t.Helper()
 	recs := readAll(t, b, topic)
 	seen := map[[2]int]int{}
 	lastTxn := map[string]int{}
@@ -64,11 +57,7 @@ func checkExactlyOnceExcept(t *testing.T, b *testenv.Broker, topic string, upTo 
 		seen[k]++
 		if seen[k] > 1 {
 			dups++
-			if tolerated[k[0]] {
-				t.Logf("duplicate of txn %d event %d: the dev broker tore that commit (see TestBrokerKill)", k[0], k[1])
-			} else {
-				t.Errorf("duplicate: txn %d event %d", k[0], k[1])
-			}
+			t.Errorf("duplicate: txn %d event %d", k[0], k[1])
 		}
 		if v.After.Txn > upTo {
 			t.Errorf("txn %d is visible but the stored position is %d", v.After.Txn, upTo)
@@ -98,7 +87,7 @@ func checkExactlyOnceExcept(t *testing.T, b *testenv.Broker, topic string, upTo 
 		}
 		t.Errorf("%d committed events missing:\n%s", missing, strings.Join(partial, "\n"))
 	}
-	if len(recs)-dups != upTo*perTxn || (dups > 0 && tolerated == nil) {
+	if len(recs) != upTo*perTxn {
 		t.Errorf("read %d records (%d duplicates), want %d", len(recs), dups, upTo*perTxn)
 	}
 	if !t.Failed() {
@@ -233,36 +222,5 @@ func TestBrokerKill(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	t.Logf("session restarts: %d", strings.Count(p.out.String(), "relay restarting from the stored offsets"))
-	// The dev broker (kfake) keeps no transaction log: a kill -9 while it
-	// writes one commit's markers can leave that transaction committed on
-	// some partitions and aborted on others, and the relay then sends it
-	// again. Kafka's coordinator finishes such a commit after a restart. So
-	// duplicates of one transaction are reported, not failed, when the
-	// broker log shows it aborted a transaction left open by the kill; any
-	// other duplicate, any loss or reordering fails.
-	var tolerated map[int]bool
-	if strings.Contains(b.Log(t), "wrote the missing ABORT marker") {
-		tolerated = tornCandidates(t, b, "brokerkill.gen.items")
-	}
-	checkExactlyOnceExcept(t, b, "brokerkill.gen.items", storedTxn(t, cfg), tolerated)
-}
-
-// tornCandidates returns the transaction with duplicated events when there
-// is exactly one, else nil.
-func tornCandidates(t *testing.T, b *testenv.Broker, topic string) map[int]bool {
-	seen := map[[2]int]bool{}
-	dup := map[int]bool{}
-	for _, r := range readAll(t, b, topic) {
-		var v genValue
-		mustJSON(t, r.Value, &v)
-		k := [2]int{v.After.Txn, v.After.I}
-		if seen[k] {
-			dup[k[0]] = true
-		}
-		seen[k] = true
-	}
-	if len(dup) != 1 {
-		return nil
-	}
-	return dup
+	checkExactlyOnce(t, b, "brokerkill.gen.items", storedTxn(t, cfg))
 }

@@ -425,6 +425,16 @@ func (e *chaosEnv) judge() *checker.Report {
 		captured[tb] = true
 		topics[format.Topic(chaosID, change.TableID{Namespace: e.namespace(), Name: tb})] = tb
 	}
+	names := make([]string, 0, len(topics))
+	for name := range topics {
+		names = append(names, name)
+	}
+	names = append(names, "cdcrelay_offsets")
+	stuck, err := checker.StuckPartitions(ctx, e.kopts(), names...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.invariant(len(stuck) == 0, "no transaction is left open once the relay has stopped (%s)", strings.Join(stuck, "; "))
 	events, err := checker.ReadTopics(ctx, e.kopts(), topics)
 	if err != nil {
 		e.t.Fatalf("read topics: %v", err)
@@ -499,4 +509,68 @@ func writeChaosSummary(t *testing.T, level string) {
 		t.Errorf("write %s: %v", path, err)
 	}
 	t.Logf("summary (also in %s):\n%s", path, b.String())
+}
+
+// logServerActivity logs what every database session is doing, to explain
+// a relay that waits.
+func (e *chaosEnv) logServerActivity() {
+	var b strings.Builder
+	if e.kind == "postgres" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c := e.pg.Conn(e.t, chaosDB)
+		rows, err := c.Query(ctx, `SELECT pid, usename, coalesce(state, ''), coalesce(wait_event_type || '/' || wait_event, ''),
+			coalesce(left(query, 160), '') FROM pg_stat_activity ORDER BY pid`)
+		if err != nil {
+			e.t.Logf("pg_stat_activity: %v", err)
+			return
+		}
+		for rows.Next() {
+			var pid int32
+			var user, state, wait, query *string
+			if err := rows.Scan(&pid, &user, &state, &wait, &query); err != nil {
+				break
+			}
+			fmt.Fprintf(&b, "%d %s %s %s %s\n", pid, deref(user), deref(state), deref(wait), deref(query))
+		}
+		rows.Close()
+	} else {
+		res := e.my.Exec(e.t, "SELECT id, user, command, time, coalesce(state, ''), left(coalesce(info, ''), 160) FROM information_schema.processlist ORDER BY id")
+		for i := range res.Values {
+			for j := range res.Values[i] {
+				v, _ := res.GetString(i, j)
+				b.WriteString(v + " ")
+			}
+			b.WriteString("\n")
+		}
+	}
+	e.t.Logf("database sessions:\n%s", b.String())
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// keepEvidence copies the broker's data directory and log, and the relay's
+// output, out of the test's temporary directories for a failed scenario, to
+// $CDCRELAY_CHAOS_EVIDENCE (default: the system temp dir), and says where.
+func (e *chaosEnv) keepEvidence() {
+	root := os.Getenv("CDCRELAY_CHAOS_EVIDENCE")
+	if root == "" {
+		root = os.TempDir()
+	}
+	dir, err := os.MkdirTemp(root, "cdcrelay-chaos-"+e.kind+"-")
+	if err != nil {
+		e.t.Logf("keep evidence: %v", err)
+		return
+	}
+	if err := os.CopyFS(filepath.Join(dir, "broker-data"), os.DirFS(e.b.DataDir)); err != nil {
+		e.t.Logf("keep evidence: copy the broker's data: %v", err)
+	}
+	_ = os.WriteFile(filepath.Join(dir, "broker.log"), []byte(e.b.Log(e.t)), 0o644)
+	_ = os.WriteFile(filepath.Join(dir, "relay.log"), []byte(e.relay.out.String()), 0o644)
+	e.t.Logf("evidence kept in %s", dir)
 }

@@ -67,6 +67,23 @@ type Hooks struct {
 	AfterCommit func()
 }
 
+// ProducerOpts are the producer settings of the relay's transactional
+// client, besides the connection options, the transactional id and the
+// transaction timeout: partitioner, buffer bounds, linger and retries.
+// Batch size, acks (all) and compression are franz-go's defaults. The bench
+// uses the same options for its produce limit, so that the limit measures
+// the producer the relay runs.
+func ProducerOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.MaxBufferedBytes(16 << 20),
+		kgo.MaxBufferedRecords(10000),
+		kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.RecordRetries(10),
+		kgo.UnknownTopicRetries(3),
+	}
+}
+
 // TransactionalID is the transactional.id the relay uses for source id.
 func TransactionalID(id string) string { return "cdcrelay-" + id }
 
@@ -200,17 +217,13 @@ func (r *Relay) session(ctx context.Context) error {
 }
 
 func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, r.cfg.Kafka...),
+	opts := append([]kgo.Opt{}, r.cfg.Kafka...)
+	opts = append(opts,
 		kgo.WithHooks(watch),
 		kgo.TransactionalID(TransactionalID(r.cfg.ID)),
 		kgo.TransactionTimeout(r.cfg.TransactionTimeout),
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
-		kgo.MaxBufferedBytes(16<<20),
-		kgo.MaxBufferedRecords(10000),
-		kgo.ProducerLinger(5*time.Millisecond),
-		kgo.RecordRetries(10),
-		kgo.UnknownTopicRetries(3),
-	)...)
+	)
+	cl, err := kgo.NewClient(append(opts, ProducerOpts()...)...)
 	if err != nil {
 		return Fatal(fmt.Errorf("relay: kafka client: %w", err))
 	}

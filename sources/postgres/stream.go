@@ -64,6 +64,7 @@ type runner struct {
 	rels   map[uint32]*relation
 	types  typeResolver
 	msg    pgMessage
+	alloc  rowAlloc // for the rows and events of the stream
 
 	// the source transaction being decoded
 	inTxn      bool
@@ -614,58 +615,54 @@ func (r *runner) change(ctx context.Context, walStart pglogrepl.LSN) error {
 	id := change.TableID{Namespace: rel.schema, Name: rel.name}
 	switch m.kind {
 	case 'I':
-		after := rel.row(m.new, nil)
-		return r.emit(ctx, rel, &change.Event{Table: id, Op: change.OpCreate, After: after, Source: src, Position: r.txnLabel}, after, m.new)
+		after := rel.row(&r.alloc, m.new, nil)
+		return r.emit(ctx, rel, change.Event{Table: id, Op: change.OpCreate, After: after, Source: src, Position: r.txnLabel}, after, m.new)
 	case 'U':
 		var old []tupleCol
 		if m.oldKind == 'O' {
 			old = m.old
 		}
-		after := rel.row(m.new, old)
+		after := rel.row(&r.alloc, m.new, old)
 		var before *change.Row
 		switch m.oldKind {
 		case 'O':
-			before = rel.row(m.old, nil)
+			before = rel.row(&r.alloc, m.old, nil)
 		case 'K':
-			before = rel.keyRow(m.old)
+			before = rel.keyRow(&r.alloc, m.old)
 		default:
-			before = rel.keyRow(m.new)
+			before = rel.keyRow(&r.alloc, m.new)
 		}
 		if rel.keyless || m.oldKind == 'K' || (m.oldKind == 'O' && !rel.sameKey(before, after)) {
 			// The key changed: a delete of the old key and an insert of the new.
-			if err := r.emit(ctx, rel, &change.Event{Table: id, Op: change.OpDelete, Before: before, Source: src, Position: r.txnLabel}, before, m.old); err != nil {
+			if err := r.emit(ctx, rel, change.Event{Table: id, Op: change.OpDelete, Before: before, Source: src, Position: r.txnLabel}, before, m.old); err != nil {
 				return err
 			}
-			return r.emit(ctx, rel, &change.Event{Table: id, Op: change.OpCreate, After: after, Source: src, Position: r.txnLabel}, after, m.new)
+			return r.emit(ctx, rel, change.Event{Table: id, Op: change.OpCreate, After: after, Source: src, Position: r.txnLabel}, after, m.new)
 		}
-		return r.emit(ctx, rel, &change.Event{Table: id, Op: change.OpUpdate, Before: before, After: after, Source: src, Position: r.txnLabel}, after, m.new)
+		return r.emit(ctx, rel, change.Event{Table: id, Op: change.OpUpdate, Before: before, After: after, Source: src, Position: r.txnLabel}, after, m.new)
 	case 'D':
 		var before *change.Row
 		if m.oldKind == 'O' {
-			before = rel.row(m.old, nil)
+			before = rel.row(&r.alloc, m.old, nil)
 		} else {
-			before = rel.keyRow(m.old)
+			before = rel.keyRow(&r.alloc, m.old)
 		}
-		return r.emit(ctx, rel, &change.Event{Table: id, Op: change.OpDelete, Before: before, Source: src, Position: r.txnLabel}, before, m.old)
+		return r.emit(ctx, rel, change.Event{Table: id, Op: change.OpDelete, Before: before, Source: src, Position: r.txnLabel}, before, m.old)
 	}
 	return nil
 }
 
 // emit sends ev unless the snapshot in progress will read its effect; keyed
 // is the image whose key columns give the event key.
-func (r *runner) emit(ctx context.Context, rel *relation, ev *change.Event, keyed *change.Row, tup []tupleCol) error {
-	kv := make([][]byte, len(rel.key))
-	for i, k := range rel.key {
-		kv[i] = keyed.Values[k]
-	}
-	ev.Key = change.EncodeKey(rel.keyNames, kv)
+func (r *runner) emit(ctx context.Context, rel *relation, ev change.Event, keyed *change.Row, tup []tupleCol) error {
 	if r.sn.Active() && !rel.keyless {
 		if !r.sn.Admit(rel.ident, keyText(rel, tup)) {
 			return nil
 		}
 	}
+	ev.Key = r.alloc.key(rel.keyNames, rel.key, keyed.Values)
 	r.events++
-	return r.send(ctx, change.Message{Event: ev})
+	return r.send(ctx, change.Message{Event: r.alloc.event(ev)})
 }
 
 // keyText returns the text of rel's key columns in tup, as the snapshot

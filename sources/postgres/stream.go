@@ -244,9 +244,15 @@ func (r *runner) compareFor(table string) (snapshot.Compare, error) {
 }
 
 // loop reads the replication stream until ctx is done or the stream fails.
+//
+// The receive has no context: pgconn would watch a cancellable one with a
+// goroutine hand-off and a few allocations per message. The deadline is set
+// on the connection instead, and a cancel of ctx moves it to now.
 func (r *runner) loop(ctx context.Context) error {
-	dl := &deadlineCtx{parent: ctx}
-	defer dl.stop()
+	conn := r.repl.Conn()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
+	defer stop()
+	var deadline time.Time
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -268,14 +274,26 @@ func (r *runner) loop(ctx context.Context) error {
 		if ackPoll := now.Add(ackPollInterval); ackPoll.Before(next) {
 			next = ackPoll
 		}
-		recvCtx := dl.until(now, next)
-		msg, err := r.repl.ReceiveMessage(recvCtx)
+		// One deadline serves many receives; it moves only once it has
+		// passed or when an earlier one is wanted.
+		if deadline.IsZero() || !now.Before(deadline) || next.Before(deadline) {
+			deadline = next
+			if err := conn.SetReadDeadline(deadline); err != nil {
+				return fmt.Errorf("postgres: replication stream: set read deadline: %w", err)
+			}
+			// A cancel before this deadline was set may have been
+			// overwritten by it; one after it moves it to now.
+			if ctx.Err() != nil {
+				return nil
+			}
+		}
+		msg, err := r.repl.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			if pgconn.Timeout(err) {
-				dl.stop()
+				deadline = time.Time{}
 				continue
 			}
 			r.s.m.Reconnects.WithLabelValues("stream_lost").Inc()
@@ -675,29 +693,4 @@ func keyText(rel *relation, tup []tupleCol) snapshot.Key {
 		}
 	}
 	return k
-}
-
-// deadlineCtx keeps one deadline context for many receives, replacing it only
-// when it expires or an earlier deadline is wanted.
-type deadlineCtx struct {
-	parent   context.Context
-	ctx      context.Context
-	cancel   context.CancelFunc
-	deadline time.Time
-}
-
-func (d *deadlineCtx) until(now, t time.Time) context.Context {
-	if d.ctx == nil || !now.Before(d.deadline) || t.Before(d.deadline) {
-		d.stop()
-		d.deadline = t
-		d.ctx, d.cancel = context.WithDeadline(d.parent, t)
-	}
-	return d.ctx
-}
-
-func (d *deadlineCtx) stop() {
-	if d.cancel != nil {
-		d.cancel()
-	}
-	d.ctx, d.cancel = nil, nil
 }

@@ -13,7 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cdcrelay/cdcrelay/config"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
 	"github.com/cdcrelay/cdcrelay/offsets"
+	"github.com/cdcrelay/cdcrelay/relay"
 )
 
 const offsetsTopic = "cdcrelay_offsets"
@@ -224,8 +227,15 @@ func (b *bench) readTopic(ctx context.Context, topic string, keep int) (topicSam
 // produceLimit writes n records cycling through sample into a fresh topic
 // with partitions partitions, in Kafka transactions of batch records each
 // followed by one small record in a single-partition topic (as the relay
-// writes its offsets record), with the relay's producer settings. It
-// returns the elapsed time.
+// writes its offsets record). It returns the elapsed time.
+//
+// It runs against the broker the relay wrote to, with the relay's producer:
+// the connection options of `cdcrelay run` (kafkaclient.Opts) and the
+// producer options of the relay (relay.ProducerOpts: partitioner, buffer
+// bounds, linger, retries; batch size, acks and compression are franz-go's
+// defaults in both), and into topics created as the relay creates its own
+// (cleanup.policy=compact). Each transaction is flushed and committed
+// before the next one begins.
 func (b *bench) produceLimit(ctx context.Context, name string, sample []*kgo.Record, n, batch int, partitions int32) (time.Duration, error) {
 	if len(sample) == 0 {
 		return 0, errors.New("produce limit: no sample records")
@@ -238,23 +248,26 @@ func (b *bench) produceLimit(ctx context.Context, name string, sample []*kgo.Rec
 		return 0, err
 	}
 	ac := kadm.NewClient(adm)
-	_, err = ac.CreateTopic(ctx, partitions, 1, nil, topic)
+	policy := "compact"
+	compact := map[string]*string{"cleanup.policy": &policy}
+	_, err = ac.CreateTopic(ctx, partitions, 1, compact, topic)
 	if err == nil {
-		_, err = ac.CreateTopic(ctx, 1, 1, nil, posTopic)
+		_, err = ac.CreateTopic(ctx, 1, 1, compact, posTopic)
 	}
 	adm.Close()
 	if err != nil {
 		return 0, err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.brokerAddr),
+	opts, err := kafkaclient.Opts(&config.Kafka{Brokers: []string{b.brokerAddr}}, nil)
+	if err != nil {
+		return 0, err
+	}
+	opts = append(opts,
 		kgo.TransactionalID("bench-limit-"+name),
-		kgo.TransactionTimeout(60*time.Second),
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
-		kgo.MaxBufferedBytes(32<<20),
-		kgo.MaxBufferedRecords(20000),
-		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.TransactionTimeout(60*time.Second), // the bench's relays run with 60s too
 		kgo.DefaultProduceTopic(topic),
 	)
+	cl, err := kgo.NewClient(append(opts, relay.ProducerOpts()...)...)
 	if err != nil {
 		return 0, err
 	}

@@ -12,6 +12,9 @@ func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 			if got := String(s); string(got) != string(want) {
 				t.Fatalf("AppendString(%q) = %s, want %s", s, got, want)
 			}
+			if got := AppendBytes([]byte("x"), []byte(s)); string(got) != "x"+string(want) {
+				t.Fatalf("AppendBytes(%q) = %s, want x%s", s, got, want)
+			}
 		})
 	}
 }
@@ -38,6 +41,9 @@ func FuzzAppendString(f *testing.F) {
 		want, _ := json.Marshal(s)
 		if string(String(s)) != string(want) {
 			t.Fatalf("String(%q) = %s, encoding/json gives %s", s, String(s), want)
+		}
+		if got := AppendBytes(nil, []byte(s)); string(got) != string(want) {
+			t.Fatalf("AppendBytes(%q) = %s, encoding/json gives %s", s, got, want)
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/internal/slab"
 )
 
 // Value formats.
@@ -38,9 +39,17 @@ type Options struct {
 
 // Encoder builds records. It caches topic names and is not safe for
 // concurrent use.
+//
+// The records, their values and headers are carved out of blocks (see
+// internal/slab) rather than allocated one by one. A record is never written
+// by the encoder after Append returns it, so it may be held for as long as
+// the producer needs it.
 type Encoder struct {
 	opt    Options
 	topics map[change.TableID]string
+	values slab.Bytes
+	recs   slab.Of[kgo.Record]
+	hdrs   slab.Of[kgo.RecordHeader]
 }
 
 // NewEncoder returns an encoder for opt.
@@ -68,18 +77,22 @@ func (e *Encoder) Append(recs []*kgo.Record, ev *change.Event) []*kgo.Record {
 	var value []byte
 	if e.opt.Value == Upsert {
 		if ev.Op != change.OpDelete {
-			value = AppendRow(make([]byte, 0, rowSize(ev.After)), ev.After)
+			value = e.values.Keep(AppendRow(e.values.Grow(rowSize(ev.After)), ev.After))
 		}
 	} else {
-		value = e.appendEnvelope(make([]byte, 0, 256+rowSize(ev.Before)+rowSize(ev.After)), ev)
+		value = e.values.Keep(e.appendEnvelope(e.values.Grow(256+rowSize(ev.Before)+rowSize(ev.After)), ev))
 	}
-	r := &kgo.Record{Topic: topic, Key: ev.Key, Value: value}
+	r := e.recs.New()
+	r.Topic, r.Key, r.Value = topic, ev.Key, value
 	if e.opt.Headers && ev.Position != nil {
-		r.Headers = []kgo.RecordHeader{{Key: HeaderPosition, Value: ev.Position}}
+		r.Headers = e.hdrs.Slice(1)
+		r.Headers[0] = kgo.RecordHeader{Key: HeaderPosition, Value: ev.Position}
 	}
 	recs = append(recs, r)
 	if ev.Op == change.OpDelete && e.opt.Tombstones && e.opt.Value != Upsert {
-		recs = append(recs, &kgo.Record{Topic: topic, Key: ev.Key, Headers: r.Headers})
+		t := e.recs.New()
+		t.Topic, t.Key, t.Headers = topic, ev.Key, r.Headers
+		recs = append(recs, t)
 	}
 	return recs
 }

@@ -67,6 +67,23 @@ type Hooks struct {
 	AfterCommit func()
 }
 
+// ProducerOpts are the producer settings of the relay's transactional
+// client, besides the connection options, the transactional id and the
+// transaction timeout: partitioner, buffer bounds, linger and retries.
+// Batch size, acks (all) and compression are franz-go's defaults. The bench
+// uses the same options for its produce limit, so that the limit measures
+// the producer the relay runs.
+func ProducerOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.MaxBufferedBytes(16 << 20),
+		kgo.MaxBufferedRecords(10000),
+		kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.RecordRetries(10),
+		kgo.UnknownTopicRetries(3),
+	}
+}
+
 // TransactionalID is the transactional.id the relay uses for source id.
 func TransactionalID(id string) string { return "cdcrelay-" + id }
 
@@ -200,17 +217,13 @@ func (r *Relay) session(ctx context.Context) error {
 }
 
 func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, r.cfg.Kafka...),
+	opts := append([]kgo.Opt{}, r.cfg.Kafka...)
+	opts = append(opts,
 		kgo.WithHooks(watch),
 		kgo.TransactionalID(TransactionalID(r.cfg.ID)),
 		kgo.TransactionTimeout(r.cfg.TransactionTimeout),
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
-		kgo.MaxBufferedBytes(16<<20),
-		kgo.MaxBufferedRecords(10000),
-		kgo.ProducerLinger(5*time.Millisecond),
-		kgo.RecordRetries(10),
-		kgo.UnknownTopicRetries(3),
-	)...)
+	)
+	cl, err := kgo.NewClient(append(opts, ProducerOpts()...)...)
 	if err != nil {
 		return Fatal(fmt.Errorf("relay: kafka client: %w", err))
 	}
@@ -270,26 +283,70 @@ type countKey struct {
 	op    change.Op
 }
 
+// maxHeld bounds the encoded records the loop holds while a commit is in
+// flight, in bytes of keys and values. When it is reached the loop waits for
+// the commit.
+const maxHeld = 4 << 20
+
 // stream is the transaction loop of one session.
+//
+// A commit does not stall the loop. When a Kafka transaction ends at a
+// checkpoint, the loop produces its offsets record and hands the transaction
+// to a commit goroutine (Flush, EndTransaction, ack), then goes on receiving
+// and encoding the next messages. Their records are held in memory, not
+// produced, until the commit has succeeded: only then does the loop begin the
+// next Kafka transaction and produce them. At most one commit is in flight;
+// the loop waits for it when it needs the client (the next commit, a full
+// hold buffer, shutdown, an abort).
 type stream struct {
 	r   *Relay
 	cl  *kgo.Client
 	adm *kadm.Client
 	enc *format.Encoder
 
-	in     chan change.Message // the source's output, for its backlog
-	known  map[string]bool     // topics known to exist
-	counts map[countKey]int
+	in    chan change.Message // the source's output, for its backlog
+	known map[string]bool     // topics known to exist
 
+	// The open transaction: the messages received since the last commit was
+	// handed off.
 	inTxn    bool
+	begun    bool // BeginTransaction was called for it; false while its records are held
 	txnStart time.Time
 	events   int
+	counts   map[countKey]int
 	pending  *change.Checkpoint // last checkpoint in the open transaction
-	dirty    bool               // events produced after pending
+	dirty    bool               // events received after pending
+	held     []*kgo.Record      // its records, while a commit is in flight
+	heldSize int
+
+	// The commit in flight, nil when there is none.
+	inflight *commitJob
+	done     chan commitResult
+	cctx     context.Context // for Flush in commit goroutines
+	ccancel  context.CancelFunc
+	// orphan: a failed commit left its Kafka transaction open (it failed
+	// before EndTransaction); abort must end it.
+	orphan bool
 
 	errMu   sync.Mutex
 	prodErr error
 	recs    []*kgo.Record
+}
+
+// commitJob is one Kafka transaction handed to the commit goroutine, its
+// records and offsets record already produced.
+type commitJob struct {
+	cp      *change.Checkpoint
+	started time.Time
+	events  int
+	counts  map[countKey]int
+}
+
+// commitResult is how a commit ended. ended is false when it failed before
+// EndTransaction, leaving the Kafka transaction open.
+type commitResult struct {
+	err   error
+	ended bool
 }
 
 func (s *stream) promise(_ *kgo.Record, err error) {
@@ -313,6 +370,11 @@ func (s *stream) run(ctx context.Context, resume []byte) error {
 	srcCtx, stopSource := context.WithCancel(context.Background())
 	in := make(chan change.Message, 1024)
 	s.in = in
+	s.done = make(chan commitResult, 1)
+	// Commits are not cut short by ctx: shutdown waits for the one in flight
+	// for up to the grace period, then cancels it.
+	s.cctx, s.ccancel = context.WithCancel(context.WithoutCancel(ctx))
+	defer s.ccancel()
 	srcDone := make(chan error, 1)
 	srcExited := make(chan struct{})
 	go func() {
@@ -351,9 +413,26 @@ func (s *stream) run(ctx context.Context, resume []byte) error {
 				return err
 			}
 			return fmt.Errorf("%w: %w", errSource, err)
+		case res := <-s.done:
+			err := s.committed(res)
+			if err == nil {
+				err = s.release(ctx)
+			}
+			if err != nil {
+				s.abort()
+				return err
+			}
+			// The open transaction may have reached its checkpoint meanwhile.
+			if s.inTxn && s.pending != nil && !s.dirty && s.commitDue() {
+				if err := s.commit(ctx); err != nil {
+					s.abort()
+					return err
+				}
+			}
 		case <-linger.C:
 			if s.inTxn && s.pending != nil && !s.dirty {
 				if err := s.commit(ctx); err != nil {
+					s.abort()
 					return err
 				}
 			}
@@ -368,12 +447,14 @@ func (s *stream) run(ctx context.Context, resume []byte) error {
 
 func (s *stream) handle(ctx context.Context, msg change.Message, linger *time.Timer) error {
 	if !s.inTxn {
-		if err := s.cl.BeginTransaction(); err != nil {
-			return fmt.Errorf("relay: begin transaction: %w", err)
-		}
 		s.inTxn, s.txnStart, s.events = true, time.Now(), 0
 		s.pending, s.dirty = nil, false
 		linger.Reset(s.r.cfg.BatchLinger)
+		if s.inflight == nil {
+			if err := s.begin(); err != nil {
+				return err
+			}
+		}
 	}
 	if ev := msg.Event; ev != nil {
 		topic := s.enc.Topic(ev.Table)
@@ -383,8 +464,8 @@ func (s *stream) handle(ctx context.Context, msg change.Message, linger *time.Ti
 			}
 		}
 		s.recs = s.enc.Append(s.recs[:0], ev)
-		for _, rec := range s.recs {
-			s.cl.Produce(ctx, rec, s.promise)
+		if err := s.produce(ctx, s.recs); err != nil {
+			return err
 		}
 		s.events++
 		s.counts[countKey{ev.Table, ev.Op}]++
@@ -393,13 +474,89 @@ func (s *stream) handle(ctx context.Context, msg change.Message, linger *time.Ti
 	}
 	if cp := msg.Checkpoint; cp != nil {
 		s.pending, s.dirty = cp, false
-		// Commit at once when the source has nothing more queued: waiting
-		// for the linger then only adds latency. With a backlog, batch up to
-		// the linger or the size limit, for fewer commits.
-		if len(s.in) == 0 || s.events >= s.r.cfg.BatchMaxEvents || time.Since(s.txnStart) >= s.r.cfg.BatchLinger {
+		if s.commitDue() {
 			return s.commit(ctx)
 		}
 	}
+	return nil
+}
+
+// commitDue reports whether the open transaction, which ends at a
+// checkpoint, should commit now. It commits at once when the source has
+// nothing more queued: waiting for the linger then only adds latency. With a
+// backlog it batches up to the linger or the size limit, for fewer commits.
+func (s *stream) commitDue() bool {
+	return len(s.in) == 0 || s.events >= s.r.cfg.BatchMaxEvents || time.Since(s.txnStart) >= s.r.cfg.BatchLinger
+}
+
+// begin begins the Kafka transaction of the open transaction.
+func (s *stream) begin() error {
+	if err := s.cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("relay: begin transaction: %w", err)
+	}
+	s.begun = true
+	return nil
+}
+
+// produce produces recs into the open transaction, or holds them while a
+// commit is in flight; a full hold buffer waits for that commit.
+func (s *stream) produce(ctx context.Context, recs []*kgo.Record) error {
+	if !s.begun && s.inflight == nil {
+		if err := s.release(ctx); err != nil {
+			return err
+		}
+	}
+	if s.begun {
+		for _, rec := range recs {
+			s.cl.Produce(ctx, rec, s.promise)
+		}
+		return nil
+	}
+	for _, rec := range recs {
+		s.held = append(s.held, rec)
+		s.heldSize += len(rec.Key) + len(rec.Value)
+	}
+	if s.heldSize >= maxHeld {
+		return s.awaitCommit(ctx)
+	}
+	return nil
+}
+
+// awaitCommit waits for the commit in flight, if any, and then begins the
+// open transaction's Kafka transaction and produces its held records.
+func (s *stream) awaitCommit(ctx context.Context) error {
+	if s.inflight != nil {
+		if err := s.committed(<-s.done); err != nil {
+			return err
+		}
+	}
+	return s.release(ctx)
+}
+
+// committed takes the result of the commit in flight.
+func (s *stream) committed(res commitResult) error {
+	s.inflight = nil
+	if res.err != nil {
+		s.orphan = !res.ended
+		return res.err
+	}
+	return nil
+}
+
+// release begins the open transaction in Kafka, once no commit is in
+// flight, and produces the records held for it.
+func (s *stream) release(ctx context.Context) error {
+	if !s.inTxn || s.begun || s.inflight != nil {
+		return nil
+	}
+	if err := s.begin(); err != nil {
+		return err
+	}
+	for i, rec := range s.held {
+		s.cl.Produce(ctx, rec, s.promise)
+		s.held[i] = nil
+	}
+	s.held, s.heldSize = s.held[:0], 0
 	return nil
 }
 
@@ -420,20 +577,37 @@ func (s *stream) ensureTopic(ctx context.Context, topic string) error {
 	return nil
 }
 
-// commit writes the offsets record for the pending checkpoint, flushes and
-// commits, then acks the source.
+// commit ends the open transaction at its pending checkpoint: it waits for
+// the commit in flight (and produces the held records), produces the offsets
+// record, and hands the transaction to a commit goroutine.
 func (s *stream) commit(ctx context.Context) error {
+	if err := s.awaitCommit(ctx); err != nil {
+		return err
+	}
 	cp := s.pending
 	off := offsets.NewRecord(s.r.cfg.ID, cp, s.r.cfg.Version, time.Now())
 	s.cl.Produce(ctx, off.KafkaRecord(s.r.cfg.OffsetsTopic), s.promise)
+	job := &commitJob{cp: cp, started: s.txnStart, events: s.events, counts: s.counts}
+	s.counts = make(map[countKey]int, len(job.counts))
+	s.inTxn, s.begun = false, false
+	s.pending, s.events = nil, 0
+	s.inflight = job
+	go func() { s.done <- s.finish(s.cctx, job) }()
+	return nil
+}
+
+// finish flushes and commits job's transaction, then acks the source. It
+// runs on the commit goroutine; the loop does not touch the client until it
+// has the result.
+func (s *stream) finish(ctx context.Context, job *commitJob) commitResult {
 	if err := s.cl.Flush(ctx); err != nil {
-		return fmt.Errorf("relay: flush: %w", err)
+		return commitResult{err: fmt.Errorf("relay: flush: %w", err)}
 	}
 	if err := s.produceErr(); err != nil {
 		if isFenced(err) {
-			return ErrFenced
+			return commitResult{err: ErrFenced}
 		}
-		return fmt.Errorf("relay: produce: %w", err)
+		return commitResult{err: fmt.Errorf("relay: produce: %w", err)}
 	}
 	if h := s.r.cfg.Hooks; h != nil && h.AfterProduce != nil {
 		h.AfterProduce()
@@ -443,28 +617,27 @@ func (s *stream) commit(ctx context.Context) error {
 	ectx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	err := s.cl.EndTransaction(ectx, kgo.TryCommit)
 	cancel()
-	s.inTxn = false
-	elapsed := time.Since(s.txnStart)
+	elapsed := time.Since(job.started)
 	if err != nil {
 		s.r.m.Transactions.WithLabelValues("abort").Inc()
 		if isFenced(err) {
-			return ErrFenced
+			return commitResult{err: ErrFenced, ended: true}
 		}
 		// Maybe committed, maybe not: never ack; restart from the offsets.
-		return fmt.Errorf("%w: %w", errOutcomeUnknown, err)
+		return commitResult{err: fmt.Errorf("%w: %w", errOutcomeUnknown, err), ended: true}
 	}
 	if h := s.r.cfg.Hooks; h != nil && h.AfterCommit != nil {
 		h.AfterCommit()
 	}
+	cp := job.cp
 	s.r.src.Ack(cp)
 
 	m := s.r.m
 	m.Transactions.WithLabelValues("commit").Inc()
 	m.TransactionSeconds.Observe(elapsed.Seconds())
-	m.BatchEvents.Observe(float64(s.events))
-	for k, n := range s.counts {
+	m.BatchEvents.Observe(float64(job.events))
+	for k, n := range job.counts {
 		m.Events.WithLabelValues(k.table.String(), k.op.String()).Add(float64(n))
-		delete(s.counts, k)
 	}
 	if cp.LSN != 0 {
 		m.CommittedLSN.Set(float64(cp.LSN))
@@ -473,45 +646,63 @@ func (s *stream) commit(ctx context.Context) error {
 		m.CommittedTimestamp.Set(float64(cp.CommitTime.UnixMilli()) / 1000)
 		m.SourceLagSeconds.Set(max(0, time.Since(cp.CommitTime).Seconds()))
 	}
-	s.r.log.Debug("committed", "events", s.events, "position", cp.Label, "took", elapsed)
-	s.pending, s.events = nil, 0
-	return nil
+	s.r.log.Debug("committed", "events", job.events, "position", cp.Label, "took", elapsed)
+	return commitResult{ended: true}
 }
 
-// abort ends an open transaction without committing. Its outcome does not
+// abort ends the open transaction without committing, after the commit in
+// flight (if any) has been stopped or has finished. Its outcome does not
 // matter: the next session re-reads the offsets either way.
 func (s *stream) abort() {
-	if !s.inTxn {
+	if s.inflight != nil {
+		// Its flush is cut short; an EndTransaction already sent completes.
+		s.ccancel()
+		_ = s.committed(<-s.done)
+	}
+	for i := range s.held {
+		s.held[i] = nil
+	}
+	s.held, s.heldSize = s.held[:0], 0
+	for k := range s.counts {
+		delete(s.counts, k)
+	}
+	open := s.begun || s.orphan
+	s.inTxn, s.begun, s.orphan = false, false, false
+	if !open {
 		return
 	}
-	s.inTxn = false
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = s.cl.AbortBufferedRecords(ctx)
 	if err := s.cl.EndTransaction(ctx, kgo.TryAbort); err == nil {
 		s.r.m.Transactions.WithLabelValues("abort").Inc()
 	}
-	for k := range s.counts {
-		delete(s.counts, k)
-	}
 }
 
-// shutdown ends the open transaction on SIGTERM: commit it when it ends at
-// a checkpoint, abort it when it holds part of a source transaction.
+// shutdown ends the open transaction on SIGTERM: it lets the commit in
+// flight finish, then commits the open transaction when it ends at a
+// checkpoint and aborts it when it holds part of a source transaction. The
+// flushes get ShutdownGrace in all.
 func (s *stream) shutdown() error {
-	if s.inTxn && s.pending != nil && !s.dirty {
+	grace := time.AfterFunc(s.r.cfg.ShutdownGrace, s.ccancel)
+	defer grace.Stop()
+	err := s.awaitCommit(s.cctx)
+	if err == nil && s.inTxn && s.pending != nil && !s.dirty {
 		label := s.pending.Label
-		ctx, cancel := context.WithTimeout(context.Background(), s.r.cfg.ShutdownGrace)
-		defer cancel()
-		if err := s.commit(ctx); err != nil {
-			s.r.log.Warn("final commit failed; the next start resumes from the last committed position", "err", err)
-			s.abort()
+		if err = s.commit(s.cctx); err == nil {
+			err = s.committed(<-s.done)
+		}
+		if err == nil {
+			s.r.log.Info("stopped after committing", "position", label)
 			return nil
 		}
-		s.r.log.Info("stopped after committing", "position", label)
-		return nil
+	}
+	if err != nil {
+		s.r.log.Warn("final commit failed; the next start resumes from the last committed position", "err", err)
 	}
 	s.abort()
-	s.r.log.Info("stopped")
+	if err == nil {
+		s.r.log.Info("stopped")
+	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/internal/slab"
 	"github.com/cdcrelay/cdcrelay/sources/snapshot"
 )
 
@@ -67,32 +68,34 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 		keyNames[i] = names[k]
 	}
 	now := time.Now().UnixMilli()
-	var rows []snapshot.Row
+	var a rowAlloc
+	var keys slab.Of[string]
+	rows := make([]snapshot.Row, 0, limit)
 	for rr.NextRow() {
 		vals := rr.Values()
-		row := &change.Row{Names: names, Values: make([][]byte, len(vals))}
+		rv := a.vals.Slice(len(vals))
 		for i, v := range vals {
 			if v == nil {
-				row.Values[i] = change.Null
+				rv[i] = change.Null
 				continue
 			}
-			row.Values[i] = t.cols[i].typ.enc(make([]byte, 0, len(v)+8), v)
+			rv[i] = a.bytes.Keep(t.cols[i].typ.enc(a.bytes.Grow(len(v)+8), v))
 		}
-		key := make(snapshot.Key, len(keyIdx))
-		kv := make([][]byte, len(keyIdx))
+		row := a.rows.New()
+		*row = change.Row{Names: names, Values: rv}
+		key := keys.Slice(len(keyIdx))
 		for i, k := range keyIdx {
 			key[i] = string(vals[k])
-			kv[i] = row.Values[k]
 		}
-		rows = append(rows, snapshot.Row{Key: key, Event: &change.Event{
+		rows = append(rows, snapshot.Row{Key: key, Event: a.event(change.Event{
 			Table: t.id(),
 			Op:    change.OpRead,
-			Key:   change.EncodeKey(keyNames, kv),
+			Key:   a.key(keyNames, keyIdx, rv),
 			After: row,
 			Source: change.Source{
 				Connector: "postgresql", Name: d.r.s.id, DB: d.r.db, Schema: t.schema, Table: t.name, TsMs: now,
 			},
-		}})
+		})})
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, err

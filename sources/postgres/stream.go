@@ -64,6 +64,7 @@ type runner struct {
 	rels   map[uint32]*relation
 	types  typeResolver
 	msg    pgMessage
+	alloc  rowAlloc // for the rows and events of the stream
 
 	// the source transaction being decoded
 	inTxn      bool
@@ -243,9 +244,15 @@ func (r *runner) compareFor(table string) (snapshot.Compare, error) {
 }
 
 // loop reads the replication stream until ctx is done or the stream fails.
+//
+// The receive has no context: pgconn would watch a cancellable one with a
+// goroutine hand-off and a few allocations per message. The deadline is set
+// on the connection instead, and a cancel of ctx moves it to now.
 func (r *runner) loop(ctx context.Context) error {
-	dl := &deadlineCtx{parent: ctx}
-	defer dl.stop()
+	conn := r.repl.Conn()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
+	defer stop()
+	var deadline time.Time
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -267,14 +274,26 @@ func (r *runner) loop(ctx context.Context) error {
 		if ackPoll := now.Add(ackPollInterval); ackPoll.Before(next) {
 			next = ackPoll
 		}
-		recvCtx := dl.until(now, next)
-		msg, err := r.repl.ReceiveMessage(recvCtx)
+		// One deadline serves many receives; it moves only once it has
+		// passed or when an earlier one is wanted.
+		if deadline.IsZero() || !now.Before(deadline) || next.Before(deadline) {
+			deadline = next
+			if err := conn.SetReadDeadline(deadline); err != nil {
+				return fmt.Errorf("postgres: replication stream: set read deadline: %w", err)
+			}
+			// A cancel before this deadline was set may have been
+			// overwritten by it; one after it moves it to now.
+			if ctx.Err() != nil {
+				return nil
+			}
+		}
+		msg, err := r.repl.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			if pgconn.Timeout(err) {
-				dl.stop()
+				deadline = time.Time{}
 				continue
 			}
 			r.s.m.Reconnects.WithLabelValues("stream_lost").Inc()
@@ -614,58 +633,54 @@ func (r *runner) change(ctx context.Context, walStart pglogrepl.LSN) error {
 	id := change.TableID{Namespace: rel.schema, Name: rel.name}
 	switch m.kind {
 	case 'I':
-		after := rel.row(m.new, nil)
-		return r.emit(ctx, rel, &change.Event{Table: id, Op: change.OpCreate, After: after, Source: src, Position: r.txnLabel}, after, m.new)
+		after := rel.row(&r.alloc, m.new, nil)
+		return r.emit(ctx, rel, change.Event{Table: id, Op: change.OpCreate, After: after, Source: src, Position: r.txnLabel}, after, m.new)
 	case 'U':
 		var old []tupleCol
 		if m.oldKind == 'O' {
 			old = m.old
 		}
-		after := rel.row(m.new, old)
+		after := rel.row(&r.alloc, m.new, old)
 		var before *change.Row
 		switch m.oldKind {
 		case 'O':
-			before = rel.row(m.old, nil)
+			before = rel.row(&r.alloc, m.old, nil)
 		case 'K':
-			before = rel.keyRow(m.old)
+			before = rel.keyRow(&r.alloc, m.old)
 		default:
-			before = rel.keyRow(m.new)
+			before = rel.keyRow(&r.alloc, m.new)
 		}
 		if rel.keyless || m.oldKind == 'K' || (m.oldKind == 'O' && !rel.sameKey(before, after)) {
 			// The key changed: a delete of the old key and an insert of the new.
-			if err := r.emit(ctx, rel, &change.Event{Table: id, Op: change.OpDelete, Before: before, Source: src, Position: r.txnLabel}, before, m.old); err != nil {
+			if err := r.emit(ctx, rel, change.Event{Table: id, Op: change.OpDelete, Before: before, Source: src, Position: r.txnLabel}, before, m.old); err != nil {
 				return err
 			}
-			return r.emit(ctx, rel, &change.Event{Table: id, Op: change.OpCreate, After: after, Source: src, Position: r.txnLabel}, after, m.new)
+			return r.emit(ctx, rel, change.Event{Table: id, Op: change.OpCreate, After: after, Source: src, Position: r.txnLabel}, after, m.new)
 		}
-		return r.emit(ctx, rel, &change.Event{Table: id, Op: change.OpUpdate, Before: before, After: after, Source: src, Position: r.txnLabel}, after, m.new)
+		return r.emit(ctx, rel, change.Event{Table: id, Op: change.OpUpdate, Before: before, After: after, Source: src, Position: r.txnLabel}, after, m.new)
 	case 'D':
 		var before *change.Row
 		if m.oldKind == 'O' {
-			before = rel.row(m.old, nil)
+			before = rel.row(&r.alloc, m.old, nil)
 		} else {
-			before = rel.keyRow(m.old)
+			before = rel.keyRow(&r.alloc, m.old)
 		}
-		return r.emit(ctx, rel, &change.Event{Table: id, Op: change.OpDelete, Before: before, Source: src, Position: r.txnLabel}, before, m.old)
+		return r.emit(ctx, rel, change.Event{Table: id, Op: change.OpDelete, Before: before, Source: src, Position: r.txnLabel}, before, m.old)
 	}
 	return nil
 }
 
 // emit sends ev unless the snapshot in progress will read its effect; keyed
 // is the image whose key columns give the event key.
-func (r *runner) emit(ctx context.Context, rel *relation, ev *change.Event, keyed *change.Row, tup []tupleCol) error {
-	kv := make([][]byte, len(rel.key))
-	for i, k := range rel.key {
-		kv[i] = keyed.Values[k]
-	}
-	ev.Key = change.EncodeKey(rel.keyNames, kv)
+func (r *runner) emit(ctx context.Context, rel *relation, ev change.Event, keyed *change.Row, tup []tupleCol) error {
 	if r.sn.Active() && !rel.keyless {
 		if !r.sn.Admit(rel.ident, keyText(rel, tup)) {
 			return nil
 		}
 	}
+	ev.Key = r.alloc.key(rel.keyNames, rel.key, keyed.Values)
 	r.events++
-	return r.send(ctx, change.Message{Event: ev})
+	return r.send(ctx, change.Message{Event: r.alloc.event(ev)})
 }
 
 // keyText returns the text of rel's key columns in tup, as the snapshot
@@ -678,29 +693,4 @@ func keyText(rel *relation, tup []tupleCol) snapshot.Key {
 		}
 	}
 	return k
-}
-
-// deadlineCtx keeps one deadline context for many receives, replacing it only
-// when it expires or an earlier deadline is wanted.
-type deadlineCtx struct {
-	parent   context.Context
-	ctx      context.Context
-	cancel   context.CancelFunc
-	deadline time.Time
-}
-
-func (d *deadlineCtx) until(now, t time.Time) context.Context {
-	if d.ctx == nil || !now.Before(d.deadline) || t.Before(d.deadline) {
-		d.stop()
-		d.deadline = t
-		d.ctx, d.cancel = context.WithDeadline(d.parent, t)
-	}
-	return d.ctx
-}
-
-func (d *deadlineCtx) stop() {
-	if d.cancel != nil {
-		d.cancel()
-	}
-	d.ctx, d.cancel = nil, nil
 }

@@ -158,7 +158,7 @@ func timePrecision(typmod int32) int {
 
 func encRaw(dst, v []byte) []byte { return append(dst, v...) }
 
-func encString(dst, v []byte) []byte { return change.AppendString(dst, string(v)) }
+func encString(dst, v []byte) []byte { return change.AppendBytes(dst, v) }
 
 func encBool(dst, v []byte) []byte {
 	if len(v) > 0 && v[0] == 't' {
@@ -173,7 +173,7 @@ func encBool(dst, v []byte) []byte {
 func encFloat(dst, v []byte) []byte {
 	switch string(v) {
 	case "NaN", "Infinity", "-Infinity":
-		return change.AppendString(dst, string(v))
+		return change.AppendBytes(dst, v)
 	}
 	return append(dst, v...)
 }
@@ -182,7 +182,7 @@ func encFloat(dst, v []byte) []byte {
 // values NaN, Infinity and -Infinity become strings.
 func encNumeric(dst, v []byte) []byte {
 	if len(v) > 0 && (v[0] == 'N' || v[0] == 'I' || (v[0] == '-' && len(v) > 1 && v[1] == 'I')) {
-		return change.AppendString(dst, string(v))
+		return change.AppendBytes(dst, v)
 	}
 	return append(dst, v...)
 }
@@ -190,13 +190,13 @@ func encNumeric(dst, v []byte) []byte {
 // encBytea turns the hex output (\x0a0b...) into base64.
 func encBytea(dst, v []byte) []byte {
 	if len(v) < 2 || v[0] != '\\' || v[1] != 'x' {
-		return change.AppendString(dst, string(v))
+		return change.AppendBytes(dst, v)
 	}
 	h := v[2:]
 	n := hex.DecodedLen(len(h))
 	raw := make([]byte, n)
 	if _, err := hex.Decode(raw, h); err != nil {
-		return change.AppendString(dst, string(v))
+		return change.AppendBytes(dst, v)
 	}
 	dst = append(dst, '"')
 	dst = base64.StdEncoding.AppendEncode(dst, raw)
@@ -218,7 +218,7 @@ func encDate(dst, v []byte) []byte {
 	case "-infinity":
 		return change.AppendString(dst, dateMin)
 	}
-	return change.AppendString(dst, string(v))
+	return change.AppendBytes(dst, v)
 }
 
 func encTimestamp(dst, v []byte) []byte {
@@ -228,7 +228,7 @@ func encTimestamp(dst, v []byte) []byte {
 	case "-infinity":
 		return change.AppendString(dst, tsMin)
 	}
-	return change.AppendString(dst, string(v))
+	return change.AppendBytes(dst, v)
 }
 
 // encTimestamptz expects the session time zone UTC, so the text ends in
@@ -245,7 +245,7 @@ func encTimestamptz(dst, v []byte) []byte {
 		dst = append(dst, v[:n-3]...)
 		return append(dst, 'Z', '"')
 	}
-	return change.AppendString(dst, string(v))
+	return change.AppendBytes(dst, v)
 }
 
 // arrayEncoder turns an array literal into a JSON array of elem encodings.
@@ -253,7 +253,7 @@ func arrayEncoder(elem encoder) encoder {
 	return func(dst, v []byte) []byte {
 		out, ok := appendArray(dst, v, elem)
 		if !ok {
-			return change.AppendString(dst, string(v))
+			return change.AppendBytes(dst, v)
 		}
 		return out
 	}

@@ -1,0 +1,190 @@
+package relay_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdcrelay/cdcrelay/format"
+	"github.com/cdcrelay/cdcrelay/internal/devbroker"
+	"github.com/cdcrelay/cdcrelay/internal/gensource"
+	"github.com/cdcrelay/cdcrelay/metrics"
+	"github.com/cdcrelay/cdcrelay/offsets"
+	"github.com/cdcrelay/cdcrelay/relay"
+)
+
+// TestLoopExactlyOnce runs the loop against an in-process dev broker, stops
+// it with a cancel (SIGTERM) in the middle of the stream, starts it again
+// from the offsets topic, and checks the result: the stored position of the
+// first run covers exactly what it committed, and after the second run
+// every event is in Kafka once, in per-key order. The loop keeps encoding
+// while a commit is in flight, so this also checks that no record of the
+// next transaction leaks into the one being committed.
+func TestLoopExactlyOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker")
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	brk, err := devbroker.Start(devbroker.Config{Listen: "127.0.0.1:0"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer brk.Close()
+	const txns, perTxn = 3000, 10
+	opts := []kgo.Opt{kgo.SeedBrokers(brk.Addr())}
+	cfg := relay.Config{
+		ID: "loop", Kafka: opts, OffsetsTopic: "offsets",
+		TopicPartitions: 3, TopicReplication: 1, TopicCleanupPolicy: "compact",
+		TransactionTimeout: time.Minute, BatchMaxEvents: 500, BatchLinger: 5 * time.Millisecond,
+		Format: format.Options{Value: format.DebeziumJSON, Headers: true, TopicPrefix: "loop", Version: "test"},
+	}
+	params := gensource.Params{Txns: txns, PerTxn: perTxn, Keys: 97, Payload: 2000}
+
+	// First run: stop once something is acked.
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	src := gensource.New(params)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- relay.New(cfg, src, log, m, nil).Run(ctx) }()
+	waitAcked(t, src, 200, done)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	first := storedTxn(t, opts)
+	if first < 200 || int64(first) < src.Acked.Load() {
+		t.Fatalf("stored position %d, acked %d: an ack ran ahead of the offsets", first, src.Acked.Load())
+	}
+	checkTopic(t, opts, first, perTxn)
+
+	// Second run: to the end.
+	src = gensource.New(params)
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	go func() { done <- relay.New(cfg, src, log, m, nil).Run(ctx) }()
+	waitAcked(t, src, txns, done)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "cdcrelay_restarts_total" {
+			t.Errorf("the loop restarted (%v): a restart would hide a loop error from this test", mf.GetMetric())
+		}
+	}
+	if got := storedTxn(t, opts); got != txns {
+		t.Fatalf("stored position %d, want %d", got, txns)
+	}
+	checkTopic(t, opts, txns, perTxn)
+}
+
+func waitAcked(t *testing.T, src *gensource.Source, n int, done <-chan error) {
+	t.Helper()
+	deadline := time.After(2 * time.Minute)
+	for src.Acked.Load() < int64(n) {
+		select {
+		case err := <-done:
+			t.Fatalf("relay stopped: %v", err)
+		case <-deadline:
+			t.Fatalf("only %d of %d transactions acked", src.Acked.Load(), n)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+func storedTxn(t *testing.T, opts []kgo.Opt) int {
+	t.Helper()
+	rec, err := offsets.Load(context.Background(), opts, "offsets", "loop")
+	if err != nil || rec == nil {
+		t.Fatalf("load offsets: %v (record %v)", err, rec)
+	}
+	var st gensource.State
+	if err := json.Unmarshal(rec.State, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Txn
+}
+
+// checkTopic reads the topic read_committed and checks it holds each event
+// of transactions 1..upTo exactly once and nothing else, in per-key order.
+func checkTopic(t *testing.T, opts []kgo.Opt, upTo, perTxn int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const topic = "loop.gen.items"
+	adm, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
+	adm.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+	)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	seen := map[[2]int]bool{}
+	last := map[string]int{}
+	n := 0
+	for len(want) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %s: %v (partitions left: %v)", topic, ctx.Err(), want)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset+1 >= want[r.Partition] {
+				delete(want, r.Partition)
+			}
+			if r.Attrs.IsControl() {
+				return
+			}
+			var v struct {
+				After struct{ Txn, I int } `json:"after"`
+			}
+			if err := json.Unmarshal(r.Value, &v); err != nil {
+				t.Fatalf("record %s: %v", r.Value, err)
+			}
+			k := [2]int{v.After.Txn, v.After.I}
+			switch {
+			case seen[k]:
+				t.Errorf("duplicate: txn %d event %d", k[0], k[1])
+			case k[0] > upTo:
+				t.Errorf("txn %d is committed, the stored position is %d", k[0], upTo)
+			case k[0] < last[string(r.Key)]:
+				t.Errorf("key %s: txn %d after txn %d", r.Key, k[0], last[string(r.Key)])
+			}
+			seen[k] = true
+			last[string(r.Key)] = k[0]
+			n++
+		})
+	}
+	if n != upTo*perTxn {
+		t.Fatalf("read %d records, want %d", n, upTo*perTxn)
+	}
+}

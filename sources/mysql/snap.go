@@ -131,7 +131,10 @@ func (r *reader) watermark(ctx context.Context, e *replication.RowsEvent) error 
 			if !ok || r.snap == nil {
 				continue
 			}
-			events, closed := r.snap.OnMark(m)
+			events, closed, err := r.snap.OnMark(m)
+			if err != nil {
+				return err
+			}
 			if !closed {
 				continue
 			}

@@ -16,16 +16,39 @@ import (
 )
 
 // dialect is the PostgreSQL side of the snapshot machinery. It runs on the
-// runner's SQL connection, between reads of the replication stream.
-type dialect struct{ r *runner }
+// runner's SQL connection, between reads of the replication stream, or, for
+// a chunk read ahead, on a connection of its own with the table's metadata
+// taken beforehand, so that it shares nothing with the stream goroutine.
+type dialect struct {
+	r     *runner
+	conn  *pgx.Conn  // nil: r.sql
+	table *tableMeta // nil: look the table up in r.tables
+}
+
+func (d dialect) sql() *pgx.Conn {
+	if d.conn != nil {
+		return d.conn
+	}
+	return d.r.sql
+}
+
+func (d dialect) meta(table string) *tableMeta {
+	if d.table != nil {
+		if d.table.ident == table {
+			return d.table
+		}
+		return nil
+	}
+	return d.r.tables[table]
+}
 
 func (d dialect) Estimate(ctx context.Context, table string) (int64, error) {
-	t := d.r.tables[table]
+	t := d.meta(table)
 	if t == nil {
 		return 0, fmt.Errorf("unknown table %s", table)
 	}
 	var n float64
-	if err := d.r.sql.QueryRow(ctx, "SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1", t.oid).Scan(&n); err != nil {
+	if err := d.sql().QueryRow(ctx, "SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1", t.oid).Scan(&n); err != nil {
 		return 0, err
 	}
 	if n < 0 {
@@ -37,7 +60,7 @@ func (d dialect) Estimate(ctx context.Context, table string) (int64, error) {
 // WriteMark writes the watermark as a transactional logical message, so it
 // reaches the stream in commit order.
 func (d dialect) WriteMark(ctx context.Context, m snapshot.Mark) error {
-	_, err := d.r.sql.Exec(ctx, "SELECT pg_logical_emit_message(true, $1, $2)", prefixWatermark, m.String())
+	_, err := d.sql().Exec(ctx, "SELECT pg_logical_emit_message(true, $1, $2)", prefixWatermark, m.String())
 	return err
 }
 
@@ -46,7 +69,7 @@ func (d dialect) WriteMark(ctx context.Context, m snapshot.Mark) error {
 // encoders. String key columns are compared and ordered with COLLATE "C",
 // which is the byte order the Go comparator uses.
 func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key, limit int) ([]snapshot.Row, error) {
-	t := d.r.tables[table]
+	t := d.meta(table)
 	if t == nil {
 		return nil, fmt.Errorf("unknown table %s", table)
 	}
@@ -58,7 +81,7 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 	for i, v := range after {
 		params[i] = []byte(v)
 	}
-	rr := d.r.sql.PgConn().ExecParams(ctx, sql, params, nil, nil, nil)
+	rr := d.sql().PgConn().ExecParams(ctx, sql, params, nil, nil, nil)
 	names := make([]string, len(t.cols))
 	for i, c := range t.cols {
 		names[i] = c.name
@@ -124,7 +147,7 @@ func (d dialect) awaitCommitsVisible(ctx context.Context) error {
 	start := time.Now()
 	for {
 		var committed, running int
-		err := d.r.sql.QueryRow(ctx, `SELECT count(*) FILTER (WHERE s = 'committed'), count(*) FILTER (WHERE s = 'in progress')
+		err := d.sql().QueryRow(ctx, `SELECT count(*) FILTER (WHERE s = 'committed'), count(*) FILTER (WHERE s = 'in progress')
 FROM (SELECT pg_catalog.pg_xact_status(x) AS s FROM pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()) x) q`).Scan(&committed, &running)
 		if err != nil {
 			return fmt.Errorf("postgres: check transaction visibility before a chunk: %w", err)

@@ -56,6 +56,10 @@ type runner struct {
 	out  chan<- change.Message
 	sql  *pgx.Conn
 	repl *pgconn.PgConn
+	// pre reads snapshot chunks ahead (see prefetch); opened at the first
+	// read ahead, closed when the snapshot queue is empty.
+	pre       *pgx.Conn
+	preFailed bool
 	db   string
 
 	st     state
@@ -127,9 +131,39 @@ func (r *runner) close() {
 	if r.repl != nil {
 		r.repl.Close(ctx)
 	}
+	if r.sn != nil {
+		r.sn.Abandon() // waits for a read ahead, which may use r.pre
+	}
+	if r.pre != nil {
+		r.pre.Close(ctx)
+	}
 	if r.sql != nil {
 		r.sql.Close(ctx)
 	}
+}
+
+// prefetch starts reading the next snapshot chunk ahead, on a connection of
+// its own, while the rows of the chunk just closed are sent. Without that
+// connection (the server refused it) chunks are read one after the other,
+// as they would be anyway.
+func (r *runner) prefetch(ctx context.Context) {
+	if !r.sn.Active() || r.sn.InFlight() || r.preFailed {
+		return
+	}
+	t := r.tables[r.sn.Next()]
+	if t == nil {
+		return
+	}
+	if r.pre == nil {
+		c, err := r.s.connectSQL(ctx)
+		if err != nil {
+			r.preFailed = true
+			r.s.log.Warn("postgres: no connection to read snapshot chunks ahead; reading them one after the other", "err", err)
+			return
+		}
+		r.pre = c
+	}
+	r.sn.Prefetch(ctx, dialect{r: r, conn: r.pre, table: t})
 }
 
 // connect opens both connections.
@@ -262,9 +296,13 @@ func (r *runner) loop(ctx context.Context) error {
 			return err
 		}
 		if !r.inTxn && r.sn.Active() && !r.sn.InFlight() {
-			if err := r.sn.ReadNext(ctx, dialect{r}); err != nil {
+			if err := r.sn.ReadNext(ctx, dialect{r: r}); err != nil {
 				return r.sqlError(ctx, err)
 			}
+		}
+		if r.pre != nil && !r.sn.Active() {
+			r.pre.Close(ctx)
+			r.pre = nil
 		}
 		next := r.nextStatus
 		if !r.nextHeartbeat.IsZero() && r.nextHeartbeat.Before(next) {
@@ -497,11 +535,15 @@ func (r *runner) message(ctx context.Context) error {
 		if !ok {
 			return nil
 		}
-		rows, closed := r.sn.OnMark(mark)
+		rows, closed, err := r.sn.OnMark(mark)
+		if err != nil {
+			return r.sqlError(ctx, err)
+		}
 		if !closed {
 			return nil
 		}
 		r.notable = true
+		r.prefetch(ctx)
 		for _, ev := range rows {
 			ev.Source.LSN = m.lsn
 			ev.Source.TxID = r.xid

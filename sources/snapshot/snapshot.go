@@ -130,6 +130,15 @@ type chunk struct {
 	changed map[string]struct{}
 }
 
+// prefetch is the next chunk, read by a goroutine of its own while the
+// source sends the rows of the chunk before it.
+type prefetch struct {
+	id   string
+	done chan struct{} // closed when c and err are set
+	c    *chunk
+	err  error
+}
+
 // run is the per-table rate bookkeeping of this process.
 type run struct {
 	started   time.Time
@@ -146,6 +155,7 @@ type Snapshotter struct {
 	done    []string
 	cmp     map[string]Compare
 	cur     *chunk
+	pre     *prefetch
 	nonce   string
 	seq     int
 	runs    map[string]*run
@@ -224,7 +234,12 @@ func (s *Snapshotter) Enqueue(table string) error {
 
 // Forget drops table from the queue and the done list (it is no longer
 // captured). It must not be called for the table of the chunk in flight.
+// It waits for a read ahead to end, and drops it.
 func (s *Snapshotter) Forget(table string) {
+	if s.pre != nil {
+		<-s.pre.done
+		s.pre = nil
+	}
 	for i, p := range s.queue {
 		if p.Table == table && (s.cur == nil || s.cur.table != table) {
 			s.queue = append(s.queue[:i:i], s.queue[i+1:]...)
@@ -254,12 +269,21 @@ func (s *Snapshotter) Known(table string) bool {
 	return false
 }
 
+// Next returns the table whose chunks are read next, or "" when the queue
+// is empty.
+func (s *Snapshotter) Next() string {
+	if len(s.queue) == 0 {
+		return ""
+	}
+	return s.queue[0].Table
+}
+
 // Active reports whether some table still has to be snapshotted.
 func (s *Snapshotter) Active() bool { return len(s.queue) > 0 }
 
-// InFlight reports whether a chunk was read and its high watermark has not
-// been seen yet.
-func (s *Snapshotter) InFlight() bool { return s.cur != nil }
+// InFlight reports whether a chunk is being read ahead, or was read and its
+// high watermark has not been seen yet.
+func (s *Snapshotter) InFlight() bool { return s.cur != nil || s.pre != nil }
 
 // InWindow reports whether the stream is between the low and high watermark
 // of the chunk in flight. The source must not send a checkpoint then.
@@ -270,6 +294,9 @@ func (s *Snapshotter) InWindow() bool { return s.cur != nil && s.cur.open }
 // empty. The rows are held until the high watermark comes back through
 // OnMark.
 func (s *Snapshotter) ReadNext(ctx context.Context, d Dialect) error {
+	if s.pre != nil {
+		return s.join()
+	}
 	if s.cur != nil || len(s.queue) == 0 {
 		return nil
 	}
@@ -287,16 +314,31 @@ func (s *Snapshotter) ReadNext(ctx context.Context, d Dialect) error {
 		}
 		s.cfg.Log.Info("snapshot: reading table", "table", p.Table, "rows_done", p.Rows, "rows_estimated", est, "resumed", p.LastKey != nil)
 	}
-	s.seq++
-	id := s.cfg.MarkPrefix + "/" + s.nonce + "." + strconv.Itoa(s.seq)
-	if err := d.WriteMark(ctx, Mark{Kind: Low, ID: id}); err != nil {
-		return fmt.Errorf("snapshot: write low watermark: %w", err)
-	}
-	rows, err := d.ReadChunk(ctx, p.Table, p.LastKey, s.cfg.ChunkSize+1)
+	c, err := s.read(ctx, d, s.nextID(), p.Table, p.LastKey)
 	if err != nil {
-		return fmt.Errorf("snapshot: read chunk of %s: %w", p.Table, err)
+		return err
 	}
-	c := &chunk{table: p.Table, id: id, from: p.LastKey, changed: map[string]struct{}{}}
+	s.cur = c
+	return nil
+}
+
+func (s *Snapshotter) nextID() string {
+	s.seq++
+	return s.cfg.MarkPrefix + "/" + s.nonce + "." + strconv.Itoa(s.seq)
+}
+
+// read writes the low watermark, reads the chunk of table after from, and
+// writes the high watermark. It touches no Snapshotter state, so that a
+// prefetch goroutine can run it.
+func (s *Snapshotter) read(ctx context.Context, d Dialect, id, table string, from Key) (*chunk, error) {
+	if err := d.WriteMark(ctx, Mark{Kind: Low, ID: id}); err != nil {
+		return nil, fmt.Errorf("snapshot: write low watermark: %w", err)
+	}
+	rows, err := d.ReadChunk(ctx, table, from, s.cfg.ChunkSize+1)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: read chunk of %s: %w", table, err)
+	}
+	c := &chunk{table: table, id: id, from: from, changed: map[string]struct{}{}}
 	if len(rows) > s.cfg.ChunkSize {
 		rows = rows[:s.cfg.ChunkSize]
 		c.hi = rows[len(rows)-1].Key
@@ -305,15 +347,68 @@ func (s *Snapshotter) ReadNext(ctx context.Context, d Dialect) error {
 	}
 	c.rows = rows
 	if err := d.WriteMark(ctx, Mark{Kind: High, ID: id}); err != nil {
-		return fmt.Errorf("snapshot: write high watermark: %w", err)
+		return nil, fmt.Errorf("snapshot: write high watermark: %w", err)
 	}
-	s.cur = c
+	return c, nil
+}
+
+// Prefetch starts reading the next chunk of the table being snapshotted on
+// a goroutine of its own, with its own watermarks, and returns at once. A
+// source calls it right after OnMark closed a chunk and before it sends
+// that chunk's rows, so that the read overlaps with the sending. d is used
+// only by that goroutine until the read ends, so it must not share a
+// connection with anything the source does meanwhile. The read ahead chunk
+// becomes the chunk in flight when its low watermark comes back through
+// OnMark (which then waits for the read to end, if it has not), or when
+// ReadNext is called. Prefetch does nothing when a chunk is in flight or
+// the next chunk belongs to a table not started yet.
+//
+// This keeps the algorithm's rules: the read ahead chunk starts at the last
+// key L that OnMark just advanced, its window opens only at its own low
+// watermark, which the stream meets after the high watermark of the chunk
+// before, and until then the stream changes of keys above L are dropped as
+// always. A read that fails is reported by the next ReadNext or OnMark of its
+// watermark; a source that starts over calls Abandon, which waits for it.
+func (s *Snapshotter) Prefetch(ctx context.Context, d Dialect) {
+	if s.cur != nil || s.pre != nil || len(s.queue) == 0 {
+		return
+	}
+	p := s.queue[0]
+	if s.runs[p.Table] == nil {
+		return // ReadNext estimates and announces a new table
+	}
+	pre := &prefetch{id: s.nextID(), done: make(chan struct{})}
+	from := append(Key(nil), p.LastKey...)
+	s.pre = pre
+	go func() {
+		defer close(pre.done)
+		pre.c, pre.err = s.read(ctx, d, pre.id, p.Table, from)
+	}()
+}
+
+// join waits for the read ahead to end and makes its chunk the one in
+// flight.
+func (s *Snapshotter) join() error {
+	pre := s.pre
+	<-pre.done
+	s.pre = nil
+	if pre.err != nil {
+		return pre.err
+	}
+	s.cur = pre.c
 	return nil
 }
 
 // Abandon forgets the chunk in flight, for a source that starts over from
-// its last checkpoint.
-func (s *Snapshotter) Abandon() { s.cur = nil }
+// its last checkpoint. It waits for a read ahead to end first, so that the
+// source may close the connection it used.
+func (s *Snapshotter) Abandon() {
+	if s.pre != nil {
+		<-s.pre.done
+		s.pre = nil
+	}
+	s.cur = nil
+}
 
 // Admit decides whether a stream change of key in table is sent (true) or
 // dropped because a later chunk will read its effect (false). See the
@@ -346,20 +441,27 @@ func (s *Snapshotter) Admit(table string, key Key) bool {
 // OnMark handles a watermark read back from the stream. When m is the high
 // watermark of the chunk in flight it returns closed=true and the chunk rows
 // to send (op=r, Source.Snapshot set), after which the source must send a
-// checkpoint carrying State(). Marks of other chunks are ignored.
-func (s *Snapshotter) OnMark(m Mark) (rows []*change.Event, closed bool) {
+// checkpoint carrying State(). Marks of other chunks are ignored. The low
+// watermark of a chunk read ahead waits for that read to end; err is the
+// read's error then.
+func (s *Snapshotter) OnMark(m Mark) (rows []*change.Event, closed bool, err error) {
+	if s.pre != nil && m.ID == s.pre.id {
+		if err := s.join(); err != nil {
+			return nil, false, err
+		}
+	}
 	c := s.cur
 	if c == nil || m.ID != c.id {
-		return nil, false
+		return nil, false, nil
 	}
 	if m.Kind == Low {
 		c.open = true
-		return nil, false
+		return nil, false, nil
 	}
 	s.cur = nil
 	if !c.open {
 		// Cannot happen with an ordered stream; read the chunk again.
-		return nil, false
+		return nil, false, nil
 	}
 	out := make([]*change.Event, 0, len(c.rows))
 	for _, r := range c.rows {
@@ -384,7 +486,7 @@ func (s *Snapshotter) OnMark(m Mark) (rows []*change.Event, closed bool) {
 		s.queue = append(s.queue[:0:0], s.queue[1:]...)
 		delete(s.runs, c.table)
 	}
-	return out, true
+	return out, true, nil
 }
 
 func (s *Snapshotter) progress(p *Progress, finished bool) {

@@ -30,7 +30,7 @@ func (m *memTable) ReadChunk(_ context.Context, _ string, after Key, limit int) 
 	var out []Row
 	for k := from + 1; k < 1000 && len(out) < limit; k++ {
 		if v, ok := m.rows[k]; ok {
-			out = append(out, Row{Key: Key{strconv.Itoa(k)}, Event: &change.Event{Op: change.OpRead, Key: []byte(strconv.Itoa(v))}})
+			out = append(out, Row{Key: Key{strconv.Itoa(k)}, Event: &change.Event{Op: change.OpRead, Key: []byte(strconv.Itoa(k)), Source: change.Source{TsMs: int64(v)}}})
 		}
 	}
 	return out, nil
@@ -65,7 +65,7 @@ func TestWindowDropsChangedKeysAndFiltersStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	low, high := tbl.marks[0], tbl.marks[1]
-	if _, closed := s.OnMark(Mark{Kind: High, ID: "stale"}); closed {
+	if _, closed, _ := s.OnMark(Mark{Kind: High, ID: "stale"}); closed {
 		t.Fatal("a foreign mark closed the chunk")
 	}
 	s.OnMark(low)
@@ -78,7 +78,7 @@ func TestWindowDropsChangedKeysAndFiltersStream(t *testing.T) {
 	if s.Admit("t", Key{"7"}) {
 		t.Fatal("a window change beyond the chunk must be dropped")
 	}
-	rows, closed := s.OnMark(high)
+	rows, closed, _ := s.OnMark(high)
 	if !closed || len(rows) != 3 {
 		t.Fatalf("closed=%v rows=%d, want 3 rows (key 2 dropped)", closed, len(rows))
 	}
@@ -98,7 +98,7 @@ func TestWindowDropsChangedKeysAndFiltersStream(t *testing.T) {
 			t.Fatal(err)
 		}
 		s2.OnMark(tbl.marks[0])
-		rows, _ := s2.OnMark(tbl.marks[1])
+		rows, _, _ := s2.OnMark(tbl.marks[1])
 		if len(rows) > 0 {
 			last = rows[len(rows)-1]
 		}
@@ -120,5 +120,128 @@ func TestMarkText(t *testing.T) {
 	}
 	if _, ok := ParseMark("heartbeat"); ok {
 		t.Fatal("parsed garbage")
+	}
+}
+
+// TestPrefetchKeepsTheRules reads a table with every chunk after the first
+// read ahead, while stream changes arrive between one chunk's high watermark
+// and the next one's low watermark and inside each window. The rows emitted
+// must be what reading the chunks one after the other emits: each key once,
+// except the keys changed inside their chunk's window, whose chunk rows are
+// dropped; changes outside any window above the last key are dropped.
+func TestPrefetchKeepsTheRules(t *testing.T) {
+	tbl := &memTable{rows: map[int]int{}}
+	for k := 0; k < 20; k++ {
+		tbl.rows[k] = 0
+	}
+	s, err := New(Config{ChunkSize: 4, MarkPrefix: "p", Compare: func(string) (Compare, error) { return intCompare, nil }}, State{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enqueue("t"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.ReadNext(ctx, tbl); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	var changedInWindow []string
+	prefetched := 0
+	for s.Active() {
+		n := len(tbl.marks)
+		low, high := tbl.marks[n-2], tbl.marks[n-1]
+		if low.Kind != Low || high.Kind != High || low.ID != high.ID {
+			t.Fatalf("marks %v", tbl.marks[n-2:])
+		}
+		if _, _, err := s.OnMark(low); err != nil {
+			t.Fatal(err)
+		}
+		// A change inside the window, to the chunk's second key.
+		c := s.cur
+		if len(c.rows) > 1 {
+			k := c.rows[1].Key
+			if !s.Admit("t", k) {
+				t.Fatalf("window change of %v dropped", k)
+			}
+			changedInWindow = append(changedInWindow, k[0])
+		}
+		rows, closed, err := s.OnMark(high)
+		if err != nil || !closed {
+			t.Fatalf("closed=%v err=%v", closed, err)
+		}
+		// Read the next chunk ahead, then send this one's rows.
+		s.Prefetch(ctx, tbl)
+		if s.pre != nil {
+			prefetched++
+		}
+		for _, r := range rows {
+			seen[string(r.Key)]++
+		}
+		// Between this high watermark and the next low one, a change of a
+		// key above the last key is dropped: the next chunk reads it.
+		if s.Active() {
+			last := s.queue[0].LastKey
+			next, _ := strconv.Atoi(last[0])
+			if s.Admit("t", Key{strconv.Itoa(next + 1)}) {
+				t.Fatal("a change between two chunks above the last key was sent")
+			}
+		}
+		if s.pre != nil {
+			<-s.pre.done // the test reads tbl.marks next
+		}
+	}
+	if prefetched == 0 {
+		t.Fatal("no chunk was read ahead")
+	}
+	dropped := map[string]bool{}
+	for _, k := range changedInWindow {
+		dropped[k] = true
+	}
+	for k := 0; k < 20; k++ {
+		key := strconv.Itoa(k)
+		want := 1
+		if dropped[key] {
+			want = 0
+		}
+		if seen[key] != want {
+			t.Errorf("key %s: %d chunk rows emitted, want %d", key, seen[key], want)
+		}
+	}
+	if len(changedInWindow) == 0 {
+		t.Fatal("no window change was made")
+	}
+	if st := s.State(); len(st.Done) != 1 || st.Done[0] != "t" {
+		t.Fatalf("state %+v", st)
+	}
+}
+
+// TestAbandonWaitsForTheReadAhead checks that Abandon returns only once the
+// read ahead has ended, and that its watermarks are ignored afterwards.
+func TestAbandonWaitsForTheReadAhead(t *testing.T) {
+	tbl := &memTable{rows: map[int]int{1: 0, 2: 0, 3: 0}}
+	s, err := New(Config{ChunkSize: 1, MarkPrefix: "p", Compare: func(string) (Compare, error) { return intCompare, nil }}, State{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Enqueue("t")
+	ctx := context.Background()
+	if err := s.ReadNext(ctx, tbl); err != nil {
+		t.Fatal(err)
+	}
+	s.OnMark(tbl.marks[0])
+	if _, closed, _ := s.OnMark(tbl.marks[1]); !closed {
+		t.Fatal("first chunk not closed")
+	}
+	s.Prefetch(ctx, tbl)
+	if !s.InFlight() {
+		t.Fatal("no read ahead in flight")
+	}
+	s.Abandon()
+	if s.InFlight() || len(tbl.marks) != 4 {
+		t.Fatalf("after Abandon: in flight %v, %d marks written (want 4)", s.InFlight(), len(tbl.marks))
+	}
+	if _, closed, _ := s.OnMark(tbl.marks[2]); closed || s.InWindow() {
+		t.Fatal("the abandoned read ahead's low watermark opened a window")
 	}
 }

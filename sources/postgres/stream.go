@@ -60,7 +60,7 @@ type runner struct {
 	// read ahead, closed when the snapshot queue is empty.
 	pre       *pgx.Conn
 	preFailed bool
-	db   string
+	db        string
 
 	st     state
 	sn     *snapshot.Snapshotter

@@ -286,7 +286,7 @@ type countKey struct {
 // maxHeld bounds the encoded records the loop holds while a commit is in
 // flight, in bytes of keys and values. When it is reached the loop waits for
 // the commit.
-const maxHeld = 4 << 20
+const maxHeld = 1 << 20
 
 // stream is the transaction loop of one session.
 //

@@ -155,7 +155,9 @@ func (r *runner) prefetch(ctx context.Context) {
 		return
 	}
 	if r.pre == nil {
-		c, err := r.s.connectSQL(ctx)
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err := r.s.connectSQL(cctx)
+		cancel()
 		if err != nil {
 			r.preFailed = true
 			r.s.log.Warn("postgres: no connection to read snapshot chunks ahead; reading them one after the other", "err", err)

@@ -39,7 +39,7 @@ func TestConnectFatal(t *testing.T) {
 }
 
 func TestIsFenced(t *testing.T) {
-	for _, err := range []error{kerr.ProducerFenced, fmt.Errorf("x: %w", kerr.InvalidProducerEpoch)} {
+	for _, err := range []error{kerr.ProducerFenced, fmt.Errorf("x: %w", kerr.InvalidProducerEpoch), kerr.InvalidTxnState} {
 		if !isFenced(err) {
 			t.Errorf("%v not seen as fenced", err)
 		}

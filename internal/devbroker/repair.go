@@ -100,7 +100,7 @@ func scanPartition(dir string) ([]openTxn, error) {
 		if err != nil {
 			return nil, err
 		}
-		walkBatches(raw, func(_ int, b *kmsg.RecordBatch) {
+		walkBatches(raw, func(b *kmsg.RecordBatch) {
 			switch {
 			case b.Attributes&attrControl != 0:
 				delete(open, b.ProducerID)

@@ -205,7 +205,7 @@ func completeDecision(dataDir string, log *slog.Logger) ([]openTxn, error) {
 		if t.producerID != d.producerID || t.epoch != d.epoch {
 			continue
 		}
-		if err := appendMarker(t.dir, t.producerID, t.epoch, true); err != nil {
+		if err := appendCommitMarker(t.dir, t.producerID, t.epoch); err != nil {
 			return committed, fmt.Errorf("commit %s/%d: %w", t.topic, t.partition, err)
 		}
 		committed = append(committed, t)
@@ -219,11 +219,20 @@ func completeDecision(dataDir string, log *slog.Logger) ([]openTxn, error) {
 }
 
 func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	return withSyncedFile(path, os.O_RDWR, func(*os.File) error { return nil })
+}
+
+// withSyncedFile opens path with flag, runs fn on it, then syncs and closes
+// it, returning the first error.
+func withSyncedFile(path string, flag int, fn func(*os.File) error) error {
+	f, err := os.OpenFile(path, flag, 0o644)
 	if err != nil {
 		return err
 	}
-	err = f.Sync()
+	err = fn(f)
+	if serr := f.Sync(); err == nil {
+		err = serr
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -252,13 +261,10 @@ func encodeIndexEntry(epoch int32, ts int64, inTx bool) []byte {
 	return b
 }
 
-// markerBatch is a control batch with one COMMIT or ABORT marker, as a
+// commitMarkerBatch is a control batch with one COMMIT marker, as a
 // transaction coordinator writes it, at the given offset.
-func markerBatch(offset, producerID int64, epoch int16, leaderEpoch int32, commit bool, now int64) []byte {
-	key := kmsg.ControlRecordKey{Type: kmsg.ControlRecordKeyTypeAbort}
-	if commit {
-		key.Type = kmsg.ControlRecordKeyTypeCommit
-	}
+func commitMarkerBatch(offset, producerID int64, epoch int16, leaderEpoch int32, now int64) []byte {
+	key := kmsg.ControlRecordKey{Type: kmsg.ControlRecordKeyTypeCommit}
 	marker := kmsg.EndTxnMarker{}
 	rec := kmsg.Record{Key: key.AppendTo(nil), Value: marker.AppendTo(nil)}
 	rec.Length = int32(len(rec.AppendTo(nil)) - 1) // the length varint itself is one byte
@@ -281,11 +287,12 @@ func markerBatch(offset, producerID int64, epoch int16, leaderEpoch int32, commi
 	return enc
 }
 
-// appendMarker appends a marker for the producer's open transaction to the
-// partition's last segment, with its index entry, and syncs both files.
+// appendCommitMarker appends a COMMIT marker for the producer's open
+// transaction to the partition's last segment, with its index entry, and
+// syncs both files.
 // repairIndexes must have run on the partition first, so that the segment
 // ends with a whole batch and its index has an entry for every batch.
-func appendMarker(dir string, producerID int64, epoch int16, commit bool) error {
+func appendCommitMarker(dir string, producerID int64, epoch int16) error {
 	segs, err := segments(dir)
 	if err != nil || len(segs) == 0 {
 		return errors.Join(err, errors.New("no segment"))
@@ -295,7 +302,7 @@ func appendMarker(dir string, producerID int64, epoch int16, commit bool) error 
 		return err
 	}
 	last := segs[len(segs)-1]
-	batch := markerBatch(next, producerID, epoch, leaderEpoch, commit, nowMillis())
+	batch := commitMarkerBatch(next, producerID, epoch, leaderEpoch, time.Now().UnixMilli())
 	if err := appendSync(last.dat, batch); err != nil {
 		return err
 	}
@@ -303,18 +310,10 @@ func appendMarker(dir string, producerID int64, epoch int16, commit bool) error 
 }
 
 func appendSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
+	return withSyncedFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, func(f *os.File) error {
+		_, err := f.Write(b)
 		return err
-	}
-	_, err = f.Write(b)
-	if serr := f.Sync(); err == nil {
-		err = serr
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	})
 }
 
 // partitionEnd returns the offset after the partition's last batch and the
@@ -326,7 +325,7 @@ func partitionEnd(segs []segment) (next int64, leaderEpoch int32, err error) {
 		if err != nil {
 			return 0, 0, err
 		}
-		walkBatches(raw, func(_ int, b *kmsg.RecordBatch) {
+		walkBatches(raw, func(b *kmsg.RecordBatch) {
 			next = b.FirstOffset + int64(b.LastOffsetDelta) + 1
 		})
 		idx, err := os.ReadFile(s.idx)
@@ -371,7 +370,7 @@ func repairIndexes(dir string, log *slog.Logger) error {
 		if have > 0 {
 			leaderEpoch = int32(binary.LittleEndian.Uint32(idx[(have-1)*indexEntrySize+2:]))
 		}
-		end := walkBatches(raw, func(_ int, b *kmsg.RecordBatch) {
+		end := walkBatches(raw, func(b *kmsg.RecordBatch) {
 			if n >= have {
 				inTx := b.Attributes&attrTransactional != 0 && b.Attributes&attrControl == 0
 				missing = append(missing, encodeIndexEntry(leaderEpoch, 0, inTx)...)
@@ -402,23 +401,12 @@ func repairIndexes(dir string, log *slog.Logger) error {
 }
 
 func truncateSync(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	err = f.Truncate(size)
-	if serr := f.Sync(); err == nil {
-		err = serr
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return withSyncedFile(path, os.O_RDWR, func(f *os.File) error { return f.Truncate(size) })
 }
 
 // walkBatches calls fn for each whole record batch in a segment's bytes and
 // returns where the whole batches end.
-func walkBatches(raw []byte, fn func(pos int, b *kmsg.RecordBatch)) int {
+func walkBatches(raw []byte, fn func(b *kmsg.RecordBatch)) int {
 	pos := 0
 	for pos+12 <= len(raw) {
 		size := 12 + int(binary.BigEndian.Uint32(raw[pos+8:pos+12]))
@@ -432,7 +420,7 @@ func walkBatches(raw []byte, fn func(pos int, b *kmsg.RecordBatch)) int {
 		if err := b.ReadFrom(raw[pos : pos+size]); err != nil {
 			break
 		}
-		fn(pos, &b)
+		fn(&b)
 		pos += size
 	}
 	return pos
@@ -462,8 +450,6 @@ func segments(dir string) ([]segment, error) {
 	slices.SortFunc(segs, func(a, b segment) int { return cmp.Compare(a.base, b.base) })
 	return segs, nil
 }
-
-func nowMillis() int64 { return time.Now().UnixMilli() }
 
 // testAfterDecide is set by builds with the cdcrelay_testing tag; see
 // testing_hooks.go.

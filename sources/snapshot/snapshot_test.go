@@ -36,6 +36,20 @@ func (m *memTable) ReadChunk(_ context.Context, _ string, after Key, limit int) 
 	return out, nil
 }
 
+// newQueued returns a fresh Snapshotter over integer keys with table "t"
+// queued.
+func newQueued(t *testing.T, chunkSize int) *Snapshotter {
+	t.Helper()
+	s, err := New(Config{ChunkSize: chunkSize, MarkPrefix: "p", Compare: func(string) (Compare, error) { return intCompare, nil }}, State{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enqueue("t"); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func intCompare(a, b Key) int {
 	x, _ := strconv.Atoi(a[0])
 	y, _ := strconv.Atoi(b[0])
@@ -47,13 +61,7 @@ func TestWindowDropsChangedKeysAndFiltersStream(t *testing.T) {
 	for k := 0; k < 10; k++ {
 		tbl.rows[k] = 0
 	}
-	s, err := New(Config{ChunkSize: 4, MarkPrefix: "p", Compare: func(string) (Compare, error) { return intCompare, nil }}, State{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Enqueue("t"); err != nil {
-		t.Fatal(err)
-	}
+	s := newQueued(t, 4)
 	if s.Admit("t", Key{"0"}) {
 		t.Fatal("a key not yet covered must be dropped")
 	}
@@ -134,13 +142,7 @@ func TestPrefetchKeepsTheRules(t *testing.T) {
 	for k := 0; k < 20; k++ {
 		tbl.rows[k] = 0
 	}
-	s, err := New(Config{ChunkSize: 4, MarkPrefix: "p", Compare: func(string) (Compare, error) { return intCompare, nil }}, State{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Enqueue("t"); err != nil {
-		t.Fatal(err)
-	}
+	s := newQueued(t, 4)
 	ctx := context.Background()
 	if err := s.ReadNext(ctx, tbl); err != nil {
 		t.Fatal(err)
@@ -220,11 +222,7 @@ func TestPrefetchKeepsTheRules(t *testing.T) {
 // read ahead has ended, and that its watermarks are ignored afterwards.
 func TestAbandonWaitsForTheReadAhead(t *testing.T) {
 	tbl := &memTable{rows: map[int]int{1: 0, 2: 0, 3: 0}}
-	s, err := New(Config{ChunkSize: 1, MarkPrefix: "p", Compare: func(string) (Compare, error) { return intCompare, nil }}, State{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = s.Enqueue("t")
+	s := newQueued(t, 1)
 	ctx := context.Background()
 	if err := s.ReadNext(ctx, tbl); err != nil {
 		t.Fatal(err)

@@ -57,7 +57,11 @@ func (s *Of[T]) New() *T { return &s.Slice(1)[0] }
 // Slice returns n zero values of T, with capacity n.
 func (s *Of[T]) Slice(n int) []T {
 	if len(s.free) < n {
-		s.free = make([]T, max(s.n, n, 256))
+		block := s.n
+		if block <= 0 {
+			block = 256
+		}
+		s.free = make([]T, max(block, n))
 	}
 	v := s.free[:n:n]
 	s.free = s.free[n:]

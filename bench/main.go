@@ -117,10 +117,14 @@ func run() error {
 		b.relayEnv = append(b.relayEnv, kv)
 		return nil
 	})
+	rows := flag.Int("rows", 0, "changes per scenario, overriding the default (1,000,000) and -quick; for profiling longer drains")
 	flag.Parse()
 	b.changes, b.bigRows, b.latencyDur = 1_000_000, 1_000_000, 30*time.Second
 	if b.quick {
 		b.changes, b.bigRows, b.latencyDur = 100_000, 100_000, 8*time.Second
+	}
+	if *rows > 0 {
+		b.changes, b.bigRows = *rows, *rows
 	}
 	if *only != "" {
 		b.only = map[string]bool{}

@@ -56,10 +56,17 @@ func (b *bench) profile(name string, secs int) func() {
 	}
 	go func() {
 		defer close(done)
-		// The endpoint comes up with the process.
+		// The endpoint comes up with the process. The trace and the CPU
+		// profile are taken side by side, so that both cover the start of
+		// a short drain.
 		time.Sleep(300 * time.Millisecond)
-		fetch("/debug/pprof/trace?seconds=2", name+".trace")
+		traced := make(chan struct{})
+		go func() {
+			defer close(traced)
+			fetch("/debug/pprof/trace?seconds=2", name+".trace")
+		}()
 		fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), name+".cpu.pprof")
+		<-traced
 	}()
 	return func() {
 		fetch("/debug/pprof/allocs", name+".allocs.pprof")

@@ -41,8 +41,20 @@ func AppendBytes(b, s []byte) []byte { return appendString(b, s) }
 
 func appendString[T ~string | ~[]byte](b []byte, s T) []byte {
 	b = append(b, '"')
-	start := 0
+	start, words := 0, 0
 	for i := 0; i < len(s); {
+		// Most text needs no escaping: skip it eight bytes at a time. Where
+		// a word needs attention, its bytes go one by one before the next
+		// try, so text full of escapes pays one test per eight bytes.
+		if i >= words {
+			for i+8 <= len(s) && plain8(load64(s, i)) {
+				i += 8
+			}
+			if i == len(s) {
+				break
+			}
+			words = i + 8
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
@@ -85,6 +97,33 @@ func appendString[T ~string | ~[]byte](b []byte, s T) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// load64 reads the eight bytes of s from i on, the first in the low byte.
+func load64[T ~string | ~[]byte](s T, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// plain8 reports whether none of the eight bytes in x needs attention from
+// appendString: each is ASCII, at least 0x20, and none of " \ < > &.
+//
+// It uses the word-at-a-time tests for a zero byte, (v-ones) & ^v & highs,
+// and for a byte below n, (v - n*ones) & ^v & highs. Both are exact about
+// whether such a byte exists once every byte is known to be below 0x80.
+func plain8(x uint64) bool {
+	if x&highs != 0 {
+		return false
+	}
+	zero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
+	ctl := (x - 0x20*ones) & ^x & highs
+	return ctl|zero(x^('"'*ones))|zero(x^('\\'*ones))|zero(x^('<'*ones))|zero(x^('>'*ones))|zero(x^('&'*ones)) == 0
 }
 
 // decodeRune is utf8.DecodeRune for either kind of text, without a copy of

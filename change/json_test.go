@@ -2,6 +2,7 @@ package change
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -54,4 +55,47 @@ func FuzzAppendString(f *testing.F) {
 			}
 		}
 	})
+}
+
+// plain8 must agree with the byte-at-a-time test for every byte value in
+// every position, next to plain bytes and next to bytes that need escaping
+// (a borrow from one byte into the next must not hide or invent one).
+func TestPlain8MatchesByteTest(t *testing.T) {
+	plain := func(c byte) bool {
+		return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	for _, fill := range []byte{'a', 0x00, 0x1f, 0x20, '"', 0x7f, 0x80, 0xff} {
+		for pos := 0; pos < 8; pos++ {
+			for c := 0; c < 256; c++ {
+				var w [8]byte
+				for i := range w {
+					w[i] = fill
+				}
+				w[pos] = byte(c)
+				want := true
+				for _, b := range w {
+					want = want && plain(b)
+				}
+				if got := plain8(load64(w[:], 0)); got != want {
+					t.Fatalf("plain8(% x) = %v, want %v", w, got, want)
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkAppendBytes(b *testing.B) {
+	for _, c := range []struct{ name, s string }{
+		{"ascii200", strings.Repeat("a plain note of text ", 10)},
+		{"short", "pending"},
+		{"escapes", strings.Repeat(`say "hi" <b>`, 16)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			src, dst := []byte(c.s), make([]byte, 0, 8*len(c.s))
+			b.SetBytes(int64(len(src)))
+			for b.Loop() {
+				dst = AppendBytes(dst[:0], src)
+			}
+		})
+	}
 }

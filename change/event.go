@@ -31,6 +31,12 @@ func (t TableID) String() string { return t.Namespace + "." + t.Name }
 type Row struct {
 	Names  []string
 	Values [][]byte
+	// JSON is nil, or the whole row as the JSON object the encoders write:
+	// the present columns in order, each as its name and Values[i]. A source
+	// that builds a row in one buffer (see ObjectWriter) sets it, and the
+	// encoders then copy the object instead of writing it column by column.
+	// Code that changes Values must set JSON to nil.
+	JSON []byte
 }
 
 // Get returns the JSON value of the named column and whether it is present.

@@ -29,6 +29,52 @@ func EncodeKey(names []string, values [][]byte) []byte {
 	return append(b, '}')
 }
 
+// ObjectKeys returns the member key of each name, encoded once for many
+// rows: the JSON string and its colon.
+func ObjectKeys(names []string) [][]byte {
+	keys := make([][]byte, len(names))
+	for i, n := range names {
+		keys[i] = append(AppendString(nil, n), ':')
+	}
+	return keys
+}
+
+// ObjectWriter writes a JSON object into one buffer member by member, and
+// hands out each member's value as a slice of that buffer. A value keeps its
+// bytes even if a later append moves the buffer, since nothing writes to the
+// old array again.
+type ObjectWriter struct {
+	// B is the buffer; the caller appends each value to it after Key.
+	B     []byte
+	start int
+}
+
+// Open starts an object at the end of b.
+func (w *ObjectWriter) Open(b []byte) {
+	w.start = len(b)
+	w.B = append(b, '{')
+}
+
+// Key writes the separator and the member key (from ObjectKeys), and returns
+// the mark that Value takes once the value is appended to B.
+func (w *ObjectWriter) Key(key []byte) int {
+	if len(w.B) > w.start+1 {
+		w.B = append(w.B, ',')
+	}
+	w.B = append(w.B, key...)
+	return len(w.B)
+}
+
+// Value returns what was appended to B since mark, capped so that an append
+// to it cannot write into the buffer.
+func (w *ObjectWriter) Value(mark int) []byte { return w.B[mark:len(w.B):len(w.B)] }
+
+// Close ends the object and returns it, capped like Value.
+func (w *ObjectWriter) Close() []byte {
+	w.B = append(w.B, '}')
+	return w.B[w.start:len(w.B):len(w.B)]
+}
+
 const hexDigits = "0123456789abcdef"
 
 // AppendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as

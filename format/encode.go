@@ -50,6 +50,9 @@ type Encoder struct {
 	values slab.Bytes
 	recs   slab.Of[kgo.Record]
 	hdrs   slab.Of[kgo.RecordHeader]
+
+	lastSource     change.Source
+	lastSourceJSON []byte
 }
 
 // NewEncoder returns an encoder for opt.
@@ -101,6 +104,9 @@ func rowSize(r *change.Row) int {
 	if r == nil {
 		return 4
 	}
+	if r.JSON != nil {
+		return len(r.JSON)
+	}
 	n := 2
 	for i := range r.Values {
 		n += len(r.Names[i]) + len(r.Values[i]) + 4
@@ -110,10 +116,13 @@ func rowSize(r *change.Row) int {
 
 // AppendRow appends a row image as the encoders write it: a JSON object of
 // the present columns in row order, absent columns left out; a nil row is
-// null.
+// null. A row whose source wrote that object already (Row.JSON) is copied.
 func AppendRow(b []byte, r *change.Row) []byte {
 	if r == nil {
 		return append(b, "null"...)
+	}
+	if r.JSON != nil {
+		return append(b, r.JSON...)
 	}
 	b = append(b, '{')
 	first := true
@@ -140,7 +149,13 @@ func (e *Encoder) appendEnvelope(b []byte, ev *change.Event) []byte {
 	b = append(b, `,"after":`...)
 	b = AppendRow(b, ev.After)
 	b = append(b, `,"source":`...)
-	b = e.appendSource(b, &ev.Source)
+	// Events of one snapshot chunk or one source transaction often share
+	// their source block: encode it once.
+	if ev.Source != e.lastSource || e.lastSourceJSON == nil {
+		e.lastSource = ev.Source
+		e.lastSourceJSON = e.appendSource(e.lastSourceJSON[:0], &ev.Source)
+	}
+	b = append(b, e.lastSourceJSON...)
 	b = append(b, `,"op":"`...)
 	b = append(b, byte(ev.Op))
 	b = append(b, `","ts_ms":`...)

@@ -20,6 +20,8 @@ type tableMeta struct {
 	identity  byte   // relreplident: d, n, f or i
 	reltuples float64
 	cols      []colMeta
+	names     []string // the column names, shared by the snapshot's rows
+	keys      [][]byte // names as JSON object keys (change.ObjectKeys)
 	key       []string // primary-key columns in key order; nil when keyless
 	keyless   bool     // listed in source.keyless
 }
@@ -112,6 +114,11 @@ ORDER BY attnum`, t.oid)
 		}
 		t.cols[i].typ = ct
 	}
+	t.names = make([]string, len(t.cols))
+	for i, c := range t.cols {
+		t.names[i] = c.name
+	}
+	t.keys = change.ObjectKeys(t.names)
 	t.key, err = primaryKey(ctx, conn, t.oid)
 	if err != nil {
 		return fmt.Errorf("postgres: primary key of %s: %w", t.ident, err)

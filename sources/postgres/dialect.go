@@ -82,43 +82,50 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 		params[i] = []byte(v)
 	}
 	rr := d.sql().PgConn().ExecParams(ctx, sql, params, nil, nil, nil)
-	names := make([]string, len(t.cols))
-	for i, c := range t.cols {
-		names[i] = c.name
-	}
 	keyNames := make([]string, len(keyIdx))
 	for i, k := range keyIdx {
-		keyNames[i] = names[k]
+		keyNames[i] = t.names[k]
 	}
-	now := time.Now().UnixMilli()
+	keysLen := 2
+	for _, k := range t.keys {
+		keysLen += len(k) + 1
+	}
+	id := t.id()
+	src := change.Source{
+		Connector: "postgresql", Name: d.r.s.id, DB: d.r.db, Schema: t.schema, Table: t.name, TsMs: time.Now().UnixMilli(),
+	}
 	var a rowAlloc
 	var keys slab.Of[string]
 	rows := make([]snapshot.Row, 0, limit)
 	for rr.NextRow() {
 		vals := rr.Values()
 		rv := a.vals.Slice(len(vals))
+		n := keysLen
+		for _, v := range vals {
+			n += len(v) + 8
+		}
+		var w change.ObjectWriter
+		w.Open(a.bytes.Grow(n))
 		for i, v := range vals {
+			m := w.Key(t.keys[i])
 			if v == nil {
+				w.B = append(w.B, "null"...)
 				rv[i] = change.Null
 				continue
 			}
-			rv[i] = a.bytes.Keep(t.cols[i].typ.enc(a.bytes.Grow(len(v)+8), v))
+			w.B = t.cols[i].typ.enc(w.B, v)
+			rv[i] = w.Value(m)
 		}
 		row := a.rows.New()
-		*row = change.Row{Names: names, Values: rv}
+		*row = change.Row{Names: t.names, Values: rv, JSON: w.Close()}
+		a.bytes.Keep(w.B)
 		key := keys.Slice(len(keyIdx))
 		for i, k := range keyIdx {
-			key[i] = string(vals[k])
+			key[i] = a.str(vals[k])
 		}
-		rows = append(rows, snapshot.Row{Key: key, Event: a.event(change.Event{
-			Table: t.id(),
-			Op:    change.OpRead,
-			Key:   a.key(keyNames, keyIdx, rv),
-			After: row,
-			Source: change.Source{
-				Connector: "postgresql", Name: d.r.s.id, DB: d.r.db, Schema: t.schema, Table: t.name, TsMs: now,
-			},
-		})})
+		ev := a.events.New()
+		ev.Table, ev.Op, ev.Key, ev.After, ev.Source = id, change.OpRead, a.key(keyNames, keyIdx, rv), row, src
+		rows = append(rows, snapshot.Row{Key: key, Event: ev})
 	}
 	if _, err := rr.Close(); err != nil {
 		return nil, err

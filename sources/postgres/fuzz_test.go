@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/jackc/pglogrepl"
+
+	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/format"
 )
 
 func jsonValid(b []byte) bool { return json.Valid(b) }
@@ -41,6 +44,10 @@ func FuzzDecode(f *testing.F) {
 					t.Fatalf("column %s: %q is not JSON", row.Names[i], v)
 				}
 			}
+			want := format.AppendRow(nil, &change.Row{Names: row.Names, Values: row.Values})
+			if string(row.JSON) != string(want) || !json.Valid(row.JSON) {
+				t.Fatalf("row JSON %s, want %s", row.JSON, want)
+			}
 		}
 	})
 }
@@ -72,6 +79,7 @@ func testRelation() *relation {
 	rel.encs[8] = arrayEncoder(encNumeric)
 	rel.key = []int{0}
 	rel.keyNames = []string{"id"}
+	rel.keys = change.ObjectKeys(rel.names)
 	return rel
 }
 

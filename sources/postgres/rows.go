@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"time"
+	"unsafe"
 
 	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/internal/slab"
@@ -25,6 +26,15 @@ func (a *rowAlloc) event(ev change.Event) *change.Event {
 	p := a.events.New()
 	*p = ev
 	return p
+}
+
+// str returns a string of the bytes of v, kept in the slab.
+func (a *rowAlloc) str(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	b := a.bytes.Append(v)
+	return unsafe.String(&b[0], len(b))
 }
 
 // key returns the event key of the key columns keyIdx of vals, built in the
@@ -54,8 +64,20 @@ func (a *rowAlloc) key(names []string, keyIdx []int, vals [][]byte) []byte {
 // from old when the old tuple is a full image (REPLICA IDENTITY FULL), and is
 // otherwise left absent: a nil value, which the encoders omit. A placeholder
 // is never sent as data.
+//
+// The values and the row's JSON object are written together into one buffer
+// (change.ObjectWriter), each value a slice of the object.
 func (rel *relation) row(a *rowAlloc, tup, old []tupleCol) *change.Row {
 	vals := a.vals.Slice(len(rel.names))
+	n := 2
+	for i := range rel.keys {
+		n += len(rel.keys[i]) + 1
+	}
+	for i := range tup {
+		n += len(tup[i].data) + 8
+	}
+	var w change.ObjectWriter
+	w.Open(a.bytes.Grow(n))
 	for i := range vals {
 		if i >= len(tup) {
 			break
@@ -64,10 +86,25 @@ func (rel *relation) row(a *rowAlloc, tup, old []tupleCol) *change.Row {
 		if c.kind == 'u' && i < len(old) && old[i].kind != 'u' {
 			c = old[i]
 		}
-		vals[i] = rel.value(a, i, c)
+		switch c.kind {
+		case 'n':
+			w.Key(rel.keys[i])
+			w.B = append(w.B, "null"...)
+			vals[i] = change.Null
+		case 't':
+			m := w.Key(rel.keys[i])
+			w.B = rel.encs[i](w.B, c.data)
+			vals[i] = w.Value(m)
+		case 'b':
+			m := w.Key(rel.keys[i])
+			w.B = change.AppendBytes(w.B, c.data)
+			vals[i] = w.Value(m)
+		}
+		// 'u' with nothing to take it from: absent, a nil value.
 	}
 	row := a.rows.New()
-	*row = change.Row{Names: rel.names, Values: vals}
+	*row = change.Row{Names: rel.names, Values: vals, JSON: w.Close()}
+	a.bytes.Keep(w.B)
 	return row
 }
 

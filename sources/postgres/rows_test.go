@@ -3,6 +3,9 @@ package postgres
 import (
 	"bytes"
 	"testing"
+
+	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/format"
 )
 
 // benchRow is a row of the bench's orders table, as pgoutput sends it.
@@ -13,6 +16,7 @@ func benchRow() (*relation, []tupleCol) {
 		ct, _ := resolveType(o, -1, nil)
 		rel.encs = append(rel.encs, ct.enc)
 	}
+	rel.keys = change.ObjectKeys(rel.names)
 	text := []string{"123456", "customer-23456", "paid", "456", "29320.00", "2026-11-24 12:20:46.123456+00", "2026-11-24 12:20:46.123456+00",
 		"order note 123456 shipped by ground", string(bytes.Repeat([]byte("e10adc3949ba59abbe56e057f20f883e"), 6))}
 	tup := make([]tupleCol, len(text))
@@ -32,6 +36,10 @@ func TestRowValuesStayPut(t *testing.T) {
 	for i, v := range first.Values {
 		want[i] = string(v)
 	}
+	wantJSON := string(format.AppendRow(nil, &change.Row{Names: first.Names, Values: first.Values}))
+	if string(first.JSON) != wantJSON {
+		t.Fatalf("row JSON %s, want %s", first.JSON, wantJSON)
+	}
 	for n := 0; n < 2000; n++ {
 		for i := range tup {
 			tup[i].data = bytes.Repeat([]byte{'7'}, len(tup[i].data))
@@ -45,6 +53,9 @@ func TestRowValuesStayPut(t *testing.T) {
 		if cap(v) != len(v) {
 			t.Fatalf("column %s: cap %d > len %d", first.Names[i], cap(v), len(v))
 		}
+	}
+	if string(first.JSON) != wantJSON {
+		t.Fatalf("row JSON changed to %s, was %s", first.JSON, wantJSON)
 	}
 	if k := a.key(rel.keyNames, rel.key, first.Values); string(k) != `{"id":123456}` {
 		t.Fatalf("key %s", k)

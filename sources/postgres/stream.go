@@ -44,6 +44,7 @@ type relation struct {
 	captured     bool
 	identity     byte
 	names        []string // shared by every Row of this relation version
+	keys         [][]byte // names as JSON object keys (change.ObjectKeys)
 	encs         []encoder
 	key          []int    // indexes of the key columns
 	keyNames     []string // names of the key columns
@@ -603,6 +604,7 @@ func (r *runner) relation(ctx context.Context, m *relationMsg) error {
 		}
 		rel.encs[i] = ct.enc
 	}
+	rel.keys = change.ObjectKeys(rel.names)
 	t := r.tables[rel.ident]
 	if t == nil || !sameColumns(t, m) {
 		// A table created or altered since Run started: read it again.

@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"regexp"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/metrics"
@@ -289,6 +292,7 @@ func (s *Source) connConfig(replication bool) (*pgconn.Config, error) {
 		}
 	}
 	cfg.ConnectTimeout = 10 * time.Second
+	cfg.BuildFrontend = bufferedFrontend
 	for k, v := range sessionParams {
 		cfg.RuntimeParams[k] = v
 	}
@@ -297,6 +301,18 @@ func (s *Source) connConfig(replication bool) (*pgconn.Config, error) {
 		cfg.RuntimeParams["replication"] = "database"
 	}
 	return cfg, nil
+}
+
+// readBuffer is the read buffer of each connection. pgx reads 8 KiB at a
+// time; a snapshot chunk of 10,000 rows of 700 bytes then takes some 850
+// read calls, and the replication stream as many per 7 MB of WAL.
+const readBuffer = 256 << 10
+
+// bufferedFrontend is pgx's frontend reading through a larger buffer, so
+// that one read call takes whatever the socket holds, up to readBuffer. A
+// read error, a deadline included, passes through as it came.
+func bufferedFrontend(r io.Reader, w io.Writer) *pgproto3.Frontend {
+	return pgproto3.NewFrontend(bufio.NewReaderSize(r, readBuffer), w)
 }
 
 // connectSQL opens a normal SQL connection.

@@ -43,11 +43,12 @@ type Options struct {
 // The records, their values and headers are carved out of blocks (see
 // internal/slab) rather than allocated one by one. A record is never written
 // by the encoder after Append returns it, so it may be held for as long as
-// the producer needs it.
+// the producer needs it; the value blocks of records that are finished can
+// be reused through Cut and Recycle.
 type Encoder struct {
 	opt    Options
 	topics map[change.TableID]string
-	values slab.Bytes
+	values slab.Recycler
 	recs   slab.Of[kgo.Record]
 	hdrs   slab.Of[kgo.RecordHeader]
 
@@ -62,6 +63,15 @@ func NewEncoder(opt Options) *Encoder {
 	}
 	return &Encoder{opt: opt, topics: make(map[change.TableID]string)}
 }
+
+// Cut ends the generation of record values handed out so far (see
+// Recycle) and returns it.
+func (e *Encoder) Cut() slab.Generation { return e.values.Cut() }
+
+// Recycle reuses the memory of the values of g, a generation from Cut. Every
+// record of it must be finished, its promise called, and referenced by
+// nobody: its value bytes will be overwritten.
+func (e *Encoder) Recycle(g slab.Generation) { e.values.Recycle(g) }
 
 // Topic returns the (cached) topic of table t.
 func (e *Encoder) Topic(t change.TableID) string {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/format"
+	"github.com/cdcrelay/cdcrelay/internal/slab"
 	"github.com/cdcrelay/cdcrelay/metrics"
 	"github.com/cdcrelay/cdcrelay/offsets"
 )
@@ -348,6 +349,9 @@ type commitJob struct {
 	started time.Time
 	events  int
 	counts  map[countKey]int
+	// values is the encoder's generation of record values of this
+	// transaction, reused once it has committed.
+	values slab.Generation
 }
 
 // commitResult is how a commit ended. ended is false when it failed before
@@ -543,11 +547,15 @@ func (s *stream) awaitCommit(ctx context.Context) error {
 
 // committed takes the result of the commit in flight.
 func (s *stream) committed(res commitResult) error {
+	job := s.inflight
 	s.inflight = nil
 	if res.err != nil {
 		s.orphan = !res.ended
 		return res.err
 	}
+	// Flush returned before the commit: every record of the transaction
+	// has had its promise, and the producer holds none of them.
+	s.enc.Recycle(job.values)
 	return nil
 }
 
@@ -595,7 +603,7 @@ func (s *stream) commit(ctx context.Context) error {
 	cp := s.pending
 	off := offsets.NewRecord(s.r.cfg.ID, cp, s.r.cfg.Version, time.Now())
 	s.cl.Produce(ctx, off.KafkaRecord(s.r.cfg.OffsetsTopic), s.promise)
-	job := &commitJob{cp: cp, started: s.txnStart, events: s.events, counts: s.counts}
+	job := &commitJob{cp: cp, started: s.txnStart, events: s.events, counts: s.counts, values: s.enc.Cut()}
 	s.counts = make(map[countKey]int, len(job.counts))
 	s.inTxn, s.begun = false, false
 	s.pending, s.events = nil, 0

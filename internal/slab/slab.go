@@ -7,6 +7,9 @@
 // out from it is referenced any more. So a value may live as long as its
 // user needs it, at the price of keeping its block alive until then.
 //
+// Recycler is the one exception: its user promises when a generation of
+// values is dead, and their blocks are handed out again.
+//
 // A slab is not safe for concurrent use: each goroutine that builds values
 // owns its own.
 package slab
@@ -39,6 +42,67 @@ func (s *Bytes) Keep(b []byte) []byte {
 // Append is Grow, then append v, then Keep: a copy of v in the slab.
 func (s *Bytes) Append(v []byte) []byte {
 	return s.Keep(append(s.Grow(len(v)), v...))
+}
+
+// Recycler carves byte slices out of 64 KiB blocks like Bytes, and reuses
+// blocks: values are handed out in generations, and once the user knows no
+// value of a generation is referenced any more it gives the generation back.
+// This spares the allocation, the zeroing and the collection of a block for
+// values that die together, such as the records of one Kafka transaction.
+// The zero value is ready, and keeps up to 256 free blocks (16 MiB).
+type Recycler struct {
+	buf  []byte
+	used [][]byte // blocks of the current generation
+	free [][]byte
+}
+
+// maxFree bounds the free blocks a Recycler keeps; more go to the collector.
+const maxFree = 256
+
+// Generation is the blocks of the values handed out between two Cuts.
+type Generation [][]byte
+
+// Grow is Bytes.Grow, taking a free block when there is one.
+func (s *Recycler) Grow(n int) []byte {
+	if cap(s.buf)-len(s.buf) >= n {
+		return s.buf
+	}
+	if n <= blockBytes && len(s.free) > 0 {
+		s.buf = s.free[len(s.free)-1][:0]
+		s.free[len(s.free)-1] = nil
+		s.free = s.free[:len(s.free)-1]
+	} else {
+		s.buf = make([]byte, 0, max(blockBytes, n))
+	}
+	s.used = append(s.used, s.buf)
+	return s.buf
+}
+
+// Keep is Bytes.Keep. A value larger than Grow was told moves to an array
+// of its own, which the collector frees; blocks are never resized.
+func (s *Recycler) Keep(b []byte) []byte {
+	v := b[len(s.buf):len(b):len(b)]
+	s.buf = b
+	return v
+}
+
+// Cut ends the current generation and returns its blocks. Values handed out
+// after it come from other blocks.
+func (s *Recycler) Cut() Generation {
+	g := Generation(s.used)
+	s.used, s.buf = nil, nil
+	return g
+}
+
+// Recycle takes back the blocks of g, a generation from Cut, none of whose
+// values may be referenced any more: they will be overwritten.
+func (s *Recycler) Recycle(g Generation) {
+	for i, b := range g {
+		if cap(b) == blockBytes && len(s.free) < maxFree {
+			s.free = append(s.free, b)
+		}
+		g[i] = nil
+	}
 }
 
 // Of carves values of type T out of blocks, of 256 values unless NewOf says

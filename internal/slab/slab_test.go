@@ -64,3 +64,71 @@ func BenchmarkBytesAppend(b *testing.B) {
 		s.Append(v)
 	}
 }
+
+// A Recycler hands a recycled block out again, never a block of a
+// generation still in use, and the values of a generation keep their bytes
+// until it is recycled.
+func TestRecyclerReusesOnlyRecycledBlocks(t *testing.T) {
+	var s Recycler
+	fill := func(tag byte, n int) [][]byte {
+		var vals [][]byte
+		for i := 0; i < n; i++ {
+			vals = append(vals, s.Keep(append(s.Grow(1000), bytes.Repeat([]byte{tag}, 1000)...)))
+		}
+		return vals
+	}
+	check := func(vals [][]byte, tag byte) {
+		t.Helper()
+		for i, v := range vals {
+			if !bytes.Equal(v, bytes.Repeat([]byte{tag}, 1000)) {
+				t.Fatalf("value %d of generation %q was overwritten", i, tag)
+			}
+		}
+	}
+	fill('a', 200) // about 3 blocks; overwritten once recycled
+	ga := s.Cut()
+	b := fill('b', 200)
+	gb := s.Cut()
+	if len(ga) < 3 || len(gb) < 3 {
+		t.Fatalf("generations of %d and %d blocks, want 3 or more", len(ga), len(gb))
+	}
+	first := &ga[0][:1][0]
+	s.Recycle(ga)
+	// A value larger than a block gets an array of its own, never kept.
+	big := s.Keep(append(s.Grow(blockBytes+1), bytes.Repeat([]byte{'x'}, blockBytes+1)...))
+	c := fill('c', 200)
+	check(b, 'b')
+	check(c, 'c')
+	reused := false
+	for _, blk := range s.Cut() {
+		if &blk[:1][0] == first {
+			reused = true
+		}
+		if cap(blk) == blockBytes {
+			for _, old := range gb {
+				if &old[:1][0] == &blk[:1][0] {
+					t.Fatal("a block of a generation still in use was handed out")
+				}
+			}
+		}
+	}
+	if !reused {
+		t.Fatal("no recycled block was handed out again")
+	}
+	if len(big) != blockBytes+1 || big[blockBytes] != 'x' {
+		t.Fatal("large value damaged")
+	}
+}
+
+func BenchmarkRecyclerAppend(b *testing.B) {
+	var s Recycler
+	v := make([]byte, 900)
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		s.Keep(append(s.Grow(len(v)), v...))
+		if n++; n%10000 == 0 {
+			s.Recycle(s.Cut())
+		}
+	}
+}

@@ -3,6 +3,7 @@ package mysql
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -24,7 +25,10 @@ type encoder func(b []byte, v any) []byte
 type tableCodec struct {
 	id    change.TableID
 	names []string
-	enc   []encoder
+	keys  [][]byte // names as JSON object keys (change.ObjectKeys)
+	// keysLen is the room the keys take in a row's JSON object.
+	keysLen int
+	enc     []encoder
 	// key holds the column indexes of the primary key in key order; for a
 	// keyless table, every column.
 	key      []int
@@ -50,7 +54,11 @@ func newTableCodec(tm *replication.TableMapEvent, keyless bool) (c *tableCodec, 
 	if len(names) != n {
 		return nil, fmt.Errorf("mysql: TABLE_MAP of %s carries no column names; set binlog_row_metadata=FULL on the server", id)
 	}
-	c = &tableCodec{id: id, names: names, enc: make([]encoder, n)}
+	c = &tableCodec{id: id, names: names, keys: change.ObjectKeys(names), enc: make([]encoder, n)}
+	c.keysLen = 2
+	for _, k := range c.keys {
+		c.keysLen += len(k) + 1
+	}
 	unsigned := tm.UnsignedMap()
 	collations := tm.CollationMap()
 	enums := tm.EnumStrValueMap()
@@ -100,24 +108,26 @@ func (c *tableCodec) row(vals []any, skipped []int) (r *change.Row, err error) {
 
 // encodeRow is row without the recover; the fuzz test calls it directly so
 // that a panic shows.
+//
+// The values and the row's JSON object are written together into one
+// buffer (change.ObjectWriter), each value a slice of the object.
 func (c *tableCodec) encodeRow(vals []any, skipped []int) *change.Row {
 	values := make([][]byte, len(vals))
-	buf := make([]byte, 0, 16*len(vals))
+	var w change.ObjectWriter
+	w.Open(make([]byte, 0, c.keysLen+16*len(vals)))
 	for i, v := range vals {
-		start := len(buf)
+		if slices.Contains(skipped, i) {
+			continue
+		}
+		m := w.Key(c.keys[i])
 		if v == nil {
-			buf = append(buf, "null"...)
+			w.B = append(w.B, "null"...)
 		} else {
-			buf = c.enc[i](buf, v)
+			w.B = c.enc[i](w.B, v)
 		}
-		values[i] = buf[start:len(buf):len(buf)]
+		values[i] = w.Value(m)
 	}
-	for _, i := range skipped {
-		if i >= 0 && i < len(values) {
-			values[i] = nil
-		}
-	}
-	return &change.Row{Names: c.names, Values: values}
+	return &change.Row{Names: c.names, Values: values, JSON: w.Close()}
 }
 
 // keyOf returns the canonical key of a row encoded by row.

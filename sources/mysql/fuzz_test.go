@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/cdcrelay/cdcrelay/change"
 )
 
 // The fuzz target feeds a TABLE_MAP event and a row event, as raw binlog
@@ -75,16 +78,27 @@ func decodeForFuzz(fde, tableMap, rows []byte) (out []string, err error) {
 			return nil, fmt.Errorf("row has %d values for %d columns", len(vals), len(c.enc))
 		}
 		row := c.encodeRow(vals, skipped)
-		out = append(out, rowJSON(row))
+		plain := rowJSON(&change.Row{Names: row.Names, Values: row.Values})
+		if string(row.JSON) != plain {
+			return nil, fmt.Errorf("%w: %s, written value by value %s", errRowJSON, row.JSON, plain)
+		}
+		out = append(out, plain)
 		c.keyOf(row)
 	}
 	return out, nil
 }
 
+// errRowJSON is a row whose JSON object (change.Row.JSON) is not what its
+// values give.
+var errRowJSON = errors.New("row JSON differs from its values")
+
 func FuzzRowsEvent(f *testing.F) {
 	fde := loadFDE(f)
 	f.Fuzz(func(t *testing.T, tableMap, rows []byte) {
 		out, err := decodeForFuzz(fde, tableMap, rows)
+		if errors.Is(err, errRowJSON) {
+			t.Fatal(err)
+		}
 		if err != nil {
 			return
 		}

@@ -420,26 +420,33 @@ func (d *dialect) ReadChunk(ctx context.Context, table string, after snapshot.Ke
 	}
 	id := change.TableID{Namespace: db, Name: name}
 	now := time.Now().UnixMilli()
+	keys := change.ObjectKeys(names)
+	keysLen := 2
+	for _, k := range keys {
+		keysLen += len(k) + 1
+	}
 	out := make([]snapshot.Row, 0, len(res.Values))
 	for _, vals := range res.Values {
 		values := make([][]byte, len(cols))
-		buf := make([]byte, 0, 16*len(cols))
+		var w change.ObjectWriter
+		w.Open(make([]byte, 0, keysLen+16*len(cols)))
 		for i := range cols {
-			start := len(buf)
+			m := w.Key(keys[i])
 			if vals[i].Type == gomysql.FieldValueTypeNull {
-				buf = append(buf, "null"...)
+				w.B = append(w.B, "null"...)
 			} else {
-				buf = cols[i].enc(buf, &vals[i])
+				w.B = cols[i].enc(w.B, &vals[i])
 			}
-			values[i] = buf[start:len(buf):len(buf)]
+			values[i] = w.Value(m)
 		}
+		json := w.Close()
 		kv := make([][]byte, len(key))
 		sk := make(snapshot.Key, len(key))
 		for i, k := range key {
 			kv[i] = values[k]
 			sk[i] = string(values[k])
 		}
-		row := &change.Row{Names: names, Values: values}
+		row := &change.Row{Names: names, Values: values, JSON: json}
 		out = append(out, snapshot.Row{Key: sk, Event: &change.Event{
 			Table: id, Op: change.OpRead, Key: change.EncodeKey(keyNames, kv), After: row,
 			Source: change.Source{Connector: "mysql", Name: d.s.cfg.ID, DB: db, Table: name, TsMs: now,

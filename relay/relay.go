@@ -453,8 +453,33 @@ func (s *stream) run(ctx context.Context, resume []byte) error {
 				s.abort()
 				return err
 			}
+			if err := s.drain(ctx, linger); err != nil {
+				s.abort()
+				return err
+			}
 		}
 	}
+}
+
+// drainMax bounds the messages drain takes before the loop's select looks
+// at the other channels again.
+const drainMax = 64
+
+// drain handles the messages already queued, up to drainMax, by receiving
+// from the input alone: the loop's select locks all of its channels for
+// each message, which costs as much as the hand-off itself under a backlog.
+func (s *stream) drain(ctx context.Context, linger *time.Timer) error {
+	for range drainMax {
+		select {
+		case msg := <-s.in:
+			if err := s.handle(ctx, msg, linger); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 func (s *stream) handle(ctx context.Context, msg change.Message, linger *time.Timer) error {

@@ -49,15 +49,22 @@ func (s *Bytes) Append(v []byte) []byte {
 // value of a generation is referenced any more it gives the generation back.
 // This spares the allocation, the zeroing and the collection of a block for
 // values that die together, such as the records of one Kafka transaction.
-// The zero value is ready, and keeps up to 256 free blocks (16 MiB).
+//
+// What a Recycler keeps is bounded, whatever the size of a generation: it
+// takes back at most maxBlocks blocks of each generation (the first ones)
+// and keeps at most maxBlocks free ones. The other blocks are left to the
+// collector, which frees each as soon as its values are dropped, so a huge
+// generation costs no more memory than it would without recycling. The
+// zero value is ready.
 type Recycler struct {
 	buf  []byte
-	used [][]byte // blocks of the current generation
+	used [][]byte // the first blocks of the current generation
 	free [][]byte
 }
 
-// maxFree bounds the free blocks a Recycler keeps; more go to the collector.
-const maxFree = 256
+// maxBlocks bounds both the blocks a Recycler tracks per generation and its
+// free blocks: 4 MiB each.
+const maxBlocks = 64
 
 // Generation is the blocks of the values handed out between two Cuts.
 type Generation [][]byte
@@ -74,7 +81,9 @@ func (s *Recycler) Grow(n int) []byte {
 	} else {
 		s.buf = make([]byte, 0, max(blockBytes, n))
 	}
-	s.used = append(s.used, s.buf)
+	if len(s.used) < maxBlocks && cap(s.buf) == blockBytes {
+		s.used = append(s.used, s.buf)
+	}
 	return s.buf
 }
 
@@ -98,7 +107,7 @@ func (s *Recycler) Cut() Generation {
 // values may be referenced any more: they will be overwritten.
 func (s *Recycler) Recycle(g Generation) {
 	for i, b := range g {
-		if cap(b) == blockBytes && len(s.free) < maxFree {
+		if len(s.free) < maxBlocks {
 			s.free = append(s.free, b)
 		}
 		g[i] = nil

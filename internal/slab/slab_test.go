@@ -132,3 +132,22 @@ func BenchmarkRecyclerAppend(b *testing.B) {
 		}
 	}
 }
+
+// A Recycler keeps a bounded number of blocks, however large a generation:
+// the rest are left to the collector.
+func TestRecyclerKeepsBoundedBlocks(t *testing.T) {
+	var s Recycler
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 4*maxBlocks*64; i++ { // 4*maxBlocks blocks of values
+			s.Keep(append(s.Grow(1000), make([]byte, 1000)...))
+		}
+		g := s.Cut()
+		if len(g) > maxBlocks {
+			t.Fatalf("round %d: a generation tracks %d blocks, want at most %d", round, len(g), maxBlocks)
+		}
+		s.Recycle(g)
+		if len(s.free) > maxBlocks {
+			t.Fatalf("round %d: %d free blocks, want at most %d", round, len(s.free), maxBlocks)
+		}
+	}
+}

@@ -267,7 +267,7 @@ func (b *bench) produceLimit(ctx context.Context, name string, sample []*kgo.Rec
 		kgo.TransactionTimeout(60*time.Second), // the bench's relays run with 60s too
 		kgo.DefaultProduceTopic(topic),
 	)
-	cl, err := kgo.NewClient(append(opts, relay.ProducerOpts()...)...)
+	cl, err := kgo.NewClient(append(opts, relay.ProducerOpts(config.DefaultMaxRecordBytes)...)...)
 	if err != nil {
 		return 0, err
 	}

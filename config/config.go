@@ -65,6 +65,10 @@ type Source struct {
 	TLS TLS `yaml:"tls"`
 }
 
+// DefaultMaxRecordBytes is kafka.max_record_bytes when unset: the record
+// batch limit of Kafka's own producer and of franz-go.
+const DefaultMaxRecordBytes = 1000012
+
 // Kafka is the destination cluster.
 type Kafka struct {
 	// Brokers is the seed list host:port. Required.
@@ -93,6 +97,11 @@ type Kafka struct {
 	BatchMaxEvents int `yaml:"batch_max_events"`
 	// BatchLinger: default 100ms.
 	BatchLinger time.Duration `yaml:"batch_linger"`
+	// MaxRecordBytes is the largest record batch the producer builds, and
+	// so the largest record (an event of one row) it can send, before
+	// compression. It must not exceed the topics' max.message.bytes.
+	// Default: 1000012, as Kafka's producer and broker.
+	MaxRecordBytes int32 `yaml:"max_record_bytes"`
 	// TLS to the brokers.
 	TLS TLS `yaml:"tls"`
 	// SASL authentication to the brokers.

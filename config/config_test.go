@@ -87,6 +87,7 @@ func TestDefaults(t *testing.T) {
 		{"kafka.topic_replication_factor", cfg.Kafka.TopicReplicationFactor, int16(1)},
 		{"kafka.topic_cleanup_policy", cfg.Kafka.TopicCleanupPolicy, "compact"},
 		{"kafka.transaction_timeout", cfg.Kafka.TransactionTimeout, time.Minute},
+		{"kafka.max_record_bytes", cfg.Kafka.MaxRecordBytes, int32(1000012)},
 		{"format.value", cfg.Format.Value, "debezium-json"},
 		{"format.tombstones", *cfg.Format.Tombstones, true},
 		{"metrics.listen", cfg.Metrics.Listen, "127.0.0.1:9187"},

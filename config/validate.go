@@ -63,6 +63,9 @@ func (c *Config) SetDefaults() {
 	if k.BatchMaxEvents == 0 {
 		k.BatchMaxEvents = 10000
 	}
+	if k.MaxRecordBytes == 0 {
+		k.MaxRecordBytes = DefaultMaxRecordBytes
+	}
 	if k.BatchLinger == 0 {
 		k.BatchLinger = 100 * time.Millisecond
 	}
@@ -176,6 +179,9 @@ func (c *Config) Validate() Errors {
 	}
 	if k.BatchLinger < 0 || k.BatchLinger > time.Minute {
 		bad("kafka.batch_linger", "%s is out of range; use 0 to 1m", k.BatchLinger)
+	}
+	if k.MaxRecordBytes < 1<<10 || k.MaxRecordBytes > 1<<30 {
+		bad("kafka.max_record_bytes", "%d is out of range; use 1024 to 1073741824", k.MaxRecordBytes)
 	}
 	validateTLS("kafka.tls", &k.TLS, bad)
 	switch k.SASL.Mechanism {

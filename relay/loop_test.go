@@ -3,8 +3,10 @@ package relay_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,5 +188,82 @@ func checkTopic(t *testing.T, opts []kgo.Opt, upTo, perTxn int) {
 	}
 	if n != upTo*perTxn {
 		t.Fatalf("read %d records, want %d", n, upTo*perTxn)
+	}
+}
+
+// TestRecordTooLargeIsFatal: an event larger than kafka.max_record_bytes
+// stops the relay at once with an error that names the setting, instead of
+// retrying the same row for ever, and commits nothing. With the bound raised
+// the same rows go through.
+func TestRecordTooLargeIsFatal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker")
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	brk, err := devbroker.Start(devbroker.Config{Listen: "127.0.0.1:0"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer brk.Close()
+	opts := []kgo.Opt{kgo.SeedBrokers(brk.Addr())}
+	cfg := relay.Config{
+		ID: "loop", Kafka: opts, OffsetsTopic: "offsets",
+		TopicPartitions: 3, TopicReplication: 1, TopicCleanupPolicy: "compact",
+		TransactionTimeout: time.Minute, BatchMaxEvents: 500, BatchLinger: 5 * time.Millisecond,
+		Format:         format.Options{Value: format.DebeziumJSON, TopicPrefix: "small", Version: "test"},
+		MaxRecordBytes: 64 << 10,
+	}
+	const txns, perTxn = 5, 2
+	params := gensource.Params{Txns: txns, PerTxn: perTxn, Keys: 7, Payload: 100 << 10}
+
+	src := gensource.New(params)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = relay.New(cfg, src, log, metrics.New(prometheus.NewRegistry()), nil).Run(ctx)
+	var fatal *relay.FatalError
+	if !errors.As(err, &fatal) || !strings.Contains(err.Error(), "kafka.max_record_bytes (65536)") {
+		t.Fatalf("Run = %v, want a fatal error naming kafka.max_record_bytes (65536)", err)
+	}
+	if n := src.Acked.Load(); n != 0 {
+		t.Fatalf("%d transactions acked before the failure", n)
+	}
+	if rec, err := offsets.Load(context.Background(), opts, "offsets", "loop"); err != nil || rec != nil {
+		t.Fatalf("offsets after the failure: %v, %v; want none stored", rec, err)
+	}
+
+	// A bound above Kafka's default also goes into the topics the relay
+	// creates.
+	cfg.MaxRecordBytes, cfg.Format.TopicPrefix = 1<<20, "loop"
+	src = gensource.New(params)
+	done := make(chan error, 1)
+	rctx, rcancel := context.WithCancel(context.Background())
+	go func() { done <- relay.New(cfg, src, log, metrics.New(prometheus.NewRegistry()), nil).Run(rctx) }()
+	waitAcked(t, src, txns, done)
+	rcancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run with the bound raised: %v", err)
+	}
+	checkTopic(t, opts, txns, perTxn)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	rcs, err := kadm.NewClient(cl).DescribeTopicConfigs(context.Background(), "loop.gen.items")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rcs.On("loop.gen.items", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ""
+	for _, c := range rc.Configs {
+		if c.Key == "max.message.bytes" {
+			got = c.MaybeValue()
+		}
+	}
+	if got != "1048576" {
+		t.Fatalf("topic max.message.bytes = %q, want 1048576", got)
 	}
 }

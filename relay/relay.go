@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/format"
 	"github.com/cdcrelay/cdcrelay/internal/slab"
 	"github.com/cdcrelay/cdcrelay/metrics"
@@ -47,6 +49,9 @@ type Config struct {
 	// at the first checkpoint after either is reached.
 	BatchMaxEvents int
 	BatchLinger    time.Duration
+	// MaxRecordBytes bounds a record batch, and so a record, before
+	// compression (kafka.max_record_bytes); 0 means franz-go's default.
+	MaxRecordBytes int32
 	// Format encodes events into records.
 	Format format.Options
 	// Version is the relay version written into each offsets record.
@@ -70,12 +75,13 @@ type Hooks struct {
 
 // ProducerOpts are the producer settings of the relay's transactional
 // client, besides the connection options, the transactional id and the
-// transaction timeout: partitioner, buffer bounds, linger and retries.
-// Batch size, acks (all) and compression are franz-go's defaults. The bench
-// uses the same options for its produce limit, so that the limit measures
-// the producer the relay runs.
-func ProducerOpts() []kgo.Opt {
-	return []kgo.Opt{
+// transaction timeout: partitioner, buffer bounds, batch bound, linger and
+// retries. Acks (all) and compression (snappy) are franz-go's defaults. The
+// bench uses the same options for its produce limit, so that the limit
+// measures the producer the relay runs. maxRecordBytes is
+// kafka.max_record_bytes; 0 keeps franz-go's default.
+func ProducerOpts(maxRecordBytes int32) []kgo.Opt {
+	opts := []kgo.Opt{
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		kgo.MaxBufferedBytes(16 << 20),
 		kgo.MaxBufferedRecords(10000),
@@ -83,6 +89,10 @@ func ProducerOpts() []kgo.Opt {
 		kgo.RecordRetries(10),
 		kgo.UnknownTopicRetries(3),
 	}
+	if maxRecordBytes > 0 {
+		opts = append(opts, kgo.ProducerBatchMaxBytes(maxRecordBytes))
+	}
+	return opts
 }
 
 // TransactionalID is the transactional.id the relay uses for source id.
@@ -232,7 +242,7 @@ func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 		kgo.TransactionalID(TransactionalID(r.cfg.ID)),
 		kgo.TransactionTimeout(r.cfg.TransactionTimeout),
 	)
-	cl, err := kgo.NewClient(append(opts, ProducerOpts()...)...)
+	cl, err := kgo.NewClient(append(opts, ProducerOpts(r.cfg.MaxRecordBytes)...)...)
 	if err != nil {
 		return Fatal(fmt.Errorf("relay: kafka client: %w", err))
 	}
@@ -370,6 +380,14 @@ func (s *stream) promise(_ *kgo.Record, err error) {
 		s.prodErr = err
 	}
 	s.errMu.Unlock()
+}
+
+// maxRecordBytes is the record batch bound the producer runs with.
+func (s *stream) maxRecordBytes() int32 {
+	if n := s.r.cfg.MaxRecordBytes; n > 0 {
+		return n
+	}
+	return config.DefaultMaxRecordBytes
 }
 
 func (s *stream) produceErr() error {
@@ -603,8 +621,14 @@ func (s *stream) release(ctx context.Context) error {
 
 func (s *stream) ensureTopic(ctx context.Context, topic string) error {
 	policy := s.r.cfg.TopicCleanupPolicy
-	resp, err := s.adm.CreateTopic(ctx, s.r.cfg.TopicPartitions, s.r.cfg.TopicReplication,
-		map[string]*string{"cleanup.policy": &policy}, topic)
+	configs := map[string]*string{"cleanup.policy": &policy}
+	if n := s.maxRecordBytes(); n > config.DefaultMaxRecordBytes {
+		// A topic takes batches up to the cluster default unless told
+		// otherwise; a batch never grows in compression.
+		limit := strconv.Itoa(int(n))
+		configs["max.message.bytes"] = &limit
+	}
+	resp, err := s.adm.CreateTopic(ctx, s.r.cfg.TopicPartitions, s.r.cfg.TopicReplication, configs, topic)
 	if err == nil {
 		err = resp.Err
 	}
@@ -647,6 +671,11 @@ func (s *stream) finish(ctx context.Context, job *commitJob) commitResult {
 	if err := s.produceErr(); err != nil {
 		if isFenced(err) {
 			return commitResult{err: ErrFenced}
+		}
+		if errors.Is(err, kerr.MessageTooLarge) {
+			// The same row comes again after a restart: only a setting
+			// can help.
+			return commitResult{err: Fatal(fmt.Errorf("relay: an event is larger than kafka.max_record_bytes (%d) or than its topic's max.message.bytes; raise both to more than the largest row's event: %w", s.maxRecordBytes(), err))}
 		}
 		return commitResult{err: fmt.Errorf("relay: produce: %w", err)}
 	}

@@ -109,6 +109,7 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		TransactionTimeout: cfg.Kafka.TransactionTimeout,
 		BatchMaxEvents:     cfg.Kafka.BatchMaxEvents,
 		BatchLinger:        cfg.Kafka.BatchLinger,
+		MaxRecordBytes:     cfg.Kafka.MaxRecordBytes,
 		Format: format.Options{
 			Value:       cfg.Format.Value,
 			Tombstones:  *cfg.Format.Tombstones,

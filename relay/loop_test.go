@@ -30,23 +30,9 @@ import (
 // while a commit is in flight, so this also checks that no record of the
 // next transaction leaks into the one being committed.
 func TestLoopExactlyOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a broker")
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	brk, err := devbroker.Start(devbroker.Config{Listen: "127.0.0.1:0"}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer brk.Close()
+	opts, log := loopBroker(t)
 	const txns, perTxn = 3000, 10
-	opts := []kgo.Opt{kgo.SeedBrokers(brk.Addr())}
-	cfg := relay.Config{
-		ID: "loop", Kafka: opts, OffsetsTopic: "offsets",
-		TopicPartitions: 3, TopicReplication: 1, TopicCleanupPolicy: "compact",
-		TransactionTimeout: time.Minute, BatchMaxEvents: 500, BatchLinger: 5 * time.Millisecond,
-		Format: format.Options{Value: format.DebeziumJSON, Headers: true, TopicPrefix: "loop", Version: "test"},
-	}
+	cfg := loopConfig(opts)
 	params := gensource.Params{Txns: txns, PerTxn: perTxn, Keys: 97, Payload: 2000}
 
 	// First run: stop once something is acked.
@@ -90,6 +76,33 @@ func TestLoopExactlyOnce(t *testing.T) {
 		t.Fatalf("stored position %d, want %d", got, txns)
 	}
 	checkTopic(t, opts, txns, perTxn)
+}
+
+// loopBroker starts an in-process dev broker for one test, and returns the
+// client options that reach it and a silent logger.
+func loopBroker(t *testing.T) ([]kgo.Opt, *slog.Logger) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a broker")
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	brk, err := devbroker.Start(devbroker.Config{Listen: "127.0.0.1:0"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(brk.Close)
+	return []kgo.Opt{kgo.SeedBrokers(brk.Addr())}, log
+}
+
+// loopConfig is the relay's configuration in these tests: source id and
+// topic prefix "loop", small transactions.
+func loopConfig(opts []kgo.Opt) relay.Config {
+	return relay.Config{
+		ID: "loop", Kafka: opts, OffsetsTopic: "offsets",
+		TopicPartitions: 3, TopicReplication: 1, TopicCleanupPolicy: "compact",
+		TransactionTimeout: time.Minute, BatchMaxEvents: 500, BatchLinger: 5 * time.Millisecond,
+		Format: format.Options{Value: format.DebeziumJSON, Headers: true, TopicPrefix: "loop", Version: "test"},
+	}
 }
 
 func waitAcked(t *testing.T, src *gensource.Source, n int, done <-chan error) {
@@ -196,30 +209,16 @@ func checkTopic(t *testing.T, opts []kgo.Opt, upTo, perTxn int) {
 // retrying the same row for ever, and commits nothing. With the bound raised
 // the same rows go through.
 func TestRecordTooLargeIsFatal(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a broker")
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	brk, err := devbroker.Start(devbroker.Config{Listen: "127.0.0.1:0"}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer brk.Close()
-	opts := []kgo.Opt{kgo.SeedBrokers(brk.Addr())}
-	cfg := relay.Config{
-		ID: "loop", Kafka: opts, OffsetsTopic: "offsets",
-		TopicPartitions: 3, TopicReplication: 1, TopicCleanupPolicy: "compact",
-		TransactionTimeout: time.Minute, BatchMaxEvents: 500, BatchLinger: 5 * time.Millisecond,
-		Format:         format.Options{Value: format.DebeziumJSON, TopicPrefix: "small", Version: "test"},
-		MaxRecordBytes: 64 << 10,
-	}
+	opts, log := loopBroker(t)
+	cfg := loopConfig(opts)
+	cfg.Format.TopicPrefix, cfg.MaxRecordBytes = "small", 64<<10
 	const txns, perTxn = 5, 2
 	params := gensource.Params{Txns: txns, PerTxn: perTxn, Keys: 7, Payload: 100 << 10}
 
 	src := gensource.New(params)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err = relay.New(cfg, src, log, metrics.New(prometheus.NewRegistry()), nil).Run(ctx)
+	err := relay.New(cfg, src, log, metrics.New(prometheus.NewRegistry()), nil).Run(ctx)
 	var fatal *relay.FatalError
 	if !errors.As(err, &fatal) || !strings.Contains(err.Error(), "kafka.max_record_bytes (65536)") {
 		t.Fatalf("Run = %v, want a fatal error naming kafka.max_record_bytes (65536)", err)

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdcrelay/cdcrelay/change"
-	"github.com/cdcrelay/cdcrelay/internal/slab"
 	"github.com/cdcrelay/cdcrelay/sources/snapshot"
 )
 
@@ -94,18 +93,17 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 	src := change.Source{
 		Connector: "postgresql", Name: d.r.s.id, DB: d.r.db, Schema: t.schema, Table: t.name, TsMs: time.Now().UnixMilli(),
 	}
-	var a rowAlloc
-	var keys slab.Of[string]
+	var a change.Alloc
 	rows := make([]snapshot.Row, 0, limit)
 	for rr.NextRow() {
 		vals := rr.Values()
-		rv := a.vals.Slice(len(vals))
+		rv := a.Values.Slice(len(vals))
 		n := keysLen
 		for _, v := range vals {
 			n += len(v) + 8
 		}
 		var w change.ObjectWriter
-		w.Open(a.bytes.Grow(n))
+		w.Open(a.Bytes.Grow(n))
 		for i, v := range vals {
 			m := w.Key(t.keys[i])
 			if v == nil {
@@ -116,15 +114,15 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 			w.B = t.cols[i].typ.enc(w.B, v)
 			rv[i] = w.Value(m)
 		}
-		row := a.rows.New()
+		row := a.Rows.New()
 		*row = change.Row{Names: t.names, Values: rv, JSON: w.Close()}
-		a.bytes.Keep(w.B)
-		key := keys.Slice(len(keyIdx))
+		a.Bytes.Keep(w.B)
+		key := a.Strings.Slice(len(keyIdx))
 		for i, k := range keyIdx {
-			key[i] = a.str(vals[k])
+			key[i] = a.Text(vals[k])
 		}
-		ev := a.events.New()
-		ev.Table, ev.Op, ev.Key, ev.After, ev.Source = id, change.OpRead, a.key(keyNames, keyIdx, rv), row, src
+		ev := a.Events.New()
+		ev.Table, ev.Op, ev.Key, ev.After, ev.Source = id, change.OpRead, a.Key(keyNames, keyIdx, rv), row, src
 		rows = append(rows, snapshot.Row{Key: key, Event: ev})
 	}
 	if _, err := rr.Close(); err != nil {

@@ -38,7 +38,7 @@ func FuzzDecode(f *testing.F) {
 			if len(tup) == 0 {
 				continue
 			}
-			row := rel.row(&rowAlloc{}, tup, m.old)
+			row := rel.row(&change.Alloc{}, tup, m.old)
 			for i, v := range row.Values {
 				if v != nil && !json.Valid(v) {
 					t.Fatalf("column %s: %q is not JSON", row.Names[i], v)

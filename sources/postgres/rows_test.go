@@ -30,7 +30,7 @@ func benchRow() (*relation, []tupleCol) {
 // overwrite each other's bytes, while the decoder's buffer is reused.
 func TestRowValuesStayPut(t *testing.T) {
 	rel, tup := benchRow()
-	var a rowAlloc
+	var a change.Alloc
 	first := rel.row(&a, tup, nil)
 	want := make([]string, len(first.Values))
 	for i, v := range first.Values {
@@ -57,7 +57,7 @@ func TestRowValuesStayPut(t *testing.T) {
 	if string(first.JSON) != wantJSON {
 		t.Fatalf("row JSON changed to %s, was %s", first.JSON, wantJSON)
 	}
-	if k := a.key(rel.keyNames, rel.key, first.Values); string(k) != `{"id":123456}` {
+	if k := a.Key(rel.keyNames, rel.key, first.Values); string(k) != `{"id":123456}` {
 		t.Fatalf("key %s", k)
 	}
 }
@@ -65,7 +65,7 @@ func TestRowValuesStayPut(t *testing.T) {
 // BenchmarkRow encodes one row image of the bench table; one op is one row.
 func BenchmarkRow(b *testing.B) {
 	rel, tup := benchRow()
-	var a rowAlloc
+	var a change.Alloc
 	b.ReportAllocs()
 	for b.Loop() {
 		rel.row(&a, tup, nil)

@@ -69,7 +69,7 @@ type runner struct {
 	rels   map[uint32]*relation
 	types  typeResolver
 	msg    pgMessage
-	alloc  rowAlloc // for the rows and events of the stream
+	alloc  change.Alloc // for the rows and events of the stream
 
 	// the source transaction being decoded
 	inTxn      bool
@@ -724,9 +724,9 @@ func (r *runner) emit(ctx context.Context, rel *relation, ev change.Event, keyed
 			return nil
 		}
 	}
-	ev.Key = r.alloc.key(rel.keyNames, rel.key, keyed.Values)
+	ev.Key = r.alloc.Key(rel.keyNames, rel.key, keyed.Values)
 	r.events++
-	return r.send(ctx, change.Message{Event: r.alloc.event(ev)})
+	return r.send(ctx, change.Message{Event: r.alloc.Event(ev)})
 }
 
 // keyText returns the text of rel's key columns in tup, as the snapshot

@@ -1,0 +1,60 @@
+package change
+
+import (
+	"unsafe"
+
+	"github.com/cdcrelay/cdcrelay/internal/slab"
+)
+
+// Alloc holds the slabs that decoded rows and events are built from: the
+// encoded column values of many rows share one 64 KiB block, and rows, value
+// slices, events and key strings come in blocks too, instead of one
+// allocation each. Nothing is written after it is built, so a row may
+// outlive the ones built after it. Each goroutine that builds rows owns its
+// own Alloc; the zero value is ready.
+type Alloc struct {
+	Bytes   slab.Bytes
+	Rows    slab.Of[Row]
+	Values  slab.Of[[]byte]
+	Events  slab.Of[Event]
+	Strings slab.Of[string]
+}
+
+// Event returns a copy of ev from the slab.
+func (a *Alloc) Event(ev Event) *Event {
+	p := a.Events.New()
+	*p = ev
+	return p
+}
+
+// Text returns a string of the bytes of v, kept in the slab.
+func (a *Alloc) Text(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	b := a.Bytes.Append(v)
+	return unsafe.String(&b[0], len(b))
+}
+
+// Key returns the event key of a row, built in the slab: EncodeKey of the
+// values vals[keyIdx[i]] under the key column names names[i].
+func (a *Alloc) Key(names []string, keyIdx []int, vals [][]byte) []byte {
+	n := 2
+	for i, k := range keyIdx {
+		n += len(names[i]) + len(vals[k]) + 4
+	}
+	b := append(a.Bytes.Grow(n), '{')
+	for i, k := range keyIdx {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendString(b, names[i])
+		b = append(b, ':')
+		if vals[k] == nil {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, vals[k]...)
+		}
+	}
+	return a.Bytes.Keep(append(b, '}'))
+}

@@ -402,14 +402,6 @@ func (d *dialect) ReadChunk(ctx context.Context, table string, after snapshot.Ke
 		sb.WriteString(" WHERE (" + strings.Join(order, ", ") + ") > (" + strings.Join(lits, ", ") + ")")
 	}
 	sb.WriteString(" ORDER BY " + strings.Join(order, ", ") + " LIMIT " + strconv.Itoa(limit))
-	res, err := d.c.Execute(sb.String())
-	if err != nil {
-		if errorCode(err) == 1146 { // table dropped meanwhile
-			return nil, nil
-		}
-		return nil, err
-	}
-	defer res.Close()
 	names := make([]string, len(cols))
 	for i, c := range cols {
 		names[i] = c.name
@@ -418,18 +410,31 @@ func (d *dialect) ReadChunk(ctx context.Context, table string, after snapshot.Ke
 	for i, k := range key {
 		keyNames[i] = cols[k].name
 	}
+	src := change.Source{Connector: "mysql", Name: d.s.cfg.ID, DB: db, Table: name, TsMs: time.Now().UnixMilli(),
+		File: d.reader.st.File, Pos: uint64(d.reader.st.Pos), ServerID: d.reader.st.ServerID}
 	id := change.TableID{Namespace: db, Name: name}
-	now := time.Now().UnixMilli()
 	keys := change.ObjectKeys(names)
 	keysLen := 2
 	for _, k := range keys {
 		keysLen += len(k) + 1
 	}
-	out := make([]snapshot.Row, 0, len(res.Values))
-	for _, vals := range res.Values {
-		values := make([][]byte, len(cols))
+	// The rows are streamed: go-mysql hands over each row in a buffer it
+	// reuses, and the values are encoded from it into the slabs.
+	var a change.Alloc
+	out := make([]snapshot.Row, 0, limit)
+	var res gomysql.Result
+	defer res.Close()
+	err = d.c.ExecuteSelectStreaming(sb.String(), &res, func(vals []gomysql.FieldValue) error {
+		if len(vals) != len(cols) {
+			return fmt.Errorf("%d values for %d columns", len(vals), len(cols))
+		}
+		n := keysLen
+		for i := range vals {
+			n += 16 + len(vals[i].AsString())
+		}
+		values := a.Values.Slice(len(cols))
 		var w change.ObjectWriter
-		w.Open(make([]byte, 0, keysLen+16*len(cols)))
+		w.Open(a.Bytes.Grow(n))
 		for i := range cols {
 			m := w.Key(keys[i])
 			if vals[i].Type == gomysql.FieldValueTypeNull {
@@ -439,19 +444,23 @@ func (d *dialect) ReadChunk(ctx context.Context, table string, after snapshot.Ke
 			}
 			values[i] = w.Value(m)
 		}
-		json := w.Close()
-		kv := make([][]byte, len(key))
-		sk := make(snapshot.Key, len(key))
+		row := a.Rows.New()
+		*row = change.Row{Names: names, Values: values, JSON: w.Close()}
+		a.Bytes.Keep(w.B)
+		sk := a.Strings.Slice(len(key))
 		for i, k := range key {
-			kv[i] = values[k]
-			sk[i] = string(values[k])
+			sk[i] = a.Text(values[k])
 		}
-		row := &change.Row{Names: names, Values: values, JSON: json}
-		out = append(out, snapshot.Row{Key: sk, Event: &change.Event{
-			Table: id, Op: change.OpRead, Key: change.EncodeKey(keyNames, kv), After: row,
-			Source: change.Source{Connector: "mysql", Name: d.s.cfg.ID, DB: db, Table: name, TsMs: now,
-				File: d.reader.st.File, Pos: uint64(d.reader.st.Pos), ServerID: d.reader.st.ServerID},
-		}})
+		ev := a.Events.New()
+		ev.Table, ev.Op, ev.Key, ev.After, ev.Source = id, change.OpRead, a.Key(keyNames, key, values), row, src
+		out = append(out, snapshot.Row{Key: sk, Event: ev})
+		return nil
+	}, nil)
+	if err != nil {
+		if errorCode(err) == 1146 { // table dropped meanwhile
+			return nil, nil
+		}
+		return nil, err
 	}
 	return out, nil
 }

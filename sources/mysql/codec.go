@@ -459,28 +459,35 @@ func isLatin1(collation uint64) bool {
 }
 
 func encLatin1(b []byte, v any) []byte {
-	var s string
 	switch x := v.(type) {
 	case string:
-		s = x
+		if isASCII(x) {
+			return change.AppendString(b, x)
+		}
+		if u, err := latin1.String(x); err == nil {
+			x = u
+		}
+		return change.AppendString(b, x)
 	case []byte:
-		s = string(x)
-	default:
-		return badValue(b, v)
+		// ASCII is the same in latin1 and UTF-8: no decoding, no copy.
+		if isASCII(x) {
+			return change.AppendBytes(b, x)
+		}
+		if u, err := latin1.Bytes(x); err == nil {
+			x = u
+		}
+		return change.AppendBytes(b, x)
 	}
-	ascii := true
+	return badValue(b, v)
+}
+
+func isASCII[T ~string | ~[]byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
-			ascii = false
-			break
+			return false
 		}
 	}
-	if !ascii {
-		if u, err := latin1.String(s); err == nil {
-			s = u
-		}
-	}
-	return change.AppendString(b, s)
+	return true
 }
 
 func enumEncoder(names []string) encoder {

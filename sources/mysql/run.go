@@ -236,6 +236,7 @@ func (s *Source) syncerConfig(flavor string) replication.BinlogSyncerConfig {
 		Localhost:               "cdcrelay-" + s.cfg.ID,
 		Charset:                 "utf8mb4",
 		TimestampStringLocation: time.UTC,
+		ParseTime:               true,
 		HeartbeatPeriod:         heartbeatPeriod,
 		ReadTimeout:             10 * heartbeatPeriod,
 		DisableRetrySync:        true,

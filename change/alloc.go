@@ -39,22 +39,5 @@ func (a *Alloc) Text(v []byte) string {
 // Key returns the event key of a row, built in the slab: EncodeKey of the
 // values vals[keyIdx[i]] under the key column names names[i].
 func (a *Alloc) Key(names []string, keyIdx []int, vals [][]byte) []byte {
-	n := 2
-	for i, k := range keyIdx {
-		n += len(names[i]) + len(vals[k]) + 4
-	}
-	b := append(a.Bytes.Grow(n), '{')
-	for i, k := range keyIdx {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = AppendString(b, names[i])
-		b = append(b, ':')
-		if vals[k] == nil {
-			b = append(b, "null"...)
-		} else {
-			b = append(b, vals[k]...)
-		}
-	}
-	return a.Bytes.Keep(append(b, '}'))
+	return a.Bytes.Keep(appendKey(a.Bytes.Grow(keySize(names, keyIdx, vals)), names, keyIdx, vals))
 }

@@ -8,11 +8,22 @@ import (
 // EncodeKey returns the canonical JSON object {"name":value,...} of the given
 // key columns, in the order given. values are already-encoded JSON values.
 func EncodeKey(names []string, values [][]byte) []byte {
+	return appendKey(make([]byte, 0, keySize(names, nil, values)), names, nil, values)
+}
+
+// keySize is the room the key of names takes: values[idx[i]], or values[i]
+// when idx is nil, under names[i].
+func keySize(names []string, idx []int, values [][]byte) int {
 	n := 2
 	for i := range names {
-		n += len(names[i]) + len(values[i]) + 4
+		n += len(names[i]) + len(values[keyIndex(idx, i)]) + 4
 	}
-	b := make([]byte, 0, n)
+	return n
+}
+
+// appendKey appends the key object of names and their values, taken as in
+// keySize.
+func appendKey(b []byte, names []string, idx []int, values [][]byte) []byte {
 	b = append(b, '{')
 	for i := range names {
 		if i > 0 {
@@ -20,13 +31,20 @@ func EncodeKey(names []string, values [][]byte) []byte {
 		}
 		b = AppendString(b, names[i])
 		b = append(b, ':')
-		if values[i] == nil {
+		if v := values[keyIndex(idx, i)]; v == nil {
 			b = append(b, "null"...)
 		} else {
-			b = append(b, values[i]...)
+			b = append(b, v...)
 		}
 	}
 	return append(b, '}')
+}
+
+func keyIndex(idx []int, i int) int {
+	if idx == nil {
+		return i
+	}
+	return idx[i]
 }
 
 // ObjectKeys returns the member key of each name, encoded once for many
@@ -37,6 +55,16 @@ func ObjectKeys(names []string) [][]byte {
 		keys[i] = append(AppendString(nil, n), ':')
 	}
 	return keys
+}
+
+// ObjectSize is the room the keys from ObjectKeys take in an object: the
+// braces, the keys and the commas between members.
+func ObjectSize(keys [][]byte) int {
+	n := 2
+	for _, k := range keys {
+		n += len(k) + 1
+	}
+	return n
 }
 
 // ObjectWriter writes a JSON object into one buffer member by member, and

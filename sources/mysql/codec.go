@@ -56,10 +56,7 @@ func newTableCodec(tm *replication.TableMapEvent, keyless bool) (c *tableCodec, 
 		return nil, fmt.Errorf("mysql: TABLE_MAP of %s carries no column names; set binlog_row_metadata=FULL on the server", id)
 	}
 	c = &tableCodec{id: id, names: names, keys: change.ObjectKeys(names), enc: make([]encoder, n)}
-	c.keysLen = 2
-	for _, k := range c.keys {
-		c.keysLen += len(k) + 1
-	}
+	c.keysLen = change.ObjectSize(c.keys)
 	unsigned := tm.UnsignedMap()
 	collations := tm.CollationMap()
 	enums := tm.EnumStrValueMap()
@@ -526,21 +523,19 @@ func isLatin1(collation uint64) bool {
 
 func encLatin1(b []byte, v any) []byte {
 	switch x := v.(type) {
+	// ASCII is the same in latin1 and UTF-8: no decoding, no copy.
 	case string:
-		if isASCII(x) {
-			return change.AppendString(b, x)
-		}
-		if u, err := latin1.String(x); err == nil {
-			x = u
+		if !isASCII(x) {
+			if u, err := latin1.String(x); err == nil {
+				x = u
+			}
 		}
 		return change.AppendString(b, x)
 	case []byte:
-		// ASCII is the same in latin1 and UTF-8: no decoding, no copy.
-		if isASCII(x) {
-			return change.AppendBytes(b, x)
-		}
-		if u, err := latin1.Bytes(x); err == nil {
-			x = u
+		if !isASCII(x) {
+			if u, err := latin1.Bytes(x); err == nil {
+				x = u
+			}
 		}
 		return change.AppendBytes(b, x)
 	}

@@ -414,10 +414,7 @@ func (d *dialect) ReadChunk(ctx context.Context, table string, after snapshot.Ke
 		File: d.reader.st.File, Pos: uint64(d.reader.st.Pos), ServerID: d.reader.st.ServerID}
 	id := change.TableID{Namespace: db, Name: name}
 	keys := change.ObjectKeys(names)
-	keysLen := 2
-	for _, k := range keys {
-		keysLen += len(k) + 1
-	}
+	keysLen := change.ObjectSize(keys)
 	// The rows are streamed: go-mysql hands over each row in a buffer it
 	// reuses, and the values are encoded from it into the slabs.
 	var a change.Alloc

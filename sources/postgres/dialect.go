@@ -85,10 +85,7 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 	for i, k := range keyIdx {
 		keyNames[i] = t.names[k]
 	}
-	keysLen := 2
-	for _, k := range t.keys {
-		keysLen += len(k) + 1
-	}
+	keysLen := change.ObjectSize(t.keys)
 	id := t.id()
 	src := change.Source{
 		Connector: "postgresql", Name: d.r.s.id, DB: d.r.db, Schema: t.schema, Table: t.name, TsMs: time.Now().UnixMilli(),

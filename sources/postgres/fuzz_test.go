@@ -38,15 +38,17 @@ func FuzzDecode(f *testing.F) {
 			if len(tup) == 0 {
 				continue
 			}
-			row := rel.row(&change.Alloc{}, tup, m.old)
-			for i, v := range row.Values {
-				if v != nil && !json.Valid(v) {
-					t.Fatalf("column %s: %q is not JSON", row.Names[i], v)
+			var a change.Alloc
+			for _, row := range []*change.Row{rel.row(&a, tup, m.old), rel.keyRow(&a, tup)} {
+				for i, v := range row.Values {
+					if v != nil && !json.Valid(v) {
+						t.Fatalf("column %s: %q is not JSON", row.Names[i], v)
+					}
 				}
-			}
-			want := format.AppendRow(nil, &change.Row{Names: row.Names, Values: row.Values})
-			if string(row.JSON) != string(want) || !json.Valid(row.JSON) {
-				t.Fatalf("row JSON %s, want %s", row.JSON, want)
+				want := format.AppendRow(nil, &change.Row{Names: row.Names, Values: row.Values})
+				if string(row.JSON) != string(want) || !json.Valid(row.JSON) {
+					t.Fatalf("row JSON %s, want %s", row.JSON, want)
+				}
 			}
 		}
 	})

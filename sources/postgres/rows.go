@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"slices"
 	"time"
 
 	"github.com/cdcrelay/cdcrelay/change"
@@ -11,15 +12,23 @@ import (
 // from old when the old tuple is a full image (REPLICA IDENTITY FULL), and is
 // otherwise left absent: a nil value, which the encoders omit. A placeholder
 // is never sent as data.
-//
-// The values and the row's JSON object are written together into one buffer
-// (change.ObjectWriter), each value a slice of the object.
 func (rel *relation) row(a *change.Alloc, tup, old []tupleCol) *change.Row {
+	return rel.image(a, tup, old, false)
+}
+
+// keyRow is the key-only image: the key columns of tup, every other column
+// absent. It is the before image of updates and deletes on tables without
+// REPLICA IDENTITY FULL.
+func (rel *relation) keyRow(a *change.Alloc, tup []tupleCol) *change.Row {
+	return rel.image(a, tup, nil, true)
+}
+
+// image builds a row image from tup (see row), of the key columns only when
+// keyOnly. The values and the row's JSON object are written together into
+// one buffer (change.ObjectWriter), each value a slice of the object.
+func (rel *relation) image(a *change.Alloc, tup, old []tupleCol, keyOnly bool) *change.Row {
 	vals := a.Values.Slice(len(rel.names))
-	n := 2
-	for i := range rel.keys {
-		n += len(rel.keys[i]) + 1
-	}
+	n := change.ObjectSize(rel.keys)
 	for i := range tup {
 		n += len(tup[i].data) + 8
 	}
@@ -28,6 +37,9 @@ func (rel *relation) row(a *change.Alloc, tup, old []tupleCol) *change.Row {
 	for i := range vals {
 		if i >= len(tup) {
 			break
+		}
+		if keyOnly && !slices.Contains(rel.key, i) {
+			continue
 		}
 		c := tup[i]
 		if c.kind == 'u' && i < len(old) && old[i].kind != 'u' {
@@ -53,33 +65,6 @@ func (rel *relation) row(a *change.Alloc, tup, old []tupleCol) *change.Row {
 	*row = change.Row{Names: rel.names, Values: vals, JSON: w.Close()}
 	a.Bytes.Keep(w.B)
 	return row
-}
-
-// keyRow is the key-only image: the key columns of tup, every other column
-// absent. It is the before image of updates and deletes on tables without
-// REPLICA IDENTITY FULL.
-func (rel *relation) keyRow(a *change.Alloc, tup []tupleCol) *change.Row {
-	vals := a.Values.Slice(len(rel.names))
-	for _, i := range rel.key {
-		if i < len(tup) {
-			vals[i] = rel.value(a, i, tup[i])
-		}
-	}
-	row := a.Rows.New()
-	*row = change.Row{Names: rel.names, Values: vals}
-	return row
-}
-
-func (rel *relation) value(a *change.Alloc, i int, c tupleCol) []byte {
-	switch c.kind {
-	case 'n':
-		return change.Null
-	case 't':
-		return a.Bytes.Keep(rel.encs[i](a.Bytes.Grow(len(c.data)+8), c.data))
-	case 'b':
-		return a.Bytes.Keep(change.AppendBytes(a.Bytes.Grow(len(c.data)+8), c.data))
-	}
-	return nil // 'u' with nothing to take it from
 }
 
 func (rel *relation) sameKey(a, b *change.Row) bool {

@@ -74,7 +74,13 @@ func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Messa
 		byID: map[uint64]*tableCodec{}, byBody: map[string]*tableCodec{},
 		lastSent: time.Now(),
 	}
-	defer func() { s.release(r.q) }()
+	defer func() {
+		if r.snap != nil {
+			r.snap.Abandon() // waits for a read ahead, which may use r.pre
+		}
+		s.release(r.pre)
+		s.release(r.q)
+	}()
 	if si.flavor == flavorMariaDB {
 		if r.mpos, err = parseMariaPos(st.GTID); err != nil {
 			return relay.Fatal(fmt.Errorf("mysql: stored GTID position %q: %v", st.GTID, err))
@@ -109,6 +115,10 @@ func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Messa
 		// transaction cut in the middle is read again with its events
 		// already sent skipped.
 		r.prepareReplay()
+		// The read ahead's connection may have died with the stream; the
+		// next read ahead opens a new one.
+		s.release(r.pre)
+		r.pre, r.preFailed = nil, false
 		s.log.Info("mysql: reconnecting the binlog stream", "from", r.st.label(), "replay", r.replayGTID, "skip", r.skip)
 		q2, err := s.connectRetry(ctx)
 		if err != nil {
@@ -358,6 +368,10 @@ type reader struct {
 
 	snap    *snapshot.Snapshotter
 	dialect *dialect
+	// pre reads snapshot chunks ahead (see prefetch); opened at the first
+	// read ahead, closed when the snapshot queue is empty.
+	pre       *client.Conn
+	preFailed bool
 
 	// the transaction being read
 	inTxn     bool
@@ -446,6 +460,10 @@ func (r *reader) idleWork(ctx context.Context, heartbeat bool) error {
 			}
 			return r.s.classify(err)
 		}
+	}
+	if r.pre != nil && !r.snap.Active() {
+		r.s.release(r.pre)
+		r.pre = nil
 	}
 	if time.Since(r.lastLag) > lagEvery {
 		r.lastLag = time.Now()

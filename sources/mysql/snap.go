@@ -42,7 +42,7 @@ func (r *reader) initSnapshot(ctx context.Context, q *client.Conn, fresh bool) e
 		r.s.log.Warn("mysql: no watermark table; on-demand snapshots are off", "table", r.s.db+"."+WatermarkTable)
 		return nil
 	}
-	r.dialect = &dialect{s: r.s, c: q, reader: r}
+	r.dialect = &dialect{s: r.s, c: q}
 	sn, err := snapshot.New(snapshot.Config{
 		ChunkSize:  r.s.cfg.Source.SnapshotChunkSize,
 		MarkPrefix: r.s.cfg.ID,
@@ -138,8 +138,9 @@ func (r *reader) watermark(ctx context.Context, e *replication.RowsEvent) error 
 			if !closed {
 				continue
 			}
+			r.prefetch(ctx)
 			for _, ev := range events {
-				ev.Source.File, ev.Source.Pos = r.st.File, uint64(r.st.Pos)
+				ev.Source.File, ev.Source.Pos, ev.Source.ServerID = r.st.File, uint64(r.st.Pos), r.st.ServerID
 				r.events++
 				if err := r.send(ctx, change.Message{Event: ev}); err != nil {
 					return err
@@ -240,12 +241,47 @@ func kindOf(col column) (keyKind, bool) {
 
 // dialect is the MySQL side of the shared snapshot: watermark rows in
 // cdcrelay_watermark and key-ordered chunk queries. It runs on the stream's
-// query connection, from the stream goroutine.
+// query connection, from the stream goroutine, or, for a chunk read ahead,
+// on a connection of its own with the key kinds of its table copied, so
+// that it shares nothing with the stream goroutine.
 type dialect struct {
-	s      *Source
-	c      *client.Conn
-	reader *reader
-	kinds  map[string][]keyKind
+	s     *Source
+	c     *client.Conn
+	kinds map[string][]keyKind
+}
+
+// prefetch starts reading the next snapshot chunk ahead, on a connection of
+// its own, while the rows of the chunk just closed are sent. Without that
+// connection (the server refused it) chunks are read one after the other,
+// as they would be anyway.
+func (r *reader) prefetch(ctx context.Context) {
+	if !r.snap.Active() || r.snap.InFlight() || r.preFailed {
+		return
+	}
+	table := r.snap.Next()
+	kinds := r.dialect.kinds[table]
+	if kinds == nil {
+		return // not compared yet: ReadNext reads it
+	}
+	if r.pre == nil {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err := r.s.connect(cctx)
+		cancel()
+		if err == nil {
+			// The chunk query writes TIMESTAMP values as UTC, like the
+			// stream's query connection.
+			if _, err = c.Execute("SET time_zone = '+00:00'"); err != nil {
+				r.s.release(c)
+			}
+		}
+		if err != nil {
+			r.preFailed = true
+			r.s.log.Warn("mysql: no connection to read snapshot chunks ahead; reading them one after the other", "err", err)
+			return
+		}
+		r.pre = c
+	}
+	r.snap.Prefetch(ctx, &dialect{s: r.s, c: r.pre, kinds: map[string][]keyKind{table: kinds}})
 }
 
 func (d *dialect) compare(table string) (snapshot.Compare, error) {
@@ -410,8 +446,8 @@ func (d *dialect) ReadChunk(ctx context.Context, table string, after snapshot.Ke
 	for i, k := range key {
 		keyNames[i] = cols[k].name
 	}
-	src := change.Source{Connector: "mysql", Name: d.s.cfg.ID, DB: db, Table: name, TsMs: time.Now().UnixMilli(),
-		File: d.reader.st.File, Pos: uint64(d.reader.st.Pos), ServerID: d.reader.st.ServerID}
+	// The binlog position and server id are set when the rows are sent.
+	src := change.Source{Connector: "mysql", Name: d.s.cfg.ID, DB: db, Table: name, TsMs: time.Now().UnixMilli()}
 	id := change.TableID{Namespace: db, Name: name}
 	keys := change.ObjectKeys(names)
 	keysLen := change.ObjectSize(keys)

@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"bytes"
 	"encoding/base64"
 	"fmt"
 	"slices"
@@ -92,7 +93,7 @@ func newTableCodec(tm *replication.TableMapEvent, keyless bool) (c *tableCodec, 
 
 // row encodes one row image. skipped lists columns absent from the image
 // (only with binlog_row_image other than FULL); they are left out.
-func (c *tableCodec) row(vals []any, skipped []int) (r *change.Row, err error) {
+func (c *tableCodec) row(a *change.Alloc, vals []any, skipped []int) (r *change.Row, err error) {
 	if len(vals) != len(c.enc) {
 		return nil, fmt.Errorf("mysql: %s row has %d values for %d columns", c.id, len(vals), len(c.enc))
 	}
@@ -101,18 +102,30 @@ func (c *tableCodec) row(vals []any, skipped []int) (r *change.Row, err error) {
 			r, err = nil, fmt.Errorf("mysql: %s: undecodable row value: %v", c.id, p)
 		}
 	}()
-	return c.encodeRow(vals, skipped), nil
+	return c.encodeRow(a, vals, skipped), nil
 }
 
 // encodeRow is row without the recover; the fuzz test calls it directly so
 // that a panic shows.
 //
 // The values and the row's JSON object are written together into one
-// buffer (change.ObjectWriter), each value a slice of the object.
-func (c *tableCodec) encodeRow(vals []any, skipped []int) *change.Row {
-	values := make([][]byte, len(vals))
+// buffer (change.ObjectWriter), each value a slice of the object, and the
+// row is carved from a's slabs.
+func (c *tableCodec) encodeRow(a *change.Alloc, vals []any, skipped []int) *change.Row {
+	values := a.Values.Slice(len(vals))
+	n := c.keysLen
+	for _, v := range vals {
+		switch x := v.(type) {
+		case string:
+			n += len(x) + 8
+		case []byte:
+			n += len(x)*4/3 + 8 // base64 for binary columns
+		default:
+			n += 24
+		}
+	}
 	var w change.ObjectWriter
-	w.Open(make([]byte, 0, c.keysLen+16*len(vals)))
+	w.Open(a.Bytes.Grow(n))
 	for i, v := range vals {
 		if slices.Contains(skipped, i) {
 			continue
@@ -125,16 +138,25 @@ func (c *tableCodec) encodeRow(vals []any, skipped []int) *change.Row {
 		}
 		values[i] = w.Value(m)
 	}
-	return &change.Row{Names: c.names, Values: values, JSON: w.Close()}
+	row := a.Rows.New()
+	*row = change.Row{Names: c.names, Values: values, JSON: w.Close()}
+	a.Bytes.Keep(w.B)
+	return row
 }
 
-// keyOf returns the canonical key of a row encoded by row.
-func (c *tableCodec) keyOf(r *change.Row) []byte {
-	vals := make([][]byte, len(c.key))
-	for i, k := range c.key {
-		vals[i] = r.Values[k]
+// keyOf returns the canonical key of a row encoded by row, built in a.
+func (c *tableCodec) keyOf(a *change.Alloc, r *change.Row) []byte {
+	return a.Key(c.keyNames, c.key, r.Values)
+}
+
+// sameKey reports whether two rows encoded by row have the same key.
+func (c *tableCodec) sameKey(x, y *change.Row) bool {
+	for _, k := range c.key {
+		if !bytes.Equal(x.Values[k], y.Values[k]) {
+			return false
+		}
 	}
-	return change.EncodeKey(c.keyNames, vals)
+	return true
 }
 
 // realType resolves the type byte and metadata of a STRING column, which

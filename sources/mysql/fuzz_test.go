@@ -69,6 +69,7 @@ func decodeForFuzz(fde, tableMap, rows []byte) (out []string, err error) {
 	if !ok {
 		return nil, fmt.Errorf("not a row event")
 	}
+	var a change.Alloc
 	for i, vals := range re.Rows {
 		var skipped []int
 		if i < len(re.SkippedColumns) {
@@ -77,13 +78,13 @@ func decodeForFuzz(fde, tableMap, rows []byte) (out []string, err error) {
 		if len(vals) != len(c.enc) {
 			return nil, fmt.Errorf("row has %d values for %d columns", len(vals), len(c.enc))
 		}
-		row := c.encodeRow(vals, skipped)
+		row := c.encodeRow(&a, vals, skipped)
 		plain := rowJSON(&change.Row{Names: row.Names, Values: row.Values})
 		if string(row.JSON) != plain {
 			return nil, fmt.Errorf("%w: %s, written value by value %s", errRowJSON, row.JSON, plain)
 		}
 		out = append(out, plain)
-		c.keyOf(row)
+		c.keyOf(&a, row)
 	}
 	return out, nil
 }

@@ -365,6 +365,7 @@ type reader struct {
 
 	byID   map[uint64]*tableCodec // table id -> codec of a captured table
 	byBody map[string]*tableCodec // TABLE_MAP body -> codec
+	alloc  change.Alloc           // for the rows and events of the stream
 
 	snap    *snapshot.Snapshotter
 	dialect *dialect

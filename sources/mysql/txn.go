@@ -150,7 +150,7 @@ func (r *reader) rows(ctx context.Context, h *replication.EventHeader, e *replic
 	switch e.Type() {
 	case replication.EnumRowsEventTypeInsert:
 		for i, vals := range e.Rows {
-			row, err := c.row(vals, skipped(i))
+			row, err := c.row(&r.alloc, vals, skipped(i))
 			if err != nil {
 				return fatalf("%v", err)
 			}
@@ -160,7 +160,7 @@ func (r *reader) rows(ctx context.Context, h *replication.EventHeader, e *replic
 		}
 	case replication.EnumRowsEventTypeDelete:
 		for i, vals := range e.Rows {
-			row, err := c.row(vals, skipped(i))
+			row, err := c.row(&r.alloc, vals, skipped(i))
 			if err != nil {
 				return fatalf("%v", err)
 			}
@@ -170,11 +170,11 @@ func (r *reader) rows(ctx context.Context, h *replication.EventHeader, e *replic
 		}
 	case replication.EnumRowsEventTypeUpdate:
 		for i := 0; i+1 < len(e.Rows); i += 2 {
-			before, err := c.row(e.Rows[i], skipped(i))
+			before, err := c.row(&r.alloc, e.Rows[i], skipped(i))
 			if err != nil {
 				return fatalf("%v", err)
 			}
-			after, err := c.row(e.Rows[i+1], skipped(i+1))
+			after, err := c.row(&r.alloc, e.Rows[i+1], skipped(i+1))
 			if err != nil {
 				return fatalf("%v", err)
 			}
@@ -189,7 +189,7 @@ func (r *reader) rows(ctx context.Context, h *replication.EventHeader, e *replic
 // update sends an update, or a delete and a create when the primary key
 // changed, so that each key's topic history stays correct under compaction.
 func (r *reader) update(ctx context.Context, c *tableCodec, before, after *change.Row, src change.Source, pos []byte) error {
-	if !c.keyless && string(c.keyOf(before)) != string(c.keyOf(after)) {
+	if !c.keyless && !c.sameKey(before, after) {
 		if err := r.emit(ctx, c, change.OpDelete, before, nil, src, pos); err != nil {
 			return err
 		}
@@ -214,7 +214,8 @@ func (r *reader) emit(ctx context.Context, c *tableCodec, op change.Op, before, 
 		r.skip-- // sent before the stream was lost
 		return nil
 	}
-	ev := &change.Event{Table: c.id, Op: op, Key: c.keyOf(row), Before: before, After: after, Source: src, Position: pos}
+	ev := r.alloc.Events.New()
+	*ev = change.Event{Table: c.id, Op: op, Key: c.keyOf(&r.alloc, row), Before: before, After: after, Source: src, Position: pos}
 	return r.send(ctx, change.Message{Event: ev})
 }
 

@@ -54,12 +54,17 @@ func (s *Bytes) Append(v []byte) []byte {
 // takes back at most maxBlocks blocks of each generation (the first ones)
 // and keeps at most maxBlocks free ones. The other blocks are left to the
 // collector, which frees each as soon as its values are dropped, so a huge
-// generation costs no more memory than it would without recycling. The
-// zero value is ready.
+// generation costs no more memory than it would without recycling.
+//
+// It also keeps no more free blocks than the larger of the last two
+// generations it took back, so that one large generation (a burst, the
+// first transaction after a backlog) does not leave its blocks held for
+// good once generations are small again. The zero value is ready.
 type Recycler struct {
 	buf  []byte
 	used [][]byte // the first blocks of the current generation
 	free [][]byte
+	last int // blocks of the generation recycled before the latest
 }
 
 // maxBlocks bounds both the blocks a Recycler tracks per generation and its
@@ -96,6 +101,19 @@ func (s *Recycler) Keep(b []byte) []byte {
 	return v
 }
 
+// Append is Grow, then append v, then Keep: a copy of v in the current
+// generation. A nil v stays nil, so that a copied Kafka key or header keeps
+// telling null from empty.
+func (s *Recycler) Append(v []byte) []byte {
+	if v == nil {
+		return nil
+	}
+	if len(v) == 0 {
+		return []byte{}
+	}
+	return s.Keep(append(s.Grow(len(v)), v...))
+}
+
 // Cut ends the current generation and returns its blocks. Values handed out
 // after it come from other blocks.
 func (s *Recycler) Cut() Generation {
@@ -107,11 +125,17 @@ func (s *Recycler) Cut() Generation {
 // Recycle takes back the blocks of g, a generation from Cut, none of whose
 // values may be referenced any more: they will be overwritten.
 func (s *Recycler) Recycle(g Generation) {
+	keep := min(maxBlocks, max(len(g), s.last))
+	s.last = len(g)
 	for i, b := range g {
-		if len(s.free) < maxBlocks {
+		if len(s.free) < keep {
 			s.free = append(s.free, b)
 		}
 		g[i] = nil
+	}
+	for len(s.free) > keep {
+		s.free[len(s.free)-1] = nil
+		s.free = s.free[:len(s.free)-1]
 	}
 }
 

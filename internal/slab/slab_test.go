@@ -151,3 +151,49 @@ func TestRecyclerKeepsBoundedBlocks(t *testing.T) {
 		}
 	}
 }
+
+// After a large generation, a Recycler lets the free blocks it no longer
+// needs go once two small generations have been recycled.
+func TestRecyclerShrinksAfterALargeGeneration(t *testing.T) {
+	var s Recycler
+	gen := func(blocks int) Generation {
+		for i := 0; i < blocks*64; i++ { // 64 values of 1 KiB a block
+			s.Keep(append(s.Grow(1024), make([]byte, 1024)...))
+		}
+		return s.Cut()
+	}
+	s.Recycle(gen(100))
+	if len(s.free) != 100 {
+		t.Fatalf("after a generation of 100 blocks: %d free, want 100", len(s.free))
+	}
+	s.Recycle(gen(4)) // the large one may come back: still kept
+	if len(s.free) != 100 {
+		t.Fatalf("after a generation of 4 blocks: %d free, want 100", len(s.free))
+	}
+	s.Recycle(gen(4))
+	if len(s.free) > 4 {
+		t.Fatalf("after two generations of 4 blocks: %d free, want at most 4", len(s.free))
+	}
+	for i := 0; i < 10; i++ {
+		s.Recycle(gen(4))
+	}
+	if len(s.free) != 4 {
+		t.Fatalf("steady generations of 4 blocks: %d free, want 4", len(s.free))
+	}
+}
+
+func TestRecyclerAppendKeepsNil(t *testing.T) {
+	var s Recycler
+	if v := s.Append(nil); v != nil {
+		t.Fatalf("Append(nil) = %#v, want nil", v)
+	}
+	if v := s.Append([]byte{}); v == nil || len(v) != 0 {
+		t.Fatalf("Append(empty) = %#v, want empty and not nil", v)
+	}
+	src := []byte("key")
+	v := s.Append(src)
+	src[0] = 'X'
+	if string(v) != "key" || cap(v) != 3 {
+		t.Fatalf("Append copied %q (cap %d), want \"key\" (cap 3)", v, cap(v))
+	}
+}

@@ -95,11 +95,14 @@ func (e *Encoder) Append(recs []*kgo.Record, ev *change.Event) []*kgo.Record {
 	} else {
 		value = e.values.Keep(e.appendEnvelope(e.values.Grow(256+rowSize(ev.Before)+rowSize(ev.After)), ev))
 	}
+	// The key and the header are copied next to the value, so that a record
+	// refers to no memory of the source's: the source's rows die once they
+	// are encoded, not when the Kafka transaction commits.
 	r := e.recs.New()
-	r.Topic, r.Key, r.Value = topic, ev.Key, value
+	r.Topic, r.Key, r.Value = topic, e.values.Append(ev.Key), value
 	if e.opt.Headers && ev.Position != nil {
 		r.Headers = e.hdrs.Slice(1)
-		r.Headers[0] = kgo.RecordHeader{Key: HeaderPosition, Value: ev.Position}
+		r.Headers[0] = kgo.RecordHeader{Key: HeaderPosition, Value: e.values.Append(ev.Position)}
 	}
 	recs = append(recs, r)
 	if ev.Op == change.OpDelete && e.opt.Tombstones && e.opt.Value != Upsert {

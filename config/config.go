@@ -93,7 +93,7 @@ type Kafka struct {
 	// the transaction holds BatchMaxEvents events or has been open
 	// BatchLinger.
 	//
-	// BatchMaxEvents: default 10000.
+	// BatchMaxEvents: default 2000.
 	BatchMaxEvents int `yaml:"batch_max_events"`
 	// BatchLinger: default 100ms.
 	BatchLinger time.Duration `yaml:"batch_linger"`
@@ -102,6 +102,10 @@ type Kafka struct {
 	// compression. It must not exceed the topics' max.message.bytes.
 	// Default: 1000012, as Kafka's producer and broker.
 	MaxRecordBytes int32 `yaml:"max_record_bytes"`
+	// ClientMetrics lets the Kafka clients push KIP-714 client metrics to
+	// brokers that subscribe to them. Default: false; the relay's own
+	// metrics are on its Prometheus endpoint.
+	ClientMetrics bool `yaml:"client_metrics"`
 	// TLS to the brokers.
 	TLS TLS `yaml:"tls"`
 	// SASL authentication to the brokers.

@@ -61,7 +61,7 @@ func (c *Config) SetDefaults() {
 		k.TransactionTimeout = 60 * time.Second
 	}
 	if k.BatchMaxEvents == 0 {
-		k.BatchMaxEvents = 10000
+		k.BatchMaxEvents = 2000
 	}
 	if k.MaxRecordBytes == 0 {
 		k.MaxRecordBytes = DefaultMaxRecordBytes

@@ -26,6 +26,12 @@ func Opts(cfg *config.Kafka, log *slog.Logger) ([]kgo.Opt, error) {
 		kgo.RequestTimeoutOverhead(10 * time.Second),
 		kgo.RetryTimeout(30 * time.Second),
 	}
+	if !cfg.ClientMetrics {
+		// A broker that subscribes clients to KIP-714 metrics gets them
+		// lz4-compressed, and franz-go's lz4 writer keeps two 4 MiB
+		// buffers per client for it.
+		opts = append(opts, kgo.DisableClientMetrics())
+	}
 	if log != nil {
 		opts = append(opts, kgo.WithLogger(kgoLogger{log}))
 	}

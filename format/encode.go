@@ -40,20 +40,26 @@ type Options struct {
 // Encoder builds records. It caches topic names and is not safe for
 // concurrent use.
 //
-// The records, their values and headers are carved out of blocks (see
+// The records, their keys, values and headers are carved out of blocks (see
 // internal/slab) rather than allocated one by one. A record is never written
 // by the encoder after Append returns it, so it may be held for as long as
-// the producer needs it; the value blocks of records that are finished can
-// be reused through Cut and Recycle.
+// the producer needs it; the blocks of records that are finished can be
+// reused through Cut and Recycle.
 type Encoder struct {
 	opt    Options
 	topics map[change.TableID]string
 	values slab.Recycler
-	recs   slab.Of[kgo.Record]
+	recs   slab.Pool[kgo.Record]
 	hdrs   slab.Of[kgo.RecordHeader]
 
 	lastSource     change.Source
 	lastSourceJSON []byte
+
+	// The topic of the last table asked for: events come in runs of one
+	// table, and comparing two TableIDs that share their strings costs less
+	// than hashing one.
+	lastTable change.TableID
+	lastTopic string
 }
 
 // NewEncoder returns an encoder for opt.
@@ -64,28 +70,52 @@ func NewEncoder(opt Options) *Encoder {
 	return &Encoder{opt: opt, topics: make(map[change.TableID]string)}
 }
 
-// Cut ends the generation of record values handed out so far (see
-// Recycle) and returns it.
-func (e *Encoder) Cut() slab.Generation { return e.values.Cut() }
+// Generation is the memory of the records handed out between two Cuts:
+// the records and their keys and values.
+type Generation struct {
+	values slab.Generation
+	recs   [][]kgo.Record
+}
 
-// Recycle reuses the memory of the values of g, a generation from Cut. Every
-// record of it must be finished, its promise called, and referenced by
-// nobody: its value bytes will be overwritten.
-func (e *Encoder) Recycle(g slab.Generation) { e.values.Recycle(g) }
+// Cut ends the generation of records handed out so far (see Recycle) and
+// returns it.
+func (e *Encoder) Cut() Generation {
+	return Generation{values: e.values.Cut(), recs: e.recs.Cut()}
+}
+
+// Recycle reuses the memory of the records of g, a generation from Cut.
+// Every record of it must be finished, its promise called, and referenced
+// by nobody: the records and their bytes will be overwritten.
+func (e *Encoder) Recycle(g Generation) {
+	e.values.Recycle(g.values)
+	e.recs.Recycle(g.recs)
+}
 
 // Topic returns the (cached) topic of table t.
 func (e *Encoder) Topic(t change.TableID) string {
-	if s, ok := e.topics[t]; ok {
-		return s
+	if e.lastTopic != "" && t == e.lastTable {
+		return e.lastTopic
 	}
-	s := Topic(e.opt.TopicPrefix, t)
-	e.topics[t] = s
+	s, ok := e.topics[t]
+	if !ok {
+		s = Topic(e.opt.TopicPrefix, t)
+		e.topics[t] = s
+	}
+	e.lastTable, e.lastTopic = t, s
 	return s
 }
 
 // Append appends the records for ev to recs: one, or two for a delete with
-// tombstones on.
+// tombstones on. Their timestamp and ts_ms are the time Options.Now gives.
 func (e *Encoder) Append(recs []*kgo.Record, ev *change.Event) []*kgo.Record {
+	return e.AppendAt(recs, ev, e.opt.Now())
+}
+
+// AppendAt is Append at time now, for a caller that encodes a run of events
+// it took from its source at one moment: reading the clock twice per event
+// (ts_ms, and the producer's record timestamp) cost more than encoding the
+// envelope around the row.
+func (e *Encoder) AppendAt(recs []*kgo.Record, ev *change.Event, now time.Time) []*kgo.Record {
 	topic := e.Topic(ev.Table)
 	var value []byte
 	if e.opt.Value == Upsert {
@@ -93,13 +123,13 @@ func (e *Encoder) Append(recs []*kgo.Record, ev *change.Event) []*kgo.Record {
 			value = e.values.Keep(AppendRow(e.values.Grow(rowSize(ev.After)), ev.After))
 		}
 	} else {
-		value = e.values.Keep(e.appendEnvelope(e.values.Grow(256+rowSize(ev.Before)+rowSize(ev.After)), ev))
+		value = e.values.Keep(e.appendEnvelope(e.values.Grow(256+rowSize(ev.Before)+rowSize(ev.After)), ev, now))
 	}
 	// The key and the header are copied next to the value, so that a record
 	// refers to no memory of the source's: the source's rows die once they
 	// are encoded, not when the Kafka transaction commits.
 	r := e.recs.New()
-	r.Topic, r.Key, r.Value = topic, e.values.Append(ev.Key), value
+	r.Topic, r.Key, r.Value, r.Timestamp = topic, e.values.Append(ev.Key), value, now
 	if e.opt.Headers && ev.Position != nil {
 		r.Headers = e.hdrs.Slice(1)
 		r.Headers[0] = kgo.RecordHeader{Key: HeaderPosition, Value: e.values.Append(ev.Position)}
@@ -107,7 +137,7 @@ func (e *Encoder) Append(recs []*kgo.Record, ev *change.Event) []*kgo.Record {
 	recs = append(recs, r)
 	if ev.Op == change.OpDelete && e.opt.Tombstones && e.opt.Value != Upsert {
 		t := e.recs.New()
-		t.Topic, t.Key, t.Headers = topic, ev.Key, r.Headers
+		t.Topic, t.Key, t.Headers, t.Timestamp = topic, r.Key, r.Headers, now
 		recs = append(recs, t)
 	}
 	return recs
@@ -156,7 +186,7 @@ func AppendRow(b []byte, r *change.Row) []byte {
 
 // appendEnvelope writes the Debezium change event value (without the schema
 // block), the shape Flink's debezium-json format reads.
-func (e *Encoder) appendEnvelope(b []byte, ev *change.Event) []byte {
+func (e *Encoder) appendEnvelope(b []byte, ev *change.Event, now time.Time) []byte {
 	b = append(b, `{"before":`...)
 	b = AppendRow(b, ev.Before)
 	b = append(b, `,"after":`...)
@@ -172,7 +202,7 @@ func (e *Encoder) appendEnvelope(b []byte, ev *change.Event) []byte {
 	b = append(b, `,"op":"`...)
 	b = append(b, byte(ev.Op))
 	b = append(b, `","ts_ms":`...)
-	b = strconv.AppendInt(b, e.opt.Now().UnixMilli(), 10)
+	b = strconv.AppendInt(b, now.UnixMilli(), 10)
 	b = append(b, `,"transaction":null}`...)
 	return b
 }

@@ -75,8 +75,18 @@ func TestEncodeGolden(t *testing.T) {
 			tc.opt.Version = "test"
 			tc.opt.Now = fixedNow
 			recs := NewEncoder(tc.opt).Append(nil, tc.ev)
+			// The records own their bytes: the source may reuse its event.
+			for i := range tc.ev.Key {
+				tc.ev.Key[i] = 'X'
+			}
+			for i := range tc.ev.Position {
+				tc.ev.Position[i] = 'X'
+			}
 			var out bytes.Buffer
 			for _, r := range recs {
+				if !r.Timestamp.Equal(fixedNow()) {
+					t.Fatalf("record timestamp %v, want the encoder's clock %v", r.Timestamp, fixedNow())
+				}
 				out.WriteString("topic: " + r.Topic + "\nkey: " + string(r.Key) + "\n")
 				for _, h := range r.Headers {
 					out.WriteString("header: " + h.Key + "=" + string(h.Value) + "\n")

@@ -21,7 +21,6 @@ import (
 	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/format"
-	"github.com/cdcrelay/cdcrelay/internal/slab"
 	"github.com/cdcrelay/cdcrelay/metrics"
 	"github.com/cdcrelay/cdcrelay/offsets"
 )
@@ -350,6 +349,20 @@ type stream struct {
 	errMu   sync.Mutex
 	prodErr error
 	recs    []*kgo.Record
+
+	now       time.Time // when the loop took the messages it is handling
+	lastTopic string    // topic of the last event, known to exist
+	// The events of one table and op in a row, not yet in counts.
+	runKey countKey
+	runN   int
+}
+
+// countRun adds the run of events of one table and op to counts.
+func (s *stream) countRun() {
+	if s.runN > 0 {
+		s.counts[s.runKey] += s.runN
+		s.runN = 0
+	}
 }
 
 // commitJob is one Kafka transaction handed to the commit goroutine, its
@@ -359,9 +372,9 @@ type commitJob struct {
 	started time.Time
 	events  int
 	counts  map[countKey]int
-	// values is the encoder's generation of record values of this
+	// records is the encoder's generation of the records of this
 	// transaction, reused once it has committed.
-	values slab.Generation
+	records format.Generation
 }
 
 // commitResult is how a commit ended. ended is false when it failed before
@@ -467,6 +480,9 @@ func (s *stream) run(ctx context.Context, resume []byte) error {
 				}
 			}
 		case msg := <-in:
+			// One clock reading for the run of messages drain takes with
+			// it: ts_ms and the record timestamps.
+			s.now = time.Now()
 			if err := s.handle(ctx, msg, linger); err != nil {
 				s.abort()
 				return err
@@ -512,18 +528,25 @@ func (s *stream) handle(ctx context.Context, msg change.Message, linger *time.Ti
 		}
 	}
 	if ev := msg.Event; ev != nil {
-		topic := s.enc.Topic(ev.Table)
-		if !s.known[topic] {
-			if err := s.ensureTopic(ctx, topic); err != nil {
-				return err
+		if topic := s.enc.Topic(ev.Table); topic != s.lastTopic {
+			if !s.known[topic] {
+				if err := s.ensureTopic(ctx, topic); err != nil {
+					return err
+				}
 			}
+			s.lastTopic = topic
 		}
-		s.recs = s.enc.Append(s.recs[:0], ev)
+		s.recs = s.enc.AppendAt(s.recs[:0], ev, s.now)
 		if err := s.produce(ctx, s.recs); err != nil {
 			return err
 		}
 		s.events++
-		s.counts[countKey{ev.Table, ev.Op}]++
+		if k := (countKey{ev.Table, ev.Op}); k == s.runKey {
+			s.runN++
+		} else {
+			s.countRun()
+			s.runKey, s.runN = k, 1
+		}
 		s.dirty = true
 		return nil
 	}
@@ -598,7 +621,7 @@ func (s *stream) committed(res commitResult) error {
 	}
 	// Flush returned before the commit: every record of the transaction
 	// has had its promise, and the producer holds none of them.
-	s.enc.Recycle(job.values)
+	s.enc.Recycle(job.records)
 	return nil
 }
 
@@ -650,9 +673,10 @@ func (s *stream) commit(ctx context.Context) error {
 		return err
 	}
 	cp := s.pending
+	s.countRun()
 	off := offsets.NewRecord(s.r.cfg.ID, cp, s.r.cfg.Version, time.Now())
 	s.cl.Produce(ctx, off.KafkaRecord(s.r.cfg.OffsetsTopic), s.promise)
-	job := &commitJob{cp: cp, started: s.txnStart, events: s.events, counts: s.counts, values: s.enc.Cut()}
+	job := &commitJob{cp: cp, started: s.txnStart, events: s.events, counts: s.counts, records: s.enc.Cut()}
 	s.counts = make(map[countKey]int, len(job.counts))
 	s.inTxn, s.begun = false, false
 	s.pending, s.events = nil, 0
@@ -736,6 +760,7 @@ func (s *stream) abort() {
 	for k := range s.counts {
 		delete(s.counts, k)
 	}
+	s.runN = 0
 	open := s.begun || s.orphan
 	s.inTxn, s.begun, s.orphan = false, false, false
 	if !open {

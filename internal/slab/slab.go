@@ -165,3 +165,66 @@ func (s *Of[T]) Slice(n int) []T {
 	s.free = s.free[n:]
 	return v
 }
+
+// Pool carves values of type T out of blocks like Of, and reuses blocks as
+// a Recycler does: values are handed out in generations, and a generation
+// given back has its blocks zeroed and handed out again. It suits values
+// that hold pointers and die together, such as the records of one Kafka
+// transaction: reused, they cost neither an allocation nor the collector's
+// work to find them dead. It keeps at most as many free blocks as the larger
+// of the last two generations it took back, and at most maxBlocks. The zero
+// value is ready.
+type Pool[T any] struct {
+	cur  []T // the rest of the block being carved
+	used [][]T
+	free [][]T
+	last int
+}
+
+// poolBlock is the number of values in a Pool block.
+const poolBlock = 256
+
+// New returns a pointer to a zero T of the current generation.
+func (s *Pool[T]) New() *T {
+	if len(s.cur) == 0 {
+		var b []T
+		if n := len(s.free); n > 0 {
+			b, s.free[n-1] = s.free[n-1], nil
+			s.free = s.free[:n-1]
+		} else {
+			b = make([]T, poolBlock)
+		}
+		if len(s.used) < maxBlocks {
+			s.used = append(s.used, b)
+		}
+		s.cur = b
+	}
+	v := &s.cur[0]
+	s.cur = s.cur[1:]
+	return v
+}
+
+// Cut ends the current generation and returns its blocks.
+func (s *Pool[T]) Cut() [][]T {
+	g := s.used
+	s.used, s.cur = nil, nil
+	return g
+}
+
+// Recycle takes back the blocks of g, a generation from Cut, none of whose
+// values may be referenced any more: they are zeroed and handed out again.
+func (s *Pool[T]) Recycle(g [][]T) {
+	keep := min(maxBlocks, max(len(g), s.last))
+	s.last = len(g)
+	for i, b := range g {
+		if len(s.free) < keep {
+			clear(b)
+			s.free = append(s.free, b)
+		}
+		g[i] = nil
+	}
+	for len(s.free) > keep {
+		s.free[len(s.free)-1] = nil
+		s.free = s.free[:len(s.free)-1]
+	}
+}

@@ -197,3 +197,52 @@ func TestRecyclerAppendKeepsNil(t *testing.T) {
 		t.Fatalf("Append copied %q (cap %d), want \"key\" (cap 3)", v, cap(v))
 	}
 }
+
+// A Pool hands out zero values, reuses the blocks of a generation given
+// back, and never those of a generation still in use.
+func TestPoolReusesOnlyRecycledBlocks(t *testing.T) {
+	type rec struct {
+		p *int
+		n int
+	}
+	var s Pool[rec]
+	x := 7
+	fill := func(tag int) []*rec {
+		var out []*rec
+		for i := 0; i < 3*poolBlock; i++ {
+			r := s.New()
+			if r.p != nil || r.n != 0 {
+				t.Fatalf("New returned a value that is not zero: %+v", *r)
+			}
+			r.p, r.n = &x, tag
+			out = append(out, r)
+		}
+		return out
+	}
+	fill(1)
+	g1 := s.Cut()
+	b := fill(2)
+	g2 := s.Cut()
+	if len(g1) != 3 || len(g2) != 3 {
+		t.Fatalf("generations of %d and %d blocks, want 3", len(g1), len(g2))
+	}
+	starts := map[*rec]bool{}
+	for _, blk := range g1 {
+		starts[&blk[0]] = true
+	}
+	s.Recycle(g1)
+	c := fill(3)
+	for _, r := range b {
+		if r.n != 2 {
+			t.Fatal("a value of a generation still in use was overwritten")
+		}
+	}
+	if !starts[c[0]] {
+		t.Fatal("the recycled block was not handed out again")
+	}
+	s.Recycle(g2)
+	s.Recycle(s.Cut())
+	if len(s.free) != 3 {
+		t.Fatalf("%d free blocks, want 3", len(s.free))
+	}
+}

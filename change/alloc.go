@@ -20,6 +20,26 @@ type Alloc struct {
 	Strings slab.Of[string]
 }
 
+// Retain makes a keep its blocks, so that Reset can hand them out again.
+func (a *Alloc) Retain() {
+	a.Bytes.Retain()
+	a.Rows.Retain()
+	a.Values.Retain()
+	a.Events.Retain()
+	a.Strings.Retain()
+}
+
+// Reset hands out the blocks kept since Retain again. Every row, event and
+// string built from a before is dead after it: their memory is reused. A
+// source calls it when the relay has acked a checkpoint after all of them.
+func (a *Alloc) Reset() {
+	a.Bytes.Reset()
+	a.Rows.Reset()
+	a.Values.Reset()
+	a.Events.Reset()
+	a.Strings.Reset()
+}
+
 // Event returns a copy of ev from the slab.
 func (a *Alloc) Event(ev Event) *Event {
 	p := a.Events.New()

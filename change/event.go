@@ -1,6 +1,10 @@
 package change
 
-import "time"
+import (
+	"bytes"
+	"strings"
+	"time"
+)
 
 // Op is the Debezium operation code of an event.
 type Op byte
@@ -137,4 +141,35 @@ type Checkpoint struct {
 type Message struct {
 	Event      *Event
 	Checkpoint *Checkpoint
+}
+
+// Clone returns a copy of ev that shares no memory with it but the column
+// names, which a source never reuses.
+func (ev *Event) Clone() *Event {
+	c := *ev
+	c.Key = bytes.Clone(ev.Key)
+	c.Position = bytes.Clone(ev.Position)
+	c.Before = ev.Before.Clone()
+	c.After = ev.After.Clone()
+	c.Table = TableID{Namespace: strings.Clone(ev.Table.Namespace), Name: strings.Clone(ev.Table.Name)}
+	s := &c.Source
+	for _, p := range []*string{&s.Connector, &s.Name, &s.DB, &s.Schema, &s.Table, &s.GTID, &s.File, &s.Query} {
+		*p = strings.Clone(*p)
+	}
+	return &c
+}
+
+// Clone returns a copy of r that shares only Names with it; nil for nil.
+func (r *Row) Clone() *Row {
+	if r == nil {
+		return nil
+	}
+	c := &Row{Names: r.Names, JSON: bytes.Clone(r.JSON)}
+	if r.Values != nil {
+		c.Values = make([][]byte, len(r.Values))
+		for i, v := range r.Values {
+			c.Values[i] = bytes.Clone(v)
+		}
+	}
+	return c
 }

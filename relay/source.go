@@ -35,6 +35,13 @@ type Source interface {
 	// Ack reports that every message up to and including cp is committed
 	// in Kafka, so the source may let the database discard it (PostgreSQL:
 	// the standby status update). It must not block.
+	//
+	// After Ack the source may also reuse the memory of the events sent
+	// before cp (the structs, keys, rows and positions): the relay keeps no
+	// reference to them once encoded. The strings of an event's Source are
+	// the exception: they must stay as they are, since the encoder compares
+	// them with the next events' to reuse the encoded source block. Whoever
+	// keeps events longer than the ack copies them (change.Event.Clone).
 	Ack(cp *change.Checkpoint)
 }
 

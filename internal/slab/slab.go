@@ -18,16 +18,29 @@ package slab
 const blockBytes = 64 << 10
 
 // Bytes carves byte slices out of 64 KiB blocks. The zero value is ready.
-type Bytes struct{ buf []byte }
+type Bytes struct {
+	buf   []byte
+	arena arena[byte]
+}
 
 // Grow makes room for n more bytes and returns the slice to append the
 // next value to. Appending more than n bytes is allowed: append then moves
 // to a larger array, and Keep follows it.
 func (s *Bytes) Grow(n int) []byte {
 	if cap(s.buf)-len(s.buf) < n {
-		s.buf = make([]byte, 0, max(blockBytes, n))
+		s.buf = s.arena.block(max(blockBytes, n))[:0]
 	}
 	return s.buf
+}
+
+// Retain makes the slab keep its blocks for Reset.
+func (s *Bytes) Retain() { s.arena.retain = true }
+
+// Reset hands out the blocks kept since Retain again, from the first. Every
+// value handed out before is then dead: it will be overwritten.
+func (s *Bytes) Reset() {
+	s.buf = nil
+	s.arena.reset(false)
 }
 
 // Keep takes b, the slice Grow returned with the value appended, and
@@ -142,8 +155,19 @@ func (s *Recycler) Recycle(g Generation) {
 // Of carves values of type T out of blocks, of 256 values unless NewOf says
 // otherwise. The zero value is ready.
 type Of[T any] struct {
-	free []T
-	n    int
+	free  []T
+	n     int
+	arena arena[T]
+}
+
+// Retain makes the slab keep its blocks for Reset.
+func (s *Of[T]) Retain() { s.arena.retain = true }
+
+// Reset zeroes the blocks kept since Retain and hands them out again, from
+// the first. Every value handed out before is then dead.
+func (s *Of[T]) Reset() {
+	s.free = nil
+	s.arena.reset(true)
 }
 
 // NewOf returns a slab of T with blocks of n values.
@@ -159,7 +183,7 @@ func (s *Of[T]) Slice(n int) []T {
 		if block <= 0 {
 			block = 256
 		}
-		s.free = make([]T, max(block, n))
+		s.free = s.arena.block(max(block, n))
 	}
 	v := s.free[:n:n]
 	s.free = s.free[n:]
@@ -227,4 +251,45 @@ func (s *Pool[T]) Recycle(g [][]T) {
 		s.free[len(s.free)-1] = nil
 		s.free = s.free[:len(s.free)-1]
 	}
+}
+
+// arena hands out the blocks of a Bytes or an Of. Unless retain is set it
+// allocates each block and forgets it, which is what makes a slab's values
+// safe to keep for as long as anyone likes. With retain set it remembers
+// its blocks (those of the common size, the size of the first one), and
+// after reset hands them out again in order.
+type arena[T any] struct {
+	retain bool
+	blocks [][]T
+	next   int // blocks[next:] are free after a reset
+}
+
+func (a *arena[T]) block(n int) []T {
+	if !a.retain {
+		return make([]T, n)
+	}
+	if a.next < len(a.blocks) && len(a.blocks[a.next]) == n {
+		b := a.blocks[a.next]
+		a.next++
+		return b
+	}
+	b := make([]T, n)
+	if len(a.blocks) == 0 || len(a.blocks[0]) == n {
+		// Blocks reused from an earlier round come first; a new block
+		// extends the list.
+		if a.next == len(a.blocks) {
+			a.blocks = append(a.blocks, b)
+			a.next++
+		}
+	}
+	return b
+}
+
+func (a *arena[T]) reset(zero bool) {
+	if zero {
+		for _, b := range a.blocks[:a.next] {
+			clear(b)
+		}
+	}
+	a.next = 0
 }

@@ -246,3 +246,47 @@ func TestPoolReusesOnlyRecycledBlocks(t *testing.T) {
 		t.Fatalf("%d free blocks, want 3", len(s.free))
 	}
 }
+
+// A retaining slab hands its blocks out again after Reset, zeroing the
+// typed ones, and a slab that does not retain never does.
+func TestRetainReset(t *testing.T) {
+	var b Bytes
+	b.Retain()
+	var o Of[*int]
+	o.Retain()
+	x := 1
+	round := func() ([]byte, **int) {
+		var first []byte
+		var firstP **int
+		for i := 0; i < 300; i++ { // about 5 blocks of bytes, 2 of pointers
+			v := b.Append(bytes.Repeat([]byte{byte(i)}, 1000))
+			p := o.New()
+			if *p != nil {
+				t.Fatal("a reused typed block was not zeroed")
+			}
+			*p = &x
+			if i == 0 {
+				first, firstP = v, p
+			}
+		}
+		return first, firstP
+	}
+	v1, p1 := round()
+	b.Reset()
+	o.Reset()
+	v2, p2 := round()
+	if &v1[0] != &v2[0] || p1 != p2 {
+		t.Fatal("Reset did not hand the first blocks out again")
+	}
+	if len(b.arena.blocks) != 5 || len(o.arena.blocks) != 2 {
+		t.Fatalf("kept %d byte blocks and %d typed blocks, want 5 and 2", len(b.arena.blocks), len(o.arena.blocks))
+	}
+
+	var plain Bytes
+	w1 := plain.Append([]byte("a"))
+	plain.Reset()
+	w2 := plain.Append([]byte("b"))
+	if string(w1) != "a" || &w1[0] == &w2[0] {
+		t.Fatal("a slab without Retain reused a block")
+	}
+}

@@ -20,8 +20,18 @@ import (
 // taken beforehand, so that it shares nothing with the stream goroutine.
 type dialect struct {
 	r     *runner
-	conn  *pgx.Conn  // nil: r.sql
-	table *tableMeta // nil: look the table up in r.tables
+	conn  *pgx.Conn     // nil: r.sql
+	table *tableMeta    // nil: look the table up in r.tables
+	alloc *change.Alloc // where ReadChunk builds the rows; nil: a new one
+}
+
+// Memory returns the memory ReadChunk builds the rows in, for the runner to
+// reuse once they are committed (see snapshot.ChunkMemory).
+func (d dialect) Memory() any {
+	if d.alloc == nil {
+		return nil
+	}
+	return d.alloc
 }
 
 func (d dialect) sql() *pgx.Conn {
@@ -90,7 +100,10 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 	src := change.Source{
 		Connector: "postgresql", Name: d.r.s.id, DB: d.r.db, Schema: t.schema, Table: t.name, TsMs: time.Now().UnixMilli(),
 	}
-	var a change.Alloc
+	a := d.alloc
+	if a == nil {
+		a = new(change.Alloc)
+	}
 	rows := make([]snapshot.Row, 0, limit)
 	for rr.NextRow() {
 		vals := rr.Values()

@@ -184,7 +184,8 @@ func startSim(t *testing.T, s *Source, resume []byte, loop bool) *relaySim {
 func (r *relaySim) take(m change.Message) {
 	r.mu.Lock()
 	if m.Event != nil {
-		r.pending = append(r.pending, m.Event)
+		// The source may reuse an event's memory once it is acked.
+		r.pending = append(r.pending, m.Event.Clone())
 		r.mu.Unlock()
 		return
 	}

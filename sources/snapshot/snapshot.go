@@ -100,6 +100,16 @@ type Dialect interface {
 	ReadChunk(ctx context.Context, table string, after Key, limit int) ([]Row, error)
 }
 
+// ChunkMemory is a Dialect whose rows are built in memory that the source
+// reuses. Memory returns that memory for the rows of the ReadChunk call
+// just made; the Snapshotter hands it back through ClosedMemory with the
+// rows of the chunk when it closes, so that the source can reuse it once
+// the relay has committed them. The Snapshotter keeps nothing of the rows
+// after it closes their chunk: the chunk's last key is copied.
+type ChunkMemory interface {
+	Memory() any
+}
+
 // Config configures a Snapshotter.
 type Config struct {
 	// ChunkSize is the number of rows per chunk. Required, > 0.
@@ -128,6 +138,7 @@ type chunk struct {
 	rows    []Row
 	open    bool // the low watermark was seen
 	changed map[string]struct{}
+	mem     any // ChunkMemory's memory of rows
 }
 
 // prefetch is the next chunk, read by a goroutine of its own while the
@@ -160,6 +171,7 @@ type Snapshotter struct {
 	seq     int
 	runs    map[string]*run
 	lastErr error
+	closed  any // the memory of the chunk OnMark closed last
 }
 
 // New restores a Snapshotter from st, the snapshot part of the last
@@ -339,9 +351,17 @@ func (s *Snapshotter) read(ctx context.Context, d Dialect, id, table string, fro
 		return nil, fmt.Errorf("snapshot: read chunk of %s: %w", table, err)
 	}
 	c := &chunk{table: table, id: id, from: from, changed: map[string]struct{}{}}
+	if m, ok := d.(ChunkMemory); ok {
+		c.mem = m.Memory()
+	}
 	if len(rows) > s.cfg.ChunkSize {
 		rows = rows[:s.cfg.ChunkSize]
-		c.hi = rows[len(rows)-1].Key
+		// The next chunk starts from it, and the rows' memory may be reused.
+		hi := rows[len(rows)-1].Key
+		c.hi = make(Key, len(hi))
+		for i, v := range hi {
+			c.hi[i] = strings.Clone(v)
+		}
 	} else {
 		c.last = true
 	}
@@ -474,6 +494,7 @@ func (s *Snapshotter) OnMark(m Mark) (rows []*change.Event, closed bool, err err
 	if c.last && len(out) > 0 {
 		out[len(out)-1].Source.Snapshot = change.SnapshotLast
 	}
+	s.closed = c.mem
 	p := &s.queue[0]
 	p.Rows += int64(len(c.rows))
 	p.Chunks++
@@ -487,6 +508,15 @@ func (s *Snapshotter) OnMark(m Mark) (rows []*change.Event, closed bool, err err
 		delete(s.runs, c.table)
 	}
 	return out, true, nil
+}
+
+// ClosedMemory returns, once, the memory (see ChunkMemory) of the rows of
+// the chunk OnMark closed last, nil for a dialect without it. The source
+// may reuse it once a checkpoint after those rows is committed.
+func (s *Snapshotter) ClosedMemory() any {
+	m := s.closed
+	s.closed = nil
+	return m
 }
 
 func (s *Snapshotter) progress(p *Progress, finished bool) {

@@ -137,10 +137,32 @@ type Checkpoint struct {
 	LSN uint64
 }
 
-// Message is what a source sends: exactly one of Event and Checkpoint is set.
+// Message is what a source sends: exactly one of Event, Events and
+// Checkpoint is set.
 type Message struct {
-	Event      *Event
+	Event *Event
+	// Events is a run of events, handled as if each had come in a message
+	// of its own, in order. A source sends rows it holds anyway (those of a
+	// snapshot chunk) in runs, up to MaxRun at a time, so that the hand-off
+	// to the relay is paid per run rather than per row.
+	Events     []*Event
 	Checkpoint *Checkpoint
+}
+
+// MaxRun bounds the events of one Message.Events.
+const MaxRun = 128
+
+// SendRuns calls send with msgs of evs in runs of up to MaxRun, stopping at
+// the first error.
+func SendRuns(evs []*Event, send func(Message) error) error {
+	for len(evs) > 0 {
+		n := min(len(evs), MaxRun)
+		if err := send(Message{Events: evs[:n:n]}); err != nil {
+			return err
+		}
+		evs = evs[n:]
+	}
+	return nil
 }
 
 // Clone returns a copy of ev that shares no memory with it but the column

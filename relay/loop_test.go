@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/format"
 	"github.com/cdcrelay/cdcrelay/internal/devbroker"
 	"github.com/cdcrelay/cdcrelay/internal/gensource"
@@ -30,10 +31,20 @@ import (
 // while a commit is in flight, so this also checks that no record of the
 // next transaction leaks into the one being committed.
 func TestLoopExactlyOnce(t *testing.T) {
+	testLoopExactlyOnce(t, gensource.Params{Txns: 3000, PerTxn: 10, Keys: 97, Payload: 2000})
+}
+
+// TestLoopExactlyOnceRuns is TestLoopExactlyOnce with events sent in runs
+// (Message.Events), as snapshot chunks are, of up to change.MaxRun events
+// and more than one run per transaction.
+func TestLoopExactlyOnceRuns(t *testing.T) {
+	testLoopExactlyOnce(t, gensource.Params{Txns: 600, PerTxn: change.MaxRun + 72, Keys: 997, Payload: 200, Runs: true})
+}
+
+func testLoopExactlyOnce(t *testing.T, params gensource.Params) {
 	opts, log := loopBroker(t)
-	const txns, perTxn = 3000, 10
+	txns, perTxn := params.Txns, params.PerTxn
 	cfg := loopConfig(opts)
-	params := gensource.Params{Txns: txns, PerTxn: perTxn, Keys: 97, Payload: 2000}
 
 	// First run: stop once something is acked.
 	reg := prometheus.NewRegistry()

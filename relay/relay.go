@@ -528,27 +528,12 @@ func (s *stream) handle(ctx context.Context, msg change.Message, linger *time.Ti
 		}
 	}
 	if ev := msg.Event; ev != nil {
-		if topic := s.enc.Topic(ev.Table); topic != s.lastTopic {
-			if !s.known[topic] {
-				if err := s.ensureTopic(ctx, topic); err != nil {
-					return err
-				}
-			}
-			s.lastTopic = topic
-		}
-		s.recs = s.enc.AppendAt(s.recs[:0], ev, s.now)
-		if err := s.produce(ctx, s.recs); err != nil {
+		return s.event(ctx, ev)
+	}
+	for _, ev := range msg.Events {
+		if err := s.event(ctx, ev); err != nil {
 			return err
 		}
-		s.events++
-		if k := (countKey{ev.Table, ev.Op}); k == s.runKey {
-			s.runN++
-		} else {
-			s.countRun()
-			s.runKey, s.runN = k, 1
-		}
-		s.dirty = true
-		return nil
 	}
 	if cp := msg.Checkpoint; cp != nil {
 		s.pending, s.dirty = cp, false
@@ -556,6 +541,31 @@ func (s *stream) handle(ctx context.Context, msg change.Message, linger *time.Ti
 			return s.commit(ctx)
 		}
 	}
+	return nil
+}
+
+// event encodes ev and produces its records into the open transaction.
+func (s *stream) event(ctx context.Context, ev *change.Event) error {
+	if topic := s.enc.Topic(ev.Table); topic != s.lastTopic {
+		if !s.known[topic] {
+			if err := s.ensureTopic(ctx, topic); err != nil {
+				return err
+			}
+		}
+		s.lastTopic = topic
+	}
+	s.recs = s.enc.AppendAt(s.recs[:0], ev, s.now)
+	if err := s.produce(ctx, s.recs); err != nil {
+		return err
+	}
+	s.events++
+	if k := (countKey{ev.Table, ev.Op}); k == s.runKey {
+		s.runN++
+	} else {
+		s.countRun()
+		s.runKey, s.runN = k, 1
+	}
+	s.dirty = true
 	return nil
 }
 

@@ -20,6 +20,9 @@ type Params struct {
 	Keys     int           // distinct keys; events cycle through them
 	Interval time.Duration // pause between transactions; 0 = as fast as possible
 	Payload  int           // bytes of filler in each row
+	// Runs sends each transaction's events as runs (Message.Events), as
+	// sources send snapshot chunks, instead of one message per event.
+	Runs bool
 }
 
 // ParseParams reads Params from a DSN such as
@@ -80,6 +83,7 @@ func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Messa
 	pad := change.String(strings.Repeat("x", s.p.Payload))
 	for n := st.Txn + 1; s.p.Txns == 0 || n <= s.p.Txns; n++ {
 		now := time.Now()
+		var run []*change.Event
 		for i := 0; i < s.p.PerTxn; i++ {
 			id := []byte(strconv.Itoa(s.KeyOf(n, i)))
 			after := &change.Row{Names: s.names, Values: [][]byte{id, []byte(strconv.Itoa(n)), []byte(strconv.Itoa(i)), pad}}
@@ -90,11 +94,26 @@ func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Messa
 				Source: change.Source{Connector: "postgresql", Name: "gen", DB: "gen", Schema: "gen", Table: "items",
 					TsMs: now.UnixMilli(), LSN: uint64(n), TxID: uint32(n)},
 			}
+			if s.p.Runs {
+				run = append(run, ev)
+				continue
+			}
 			select {
 			case out <- change.Message{Event: ev}:
 			case <-ctx.Done():
 				return nil
 			}
+		}
+		err := change.SendRuns(run, func(m change.Message) error {
+			select {
+			case out <- m:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		if err != nil {
+			return nil
 		}
 		state, _ := json.Marshal(State{Txn: n})
 		cp := &change.Checkpoint{State: state, CommitTime: now, Label: "txn " + strconv.Itoa(n), LSN: uint64(n)}

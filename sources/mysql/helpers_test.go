@@ -111,6 +111,10 @@ func (k *sink) start(t *testing.T, src *Source) *running {
 				pending = append(pending, m.Event)
 				continue
 			}
+			if m.Events != nil {
+				pending = append(pending, m.Events...)
+				continue
+			}
 			k.mu.Lock()
 			k.committed = append(k.committed, pending...)
 			k.state = m.Checkpoint.State

@@ -141,10 +141,10 @@ func (r *reader) watermark(ctx context.Context, e *replication.RowsEvent) error 
 			r.prefetch(ctx)
 			for _, ev := range events {
 				ev.Source.File, ev.Source.Pos, ev.Source.ServerID = r.st.File, uint64(r.st.Pos), r.st.ServerID
-				r.events++
-				if err := r.send(ctx, change.Message{Event: ev}); err != nil {
-					return err
-				}
+			}
+			r.events += len(events)
+			if err := change.SendRuns(events, func(m change.Message) error { return r.send(ctx, m) }); err != nil {
+				return err
 			}
 			r.force = true
 		case "snapshot":

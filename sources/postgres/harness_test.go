@@ -183,9 +183,14 @@ func startSim(t *testing.T, s *Source, resume []byte, loop bool) *relaySim {
 
 func (r *relaySim) take(m change.Message) {
 	r.mu.Lock()
-	if m.Event != nil {
+	if m.Event != nil || m.Events != nil {
 		// The source may reuse an event's memory once it is acked.
-		r.pending = append(r.pending, m.Event.Clone())
+		if m.Event != nil {
+			r.pending = append(r.pending, m.Event.Clone())
+		}
+		for _, ev := range m.Events {
+			r.pending = append(r.pending, ev.Clone())
+		}
 		r.mu.Unlock()
 		return
 	}

@@ -614,9 +614,9 @@ func (r *runner) message(ctx context.Context) error {
 		for _, ev := range rows {
 			ev.Source.LSN = m.lsn
 			ev.Source.TxID = r.xid
-			if err := r.send(ctx, change.Message{Event: ev}); err != nil {
-				return err
-			}
+		}
+		if err := change.SendRuns(rows, func(m change.Message) error { return r.send(ctx, m) }); err != nil {
+			return err
 		}
 		if a, ok := r.sn.ClosedMemory().(*change.Alloc); ok {
 			r.chunksSent = append(r.chunksSent, sentChunk{alloc: a})

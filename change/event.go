@@ -135,6 +135,10 @@ type Checkpoint struct {
 	// LSN is the numeric position where one exists (PostgreSQL), exported as
 	// a metric; zero otherwise.
 	LSN uint64
+	// Seq is a number a source may give its checkpoints, growing in the
+	// order it sends them, to tell from Ack which ones are committed. The
+	// relay does not read it.
+	Seq uint64
 }
 
 // Message is what a source sends: exactly one of Event, Events and
@@ -150,7 +154,7 @@ type Message struct {
 }
 
 // MaxRun bounds the events of one Message.Events.
-const MaxRun = 128
+const MaxRun = 16
 
 // SendRuns calls send with msgs of evs in runs of up to MaxRun, stopping at
 // the first error.

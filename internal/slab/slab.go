@@ -40,7 +40,7 @@ func (s *Bytes) Retain() { s.arena.retain = true }
 // value handed out before is then dead: it will be overwritten.
 func (s *Bytes) Reset() {
 	s.buf = nil
-	s.arena.reset(false)
+	s.arena.reset()
 }
 
 // Keep takes b, the slice Grow returned with the value appended, and
@@ -161,13 +161,13 @@ type Of[T any] struct {
 }
 
 // Retain makes the slab keep its blocks for Reset.
-func (s *Of[T]) Retain() { s.arena.retain = true }
+func (s *Of[T]) Retain() { s.arena.retain, s.arena.zero = true, true }
 
-// Reset zeroes the blocks kept since Retain and hands them out again, from
-// the first. Every value handed out before is then dead.
+// Reset hands the blocks kept since Retain out again, from the first, each
+// zeroed as it is handed out. Every value handed out before is then dead.
 func (s *Of[T]) Reset() {
 	s.free = nil
-	s.arena.reset(true)
+	s.arena.reset()
 }
 
 // NewOf returns a slab of T with blocks of n values.
@@ -257,9 +257,12 @@ func (s *Pool[T]) Recycle(g [][]T) {
 // allocates each block and forgets it, which is what makes a slab's values
 // safe to keep for as long as anyone likes. With retain set it remembers
 // its blocks (those of the common size, the size of the first one), and
-// after reset hands them out again in order.
+// after reset hands them out again in order, zeroed first if zero is set:
+// just before use, while the block is about to be written anyway, rather
+// than all at once at reset.
 type arena[T any] struct {
 	retain bool
+	zero   bool
 	blocks [][]T
 	next   int // blocks[next:] are free after a reset
 }
@@ -271,6 +274,9 @@ func (a *arena[T]) block(n int) []T {
 	if a.next < len(a.blocks) && len(a.blocks[a.next]) == n {
 		b := a.blocks[a.next]
 		a.next++
+		if a.zero {
+			clear(b)
+		}
 		return b
 	}
 	b := make([]T, n)
@@ -285,11 +291,4 @@ func (a *arena[T]) block(n int) []T {
 	return b
 }
 
-func (a *arena[T]) reset(zero bool) {
-	if zero {
-		for _, b := range a.blocks[:a.next] {
-			clear(b)
-		}
-	}
-	a.next = 0
-}
+func (a *arena[T]) reset() { a.next = 0 }

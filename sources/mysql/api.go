@@ -20,6 +20,12 @@ func (s *Source) Ack(cp *change.Checkpoint) {
 	if cp == nil {
 		return
 	}
+	for {
+		cur := s.ackedSeq.Load()
+		if cp.Seq <= cur || s.ackedSeq.CompareAndSwap(cur, cp.Seq) {
+			break
+		}
+	}
 	var st state
 	if json.Unmarshal(cp.State, &st) != nil {
 		return

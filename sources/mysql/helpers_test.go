@@ -107,12 +107,15 @@ func (k *sink) start(t *testing.T, src *Source) *running {
 			for k.paused.Load() {
 				time.Sleep(10 * time.Millisecond)
 			}
+			// The source may reuse an event's memory once it is acked.
 			if m.Event != nil {
-				pending = append(pending, m.Event)
+				pending = append(pending, m.Event.Clone())
 				continue
 			}
 			if m.Events != nil {
-				pending = append(pending, m.Events...)
+				for _, ev := range m.Events {
+					pending = append(pending, ev.Clone())
+				}
 				continue
 			}
 			k.mu.Lock()

@@ -369,6 +369,9 @@ type reader struct {
 
 	snap    *snapshot.Snapshotter
 	dialect *dialect
+	// chunkMem is the memory snapshot chunks are read into, reused once
+	// the relay has acked a checkpoint after their rows.
+	chunkMem snapshot.Memories
 	// pre reads snapshot chunks ahead (see prefetch); opened at the first
 	// read ahead, closed when the snapshot queue is empty.
 	pre       *client.Conn
@@ -416,11 +419,14 @@ func (r *reader) checkpoint(ctx context.Context, commit time.Time) error {
 		}
 		r.st.Snapshot = b
 	}
+	r.s.cpSeq++
 	cp := &change.Checkpoint{
 		State:      r.st.encode(),
 		CommitTime: commit,
 		Label:      r.st.label(),
+		Seq:        r.s.cpSeq,
 	}
+	r.chunkMem.Passed(cp.Seq)
 	r.dirty, r.force = false, false
 	r.lastSent = time.Now()
 	return r.send(ctx, change.Message{Checkpoint: cp})
@@ -455,7 +461,10 @@ func (r *reader) idleWork(ctx context.Context, heartbeat bool) error {
 		return nil
 	}
 	if r.snap != nil && r.snap.Active() && !r.snap.InFlight() {
-		if err := r.snap.ReadNext(ctx, r.dialect); err != nil {
+		r.dialect.alloc = r.chunkMem.Get(r.s.ackedSeq.Load())
+		err := r.snap.ReadNext(ctx, r.dialect)
+		r.dialect.alloc = nil
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -465,6 +474,9 @@ func (r *reader) idleWork(ctx context.Context, heartbeat bool) error {
 	if r.pre != nil && !r.snap.Active() {
 		r.s.release(r.pre)
 		r.pre = nil
+	}
+	if r.snap != nil && r.chunkMem.Holding() && !r.snap.Active() && !r.snap.InFlight() {
+		r.chunkMem.Drop() // the snapshots are done
 	}
 	if time.Since(r.lastLag) > lagEvery {
 		r.lastLag = time.Now()

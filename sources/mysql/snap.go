@@ -146,6 +146,7 @@ func (r *reader) watermark(ctx context.Context, e *replication.RowsEvent) error 
 			if err := change.SendRuns(events, func(m change.Message) error { return r.send(ctx, m) }); err != nil {
 				return err
 			}
+			r.chunkMem.Sent(r.snap.ClosedMemory())
 			r.force = true
 		case "snapshot":
 			db, name := splitTable(value)
@@ -248,6 +249,16 @@ type dialect struct {
 	s     *Source
 	c     *client.Conn
 	kinds map[string][]keyKind
+	alloc *change.Alloc // where ReadChunk builds the rows; nil: a new one
+}
+
+// Memory returns the memory ReadChunk builds the rows in, for the reader to
+// reuse once they are committed (see snapshot.ChunkMemory).
+func (d *dialect) Memory() any {
+	if d.alloc == nil {
+		return nil
+	}
+	return d.alloc
 }
 
 // prefetch starts reading the next snapshot chunk ahead, on a connection of
@@ -281,7 +292,11 @@ func (r *reader) prefetch(ctx context.Context) {
 		}
 		r.pre = c
 	}
-	r.snap.Prefetch(ctx, &dialect{s: r.s, c: r.pre, kinds: map[string][]keyKind{table: kinds}})
+	a := r.chunkMem.Get(r.s.ackedSeq.Load())
+	r.snap.Prefetch(ctx, &dialect{s: r.s, c: r.pre, kinds: map[string][]keyKind{table: kinds}, alloc: a})
+	if !r.snap.InFlight() {
+		r.chunkMem.Put(a)
+	}
 }
 
 func (d *dialect) compare(table string) (snapshot.Compare, error) {
@@ -453,7 +468,10 @@ func (d *dialect) ReadChunk(ctx context.Context, table string, after snapshot.Ke
 	keysLen := change.ObjectSize(keys)
 	// The rows are streamed: go-mysql hands over each row in a buffer it
 	// reuses, and the values are encoded from it into the slabs.
-	var a change.Alloc
+	a := d.alloc
+	if a == nil {
+		a = new(change.Alloc)
+	}
 	out := make([]snapshot.Row, 0, limit)
 	var res gomysql.Result
 	defer res.Close()

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
@@ -43,6 +44,11 @@ type Source struct {
 	serverID uint32
 	include  []config.TableRef
 	keyless  []config.TableRef
+
+	// cpSeq numbers the checkpoints sent (Checkpoint.Seq), by one Run at a
+	// time; ackedSeq is the highest one acked.
+	cpSeq    uint64
+	ackedSeq atomic.Uint64
 
 	mu       sync.Mutex
 	acked    *state // last acknowledged position, for lag and logs

@@ -58,8 +58,8 @@ type Source struct {
 	m           *metrics.Metrics
 
 	acked atomic.Uint64 // highest LSN acked by the relay
-	// chunkMems counts the snapshot chunk memories made; the others were
-	// reused (see runner.chunkAlloc).
+	// chunkMems counts the snapshot chunk memories the current Run made;
+	// the others were reused (see runner.chunkAlloc).
 	chunkMems atomic.Int64
 
 	// resuming is set when the offsets topic holds a position for this

@@ -71,10 +71,8 @@ type runner struct {
 	msg    pgMessage
 	alloc  change.Alloc // for the rows and events of the stream
 
-	// The memory of snapshot chunks: sent and waiting for the relay's ack,
-	// and free for the next chunk.
-	chunksSent []sentChunk
-	chunksFree []*change.Alloc
+	// The memory snapshot chunks are read into, reused once acked.
+	chunkMem snapshot.Memories
 
 	// the source transaction being decoded
 	inTxn      bool
@@ -174,52 +172,14 @@ func (r *runner) prefetch(ctx context.Context) {
 	a := r.chunkAlloc()
 	r.sn.Prefetch(ctx, dialect{r: r, conn: r.pre, table: t, alloc: a})
 	if !r.sn.InFlight() {
-		r.chunksFree = append(r.chunksFree, a)
+		r.chunkMem.Put(a)
 	}
 }
 
-// sentChunk is the memory of the rows of a snapshot chunk that was sent to
-// the relay. lsn is the end of the source transaction they were sent in, 0
-// until its commit is decoded: once the relay acks a checkpoint at or after
-// it, the relay holds nothing of the rows (its records own their bytes) and
-// the memory can be reused.
-type sentChunk struct {
-	alloc *change.Alloc
-	lsn   uint64
-}
-
-// maxFreeChunks bounds the chunk memories kept for reuse, each about as
-// large as a chunk's rows.
-const maxFreeChunks = 2
-
-// chunkAlloc returns the memory to read the next snapshot chunk into: that
-// of a chunk the relay has committed, or a new one. Reusing it spares the
-// collector about a kilobyte per row.
+// chunkAlloc returns the memory to read the next snapshot chunk into.
 func (r *runner) chunkAlloc() *change.Alloc {
-	acked := r.s.acked.Load()
-	n := 0
-	for _, c := range r.chunksSent {
-		if c.lsn != 0 && c.lsn <= acked {
-			if len(r.chunksFree) < maxFreeChunks {
-				c.alloc.Reset()
-				r.chunksFree = append(r.chunksFree, c.alloc)
-			}
-			continue
-		}
-		r.chunksSent[n] = c
-		n++
-	}
-	clear(r.chunksSent[n:])
-	r.chunksSent = r.chunksSent[:n]
-	if k := len(r.chunksFree); k > 0 {
-		a := r.chunksFree[k-1]
-		r.chunksFree[k-1] = nil
-		r.chunksFree = r.chunksFree[:k-1]
-		return a
-	}
-	r.s.chunkMems.Add(1)
-	a := new(change.Alloc)
-	a.Retain()
+	a := r.chunkMem.Get(r.s.acked.Load())
+	r.s.chunkMems.Store(int64(r.chunkMem.Made))
 	return a
 }
 
@@ -361,10 +321,8 @@ func (r *runner) loop(ctx context.Context) error {
 			r.pre.Close(ctx)
 			r.pre = nil
 		}
-		if r.chunksSent != nil && !r.sn.Active() && !r.sn.InFlight() {
-			// The snapshots are done: the collector takes the chunks'
-			// memory once the relay has let go of the last rows.
-			r.chunksSent, r.chunksFree = nil, nil
+		if r.chunkMem.Holding() && !r.sn.Active() && !r.sn.InFlight() {
+			r.chunkMem.Drop() // the snapshots are done
 		}
 		next := r.nextStatus
 		if !r.nextHeartbeat.IsZero() && r.nextHeartbeat.Before(next) {
@@ -532,11 +490,9 @@ func (r *runner) handle(ctx context.Context, walStart pglogrepl.LSN, data []byte
 		r.notable = false
 	case 'C':
 		r.inTxn = false
-		for i := range r.chunksSent {
-			if r.chunksSent[i].lsn == 0 {
-				r.chunksSent[i].lsn = m.endLSN
-			}
-		}
+		// A checkpoint acked at or after this commit came after the rows
+		// of the chunks sent so far.
+		r.chunkMem.Passed(m.endLSN)
 		if r.skip {
 			return nil
 		}
@@ -618,9 +574,7 @@ func (r *runner) message(ctx context.Context) error {
 		if err := change.SendRuns(rows, func(m change.Message) error { return r.send(ctx, m) }); err != nil {
 			return err
 		}
-		if a, ok := r.sn.ClosedMemory().(*change.Alloc); ok {
-			r.chunksSent = append(r.chunksSent, sentChunk{alloc: a})
-		}
+		r.chunkMem.Sent(r.sn.ClosedMemory())
 	case prefixSignal:
 		var sig signal
 		if err := json.Unmarshal(m.content, &sig); err != nil || sig.Slot != r.s.slot {

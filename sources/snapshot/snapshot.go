@@ -485,8 +485,10 @@ func (s *Snapshotter) OnMark(m Mark) (rows []*change.Event, closed bool, err err
 	}
 	out := make([]*change.Event, 0, len(c.rows))
 	for _, r := range c.rows {
-		if _, ok := c.changed[keyString(r.Key)]; ok {
-			continue
+		if len(c.changed) > 0 {
+			if _, ok := c.changed[keyString(r.Key)]; ok {
+				continue
+			}
 		}
 		r.Event.Source.Snapshot = change.SnapshotTrue
 		out = append(out, r.Event)

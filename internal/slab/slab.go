@@ -34,7 +34,7 @@ func (s *Bytes) Grow(n int) []byte {
 }
 
 // Retain makes the slab keep its blocks for Reset.
-func (s *Bytes) Retain() { s.arena.retain = true }
+func (s *Bytes) Retain() { s.arena.retain, s.arena.size = true, blockBytes }
 
 // Reset hands out the blocks kept since Retain again, from the first. Every
 // value handed out before is then dead: it will be overwritten.
@@ -161,7 +161,7 @@ type Of[T any] struct {
 }
 
 // Retain makes the slab keep its blocks for Reset.
-func (s *Of[T]) Retain() { s.arena.retain, s.arena.zero = true, true }
+func (s *Of[T]) Retain() { s.arena.retain, s.arena.zero, s.arena.size = true, true, s.blockLen() }
 
 // Reset hands the blocks kept since Retain out again, from the first, each
 // zeroed as it is handed out. Every value handed out before is then dead.
@@ -179,11 +179,7 @@ func (s *Of[T]) New() *T { return &s.Slice(1)[0] }
 // Slice returns n zero values of T, with capacity n.
 func (s *Of[T]) Slice(n int) []T {
 	if len(s.free) < n {
-		block := s.n
-		if block <= 0 {
-			block = 256
-		}
-		s.free = s.arena.block(max(block, n))
+		s.free = s.arena.block(max(s.blockLen(), n))
 	}
 	v := s.free[:n:n]
 	s.free = s.free[n:]
@@ -253,25 +249,34 @@ func (s *Pool[T]) Recycle(g [][]T) {
 	}
 }
 
+// blockLen is the number of values in a block of s.
+func (s *Of[T]) blockLen() int {
+	if s.n > 0 {
+		return s.n
+	}
+	return 256
+}
+
 // arena hands out the blocks of a Bytes or an Of. Unless retain is set it
 // allocates each block and forgets it, which is what makes a slab's values
 // safe to keep for as long as anyone likes. With retain set it remembers
-// its blocks (those of the common size, the size of the first one), and
-// after reset hands them out again in order, zeroed first if zero is set:
-// just before use, while the block is about to be written anyway, rather
-// than all at once at reset.
+// its blocks of the slab's block size (a larger one, made for one large
+// value, is left to the collector), and after reset hands them out again in
+// order, zeroed first if zero is set: just before use, while the block is
+// about to be written anyway, rather than all at once at reset.
 type arena[T any] struct {
 	retain bool
 	zero   bool
+	size   int
 	blocks [][]T
 	next   int // blocks[next:] are free after a reset
 }
 
 func (a *arena[T]) block(n int) []T {
-	if !a.retain {
+	if !a.retain || n != a.size {
 		return make([]T, n)
 	}
-	if a.next < len(a.blocks) && len(a.blocks[a.next]) == n {
+	if a.next < len(a.blocks) {
 		b := a.blocks[a.next]
 		a.next++
 		if a.zero {
@@ -280,14 +285,8 @@ func (a *arena[T]) block(n int) []T {
 		return b
 	}
 	b := make([]T, n)
-	if len(a.blocks) == 0 || len(a.blocks[0]) == n {
-		// Blocks reused from an earlier round come first; a new block
-		// extends the list.
-		if a.next == len(a.blocks) {
-			a.blocks = append(a.blocks, b)
-			a.next++
-		}
-	}
+	a.blocks = append(a.blocks, b)
+	a.next++
 	return b
 }
 

@@ -290,3 +290,20 @@ func TestRetainReset(t *testing.T) {
 		t.Fatal("a slab without Retain reused a block")
 	}
 }
+
+// A value larger than a block gets an array of its own, which a retaining
+// slab does not keep, even as its first block; its ordinary blocks are
+// still reused.
+func TestRetainSkipsLargeValues(t *testing.T) {
+	var b Bytes
+	b.Retain()
+	b.Append(make([]byte, blockBytes+1))
+	small := b.Append([]byte("x"))
+	b.Reset()
+	b.Append(make([]byte, blockBytes+1))
+	again := b.Append([]byte("y"))
+	if &small[0] != &again[0] || len(b.arena.blocks) != 1 {
+		t.Fatalf("after a large first value: block reused %v, %d blocks kept; want the 64 KiB block reused and kept alone",
+			&small[0] == &again[0], len(b.arena.blocks))
+	}
+}

@@ -384,7 +384,12 @@ type commitResult struct {
 	ended bool
 }
 
-func (s *stream) promise(_ *kgo.Record, err error) {
+func (s *stream) promise(r *kgo.Record, err error) {
+	// The record stays in the encoder's pool until its transaction commits
+	// (format.Encoder.Recycle); its bytes must not stay with it, or a
+	// transaction of a million events would keep every value it had
+	// produced so far. franz-go is done with the record once it calls this.
+	r.Key, r.Value, r.Headers = nil, nil, nil
 	if err == nil {
 		return
 	}

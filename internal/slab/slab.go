@@ -192,7 +192,7 @@ func (s *Of[T]) Slice(n int) []T {
 // that hold pointers and die together, such as the records of one Kafka
 // transaction: reused, they cost neither an allocation nor the collector's
 // work to find them dead. It keeps at most as many free blocks as the larger
-// of the last two generations it took back, and at most maxBlocks. The zero
+// of the last two generations it took back, and at most poolMaxBlocks. The zero
 // value is ready.
 type Pool[T any] struct {
 	cur  []T // the rest of the block being carved
@@ -201,8 +201,15 @@ type Pool[T any] struct {
 	last int
 }
 
-// poolBlock is the number of values in a Pool block.
-const poolBlock = 256
+// poolBlock is the number of values in a Pool block, and poolMaxBlocks
+// bounds the blocks a Pool tracks per generation and keeps free: 12,288
+// values, more than the records of a snapshot chunk's transaction. A
+// tracked value lives until its generation is recycled, so the bound is
+// what a huge transaction keeps of them.
+const (
+	poolBlock     = 256
+	poolMaxBlocks = 48
+)
 
 // New returns a pointer to a zero T of the current generation.
 func (s *Pool[T]) New() *T {
@@ -214,7 +221,7 @@ func (s *Pool[T]) New() *T {
 		} else {
 			b = make([]T, poolBlock)
 		}
-		if len(s.used) < maxBlocks {
+		if len(s.used) < poolMaxBlocks {
 			s.used = append(s.used, b)
 		}
 		s.cur = b
@@ -234,7 +241,7 @@ func (s *Pool[T]) Cut() [][]T {
 // Recycle takes back the blocks of g, a generation from Cut, none of whose
 // values may be referenced any more: they are zeroed and handed out again.
 func (s *Pool[T]) Recycle(g [][]T) {
-	keep := min(maxBlocks, max(len(g), s.last))
+	keep := min(poolMaxBlocks, max(len(g), s.last))
 	s.last = len(g)
 	for i, b := range g {
 		if len(s.free) < keep {

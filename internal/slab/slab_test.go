@@ -307,3 +307,22 @@ func TestRetainSkipsLargeValues(t *testing.T) {
 			&small[0] == &again[0], len(b.arena.blocks))
 	}
 }
+
+// A Pool tracks and keeps a bounded number of blocks, however large a
+// generation: the rest are left to the collector.
+func TestPoolKeepsBoundedBlocks(t *testing.T) {
+	var s Pool[[64]byte]
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 4*poolMaxBlocks*poolBlock; i++ {
+			s.New()
+		}
+		g := s.Cut()
+		if len(g) > poolMaxBlocks {
+			t.Fatalf("round %d: a generation tracks %d blocks, want at most %d", round, len(g), poolMaxBlocks)
+		}
+		s.Recycle(g)
+		if len(s.free) > poolMaxBlocks {
+			t.Fatalf("round %d: %d free blocks, want at most %d", round, len(s.free), poolMaxBlocks)
+		}
+	}
+}

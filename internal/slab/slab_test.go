@@ -137,17 +137,29 @@ func BenchmarkRecyclerAppend(b *testing.B) {
 // the rest are left to the collector.
 func TestRecyclerKeepsBoundedBlocks(t *testing.T) {
 	var s Recycler
-	for round := 0; round < 3; round++ {
-		for i := 0; i < 4*maxBlocks*64; i++ { // 4*maxBlocks blocks of values
+	keepsBounded(t, maxBlocks, func(blocks int) {
+		for i := 0; i < blocks*64; i++ { // 64 values of 1000 bytes a block
 			s.Keep(append(s.Grow(1000), make([]byte, 1000)...))
 		}
+	}, func() int {
 		g := s.Cut()
-		if len(g) > maxBlocks {
-			t.Fatalf("round %d: a generation tracks %d blocks, want at most %d", round, len(g), maxBlocks)
-		}
 		s.Recycle(g)
-		if len(s.free) > maxBlocks {
-			t.Fatalf("round %d: %d free blocks, want at most %d", round, len(s.free), maxBlocks)
+		return len(g)
+	}, func() int { return len(s.free) })
+}
+
+// keepsBounded fills a generation of four times bound blocks, three times
+// over, and checks that the slab tracked (cutRecycle: Cut, then Recycle;
+// it returns the generation's length) and kept free (free) at most bound.
+func keepsBounded(t *testing.T, bound int, fill func(blocks int), cutRecycle, free func() int) {
+	t.Helper()
+	for round := 0; round < 3; round++ {
+		fill(4 * bound)
+		if n := cutRecycle(); n > bound {
+			t.Fatalf("round %d: a generation tracks %d blocks, want at most %d", round, n, bound)
+		}
+		if n := free(); n > bound {
+			t.Fatalf("round %d: %d free blocks, want at most %d", round, n, bound)
 		}
 	}
 }
@@ -312,17 +324,13 @@ func TestRetainSkipsLargeValues(t *testing.T) {
 // generation: the rest are left to the collector.
 func TestPoolKeepsBoundedBlocks(t *testing.T) {
 	var s Pool[[64]byte]
-	for round := 0; round < 3; round++ {
-		for i := 0; i < 4*poolMaxBlocks*poolBlock; i++ {
+	keepsBounded(t, poolMaxBlocks, func(blocks int) {
+		for i := 0; i < blocks*poolBlock; i++ {
 			s.New()
 		}
+	}, func() int {
 		g := s.Cut()
-		if len(g) > poolMaxBlocks {
-			t.Fatalf("round %d: a generation tracks %d blocks, want at most %d", round, len(g), poolMaxBlocks)
-		}
 		s.Recycle(g)
-		if len(s.free) > poolMaxBlocks {
-			t.Fatalf("round %d: %d free blocks, want at most %d", round, len(s.free), poolMaxBlocks)
-		}
-	}
+		return len(g)
+	}, func() int { return len(s.free) })
 }

@@ -7,8 +7,10 @@
 // out from it is referenced any more. So a value may live as long as its
 // user needs it, at the price of keeping its block alive until then.
 //
-// Recycler is the one exception: its user promises when a generation of
-// values is dead, and their blocks are handed out again.
+// The exceptions are explicit, and their user promises when values are
+// dead: a Recycler or a Pool hands out again the blocks of a generation
+// given back, and a Bytes or an Of told to Retain hands out its blocks again
+// after Reset.
 //
 // A slab is not safe for concurrent use: each goroutine that builds values
 // owns its own.
@@ -138,18 +140,30 @@ func (s *Recycler) Cut() Generation {
 // Recycle takes back the blocks of g, a generation from Cut, none of whose
 // values may be referenced any more: they will be overwritten.
 func (s *Recycler) Recycle(g Generation) {
-	keep := min(maxBlocks, max(len(g), s.last))
-	s.last = len(g)
+	s.free = takeBack(s.free, &s.last, maxBlocks, g, false)
+}
+
+// takeBack adds the blocks of g, zeroed if zero is set, to free, which it
+// returns. It keeps no more free blocks than the larger of g and the
+// generation before it (*last, then set to len(g)), and at most bound; the
+// others are left to the collector. g's entries are cleared.
+func takeBack[T any](free [][]T, last *int, bound int, g [][]T, zero bool) [][]T {
+	keep := min(bound, max(len(g), *last))
+	*last = len(g)
 	for i, b := range g {
-		if len(s.free) < keep {
-			s.free = append(s.free, b)
+		if len(free) < keep {
+			if zero {
+				clear(b)
+			}
+			free = append(free, b)
 		}
 		g[i] = nil
 	}
-	for len(s.free) > keep {
-		s.free[len(s.free)-1] = nil
-		s.free = s.free[:len(s.free)-1]
+	for len(free) > keep {
+		free[len(free)-1] = nil
+		free = free[:len(free)-1]
 	}
+	return free
 }
 
 // Of carves values of type T out of blocks, of 256 values unless NewOf says
@@ -168,6 +182,14 @@ func (s *Of[T]) Retain() { s.arena.retain, s.arena.zero, s.arena.size = true, tr
 func (s *Of[T]) Reset() {
 	s.free = nil
 	s.arena.reset()
+}
+
+// blockLen is the number of values in a block of s.
+func (s *Of[T]) blockLen() int {
+	if s.n > 0 {
+		return s.n
+	}
+	return 256
 }
 
 // NewOf returns a slab of T with blocks of n values.
@@ -191,9 +213,9 @@ func (s *Of[T]) Slice(n int) []T {
 // given back has its blocks zeroed and handed out again. It suits values
 // that hold pointers and die together, such as the records of one Kafka
 // transaction: reused, they cost neither an allocation nor the collector's
-// work to find them dead. It keeps at most as many free blocks as the larger
-// of the last two generations it took back, and at most poolMaxBlocks. The zero
-// value is ready.
+// work to find them dead. It keeps at most as many free blocks as the
+// larger of the last two generations it took back, and at most
+// poolMaxBlocks. The zero value is ready.
 type Pool[T any] struct {
 	cur  []T // the rest of the block being carved
 	used [][]T
@@ -241,27 +263,7 @@ func (s *Pool[T]) Cut() [][]T {
 // Recycle takes back the blocks of g, a generation from Cut, none of whose
 // values may be referenced any more: they are zeroed and handed out again.
 func (s *Pool[T]) Recycle(g [][]T) {
-	keep := min(poolMaxBlocks, max(len(g), s.last))
-	s.last = len(g)
-	for i, b := range g {
-		if len(s.free) < keep {
-			clear(b)
-			s.free = append(s.free, b)
-		}
-		g[i] = nil
-	}
-	for len(s.free) > keep {
-		s.free[len(s.free)-1] = nil
-		s.free = s.free[:len(s.free)-1]
-	}
-}
-
-// blockLen is the number of values in a block of s.
-func (s *Of[T]) blockLen() int {
-	if s.n > 0 {
-		return s.n
-	}
-	return 256
+	s.free = takeBack(s.free, &s.last, poolMaxBlocks, g, true)
 }
 
 // arena hands out the blocks of a Bytes or an Of. Unless retain is set it

@@ -10,8 +10,10 @@ import (
 // encoded column values of many rows share one 64 KiB block, and rows, value
 // slices, events and key strings come in blocks too, instead of one
 // allocation each. Nothing is written after it is built, so a row may
-// outlive the ones built after it. Each goroutine that builds rows owns its
-// own Alloc; the zero value is ready.
+// outlive the ones built after it, unless the Alloc was told to Retain: then
+// Reset reuses its memory, and everything built from it before, strings from
+// Text included, is dead. Each goroutine that builds rows owns its own
+// Alloc; the zero value is ready.
 type Alloc struct {
 	Bytes   slab.Bytes
 	Rows    slab.Of[Row]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -75,7 +76,9 @@ func (d dialect) WriteMark(ctx context.Context, m snapshot.Mark) error {
 
 // ReadChunk reads with text-format parameters and results, so the values are
 // exactly the text pgoutput sends for the same rows and go through the same
-// encoders. String key columns are compared and ordered with COLLATE "C",
+// encoders. The exception is the non-key columns of types with a binary
+// reader (resultFormats), which are turned back into that text before they
+// are encoded. String key columns are compared and ordered with COLLATE "C",
 // which is the byte order the Go comparator uses.
 func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key, limit int) ([]snapshot.Row, error) {
 	t := d.meta(table)
@@ -90,7 +93,8 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 	for i, v := range after {
 		params[i] = []byte(v)
 	}
-	rr := d.sql().PgConn().ExecParams(ctx, sql, params, nil, nil, nil)
+	formats := resultFormats(t, keyIdx)
+	rr := d.sql().PgConn().ExecParams(ctx, sql, params, nil, nil, formats)
 	keyNames := make([]string, len(keyIdx))
 	for i, k := range keyIdx {
 		keyNames[i] = t.names[k]
@@ -105,12 +109,16 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 		a = new(change.Alloc)
 	}
 	rows := make([]snapshot.Row, 0, limit)
+	var text []byte // a binary value's text
 	for rr.NextRow() {
 		vals := rr.Values()
 		rv := a.Values.Slice(len(vals))
 		n := keysLen
-		for _, v := range vals {
+		for i, v := range vals {
 			n += len(v) + 8
+			if formats != nil && formats[i] == binaryFormat {
+				n += maxBinaryText
+			}
 		}
 		var w change.ObjectWriter
 		w.Open(a.Bytes.Grow(n))
@@ -120,6 +128,14 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 				w.B = append(w.B, "null"...)
 				rv[i] = change.Null
 				continue
+			}
+			if formats != nil && formats[i] == binaryFormat {
+				var ok bool
+				if text, ok = t.cols[i].typ.binary(text[:0], v); !ok {
+					rr.Close()
+					return nil, fmt.Errorf("postgres: snapshot of %s: column %s: unexpected binary value of %d bytes", t.ident, t.cols[i].name, len(v))
+				}
+				v = text
 			}
 			w.B = t.cols[i].typ.enc(w.B, v)
 			rv[i] = w.Value(m)
@@ -139,6 +155,32 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 		return nil, err
 	}
 	return rows, nil
+}
+
+// binaryFormat is the protocol's format code for binary values, and
+// maxBinaryText the most text a binary reader makes of one value
+// ("294276-12-31 23:59:59.999999+00 BC" is 34 bytes).
+const (
+	binaryFormat  = 1
+	maxBinaryText = 40
+)
+
+// resultFormats returns the chunk query's result format codes: binary for
+// the columns whose type has a binary reader, except the key columns, whose
+// text becomes the snapshot's key and the next chunk's parameters. It is nil
+// when every column is read as text.
+func resultFormats(t *tableMeta, keyIdx []int) []int16 {
+	var formats []int16
+	for i, c := range t.cols {
+		if c.typ.binary == nil || slices.Contains(keyIdx, i) {
+			continue
+		}
+		if formats == nil {
+			formats = make([]int16, len(t.cols))
+		}
+		formats[i] = binaryFormat
+	}
+	return formats
 }
 
 // visibilityGrace is how long a chunk read waits for transactions that are

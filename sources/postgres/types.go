@@ -64,6 +64,9 @@ type colType struct {
 	// text is true for collatable string types, which the chunk query
 	// orders with COLLATE "C".
 	text bool
+	// binary, when set, turns the type's binary form into its text output;
+	// snapshot chunk queries then read the column in binary (binary.go).
+	binary binaryText
 }
 
 // resolveType returns the encoding of a column of type oid with modifier
@@ -105,9 +108,9 @@ func resolveDepth(oid uint32, typmod int32, lookup typeResolver, depth int) (col
 	case oidTime:
 		return colType{enc: encString, flink: fmt.Sprintf("TIME(%d)", timePrecision(typmod))}, nil
 	case oidTimestamp:
-		return colType{enc: encTimestamp, flink: fmt.Sprintf("TIMESTAMP(%d)", timePrecision(typmod)), order: orderBytes}, nil
+		return colType{enc: encTimestamp, flink: fmt.Sprintf("TIMESTAMP(%d)", timePrecision(typmod)), order: orderBytes, binary: binaryTimestamp}, nil
 	case oidTimestamptz:
-		return colType{enc: encTimestamptz, flink: fmt.Sprintf("TIMESTAMP_LTZ(%d)", timePrecision(typmod)), order: orderBytes}, nil
+		return colType{enc: encTimestamptz, flink: fmt.Sprintf("TIMESTAMP_LTZ(%d)", timePrecision(typmod)), order: orderBytes, binary: binaryTimestamptz}, nil
 	case oidUUID:
 		return colType{enc: encString, flink: "STRING", order: orderBytes}, nil
 	case oidInterval, oidTimetz, oidJSON, oidJSONB:

@@ -46,6 +46,10 @@ var typeCases = [][3]string{
 	{"c_ts_ninf", "timestamp", "'-infinity'"},
 	{"c_tstz", "timestamptz", "'2024-01-31 12:34:56.123456+02'"},
 	{"c_tstz_inf", "timestamptz", "'infinity'"},
+	{"c_tstz_ninf", "timestamptz", "'-infinity'"},
+	{"c_tstz_bc", "timestamptz", "'0044-03-15 12:00:00+00 BC'"},
+	{"c_ts_big", "timestamp", "'10000-01-01 00:00:00.25'"},
+	{"c_stamp", "stamp", "'2024-06-30 23:59:59.999999+00'"},
 	{"c_timetz", "timetz", "'12:00:00+02'"},
 	{"c_interval", "interval", "'1 year 2 mons 3 days 04:05:06.5'"},
 	{"c_uuid", "uuid", "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'"},
@@ -77,6 +81,7 @@ func TestTypesGolden(t *testing.T) {
 		vals = append(vals, c[2])
 	}
 	e.exec(t, `CREATE TYPE mood AS ENUM ('sad', 'happy'); CREATE DOMAIN posint AS int4 CHECK (VALUE > 0);
+CREATE DOMAIN stamp AS timestamptz;
 CREATE TABLE types (id int PRIMARY KEY, `+strings.Join(cols, ", ")+`);
 INSERT INTO types VALUES (1, `+strings.Join(vals, ", ")+`)`)
 	s := newSource(t, e.config("public.types"))

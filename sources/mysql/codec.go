@@ -709,5 +709,5 @@ func txtTimestamp(b []byte, fv *gomysql.FieldValue) []byte {
 }
 
 func txtString(b []byte, fv *gomysql.FieldValue) []byte {
-	return change.AppendString(b, string(fv.AsString()))
+	return change.AppendBytes(b, fv.AsString())
 }

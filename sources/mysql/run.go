@@ -251,7 +251,7 @@ func (s *Source) syncerConfig(flavor string) replication.BinlogSyncerConfig {
 		ReadTimeout:             10 * heartbeatPeriod,
 		DisableRetrySync:        true,
 		EventCacheCount:         64,
-		Dialer:                  d.DialContext,
+		Dialer:                  lazyDialer(d),
 		Logger:                  slog.New(quietHandler{s.log.Handler()}),
 		DiscardGTIDSet:          true,
 	}

@@ -177,7 +177,7 @@ func (s *Source) addr() string { return net.JoinHostPort(s.host, strconv.Itoa(in
 const queryTimeout = 60 * time.Second
 
 // connect opens a query connection. Every connection is tracked so that
-// Close can end them, and each read has a deadline.
+// Close can end them, and each read has a deadline (lazyConn).
 func (s *Source) connect(ctx context.Context) (*client.Conn, error) {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	opts := []client.Option{func(c *client.Conn) error {
@@ -188,7 +188,7 @@ func (s *Source) connect(ctx context.Context) (*client.Conn, error) {
 		}
 		return nil
 	}}
-	c, err := client.ConnectWithDialer(ctx, "tcp", s.addr(), s.user, s.password, "", d.DialContext, opts...)
+	c, err := client.ConnectWithDialer(ctx, "tcp", s.addr(), s.user, s.password, "", lazyDialer(d), opts...)
 	if err != nil {
 		return nil, s.connectError(err)
 	}

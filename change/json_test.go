@@ -2,6 +2,7 @@ package change
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -98,4 +99,37 @@ func BenchmarkAppendBytes(b *testing.B) {
 			}
 		})
 	}
+}
+
+// numberGrammar is RFC 8259's number, for checking IsNumber against.
+var numberGrammar = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
+
+func TestIsNumber(t *testing.T) {
+	for s, want := range map[string]bool{
+		"0": true, "-0": true, "12": true, "12.50": true, "-0.5": true, "1e300": true, "1E+3": true, "2.5e-7": true,
+		"": false, "-": false, "00": false, "007": false, "0000012.50": false, "1.": false, ".5": false, "+1": false,
+		"1e": false, "1e+": false, "NaN": false, "Infinity": false, "1 ": false, " 1": false, "1.2.3": false, "0x10": false,
+	} {
+		if got := IsNumber(s); got != want {
+			t.Errorf("IsNumber(%q) = %v, want %v", s, got, want)
+		}
+		if got := IsNumber([]byte(s)); got != want {
+			t.Errorf("IsNumber([]byte(%q)) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func FuzzIsNumber(f *testing.F) {
+	for _, s := range []string{"0", "-12.5e+3", "007", "1.", "-"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := numberGrammar.MatchString(s)
+		if got := IsNumber(s); got != want {
+			t.Fatalf("IsNumber(%q) = %v, want %v", s, got, want)
+		}
+		if want && !json.Valid([]byte(s)) {
+			t.Fatalf("%q matches the grammar but is not JSON", s)
+		}
+	})
 }

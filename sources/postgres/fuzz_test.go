@@ -18,8 +18,8 @@ func jsonValid(b []byte) bool { return json.Valid(b) }
 
 // FuzzDecode feeds arbitrary bytes through the pgoutput decoder and the row
 // encoders. It must never panic, every encoded value must be valid JSON, and
-// where pglogrepl accepts the same bytes the two decoders must agree on the
-// message type.
+// where both decoders accept the same bytes they must agree on the message
+// type.
 func FuzzDecode(f *testing.F) {
 	for _, seed := range decodeSeeds() {
 		f.Add(seed)
@@ -27,12 +27,14 @@ func FuzzDecode(f *testing.F) {
 	rel := testRelation()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m pgMessage
-		err := m.parse(data)
-		if other, ok := pglogreplParse(data); ok && err == nil && byte(other.Type()) != m.kind {
-			t.Fatalf("kind %q, pglogrepl says %q", m.kind, byte(other.Type()))
-		}
-		if err != nil {
+		if err := m.parse(data); err != nil {
 			return
+		}
+		// pglogrepl sizes its buffers from the lengths in the message before
+		// it checks them against the data (a four-byte length of garbage
+		// makes it allocate gigabytes), so it only sees what ours accepted.
+		if other, ok := pglogreplParse(data); ok && byte(other.Type()) != m.kind {
+			t.Fatalf("kind %q, pglogrepl says %q", m.kind, byte(other.Type()))
 		}
 		for _, tup := range [][]tupleCol{m.new, m.old} {
 			if len(tup) == 0 {
@@ -77,8 +79,7 @@ func testRelation() *relation {
 		ct, _ := resolveType(o, -1, nil)
 		rel.encs = append(rel.encs, ct.enc)
 	}
-	rel.encs[0] = encRaw
-	rel.encs[8] = arrayEncoder(encNumeric)
+	rel.encs[8] = arrayEncoder(encNumber)
 	rel.key = []int{0}
 	rel.keyNames = []string{"id"}
 	rel.keys = change.ObjectKeys(rel.names)

@@ -83,18 +83,18 @@ func resolveDepth(oid uint32, typmod int32, lookup typeResolver, depth int) (col
 	case oidBool:
 		return colType{enc: encBool, flink: "BOOLEAN", order: orderBool}, nil
 	case oidInt2:
-		return colType{enc: encRaw, flink: "SMALLINT", order: orderInt}, nil
+		return colType{enc: encNumber, flink: "SMALLINT", order: orderInt}, nil
 	case oidInt4:
-		return colType{enc: encRaw, flink: "INT", order: orderInt}, nil
+		return colType{enc: encNumber, flink: "INT", order: orderInt}, nil
 	case oidInt8, oidOID:
-		return colType{enc: encRaw, flink: "BIGINT", order: orderInt}, nil
+		return colType{enc: encNumber, flink: "BIGINT", order: orderInt}, nil
 	case oidFloat4:
-		return colType{enc: encFloat, flink: "FLOAT"}, nil
+		return colType{enc: encNumber, flink: "FLOAT"}, nil
 	case oidFloat8:
-		return colType{enc: encFloat, flink: "DOUBLE"}, nil
+		return colType{enc: encNumber, flink: "DOUBLE"}, nil
 	case oidNumeric:
 		if p, s, ok := numericTypmod(typmod); ok && p <= 38 && s >= 0 && s <= p {
-			return colType{enc: encNumeric, flink: fmt.Sprintf("DECIMAL(%d, %d)", p, s), order: orderNumeric}, nil
+			return colType{enc: encNumber, flink: fmt.Sprintf("DECIMAL(%d, %d)", p, s), order: orderNumeric}, nil
 		}
 		return colType{enc: encString, flink: "STRING", order: orderNumeric}, nil
 	case oidText, oidVarchar, oidBPChar, oidName:
@@ -159,7 +159,17 @@ func timePrecision(typmod int32) int {
 	return 6
 }
 
-func encRaw(dst, v []byte) []byte { return append(dst, v...) }
+// encNumber writes the text of an integer, float or numeric as a JSON
+// number: PostgreSQL's shortest exact text, unchanged. NaN and the
+// infinities, which JSON numbers cannot hold, become strings (the ones
+// Flink's JSON format reads for FLOAT and DOUBLE); so does any other text
+// that is not a JSON number, which the server's output never is.
+func encNumber(dst, v []byte) []byte {
+	if !change.IsNumber(v) {
+		return change.AppendBytes(dst, v)
+	}
+	return append(dst, v...)
+}
 
 func encString(dst, v []byte) []byte { return change.AppendBytes(dst, v) }
 
@@ -168,26 +178,6 @@ func encBool(dst, v []byte) []byte {
 		return append(dst, "true"...)
 	}
 	return append(dst, "false"...)
-}
-
-// encFloat keeps PostgreSQL's shortest exact text; NaN and the infinities,
-// which JSON numbers cannot hold, become the strings Flink's JSON format
-// reads for FLOAT and DOUBLE.
-func encFloat(dst, v []byte) []byte {
-	switch string(v) {
-	case "NaN", "Infinity", "-Infinity":
-		return change.AppendBytes(dst, v)
-	}
-	return append(dst, v...)
-}
-
-// encNumeric writes the exact decimal text as a JSON number; the special
-// values NaN, Infinity and -Infinity become strings.
-func encNumeric(dst, v []byte) []byte {
-	if len(v) > 0 && (v[0] == 'N' || v[0] == 'I' || (v[0] == '-' && len(v) > 1 && v[1] == 'I')) {
-		return change.AppendBytes(dst, v)
-	}
-	return append(dst, v...)
 }
 
 // encBytea turns the hex output (\x0a0b...) into base64.
@@ -244,9 +234,8 @@ func encTimestamptz(dst, v []byte) []byte {
 		return change.AppendString(dst, tsMin+"Z")
 	}
 	if n := len(v); n > 3 && v[n-3] == '+' && v[n-2] == '0' && v[n-1] == '0' {
-		dst = append(dst, '"')
-		dst = append(dst, v[:n-3]...)
-		return append(dst, 'Z', '"')
+		dst = change.AppendBytes(dst, v[:n-3])
+		return append(dst[:len(dst)-1], 'Z', '"') // the Z inside the closing quote
 	}
 	return change.AppendBytes(dst, v)
 }

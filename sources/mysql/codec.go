@@ -660,11 +660,22 @@ func txtInt(b []byte, fv *gomysql.FieldValue) []byte {
 }
 
 func txtDecimal(b []byte, fv *gomysql.FieldValue) []byte {
-	s := string(fv.AsString())
-	if !isDecimal(s) {
-		return change.AppendString(b, s)
+	raw := fv.AsString()
+	if s := trimZerofill(raw); change.IsNumber(s) {
+		return append(b, s...)
 	}
-	return append(b, s...)
+	return change.AppendBytes(b, raw)
+}
+
+// trimZerofill drops the zeros that MySQL pads a ZEROFILL column's text
+// with ("000012.50" becomes "12.50", "000000.00" becomes "0.00"); the
+// binlog carries the value without them.
+func trimZerofill(s []byte) []byte {
+	i := 0
+	for i+1 < len(s) && s[i] == '0' && s[i+1] != '.' {
+		i++
+	}
+	return s[i:]
 }
 
 func txtFloat32(b []byte, fv *gomysql.FieldValue) []byte {

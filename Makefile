@@ -41,8 +41,13 @@ bench-quick:
 bench-relay:
 	$(GO) test -run '^$$' -bench . -benchmem ./format ./relay
 
+# Each fuzzer for 30 s; go test fuzzes one target at a time.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzAppendString -fuzztime 30s ./change
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./offsets
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./sources/postgres
+	$(GO) test -run '^$$' -fuzz FuzzBinaryTimestamp -fuzztime 30s ./sources/postgres
+	$(GO) test -run '^$$' -fuzz FuzzRowsEvent -fuzztime 30s ./sources/mysql
 
 demo:
 	bash scripts/demo.sh

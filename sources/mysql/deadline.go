@@ -38,23 +38,22 @@ func (d *deadline) due(t time.Time) bool {
 }
 
 func (c *lazyConn) SetReadDeadline(t time.Time) error {
-	c.mu.Lock()
-	due := c.read.due(t)
-	c.mu.Unlock()
-	if !due {
-		return nil
-	}
-	return c.Conn.SetReadDeadline(t)
+	return c.pass(&c.read, t, c.Conn.SetReadDeadline)
 }
 
 func (c *lazyConn) SetWriteDeadline(t time.Time) error {
+	return c.pass(&c.write, t, c.Conn.SetWriteDeadline)
+}
+
+// pass sets t with set if it is due for the direction d.
+func (c *lazyConn) pass(d *deadline, t time.Time, set func(time.Time) error) error {
 	c.mu.Lock()
-	due := c.write.due(t)
+	due := d.due(t)
 	c.mu.Unlock()
 	if !due {
 		return nil
 	}
-	return c.Conn.SetWriteDeadline(t)
+	return set(t)
 }
 
 func (c *lazyConn) SetDeadline(t time.Time) error {

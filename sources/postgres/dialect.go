@@ -158,8 +158,8 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 }
 
 // binaryFormat is the protocol's format code for binary values, and
-// maxBinaryText the most text a binary reader makes of one value
-// ("294276-12-31 23:59:59.999999+00 BC" is 34 bytes).
+// maxBinaryText a bound on the text a binary reader makes of one value
+// ("4714-11-24 00:00:00.000001+00 BC" is 32 bytes, the longest).
 const (
 	binaryFormat  = 1
 	maxBinaryText = 40

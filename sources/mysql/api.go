@@ -184,7 +184,7 @@ func FlinkType(dataType, columnType string) string {
 	case "timestamp":
 		p, _ := typeArgs(columnType, 0, 0)
 		return fmt.Sprintf("TIMESTAMP_LTZ(%d)", p)
-	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "json", "enum", "set", "time":
+	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "json", "enum", "set", "time", "uuid", "inet6", "inet4":
 		return "STRING"
 	}
 	return "BYTES"

@@ -34,7 +34,7 @@ func BenchmarkDecodeRow(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := newTableCodec(ev.Event.(*replication.TableMapEvent), false)
+	c, err := newTableCodec(ev.Event.(*replication.TableMapEvent), false, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

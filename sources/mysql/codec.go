@@ -41,8 +41,10 @@ type tableCodec struct {
 const binaryCollation = 63
 
 // newTableCodec builds the codec for the table version described by tm.
-// keyless tells whether the table may lack a primary key.
-func newTableCodec(tm *replication.TableMapEvent, keyless bool) (c *tableCodec, err error) {
+// keyless tells whether the table may lack a primary key. textTypes, when
+// set, is asked once, if the table has a binary string of 4 or 16 bytes,
+// which of its columns are MariaDB UUID, INET6 or INET4 (addr.go).
+func newTableCodec(tm *replication.TableMapEvent, keyless bool, textTypes func() map[string]string) (c *tableCodec, err error) {
 	id := change.TableID{Namespace: string(tm.Schema), Name: string(tm.Table)}
 	// go-mysql's metadata accessors index without bounds checks; a
 	// malformed TABLE_MAP must become an error, not a crash.
@@ -62,10 +64,20 @@ func newTableCodec(tm *replication.TableMapEvent, keyless bool) (c *tableCodec, 
 	collations := tm.CollationMap()
 	enums := tm.EnumStrValueMap()
 	sets := tm.SetStrValueMap()
+	var texts map[string]string
 	for i := 0; i < n; i++ {
 		e, err := columnEncoder(tm.ColumnType[i], tm.ColumnMeta[i], unsigned[i], collations[i], enums[i], sets[i])
 		if err != nil {
 			return nil, fmt.Errorf("mysql: %s column %q: %v", id, names[i], err)
+		}
+		if l := stringLength(tm.ColumnMeta[i]); textTypes != nil && realType(tm.ColumnType[i], tm.ColumnMeta[i]) == gomysql.MYSQL_TYPE_STRING &&
+			collations[i] == binaryCollation && (l == 16 || l == 4) {
+			if texts == nil {
+				texts = textTypes()
+			}
+			if dt, ok := texts[names[i]]; ok && textTyped[dt] == l {
+				e = textTypedEncoder(dt, l)
+			}
 		}
 		c.enc[i] = e
 	}
@@ -640,6 +652,8 @@ func textEncoderFor(dataType, columnType, charset string) textEncoder {
 		return txtTimestamp
 	case "time", "enum", "set", "json":
 		return txtString
+	case "uuid", "inet6", "inet4":
+		return txtAddr
 	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext":
 		if charset == "binary" {
 			return txtBytes

@@ -57,7 +57,7 @@ func decodeForFuzz(fde, tableMap, rows []byte) (out []string, err error) {
 	if !ok {
 		return nil, fmt.Errorf("not a TABLE_MAP event")
 	}
-	c, err := newTableCodec(tm, true)
+	c, err := newTableCodec(tm, true, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -230,7 +230,7 @@ func kindOf(col column) (keyKind, bool) {
 		return kindInt, true
 	case "decimal", "numeric":
 		return kindDecimal, true
-	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext":
+	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "uuid", "inet6", "inet4":
 		return kindText, true
 	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob":
 		return kindBytes, true

@@ -99,8 +99,20 @@ func (r *reader) tableMap(raw []byte, tm *replication.TableMapEvent) error {
 	}
 	c := r.byBody[key]
 	if c == nil {
+		var lookupErr error
+		textTypes := func() map[string]string {
+			if r.flavor != flavorMariaDB {
+				return nil
+			}
+			m, err := textTypedColumns(r.q, db, tbl)
+			lookupErr = err
+			return m
+		}
 		var err error
-		c, err = newTableCodec(tm, r.s.isKeyless(db, tbl))
+		c, err = newTableCodec(tm, r.s.isKeyless(db, tbl), textTypes)
+		if lookupErr != nil {
+			return r.s.classify(lookupErr)
+		}
 		if err != nil {
 			return fatalf("%v", err)
 		}

@@ -28,7 +28,7 @@ const typesDDL = `CREATE TABLE shop.types (
   dt DATE, dtm DATETIME(6), dt0 DATETIME, ts TIMESTAMP(6) NULL DEFAULT NULL,
   tm TIME(6), tm0 TIME, yr YEAR,
   js JSON, en ENUM('a','b','c'), st SET('x','y','z'),
-  zd DATE, dz DECIMAL(8,2) ZEROFILL, iz INT ZEROFILL, nul INT
+  zd DATE, dz DECIMAL(8,2) ZEROFILL, iz INT ZEROFILL, u UUID, ip6 INET6, ip4 INET4, nul INT
 ) DEFAULT CHARSET=utf8mb4`
 
 // typesRow is every type at interesting values; %d is the id.
@@ -42,7 +42,7 @@ const typesRow = `INSERT INTO shop.types VALUES (%d,
   '2024-01-31', '2024-01-31 12:34:56.123456', '2024-01-31 12:34:56', '2024-01-31 12:34:56.123456',
   '12:34:56.000000', '838:59:59', 2024,
   '{"a": [1, 2.5, "x"]}', 'b', 'x,z',
-  '0000-00-00', 12.5, 7, NULL)`
+  '0000-00-00', 12.5, 7, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2001:db8::1', '10.0.0.1', NULL)`
 
 // typesEdge holds the other ends: zeros, negatives, empty strings.
 const typesEdge = `INSERT INTO shop.types VALUES (%d,
@@ -55,7 +55,7 @@ const typesEdge = `INSERT INTO shop.types VALUES (%d,
   '1000-01-01', '9999-12-31 23:59:59.999999', '1970-01-01 00:00:00', '1970-01-01 00:00:01.000001',
   '-01:02:03.500000', '-838:59:59', 1901,
   'null', 'a', '',
-  NULL, 0, 0, 7)`
+  NULL, 0, 0, 'a0eebc99-9c0b-11e8-bb6d-6bb9bd380a00', '::ffff:1.2.3.0', '0.0.0.0', 7)`
 
 // TestTypesGolden checks the JSON of every supported type, as read by a
 // snapshot (op r) and as streamed (op c, u, d), against testdata, and that

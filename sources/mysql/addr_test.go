@@ -133,3 +133,35 @@ func TestUUIDKeySnapshotAndStream(t *testing.T) {
 		}
 	}
 }
+
+// TestAlterToUUIDWhileStreaming retypes a BINARY(16) column to UUID while
+// the relay streams: rows written after the ALTER come out as the UUID's
+// text, although the column keeps its binlog shape.
+func TestAlterToUUIDWhileStreaming(t *testing.T) {
+	m := startMaria(t)
+	m.Exec(t, "CREATE TABLE shop.retype (id INT PRIMARY KEY, b BINARY(16))")
+	m.Exec(t, "INSERT INTO shop.retype VALUES (0, NULL)")
+	src, _ := newSource(t, testConfig(m))
+	if err := src.Setup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var k sink
+	k.start(t, src)
+	k.waitFor(t, 30*time.Second, "snapshot", func(evs []*change.Event) bool { return countOps(evs, "retype", change.OpRead) == 1 })
+	const v = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+	m.Exec(t, "INSERT INTO shop.retype VALUES (1, UNHEX(REPLACE('"+v+"', '-', '')))")
+	k.waitFor(t, 30*time.Second, "row 1", func(evs []*change.Event) bool { return countOps(evs, "retype", change.OpCreate) == 1 })
+	m.Exec(t, "ALTER TABLE shop.retype MODIFY b UUID")
+	m.Exec(t, "INSERT INTO shop.retype VALUES (2, '"+v+"')")
+	evs := k.waitFor(t, 30*time.Second, "row 2", func(evs []*change.Event) bool { return countOps(evs, "retype", change.OpCreate) == 2 })
+	var got []string
+	for _, e := range evs {
+		if e.Table.Name == "retype" && e.Op == change.OpCreate {
+			b, _ := e.After.Get("b")
+			got = append(got, string(b))
+		}
+	}
+	if want := []string{`"oO68mZwLTvi7bWu5vTgKEQ=="`, `"` + v + `"`}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("b before and after the ALTER: %v, want %v", got, want)
+	}
+}

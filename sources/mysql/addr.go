@@ -48,13 +48,8 @@ func textTypedEncoder(dataType string, n int) encoder {
 		format = appendInet4
 	}
 	return func(b []byte, v any) []byte {
-		var raw []byte
-		switch x := v.(type) {
-		case []byte:
-			raw = x
-		case string:
-			raw = []byte(x)
-		default:
+		raw, ok := rawBytes(v)
+		if !ok {
 			return badValue(b, v)
 		}
 		if len(raw) > n {

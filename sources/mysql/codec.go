@@ -513,13 +513,8 @@ func stringLength(meta uint16) int {
 // bytes that the column stores and a SELECT returns, so they are put back.
 func paddedBytes(n int) encoder {
 	return func(b []byte, v any) []byte {
-		var raw []byte
-		switch x := v.(type) {
-		case []byte:
-			raw = x
-		case string:
-			raw = []byte(x)
-		default:
+		raw, ok := rawBytes(v)
+		if !ok {
 			return badValue(b, v)
 		}
 		if len(raw) < n {
@@ -529,14 +524,21 @@ func paddedBytes(n int) encoder {
 	}
 }
 
-func encBytes(b []byte, v any) []byte {
-	var raw []byte
+// rawBytes returns the bytes of a binary value, which go-mysql decodes into
+// a []byte or a string.
+func rawBytes(v any) ([]byte, bool) {
 	switch x := v.(type) {
 	case []byte:
-		raw = x
+		return x, true
 	case string:
-		raw = []byte(x)
-	default:
+		return []byte(x), true
+	}
+	return nil, false
+}
+
+func encBytes(b []byte, v any) []byte {
+	raw, ok := rawBytes(v)
+	if !ok {
 		return badValue(b, v)
 	}
 	b = append(b, '"')

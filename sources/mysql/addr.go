@@ -5,9 +5,6 @@ import (
 	"strconv"
 
 	"github.com/go-mysql-org/go-mysql/client"
-	gomysql "github.com/go-mysql-org/go-mysql/mysql"
-
-	"github.com/cdcrelay/cdcrelay/change"
 )
 
 // MariaDB's UUID, INET6 and INET4 types are fixed-length binary strings in
@@ -134,6 +131,3 @@ func appendInet6(dst, raw []byte) []byte {
 	}
 	return dst
 }
-
-// txtAddr is the SELECT side: the server's text, as a string.
-func txtAddr(b []byte, fv *gomysql.FieldValue) []byte { return change.AppendBytes(b, fv.AsString()) }

@@ -652,10 +652,8 @@ func textEncoderFor(dataType, columnType, charset string) textEncoder {
 		return txtDate
 	case "timestamp":
 		return txtTimestamp
-	case "time", "enum", "set", "json":
+	case "time", "enum", "set", "json", "uuid", "inet6", "inet4":
 		return txtString
-	case "uuid", "inet6", "inet4":
-		return txtAddr
 	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext":
 		if charset == "binary" {
 			return txtBytes

@@ -95,6 +95,8 @@ var aptPackages = map[string]string{
 	"mariadbd":           "mariadb-server",
 	"mariadb-install-db": "mariadb-server",
 	"kcat":               "kcat",
+	"java":               "openjdk-17-jre-headless",
+	"mvn":                "maven",
 }
 
 // Require returns the path of an executable: name as given if it contains a

@@ -52,6 +52,15 @@ fuzz:
 demo:
 	bash scripts/demo.sh
 
+# The compose story without Docker: Apache Kafka, PostgreSQL, MariaDB, one
+# relay per database configured by deploy/configs, and every job of
+# deploy/flink/sql in a local Flink (deploy/jvm/flink), each sink compared
+# with the databases after a scripted workload. Needs java 17 and mvn; the
+# jars come from Maven Central once (docs/deploy.md).
+.PHONY: flink-e2e
+flink-e2e:
+	CDCRELAY_FLINK_E2E=1 $(GO) test -count=1 -timeout 30m -run '^TestFlink' -v ./e2e/
+
 clean:
 	rm -rf bin
 

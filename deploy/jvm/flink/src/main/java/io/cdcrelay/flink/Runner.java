@@ -202,7 +202,7 @@ public final class Runner {
         String sql = Files.readString(Path.of(file), StandardCharsets.UTF_8);
         String servers = System.getenv(BOOTSTRAP_ENV);
         if (servers != null && !servers.isEmpty()) {
-            sql = BOOTSTRAP.matcher(sql).replaceAll(Matcher.quoteReplacement("$1'" + servers + "'"));
+            sql = BOOTSTRAP.matcher(sql).replaceAll("$1" + Matcher.quoteReplacement("'" + servers + "'"));
         }
         return split(sql);
     }

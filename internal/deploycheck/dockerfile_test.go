@@ -185,22 +185,39 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
+// TestFlinkDockerfile: the connector comes from a build stage that runs
+// Maven on the runner's project, and the final stage checks it against a
+// pinned SHA-512; nothing is downloaded from a written-down URL.
 func TestFlinkDockerfile(t *testing.T) {
 	st := checkDockerfile(t, "deploy/flink/Dockerfile", false)
-	var sha, run string
+	var sha, check string
 	for _, in := range st[len(st)-1] {
 		if in.cmd == "ARG" && strings.HasPrefix(in.args, "KAFKA_CONNECTOR_SHA512") {
 			_, sha, _ = strings.Cut(in.args, "=")
 		}
 		if in.cmd == "RUN" && strings.Contains(in.args, "flink-sql-connector-kafka") {
-			run = in.args
+			check = in.args
 		}
 	}
-	if sha != "" && !regexp.MustCompile(`^[0-9a-f]{128}$`).MatchString(sha) {
-		t.Errorf("KAFKA_CONNECTOR_SHA512 default %q is not a SHA-512 (empty, or 128 hex digits)", sha)
+	if !regexp.MustCompile(`^[0-9a-f]{128}$`).MatchString(sha) {
+		t.Errorf("KAFKA_CONNECTOR_SHA512 default %q is not a SHA-512 (128 hex digits)", sha)
 	}
-	if !strings.Contains(run, "sha512sum -c") {
-		t.Error("the connector download is not checked with sha512sum -c")
+	if !strings.Contains(check, "sha512sum -c") {
+		t.Error("the connector jar is not checked with sha512sum -c")
+	}
+	mvn := false
+	for _, s := range st[:len(st)-1] {
+		for _, in := range s {
+			if in.cmd == "COPY" && strings.Contains(in.args, "jvm/flink/pom.xml") {
+				mvn = true
+			}
+		}
+	}
+	if !mvn {
+		t.Error("no build stage copies jvm/flink/pom.xml to resolve the connector with Maven")
+	}
+	if regexp.MustCompile(`https?://`).Match(read(t, "deploy/flink/Dockerfile")) {
+		t.Error("deploy/flink/Dockerfile names a URL; the connector is resolved by Maven")
 	}
 }
 

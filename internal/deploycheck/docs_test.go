@@ -20,7 +20,7 @@ func TestDeployDoc(t *testing.T) {
 		"pg_stat_user_tables",
 		"pg_stat_statements",
 		"read_committed",
-		"FLINK_KAFKA_CONNECTOR_SHA512",
+		"KAFKA_CONNECTOR_SHA512",
 		"kafka-consumer-groups.sh",
 		"no Docker engine",
 	} {

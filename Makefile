@@ -61,6 +61,12 @@ demo:
 flink-e2e:
 	CDCRELAY_FLINK_E2E=1 $(GO) test -count=1 -timeout 30m -run '^TestFlink' -v ./e2e/
 
+# The same stack, narrated: the sink topics before and after changes, and a
+# kill -9 of Flink that resumes (e2e/flink_demo_test.go).
+.PHONY: flink-demo
+flink-demo:
+	CDCRELAY_FLINK_E2E=1 CDCRELAY_FLINK_DEMO=1 $(GO) test -count=1 -timeout 15m -run '^TestFlinkDemo$$' -v ./e2e/
+
 clean:
 	rm -rf bin
 

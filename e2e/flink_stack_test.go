@@ -108,7 +108,9 @@ func replaceAll(t *testing.T, what, s string, pairs ...string) string {
 	return s
 }
 
-func startFlinkStack(t *testing.T) *flinkStack {
+// startFlinkStack starts the stack with the jobs of deploy/flink/sql, or
+// with jobs, the paths of other .sql files, when given.
+func startFlinkStack(t *testing.T, jobs ...string) *flinkStack {
 	t.Helper()
 	s := &flinkStack{}
 	// Apache Kafka whatever CDCRELAY_TEST_KAFKA says: Flink's Kafka client
@@ -180,6 +182,9 @@ func startFlinkStack(t *testing.T) *flinkStack {
 	files, err := filepath.Glob(deployPath(t, "flink/sql/*.sql"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no jobs under deploy/flink/sql: %v", err)
+	}
+	if len(jobs) > 0 {
+		files = jobs
 	}
 	s.flink = testenv.StartFlink(t, s.addr, files, testenv.FlinkRestartConf...)
 	t.Logf("flink: %d jobs running after %v: %v", len(s.flink.Jobs), s.flink.StartupTime().Round(time.Millisecond), s.flink.Jobs)
@@ -368,30 +373,36 @@ func (s *flinkStack) wantProductStock(t *testing.T) map[string]map[string]string
 // hold, and fails with the differences if they do not within d.
 func (s *flinkStack) converged(t *testing.T, what string, d time.Duration) time.Duration {
 	t.Helper()
+	n, diff, took := s.awaitSinks(t, d)
+	if n > 0 {
+		t.Fatalf("%s: sinks differ from the databases after %v:\n%s\nflink log:\n%s", what, d, diff, s.flink.LogTail())
+	}
+	t.Logf("%s: both sinks equal the databases after %v", what, took.Round(time.Millisecond))
+	return took
+}
+
+// awaitSinks waits up to d for both sinks to equal what the databases say
+// they should hold. It returns the number of keys that still differ, a
+// description of them and how long it waited.
+func (s *flinkStack) awaitSinks(t *testing.T, d time.Duration) (int, string, time.Duration) {
+	t.Helper()
 	start := time.Now()
 	wantOrders, wantStock := s.wantOrdersNormalized(t), s.wantProductStock(t)
-	var diff string
 	for {
 		gotOrders := sinkState(t, s.b, "shop.flink.orders_normalized", "created_at")
 		gotStock := sinkState(t, s.b, "inv.flink.product_stock")
-		diff = mapDiff("orders_normalized", gotOrders, wantOrders) + mapDiff("product_stock", gotStock, wantStock)
-		if diff == "" {
-			took := time.Since(start)
-			t.Logf("%s: both sinks equal the databases (%d orders, %d products) after %v",
-				what, len(wantOrders), len(wantStock), took.Round(time.Millisecond))
-			return took
-		}
-		if time.Since(start) > d || s.flink.Exited() {
-			break
+		n1, d1 := mapDiff("orders_normalized", gotOrders, wantOrders)
+		n2, d2 := mapDiff("product_stock", gotStock, wantStock)
+		if n1+n2 == 0 || time.Since(start) > d || s.flink.Exited() {
+			return n1 + n2, d1 + d2, time.Since(start)
 		}
 		time.Sleep(time.Second)
 	}
-	t.Fatalf("%s: sinks differ from the databases after %v:\n%s\nflink log:\n%s", what, d, diff, s.flink.LogTail())
-	return 0
 }
 
-// mapDiff describes how got differs from want, at most 20 lines.
-func mapDiff(name string, got, want map[string]map[string]string) string {
+// mapDiff counts the keys whose rows differ between got and want and
+// describes at most 20 of them.
+func mapDiff(name string, got, want map[string]map[string]string) (int, string) {
 	var lines []string
 	for k, w := range want {
 		g, ok := got[k]
@@ -408,14 +419,14 @@ func mapDiff(name string, got, want map[string]map[string]string) string {
 		}
 	}
 	if len(lines) == 0 {
-		return ""
+		return 0, ""
 	}
 	sort.Strings(lines)
 	n := len(lines)
 	if n > 20 {
 		lines = append(lines[:20], fmt.Sprintf("... %d more", n-20))
 	}
-	return fmt.Sprintf("%d differences:\n%s\n", n, strings.Join(lines, "\n"))
+	return n, fmt.Sprintf("%s: %d differences:\n%s\n", name, n, strings.Join(lines, "\n"))
 }
 
 // snapshotReads returns the rows the relays' own accounts read from the
@@ -453,4 +464,23 @@ func myConn(t *testing.T, my *testenv.MariaDB, db string) *client.Conn {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// groupOffsets returns the sum of the offsets group committed for topic and
+// the sum of the topic's end offsets.
+func groupOffsets(t *testing.T, b *testenv.Broker, group, topic string) (committed, end int64) {
+	t.Helper()
+	adm := kadm.NewClient(b.Client(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatalf("fetch offsets of %s: %v", group, err)
+	}
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.Err == nil {
+			committed += o.At
+		}
+	})
+	return committed, topicEnd(t, b, topic)
 }

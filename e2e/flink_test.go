@@ -39,6 +39,9 @@ func TestFlinkJobs(t *testing.T) {
 	myScript(t, s)
 	t.Logf("workload written in %v", time.Since(start).Round(time.Millisecond))
 	s.converged(t, "workload", 3*time.Minute)
+	time.Sleep(2 * time.Second) // one auto-commit interval and more
+	committed, end := groupOffsets(t, s.b, "flink-orders-normalized", "shop.public.orders")
+	t.Logf("consumer group flink-orders-normalized: committed %d of %d records of shop.public.orders", committed, end)
 
 	pgReads, myReads := s.snapshotReads(t)
 	if pgReads != pgReads0 || myReads != myReads0 {

@@ -300,9 +300,13 @@ func options(topic string, opts Options) [][2]string {
 		{"properties.bootstrap.servers", brokers},
 		{"properties.group.id", opts.groupID()},
 		{"properties.isolation.level", "read_committed"},
-		// Without checkpoints, offsets are committed by the Kafka
-		// consumer itself; a restarted job resumes from them.
-		{"properties.enable.auto.commit", "true"},
+		// Offsets are committed by Flink when a checkpoint completes,
+		// which is after the sink flushed what was read before it; a
+		// restarted job resumes from them and loses nothing. The
+		// consumer's own auto-commit commits what it fetched, so a crash
+		// could skip records in flight. Without checkpoints nothing is
+		// committed and a restart reads from the earliest offset.
+		{"properties.enable.auto.commit", "false"},
 		{"properties.auto.offset.reset", "earliest"},
 		{"scan.startup.mode", "group-offsets"},
 		{"format", "debezium-json"},

@@ -12,7 +12,7 @@ CREATE TABLE `orders` (
   'properties.bootstrap.servers' = 'k1:9092,k2:9092',
   'properties.group.id' = 'orders-job',
   'properties.isolation.level' = 'read_committed',
-  'properties.enable.auto.commit' = 'true',
+  'properties.enable.auto.commit' = 'false',
   'properties.auto.offset.reset' = 'earliest',
   'scan.startup.mode' = 'group-offsets',
   'format' = 'debezium-json',

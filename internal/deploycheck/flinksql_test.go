@@ -178,13 +178,14 @@ func loadScripts(t *testing.T) []*sqlScript {
 }
 
 // wantKafkaSource are the options every debezium-json source table needs:
-// resume from the group's committed offsets without checkpoints, and read
-// committed data only.
+// resume from the group's offsets, which Flink commits when a checkpoint
+// completes (never the consumer's auto-commit, which runs ahead of the
+// sink), and read committed data only.
 var wantKafkaSource = map[string]string{
 	"connector":                     "kafka",
 	"scan.startup.mode":             "group-offsets",
 	"properties.auto.offset.reset":  "earliest",
-	"properties.enable.auto.commit": "true",
+	"properties.enable.auto.commit": "false",
 	"properties.isolation.level":    "read_committed",
 	"format":                        "debezium-json",
 	"debezium-json.schema-include":  "false",
@@ -208,11 +209,7 @@ func TestFlinkSQLJobs(t *testing.T) {
 			if s.sets["pipeline.name"] == "" || !regexp.MustCompile(`(?m)^SET 'pipeline\.name' = '[^']+';$`).MatchString(raw) {
 				t.Error("no line SET 'pipeline.name' = '...'; which the submit script needs to avoid duplicate jobs")
 			}
-			for k := range s.sets {
-				if strings.HasPrefix(k, "execution.checkpointing.") {
-					t.Errorf("SET %s: the jobs run without checkpoints", k)
-				}
-			}
+			checkpoints := s.sets["execution.checkpointing.interval"] != ""
 			if len(s.inserts) == 0 {
 				t.Fatal("no INSERT INTO: nothing would run")
 			}
@@ -250,8 +247,20 @@ func TestFlinkSQLJobs(t *testing.T) {
 				switch {
 				case kinds["kafka"] && !kinds["upsert"] && !aggregates:
 					stateless++
+					// Offsets are committed only with a completed
+					// checkpoint, after the sink flushed (docs/deploy.md).
+					if !checkpoints {
+						t.Errorf("stateless job: no SET 'execution.checkpointing.interval': its group offsets would never be committed")
+					}
+					if g := sink.options["sink.delivery-guarantee"]; g != "at-least-once" && g != "exactly-once" {
+						t.Errorf("sink %s: 'sink.delivery-guarantee' = %q; want at-least-once, so that a checkpoint waits for the sink", sink.name, g)
+					}
 				case kinds["upsert"] && !kinds["kafka"] && aggregates:
 					stateful++
+					// It rebuilds its state from the compacted topics.
+					if checkpoints {
+						t.Errorf("stateful job sets execution.checkpointing.interval: it rebuilds from the earliest offsets and needs no checkpoints")
+					}
 				case aggregates:
 					t.Errorf("INSERT INTO %s joins or aggregates over debezium-json sources that resume from group offsets; a stateful job must read compacted topics from the earliest offset (upsert-kafka)", ins.target)
 				}

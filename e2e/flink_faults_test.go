@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -42,6 +43,8 @@ type faultWriter struct {
 	wg     sync.WaitGroup
 	writes atomic.Int64
 	errs   atomic.Int64
+	errMu  sync.Mutex
+	errMsg map[string]int // error text -> count, for the log
 	nextID atomic.Int64
 	pause  time.Duration // between two changes of one database
 }
@@ -60,6 +63,31 @@ func (w *faultWriter) halt() int64 {
 	close(w.stop)
 	w.wg.Wait()
 	return w.writes.Load()
+}
+
+func (w *faultWriter) noteErr(db string, err error) {
+	w.errs.Add(1)
+	msg := err.Error()
+	if len(msg) > 80 {
+		msg = msg[:80]
+	}
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	if w.errMsg == nil {
+		w.errMsg = map[string]int{}
+	}
+	w.errMsg[db+": "+msg]++
+}
+
+// errors describes the errors the writer met, by text.
+func (w *faultWriter) errors() string {
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	var b strings.Builder
+	for m, n := range w.errMsg {
+		fmt.Fprintf(&b, "\n  %dx %s", n, m)
+	}
+	return b.String()
 }
 
 func (w *faultWriter) stopped() bool {
@@ -102,7 +130,7 @@ func (w *faultWriter) postgres(t *testing.T) {
 				w.nextID.Add(1))
 		}
 		if err != nil {
-			w.errs.Add(1)
+			w.noteErr("postgres", err)
 			c.Close(ctx)
 			c = nil
 			continue
@@ -143,7 +171,7 @@ func (w *faultWriter) mariadb(t *testing.T) {
 			_, err = conn.Execute(`DELETE FROM stock_levels ORDER BY RAND() LIMIT 1`)
 		}
 		if err != nil {
-			w.errs.Add(1)
+			w.noteErr("mariadb", err)
 			conn.Close()
 			conn = nil
 			continue
@@ -233,6 +261,9 @@ func TestFlinkRestarts(t *testing.T) {
 		f.converge = s.converged(t, "after "+fault, 3*time.Minute)
 		t.Logf("%s: restarted part ready after %v, first new sink record %v after the restart, %d writes (%d errors), converged %v after the writes stopped",
 			fault, f.startup.Round(time.Millisecond), f.firstRecord.Round(time.Millisecond), f.writes, w.errs.Load(), f.converge.Round(time.Millisecond))
+		if w.errs.Load() > 0 {
+			t.Logf("%s: the writer's errors (it reconnects after each):%s", fault, w.errors())
+		}
 		figures = append(figures, f)
 	}
 

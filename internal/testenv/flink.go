@@ -260,3 +260,68 @@ func flinkSelect(t testing.TB, bootstrap, query string, changelog bool, files ..
 	}
 	return rows, stderr.Bytes(), sc.Err()
 }
+
+// FlinkResult is the outcome of one query of FlinkSelectEach.
+type FlinkResult struct {
+	Rows  []map[string]any // the final table, as FlinkSelect returns it
+	Error string           // the root cause, when the query failed
+}
+
+// FlinkSelectEach runs the statements of files and then each query, one
+// after the other, in one runner, and returns one result per query; a
+// query that fails does not stop the others.
+func FlinkSelectEach(t testing.TB, bootstrap string, queries []string, files ...string) []FlinkResult {
+	t.Helper()
+	for _, q := range queries {
+		if strings.Contains(q, "\n") {
+			t.Fatalf("testenv: FlinkSelectEach: a query spans lines: %q", q)
+		}
+	}
+	qfile := filepath.Join(t.TempDir(), "queries.sql")
+	if err := os.WriteFile(qfile, []byte(strings.Join(queries, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	java := Java(t)
+	cp := Jars(t, "flink")
+	args := append([]string{flinkHeap, "-cp", cp, "io.cdcrelay.flink.Runner", "select", "--each", qfile}, files...)
+	cmd := exec.Command(java, args...)
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "TZ=UTC", "HOME=" + os.TempDir(), flinkBootstrapEnv + "=" + bootstrap}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(20*time.Minute, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	err := cmd.Wait()
+	timer.Stop()
+	if err != nil {
+		t.Fatalf("testenv: flink select --each: %v\n%s", err, lastLines(stderr.Bytes(), 40))
+	}
+	out := make([]FlinkResult, len(queries))
+	sc := bufio.NewScanner(&stdout)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	seen := 0
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(line) == 0 || line[0] != '{' {
+			continue
+		}
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.UseNumber()
+		var r struct {
+			Query int              `json:"query"`
+			Rows  []map[string]any `json:"rows"`
+			Error string           `json:"error"`
+		}
+		if err := dec.Decode(&r); err != nil || r.Query < 0 || r.Query >= len(out) {
+			t.Fatalf("testenv: flink select --each: line %q: %v", line, err)
+		}
+		out[r.Query] = FlinkResult{Rows: r.Rows, Error: r.Error}
+		seen++
+	}
+	if seen != len(queries) {
+		t.Fatalf("testenv: flink select --each: %d results for %d queries\n%s", seen, len(queries), lastLines(stderr.Bytes(), 40))
+	}
+	return out
+}

@@ -30,6 +30,9 @@ import org.apache.flink.table.api.TableResult;
  *                                 execute the files' statements, then QUERY; print its
  *                                 rows as JSON lines on stdout (the final table, or with
  *                                 --changelog every change with its kind)
+ * select --each QUERIES FILE.sql...
+ *                                 the same for each line of the file QUERIES, one JSON
+ *                                 line per query with its rows or its error
  * </pre>
  *
  * Options before the mode: {@code -D key=value} sets a Flink option (for
@@ -88,7 +91,7 @@ public final class Runner {
             throw new UsageException("checkpointing stays off: do not set execution.checkpointing.interval");
         }
         if (i >= args.length) {
-            throw new UsageException("usage: Runner [-D key=value]... run FILE.sql... | select [--changelog] FILE.sql... QUERY");
+            throw new UsageException("usage: Runner [-D key=value]... run FILE.sql... | select [--changelog] FILE.sql... QUERY | select --each QUERIES FILE.sql...");
         }
         String mode = args[i++];
         List<String> rest = List.of(args).subList(i, args.length);
@@ -99,6 +102,12 @@ public final class Runner {
                 }
                 return runFiles(conf, rest, out);
             case "select":
+                if (!rest.isEmpty() && rest.get(0).equals("--each")) {
+                    if (rest.size() < 2) {
+                        throw new UsageException("select --each needs a file of queries");
+                    }
+                    return Select.each(newTableEnv(conf), rest.subList(2, rest.size()), rest.get(1), out);
+                }
                 boolean changelog = !rest.isEmpty() && rest.get(0).equals("--changelog");
                 if (changelog) {
                     rest = rest.subList(1, rest.size());

@@ -44,11 +44,73 @@ final class Select {
 
     static int run(TableEnvironment env, List<String> files, String query, boolean changelog, PrintStream out)
             throws Exception {
+        setup(env, files);
+        return query(env, query, changelog, out);
+    }
+
+    private static void setup(TableEnvironment env, List<String> files) throws Exception {
         for (String file : files) {
             for (String stmt : Runner.statements(file)) {
                 Runner.execute(env, stmt);
             }
         }
+    }
+
+    /**
+     * The --each form: runs every line of queryFile as a query, one after
+     * the other in the same cluster, and prints one JSON line per query:
+     * {"query":N,"rows":[...]} with the final table, or
+     * {"query":N,"error":"..."} when it failed. A failed query does not stop
+     * the others.
+     */
+    static int each(TableEnvironment env, List<String> files, String queryFile, PrintStream out) throws Exception {
+        setup(env, files);
+        List<String> queries = java.nio.file.Files.readAllLines(java.nio.file.Path.of(queryFile));
+        for (int i = 0; i < queries.size(); i++) {
+            String q = queries.get(i).strip();
+            if (q.isEmpty()) {
+                continue;
+            }
+            java.io.ByteArrayOutputStream buf = new java.io.ByteArrayOutputStream();
+            PrintStream rows = new PrintStream(buf, true, java.nio.charset.StandardCharsets.UTF_8);
+            String error = null;
+            try {
+                if (query(env, q, false, rows) != 0) {
+                    error = "a change for a row not seen";
+                }
+            } catch (Exception e) {
+                Throwable root = e;
+                while (root.getCause() != null) {
+                    root = root.getCause();
+                }
+                error = root.toString();
+            }
+            StringBuilder line = new StringBuilder("{\"query\":").append(i);
+            if (error != null) {
+                line.append(",\"error\":").append(quote(error));
+            } else {
+                line.append(",\"rows\":[");
+                String[] printed = buf.toString(java.nio.charset.StandardCharsets.UTF_8).split("\n");
+                boolean first = true;
+                for (String p : printed) {
+                    if (p.isEmpty()) {
+                        continue;
+                    }
+                    if (!first) {
+                        line.append(',');
+                    }
+                    first = false;
+                    line.append(p);
+                }
+                line.append(']');
+            }
+            out.println(line.append('}'));
+        }
+        return 0;
+    }
+
+    private static int query(TableEnvironment env, String query, boolean changelog, PrintStream out)
+            throws Exception {
         TableResult r = env.executeSql(query);
         List<String> names = r.getResolvedSchema().getColumnNames();
         List<Row> rows = new ArrayList<>();

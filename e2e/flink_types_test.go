@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -139,36 +140,65 @@ metrics:
 		eventually(t, 2*time.Minute, f.id+" rows", func() bool { return topicEnd(t, b, f.id+".public.types") >= 3 })
 	}
 
+	var cases [][2]string
+	for _, c := range pgTypeCases {
+		cases = append(cases, [2]string{c[0], c[1]})
+	}
+	checkConformance(t, "PostgreSQL", b, ddl, cases, flinkKnownDifferences)
+}
+
+// checkConformance reads every column of the table in the flink-ddl
+// output ddl[format] through Flink, for the relay topic <id>.<table> of
+// each format, and compares each value with the one the relay wrote.
+func checkConformance(t *testing.T, db string, b *testenv.Broker, ddl map[string]string, cases [][2]string, known map[string]string) {
+	t.Helper()
 	flinkTypes := ddlTypes(t, ddl["debezium-json"])
+	var cols []string
+	for _, c := range cases {
+		cols = append(cols, c[0])
+	}
 	verdicts := map[string]map[string]string{} // column -> format -> verdict
-	for _, f := range formats {
-		relay := relayRows(t, b, f.id+".public.types", f.format)
-		got := flinkColumns(t, b.Addr, ddl[f.format])
-		for _, c := range pgTypeCases {
-			if verdicts[c[0]] == nil {
-				verdicts[c[0]] = map[string]string{}
+	for _, format := range []string{"debezium-json", "upsert"} {
+		relay := relayRows(t, b, ddlTopic(t, ddl[format]), format)
+		got := flinkColumns(t, b.Addr, ddl[format], cols, known)
+		for _, c := range cols {
+			if verdicts[c] == nil {
+				verdicts[c] = map[string]string{}
 			}
-			verdicts[c[0]][f.format] = verdict(flinkTypes[c[0]], c[0], relay, got[c[0]])
+			verdicts[c][format] = verdict(flinkTypes[c], c, relay, got[c])
 		}
 	}
-
 	var table strings.Builder
-	table.WriteString("| column | PostgreSQL | Flink type | debezium-json | upsert |\n|---|---|---|---|---|\n")
-	for _, c := range pgTypeCases {
+	fmt.Fprintf(&table, "| column | %s | Flink type | debezium-json | upsert |\n|---|---|---|---|---|\n", db)
+	for _, c := range cases {
 		v := verdicts[c[0]]
 		fmt.Fprintf(&table, "| %s | %s | %s | %s | %s |\n", c[0], c[1], flinkTypes[c[0]], v["debezium-json"], v["upsert"])
-		for _, f := range formats {
-			if v[f.format] == "ok" {
+		for _, format := range []string{"debezium-json", "upsert"} {
+			if v[format] == "ok" {
 				continue
 			}
-			if reason, ok := flinkKnownDifferences[c[0]]; ok {
-				t.Logf("%s (%s): %s; known: %s", c[0], f.format, v[f.format], reason)
+			if reason, ok := known[c[0]]; ok {
+				t.Logf("%s (%s): %s; known: %s", c[0], format, v[format], reason)
 				continue
 			}
-			t.Errorf("%s %s (%s): Flink reads it differently: %s", c[0], c[1], f.format, v[f.format])
+			t.Errorf("%s %s (%s): Flink reads it differently: %s", c[0], c[1], format, v[format])
 		}
 	}
-	t.Logf("flink-ddl conformance, PostgreSQL:\n%s", table.String())
+	t.Logf("flink-ddl conformance, %s:\n%s", db, table.String())
+}
+
+// ddlTopic returns the topic of the first table of a flink-ddl script.
+func ddlTopic(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`'topic' = '([^']+)'`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("%s: no topic", path)
+	}
+	return string(m[1])
 }
 
 // flinkKnownDifferences are the columns of pgTypeCases that Flink reads
@@ -228,24 +258,21 @@ func relayRows(t *testing.T, b *testenv.Broker, topic, format string) map[string
 // One table has every column that flinkKnownDifferences does not list as
 // unreadable; each other column gets a table of its own. If the big one
 // fails, every column is read on its own.
-func flinkColumns(t *testing.T, bootstrap, ddl string) map[string]flinkColumn {
+func flinkColumns(t *testing.T, bootstrap, ddl string, cols []string, known map[string]string) map[string]flinkColumn {
 	t.Helper()
 	var all, alone []string
-	for _, c := range pgTypeCases {
-		if strings.HasPrefix(flinkKnownDifferences[c[0]], "unreadable") {
-			alone = append(alone, c[0])
+	for _, c := range cols {
+		if strings.HasPrefix(known[c], "unreadable") {
+			alone = append(alone, c)
 		} else {
-			all = append(all, c[0])
+			all = append(all, c)
 		}
 	}
 	tables, queries := flinkTables(t, ddl, all, alone)
 	res := testenv.FlinkSelectEach(t, bootstrap, queries, tables)
 	if res[0].Error != "" {
 		t.Logf("the table of every readable column failed (%s); each column on its own", res[0].Error)
-		var names []string
-		for _, c := range pgTypeCases {
-			names = append(names, c[0])
-		}
+		names := cols
 		tables, queries = flinkTables(t, ddl, nil, names)
 		res = append([]testenv.FlinkResult{{}}, testenv.FlinkSelectEach(t, bootstrap, queries[1:], tables)...)
 		alone, all = names, nil
@@ -273,9 +300,9 @@ func flinkTables(t *testing.T, ddl string, all, alone []string) (string, []strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile("(?s)CREATE TABLE `types` \\((.*?)\\n\\) WITH \\((.*?)\\n\\);").FindSubmatch(b)
+	m := regexp.MustCompile("(?s)CREATE TABLE `[^`]+` \\((.*?)\\n\\) WITH \\((.*?)\\n\\);").FindSubmatch(b)
 	if m == nil {
-		t.Fatalf("no CREATE TABLE `types` in the flink-ddl output:\n%s", b)
+		t.Fatalf("no CREATE TABLE in the flink-ddl output:\n%s", b)
 	}
 	lines := map[string]string{}
 	var key string
@@ -349,7 +376,12 @@ func verdict(flinkType, col string, relay map[string]map[string]json.RawMessage,
 		}
 		return "error: " + strings.ReplaceAll(e, "|", "/")
 	}
-	for _, id := range []string{"1", "2", "3"} {
+	var ids []string
+	for id := range relay {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
 		raw := relay[id][col]
 		var want any
 		dec := json.NewDecoder(bytes.NewReader(raw))
@@ -442,4 +474,121 @@ func parseAnyTime(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("time %q", s)
+}
+
+// myTypesDDL and myTypesRow are the table and values of
+// sources/mysql/types_test.go, whose golden file pins the JSON the relay
+// writes for each (docs/types-mysql.md).
+const myTypesDDL = `CREATE TABLE shop.types (
+  id INT PRIMARY KEY,
+  ti TINYINT, tiu TINYINT UNSIGNED, si SMALLINT, siu SMALLINT UNSIGNED,
+  mi MEDIUMINT, miu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED,
+  bi BIGINT, biu BIGINT UNSIGNED, b BOOL,
+  d DECIMAL(20,6), dn DECIMAL(5,2), f FLOAT, db DOUBLE,
+  bit1 BIT(1), bit12 BIT(12),
+  c CHAR(10), vc VARCHAR(100), tx TEXT, l1 VARCHAR(20) CHARACTER SET latin1,
+  bn BINARY(4), vb VARBINARY(10), bl BLOB,
+  dt DATE, dtm DATETIME(6), dt0 DATETIME, ts TIMESTAMP(6) NULL DEFAULT NULL,
+  tm TIME(6), tm0 TIME, yr YEAR,
+  js JSON, en ENUM('a','b','c'), st SET('x','y','z'),
+  zd DATE, dz DECIMAL(8,2) ZEROFILL, iz INT ZEROFILL, u UUID, ip6 INET6, ip4 INET4, nul INT
+) DEFAULT CHARSET=utf8mb4`
+
+const myTypesRow = `INSERT INTO shop.types VALUES (%d,
+  -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295,
+  -9223372036854775808, 18446744073709551615, 1,
+  -12345678901234.123456, 0.50, 3.14159, 2.718281828459045,
+  b'1', b'101010101010',
+  'abc', _utf8mb4'ünï😀 "q"\n\\<&>', 'long text', _utf8mb4'café',
+  X'0102', X'00FF', X'DEADBEEF',
+  '2024-01-31', '2024-01-31 12:34:56.123456', '2024-01-31 12:34:56', '2024-01-31 12:34:56.123456',
+  '12:34:56.000000', '838:59:59', 2024,
+  '{"a": [1, 2.5, "x"]}', 'b', 'x,z',
+  '0000-00-00', 12.5, 7, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2001:db8::1', '10.0.0.1', NULL)`
+
+const myTypesEdge = `INSERT INTO shop.types VALUES (%d,
+  127, 0, 32767, 0, 8388607, 0, 2147483647, 0,
+  9223372036854775807, 0, 0,
+  0, -0.01, -1.5e-7, 1e300,
+  b'0', b'000000000001',
+  '', '', '', '',
+  X'', X'', X'',
+  '1000-01-01', '9999-12-31 23:59:59.999999', '1970-01-01 00:00:00', '1970-01-01 00:00:01.000001',
+  '-01:02:03.500000', '-838:59:59', 1901,
+  'null', 'a', '',
+  NULL, 0, 0, 'a0eebc99-9c0b-11e8-bb6d-6bb9bd380a00', '::ffff:1.2.3.0', '0.0.0.0', 7)`
+
+// flinkKnownDifferencesMySQL are the columns of myTypesDDL that Flink reads
+// differently from what the relay wrote, with the reason.
+var flinkKnownDifferencesMySQL = map[string]string{}
+
+// TestFlinkDDLTypesMySQL is TestFlinkDDLTypes for MariaDB: the table of
+// the golden test with its two rows, a row of NULLs and a row streamed
+// after the snapshot.
+func TestFlinkDDLTypesMySQL(t *testing.T) {
+	requireFlinkE2E(t)
+	b := testenv.StartKafka(t)
+	m := testenv.StartMariaDB(t)
+	m.Exec(t, "SET GLOBAL sql_mode = 'NO_ENGINE_SUBSTITUTION'")
+	m.Exec(t, "CREATE DATABASE shop")
+	m.Exec(t, "CREATE USER 'relay'@'%' IDENTIFIED BY 'relay-pw'")
+	m.Exec(t, "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'relay'@'%'")
+	m.Exec(t, "GRANT SELECT, INSERT, UPDATE, CREATE ON shop.* TO 'relay'@'%'")
+	m.Exec(t, myTypesDDL)
+	m.Exec(t, fmt.Sprintf(myTypesRow, 1))
+	m.Exec(t, fmt.Sprintf(myTypesEdge, 2))
+	m.Exec(t, "INSERT INTO shop.types (id) VALUES (3)")
+
+	ddl := map[string]string{}
+	for i, f := range []struct{ id, format string }{{"mdbz", "debezium-json"}, {"mups", "upsert"}} {
+		cfg := writeConfig(t, fmt.Sprintf(`id: %s
+source:
+  type: mysql
+  dsn: %s
+  tables: [shop.types]
+  server_id: %d
+kafka:
+  brokers: [%s]
+  topic_prefix: %s
+format:
+  value: %s
+metrics:
+  listen: "off"
+`, f.id, m.DSN("relay", "shop"), 5501+i, b.Addr, f.id, f.format))
+		startRelay(t, cfg, "CDCRELAY_SOURCE_PASSWORD=relay-pw")
+		ddl[f.format] = flinkDDL(t, cfg, f.id)
+	}
+	m.Exec(t, fmt.Sprintf(myTypesRow, 11))
+	for _, id := range []string{"mdbz", "mups"} {
+		eventually(t, 2*time.Minute, id+" rows", func() bool { return topicEnd(t, b, id+".shop.types") >= 4 })
+	}
+	var cases [][2]string
+	for _, line := range strings.Split(myTypesDDL, "\n")[2:] {
+		for _, col := range strings.Split(strings.TrimSpace(line), ", ") {
+			col = strings.TrimSuffix(col, ",")
+			if name, typ, ok := strings.Cut(col, " "); ok && !strings.HasPrefix(name, ")") {
+				cases = append(cases, [2]string{name, typ})
+			}
+		}
+	}
+	checkConformance(t, "MariaDB", b, ddl, cases, flinkKnownDifferencesMySQL)
+}
+
+// flinkDDL runs `cdcrelay flink-ddl` for a config and returns the file it
+// wrote the output to.
+func flinkDDL(t *testing.T, cfg, name string) string {
+	t.Helper()
+	cmd := exec.Command(testenv.Binary(t), "flink-ddl", "--config", cfg)
+	cmd.Env = append(os.Environ(), "CDCRELAY_SOURCE_PASSWORD=relay-pw")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("flink-ddl %s: %v\n%s", name, err, stderr.String())
+	}
+	path := filepath.Join(t.TempDir(), name+".sql")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -119,7 +119,8 @@ func (w *faultWriter) postgres(t *testing.T) {
 		switch n := rand.IntN(20); {
 		case n < 12:
 			_, err = c.Exec(ctx, `INSERT INTO orders (id, customer_id, amount, status) VALUES ($1, $2, $3, 'new')`,
-				w.nextID.Add(1), 1+rand.IntN(5), fmt.Sprintf("%d.%02d", rand.IntN(500), rand.IntN(100)))
+				w.nextID.Add(1), 1+rand.IntN(3), // the three seeded customers
+				fmt.Sprintf("%d.%02d", rand.IntN(500), rand.IntN(100)))
 		case n < 17:
 			_, err = c.Exec(ctx, `UPDATE orders SET status = 'paid', amount = amount + 1
 				WHERE id = (SELECT id FROM orders ORDER BY random() LIMIT 1)`)

@@ -17,8 +17,9 @@ import (
 
 // The Flink runner is io.cdcrelay.flink.Runner in deploy/jvm/flink: a local
 // Flink cluster (MiniCluster) in one JVM that executes the SQL files of
-// deploy/flink/sql as they are, with checkpointing off. Only the bootstrap
-// servers are substituted, from this variable.
+// deploy/flink/sql as they are, in a cluster without checkpoints (a job may
+// set its own interval). Only the bootstrap servers are substituted, from
+// this variable.
 const flinkBootstrapEnv = "CDCRELAY_FLINK_BOOTSTRAP_SERVERS"
 
 // flinkStartTimeout bounds the wait for every job to be RUNNING: the first

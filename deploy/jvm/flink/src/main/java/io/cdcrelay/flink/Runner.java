@@ -22,7 +22,8 @@ import org.apache.flink.table.api.TableResult;
 
 /**
  * Runs Flink SQL files in a local Flink cluster (a MiniCluster in this JVM),
- * with checkpointing off, for the tests and the demo.
+ * configured like the compose cluster (checkpointing off, parallelism 1),
+ * for the tests and the demo.
  *
  * <pre>
  * run FILE.sql...                 execute each file as it is; block until every job ends
@@ -72,8 +73,10 @@ public final class Runner {
 
     static int run(String[] args, PrintStream out) throws Exception {
         Configuration conf = new Configuration();
-        // Checkpointing is off: no execution.checkpointing.interval. One
-        // slot per job, like the compose cluster.
+        // The cluster turns no checkpointing on, as in docker-compose.yml;
+        // a job file may SET its own interval (the stateless job does, to
+        // commit its offsets after its sink flushed). One slot per job,
+        // like the compose cluster.
         conf.setString("parallelism.default", "1");
         int i = 0;
         for (; i < args.length && args[i].equals("-D"); i += 2) {
@@ -88,7 +91,7 @@ public final class Runner {
             conf.setString(kv.substring(0, eq), kv.substring(eq + 1));
         }
         if (conf.containsKey("execution.checkpointing.interval")) {
-            throw new UsageException("checkpointing stays off: do not set execution.checkpointing.interval");
+            throw new UsageException("the cluster runs without checkpoints, as in docker-compose.yml; a job sets its own execution.checkpointing.interval");
         }
         if (i >= args.length) {
             throw new UsageException("usage: Runner [-D key=value]... run FILE.sql... | select [--changelog] FILE.sql... QUERY | select --each QUERIES FILE.sql...");

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,9 +78,9 @@ func (s *flinkStack) show(t *testing.T, when string) {
 			}
 			rows = append(rows, strings.Join(f, " | "))
 		}
-		sort.Slice(rows, func(i, j int) bool {
-			return len(rows[i]) < len(rows[j]) || len(rows[i]) == len(rows[j]) && rows[i] < rows[j]
-		})
+		// By the key, the first column, as a number.
+		id := func(r string) int { n, _ := strconv.Atoi(strings.SplitN(r, " ", 2)[0]); return n }
+		sort.Slice(rows, func(i, j int) bool { return id(rows[i]) < id(rows[j]) })
 		fmt.Printf("\n%s, %s (%d rows):\n%s\n", sink.topic, when, len(rows), strings.Join(cols, " | "))
 		for _, r := range rows {
 			fmt.Println(r)

@@ -55,7 +55,9 @@ CREATE TABLE product_stock (
   'topic' = 'inv.flink.product_stock',
   'properties.bootstrap.servers' = 'kafka:9092',
   'key.format' = 'json',
-  'value.format' = 'json'
+  'value.format' = 'json',
+  -- 1860.00, not Flink's default 1.86E+3.
+  'value.json.encode.decimal-as-plain-number' = 'true'
 );
 
 INSERT INTO product_stock

@@ -219,7 +219,7 @@ func (c *KafkaCluster) format(java, cp string, ctrl, inter []int, o brokerOption
 		}
 		argv := []string{java, "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
 			"-Dlog4j2.configurationFile=" + filepath.Join(b.dir, "log4j2.properties"),
-			"-cp", cp, "kafka.tools.StorageTool", "format", "-t", c.id, "-c", props}
+			"-cp", cp, "kafka.tools.StorageTool", "format", "--cluster-id=" + c.id, "--config=" + props}
 		for _, u := range o.sasl {
 			if strings.HasPrefix(u.mech, "SCRAM-") {
 				argv = append(argv, "--add-scram", fmt.Sprintf("%s=[name=%s,password=%s]", u.mech, u.user, u.password))

@@ -16,14 +16,14 @@ import (
 
 	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/format"
-	"github.com/cdcrelay/cdcrelay/internal/devbroker"
 	"github.com/cdcrelay/cdcrelay/internal/gensource"
+	"github.com/cdcrelay/cdcrelay/internal/testenv"
 	"github.com/cdcrelay/cdcrelay/metrics"
 	"github.com/cdcrelay/cdcrelay/offsets"
 	"github.com/cdcrelay/cdcrelay/relay"
 )
 
-// TestLoopExactlyOnce runs the loop against an in-process dev broker, stops
+// TestLoopExactlyOnce runs the loop against a broker (loopBroker), stops
 // it with a cancel (SIGTERM) in the middle of the stream, starts it again
 // from the offsets topic, and checks the result: the stored position of the
 // first run covers exactly what it committed, and after the second run
@@ -89,20 +89,16 @@ func testLoopExactlyOnce(t *testing.T, params gensource.Params) {
 	checkTopic(t, opts, txns, perTxn)
 }
 
-// loopBroker starts an in-process dev broker for one test, and returns the
-// client options that reach it and a silent logger.
+// loopBroker starts a broker for one test (Apache Kafka unless
+// CDCRELAY_TEST_KAFKA=dev), and returns the client options that reach it
+// and a silent logger.
 func loopBroker(t *testing.T) ([]kgo.Opt, *slog.Logger) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a broker")
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	brk, err := devbroker.Start(devbroker.Config{Listen: "127.0.0.1:0"}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(brk.Close)
-	return []kgo.Opt{kgo.SeedBrokers(brk.Addr())}, log
+	b := testenv.StartBroker(t)
+	return []kgo.Opt{kgo.SeedBrokers(b.Addr)}, slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 // loopConfig is the relay's configuration in these tests: source id and

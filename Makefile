@@ -8,9 +8,16 @@ build:
 	$(GO) build -o bin/cdcrelay ./cmd/cdcrelay
 
 # vet, then every test with the race detector, the integration tests
-# against real PostgreSQL, MariaDB and the dev broker included.
+# against real PostgreSQL, MariaDB and Apache Kafka included. Set
+# CDCRELAY_TEST_KAFKA=dev to run them on the embedded dev broker instead.
 test: vet
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+# The relay's end-to-end smoke tests on the embedded dev broker (what
+# `make demo` and quick runs use); the dev broker's own tests run in `test`.
+.PHONY: test-dev-broker
+test-dev-broker:
+	CDCRELAY_TEST_KAFKA=dev $(GO) test -count=1 -timeout 15m -run '^(TestCrashPoints|TestFencing|TestBrokerKill|TestLoopExactlyOnce)$$' ./e2e ./relay
 
 test-short: vet
 	$(GO) test -short -count=1 $(PKGS)

@@ -273,3 +273,88 @@ func TestRecordTooLargeIsFatal(t *testing.T) {
 		t.Fatalf("topic max.message.bytes = %q, want 1048576", got)
 	}
 }
+
+// TestTransactionTimeoutIsFatal: a source transaction that stays open longer
+// than kafka.transaction_timeout is aborted by the broker's transaction
+// coordinator. The relay stops with an error that names the setting, nothing
+// of the aborted transaction is visible to a read_committed reader, and with
+// a longer timeout the same transactions go through.
+func TestTransactionTimeoutIsFatal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker")
+	}
+	if testenv.BrokerKind() != testenv.KindApache {
+		t.Skip("Apache Kafka only: after the dev broker aborts a timed-out transaction, it answers the next instance's commit as fenced (internal/devbroker's doc)")
+	}
+	// The coordinator looks for timed-out transactions every 10 s by
+	// default.
+	b := testenv.StartKafka(t, testenv.KafkaConf("transaction.abort.timed.out.transaction.cleanup.interval.ms=200"))
+	opts := []kgo.Opt{kgo.SeedBrokers(b.Addr)}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := loopConfig(opts)
+	cfg.TransactionTimeout, cfg.BatchMaxEvents = 2*time.Second, 1000
+	// Two quick transactions, then the third takes 4 s to pass.
+	const txns, perTxn = 3, 8
+	params := gensource.Params{Txns: txns, PerTxn: perTxn, Keys: 5, Payload: 10}
+	slow := gensource.New(params)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	src := &slowThird{Source: slow, gap: 500 * time.Millisecond}
+	err := relay.New(cfg, src, log, metrics.New(prometheus.NewRegistry()), nil).Run(ctx)
+	var fatal *relay.FatalError
+	if !errors.As(err, &fatal) || !errors.Is(err, relay.ErrTxnTimedOut) || !strings.Contains(err.Error(), "kafka.transaction_timeout (2s)") {
+		t.Fatalf("Run = %v, want a fatal error naming kafka.transaction_timeout (2s)", err)
+	}
+	if got := storedTxn(t, opts); got >= txns {
+		t.Fatalf("stored position covers transaction %d, which the broker aborted", got)
+	}
+
+	cfg.TransactionTimeout = time.Minute
+	src = &slowThird{Source: gensource.New(params), gap: 500 * time.Millisecond}
+	done := make(chan error, 1)
+	rctx, rcancel := context.WithCancel(context.Background())
+	go func() { done <- relay.New(cfg, src, log, metrics.New(prometheus.NewRegistry()), nil).Run(rctx) }()
+	waitAcked(t, src.Source, txns, done)
+	rcancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run with a longer timeout: %v", err)
+	}
+	checkTopic(t, opts, txns, perTxn)
+}
+
+// slowThird is a generator whose third transaction pauses between events.
+type slowThird struct {
+	*gensource.Source
+	gap time.Duration
+}
+
+func (s *slowThird) Run(ctx context.Context, resume []byte, out chan<- change.Message) error {
+	mid := make(chan change.Message)
+	errc := make(chan error, 1)
+	go func() { errc <- s.Source.Run(ctx, resume, mid) }()
+	txn := 1
+	if len(resume) > 0 {
+		var st gensource.State
+		if err := json.Unmarshal(resume, &st); err == nil {
+			txn = st.Txn + 1
+		}
+	}
+	for {
+		select {
+		case m := <-mid:
+			if m.Checkpoint != nil {
+				txn++
+			} else if txn == 3 {
+				time.Sleep(s.gap)
+			}
+			select {
+			case out <- m:
+			case <-ctx.Done():
+				return <-errc
+			}
+		case err := <-errc:
+			return err
+		}
+	}
+}

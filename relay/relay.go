@@ -29,6 +29,10 @@ import (
 // transactional id; this one must stop.
 var ErrFenced = errors.New("relay: producer fenced by a newer instance with the same id; this instance stops")
 
+// ErrTxnTimedOut means the broker aborted an open transaction because it
+// outlasted kafka.transaction_timeout.
+var ErrTxnTimedOut = errors.New("relay: transaction timed out")
+
 // Config is what the relay needs besides its source.
 type Config struct {
 	// ID is the source id: the offsets key and the transactional.id suffix.
@@ -700,6 +704,21 @@ func (s *stream) commit(ctx context.Context) error {
 	return nil
 }
 
+// fenced returns the error for a fencing answer to job's transaction. Kafka
+// answers a transaction that its coordinator aborted for outlasting the
+// transaction timeout just as it answers a newer instance's fencing, so a
+// transaction open that long is reported as what it most likely is: a
+// source transaction too large for kafka.transaction_timeout. Both stop
+// the relay: a restart would replay the same transaction into the same
+// timeout, or fence the newer instance in turn.
+func (s *stream) fenced(job *commitJob) error {
+	if open := time.Since(job.started); open >= s.r.cfg.TransactionTimeout {
+		return Fatal(fmt.Errorf("%w: the broker aborted a transaction open for %v, longer than kafka.transaction_timeout (%v); raise kafka.transaction_timeout (and the broker's transaction.max.timeout.ms) above the time the largest source transaction takes to pass",
+			ErrTxnTimedOut, open.Round(time.Millisecond), s.r.cfg.TransactionTimeout))
+	}
+	return ErrFenced
+}
+
 // finish flushes and commits job's transaction, then acks the source. It
 // runs on the commit goroutine; the loop does not touch the client until it
 // has the result.
@@ -709,7 +728,7 @@ func (s *stream) finish(ctx context.Context, job *commitJob) commitResult {
 	}
 	if err := s.produceErr(); err != nil {
 		if isFenced(err) {
-			return commitResult{err: ErrFenced}
+			return commitResult{err: s.fenced(job)}
 		}
 		if errors.Is(err, kerr.MessageTooLarge) {
 			// The same row comes again after a restart: only a setting
@@ -730,7 +749,7 @@ func (s *stream) finish(ctx context.Context, job *commitJob) commitResult {
 	if err != nil {
 		s.r.m.Transactions.WithLabelValues("abort").Inc()
 		if isFenced(err) {
-			return commitResult{err: ErrFenced, ended: true}
+			return commitResult{err: s.fenced(job), ended: true}
 		}
 		// Maybe committed, maybe not: never ack; restart from the offsets.
 		return commitResult{err: fmt.Errorf("%w: %w", errOutcomeUnknown, err), ended: true}

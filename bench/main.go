@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cdcrelay/cdcrelay/config"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
 )
 
@@ -82,6 +84,9 @@ type bench struct {
 	pprofAddr  string
 	profileDir string
 	relayEnv   []string
+	// compression is kafka.compression of every relay and of the produce
+	// limit's producer.
+	compression string
 
 	tb         *testenv.Standalone
 	workDir    string
@@ -117,6 +122,7 @@ func run() error {
 		b.relayEnv = append(b.relayEnv, kv)
 		return nil
 	})
+	flag.StringVar(&b.compression, "compression", config.DefaultCompression, "kafka.compression of the relays and of the produce limit's producer: "+strings.Join(config.Compressions, ", "))
 	rows := flag.Int("rows", 0, "changes per scenario, overriding the default (1,000,000) and -quick; for profiling longer drains")
 	flag.Parse()
 	b.changes, b.bigRows, b.latencyDur = 1_000_000, 1_000_000, 30*time.Second
@@ -131,6 +137,9 @@ func run() error {
 		for _, s := range strings.Split(*only, ",") {
 			b.only[strings.TrimSpace(s)] = true
 		}
+	}
+	if _, err := kafkaclient.Compression(b.compression); err != nil {
+		return fmt.Errorf("-compression: %w", err)
 	}
 	if b.peerCmd != "" && b.peerTopic == "" {
 		return fmt.Errorf("--peer-cmd needs --peer-topic")

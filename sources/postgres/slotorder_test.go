@@ -1,0 +1,42 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cdcrelay/cdcrelay/relay"
+)
+
+// A slot made before its publication fails on the first change between the
+// two (pgoutput reads the publication as of each change); the error says
+// why and how to fix it instead of only "publication does not exist".
+func TestSlotOlderThanPublication(t *testing.T) {
+	e := startPG(t)
+	e.exec(t, `CREATE TABLE items (id int PRIMARY KEY, name text)`)
+	e.exec(t, `SELECT pg_create_logical_replication_slot('other_tool', 'pgoutput')`)
+	e.exec(t, `INSERT INTO items VALUES (1, 'before the publication')`)
+	s, _ := logSource(t, e, "other_tool", "late_pub")
+	if err := s.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := runSource(t, s, nil)
+	var err error
+	select {
+	case err = <-r.done:
+		r.done <- err
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not fail within 30s")
+	}
+	var fe *relay.FatalError
+	if !errors.As(err, &fe) {
+		t.Fatalf("Run = %v, want a fatal error", err)
+	}
+	for _, want := range []string{`publication "late_pub" does not exist`, "older than the publication late_pub", "drop the slot and let cdcrelay create it"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}

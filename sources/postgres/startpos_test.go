@@ -60,10 +60,10 @@ func (e *pgEnv) lsn(t *testing.T, sql string, args ...any) pglogrepl.LSN {
 	return l
 }
 
-// A slot and a publication made beforehand by another tool are used as they
-// are: nothing is created, and with no stored position the stream starts at
-// the slot's confirmed_flush_lsn, so changes the other tool had confirmed
-// are not sent. The log line says so, and says "stored offsets" once a
+// A slot and a publication made beforehand by another tool, or a copy of
+// that slot, are used as they are: nothing is created, and with no stored
+// position the stream starts at the slot's confirmed_flush_lsn, so changes
+// the other tool had confirmed are not sent. The log line says so, and says "stored offsets" once a
 // position is stored, and "new slot" for a slot the relay made.
 func TestStartPosition(t *testing.T) {
 	e := startPG(t)
@@ -75,35 +75,39 @@ CREATE PUBLICATION handmade FOR TABLE items`)
 	e.exec(t, `SELECT pg_replication_slot_advance('other_tool', $1::text::pg_lsn)`, confirmed.String())
 	e.exec(t, `INSERT INTO items VALUES (2, 'after the slot''s position')`)
 	confirmed = e.lsn(t, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'other_tool'`)
+	// A copy starts where the original is.
+	e.exec(t, `SELECT pg_copy_logical_replication_slot('other_tool', 'copied')`)
 
 	var state []byte
-	t.Run("existing slot", func(t *testing.T) {
-		s, buf := logSource(t, e, "other_tool", "handmade")
-		if err := s.Setup(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		r := runSource(t, s, nil)
-		from, origin := startLine(t, buf)
-		if from != confirmed.String() || origin != originSlot {
-			t.Errorf("start log: from=%s origin=%q, want from=%s origin=%q", from, origin, confirmed, originSlot)
-		}
-		evs := r.waitEvents(t, 1, 20*time.Second)
-		if got := string(evs[0].Key); got != `{"id":2}` {
-			t.Errorf("first event has key %s, want {\"id\":2}: the row before confirmed_flush_lsn was sent", got)
-		}
-		if err := r.stop(); err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(buf.String(), "created") {
-			t.Errorf("Setup created something for a pre-made slot and publication:\n%s", buf.String())
-		}
-		var n int
-		e.admin.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM pg_replication_slots) + (SELECT count(*) FROM pg_publication)`).Scan(&n)
-		if n != 2 {
-			t.Errorf("%d slots and publications, want the 2 made beforehand", n)
-		}
-		state = r.lastState()
-	})
+	for _, slot := range []string{"copied", "other_tool"} {
+		t.Run("existing slot "+slot, func(t *testing.T) {
+			s, buf := logSource(t, e, slot, "handmade")
+			if err := s.Setup(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			r := runSource(t, s, nil)
+			from, origin := startLine(t, buf)
+			if from != confirmed.String() || origin != originSlot {
+				t.Errorf("start log: from=%s origin=%q, want from=%s origin=%q", from, origin, confirmed, originSlot)
+			}
+			evs := r.waitEvents(t, 1, 20*time.Second)
+			if got := string(evs[0].Key); got != `{"id":2}` {
+				t.Errorf("first event has key %s, want {\"id\":2}: the row before confirmed_flush_lsn was sent", got)
+			}
+			if err := r.stop(); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(buf.String(), "created") {
+				t.Errorf("Setup created something for a pre-made slot and publication:\n%s", buf.String())
+			}
+			var n int
+			e.admin.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM pg_replication_slots) + (SELECT count(*) FROM pg_publication)`).Scan(&n)
+			if n != 3 {
+				t.Errorf("%d slots and publications, want the 3 made beforehand", n)
+			}
+			state = r.lastState()
+		})
+	}
 	t.Run("stored offsets", func(t *testing.T) {
 		st, err := decodeState(state)
 		if err != nil {

@@ -178,8 +178,9 @@ type Format struct {
 
 // Metrics is the Prometheus and health endpoint.
 type Metrics struct {
-	// Listen is host:port for /metrics, /healthz and /readyz; empty
-	// disables the server. Default: 127.0.0.1:9187.
+	// Listen is host:port for /metrics, /healthz and /readyz; "off"
+	// disables the server. Each relay on a host needs its own port; the
+	// relay binds it before anything else. Default: 127.0.0.1:9187.
 	Listen string `yaml:"listen"`
 }
 

@@ -40,3 +40,31 @@ func TestSlotOlderThanPublication(t *testing.T) {
 		}
 	}
 }
+
+// A publication dropped under a running relay fails the stream too, with
+// pgoutput's message alone: the slot is not to blame.
+func TestPublicationDropped(t *testing.T) {
+	e := startPG(t)
+	e.exec(t, `CREATE TABLE items (id int PRIMARY KEY, name text)`)
+	s, _ := logSource(t, e, "relay_slot", "relay_pub")
+	if err := s.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := runSource(t, s, nil)
+	e.exec(t, `INSERT INTO items VALUES (1, 'streamed')`)
+	r.waitEvents(t, 1, 20*time.Second)
+	e.exec(t, `DROP PUBLICATION relay_pub; INSERT INTO items VALUES (2, 'after the drop')`)
+	var err error
+	select {
+	case err = <-r.done:
+		r.done <- err
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not fail within 30s")
+	}
+	if err == nil || !strings.Contains(err.Error(), `publication "relay_pub" does not exist`) {
+		t.Fatalf("Run = %v, want pgoutput's missing publication", err)
+	}
+	if strings.Contains(err.Error(), "older than the publication") {
+		t.Errorf("error blames the slot: %v", err)
+	}
+}

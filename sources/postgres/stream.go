@@ -289,13 +289,23 @@ func (r *runner) start(ctx context.Context, stored *state) error {
 }
 
 // slotOlderThanPublication explains pgoutput's "publication does not
-// exist" for a publication that does exist: pgoutput reads the publication
+// exist" for a publication that exists now: pgoutput reads the publication
 // through the catalog as of each change it decodes, so a slot whose position
 // is older than the publication fails on the first change in between.
 func (s *Source) slotOlderThanPublication() string {
 	return fmt.Sprintf("the replication slot %s is older than the publication %s (pgoutput looks the publication up as of each change, and the slot's position is before the publication was created); "+
 		"create the publication before the slot: drop the slot and let cdcrelay create it, or create it again yourself after the publication "+
 		"(pg_replication_slot_advance('%s', pg_current_wal_lsn()) instead would skip the changes in between)", s.slot, s.publication, s.slot)
+}
+
+// publicationExists reports whether the publication exists now; false when
+// that cannot be told.
+func (r *runner) publicationExists(ctx context.Context) bool {
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var ok bool
+	err := r.sql.QueryRow(qctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1)", r.s.publication).Scan(&ok)
+	return err == nil && ok
 }
 
 // Where the stream starts, as startPosition names it.
@@ -422,7 +432,7 @@ func (r *runner) loop(ctx context.Context) error {
 		case *pgproto3.ErrorResponse:
 			r.s.m.Reconnects.WithLabelValues("stream_error").Inc()
 			pe := pgconn.ErrorResponseToPgError(msg)
-			if pe.Code == "42704" && strings.HasPrefix(pe.Message, "publication ") {
+			if pe.Code == "42704" && strings.HasPrefix(pe.Message, "publication ") && r.publicationExists(ctx) {
 				return classify(fmt.Errorf("postgres: replication stream: %w; %s", pe, r.s.slotOlderThanPublication()))
 			}
 			return classify(fmt.Errorf("postgres: replication stream: %w", pe))

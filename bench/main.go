@@ -150,6 +150,7 @@ func run() error {
 
 	mach := describeMachine()
 	fmt.Println(mach.markdown())
+	fmt.Printf("kafka.compression: %s (relays and produce limit)\n\n", b.compression)
 
 	b.tb = testenv.NewStandalone("bench")
 	defer b.tb.Close()
@@ -182,12 +183,13 @@ func run() error {
 	}
 	fmt.Println(markdownTable(results))
 	doc := struct {
-		Machine machine  `json:"machine"`
-		Mode    string   `json:"mode"`
-		Command string   `json:"command"`
-		When    string   `json:"when"`
-		Results []result `json:"results"`
-	}{mach, map[bool]string{true: "quick", false: "full"}[b.quick], "go run ./bench " + strings.Join(os.Args[1:], " "), time.Now().UTC().Format(time.RFC3339), results}
+		Machine     machine  `json:"machine"`
+		Mode        string   `json:"mode"`
+		Compression string   `json:"compression"`
+		Command     string   `json:"command"`
+		When        string   `json:"when"`
+		Results     []result `json:"results"`
+	}{mach, map[bool]string{true: "quick", false: "full"}[b.quick], b.compression, "go run ./bench " + strings.Join(os.Args[1:], " "), time.Now().UTC().Format(time.RFC3339), results}
 	data, _ := json.MarshalIndent(doc, "", "  ")
 	if err := os.WriteFile(*out, append(data, '\n'), 0o644); err != nil {
 		return err

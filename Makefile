@@ -4,8 +4,13 @@ PKGS ?= ./...
 
 .PHONY: build test test-short vet lint bench bench-relay demo deploy-check fuzz clean
 
+# The version `make build` stamps in: git describe, which works in a git
+# worktree too, where go build records no VCS information. Empty (no git)
+# leaves it to the build info (see cmd/cdcrelay/version.go).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+
 build:
-	$(GO) build -o bin/cdcrelay ./cmd/cdcrelay
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/cdcrelay ./cmd/cdcrelay
 
 # vet, then every test with the race detector, the integration tests
 # against real PostgreSQL, MariaDB and Apache Kafka included. Set

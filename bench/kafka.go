@@ -232,9 +232,9 @@ func (b *bench) readTopic(ctx context.Context, topic string, keep int) (topicSam
 // It runs against the broker the relay wrote to, with the relay's producer:
 // the connection options of `cdcrelay run` (kafkaclient.Opts) and the
 // producer options of the relay (relay.ProducerOpts: partitioner, buffer
-// bounds, linger, retries; batch size, acks and compression are franz-go's
-// defaults in both), and into topics created as the relay creates its own
-// (cleanup.policy=compact). Each transaction is flushed and committed
+// bounds, linger, retries; batch size and acks are franz-go's defaults in
+// both), with the relays' kafka.compression (-compression), and into topics
+// created as the relay creates its own (cleanup.policy=compact). Each transaction is flushed and committed
 // before the next one begins.
 func (b *bench) produceLimit(ctx context.Context, name string, sample []*kgo.Record, n, batch int, partitions int32) (time.Duration, error) {
 	if len(sample) == 0 {
@@ -258,7 +258,7 @@ func (b *bench) produceLimit(ctx context.Context, name string, sample []*kgo.Rec
 	if err != nil {
 		return 0, err
 	}
-	opts, err := kafkaclient.Opts(&config.Kafka{Brokers: []string{b.brokerAddr}}, nil)
+	opts, err := kafkaclient.Opts(&config.Kafka{Brokers: []string{b.brokerAddr}, Compression: b.compression}, nil)
 	if err != nil {
 		return 0, err
 	}

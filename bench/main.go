@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cdcrelay/cdcrelay/config"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
 )
 
@@ -82,6 +84,9 @@ type bench struct {
 	pprofAddr  string
 	profileDir string
 	relayEnv   []string
+	// compression is kafka.compression of every relay and of the produce
+	// limit's producer.
+	compression string
 
 	tb         *testenv.Standalone
 	workDir    string
@@ -117,6 +122,7 @@ func run() error {
 		b.relayEnv = append(b.relayEnv, kv)
 		return nil
 	})
+	flag.StringVar(&b.compression, "compression", config.DefaultCompression, "kafka.compression of the relays and of the produce limit's producer: "+strings.Join(config.Compressions, ", "))
 	rows := flag.Int("rows", 0, "changes per scenario, overriding the default (1,000,000) and -quick; for profiling longer drains")
 	flag.Parse()
 	b.changes, b.bigRows, b.latencyDur = 1_000_000, 1_000_000, 30*time.Second
@@ -132,6 +138,9 @@ func run() error {
 			b.only[strings.TrimSpace(s)] = true
 		}
 	}
+	if _, err := kafkaclient.Compression(b.compression); err != nil {
+		return fmt.Errorf("-compression: %w", err)
+	}
 	if b.peerCmd != "" && b.peerTopic == "" {
 		return fmt.Errorf("--peer-cmd needs --peer-topic")
 	}
@@ -141,6 +150,7 @@ func run() error {
 
 	mach := describeMachine()
 	fmt.Println(mach.markdown())
+	fmt.Printf("kafka.compression: %s (relays and produce limit)\n\n", b.compression)
 
 	b.tb = testenv.NewStandalone("bench")
 	defer b.tb.Close()
@@ -173,12 +183,13 @@ func run() error {
 	}
 	fmt.Println(markdownTable(results))
 	doc := struct {
-		Machine machine  `json:"machine"`
-		Mode    string   `json:"mode"`
-		Command string   `json:"command"`
-		When    string   `json:"when"`
-		Results []result `json:"results"`
-	}{mach, map[bool]string{true: "quick", false: "full"}[b.quick], "go run ./bench " + strings.Join(os.Args[1:], " "), time.Now().UTC().Format(time.RFC3339), results}
+		Machine     machine  `json:"machine"`
+		Mode        string   `json:"mode"`
+		Compression string   `json:"compression"`
+		Command     string   `json:"command"`
+		When        string   `json:"when"`
+		Results     []result `json:"results"`
+	}{mach, map[bool]string{true: "quick", false: "full"}[b.quick], b.compression, "go run ./bench " + strings.Join(os.Args[1:], " "), time.Now().UTC().Format(time.RFC3339), results}
 	data, _ := json.MarshalIndent(doc, "", "  ")
 	if err := os.WriteFile(*out, append(data, '\n'), 0o644); err != nil {
 		return err

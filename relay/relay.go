@@ -79,8 +79,9 @@ type Hooks struct {
 // ProducerOpts are the producer settings of the relay's transactional
 // client, besides the connection options, the transactional id and the
 // transaction timeout: partitioner, buffer bounds, batch bound, linger and
-// retries. Acks (all) and compression (snappy) are franz-go's defaults. The
-// bench uses the same options for its produce limit, so that the limit
+// retries. Acks (all) are franz-go's default; compression
+// (kafka.compression) comes with the connection options (kafkaclient.Opts).
+// The bench uses the same options for its produce limit, so that the limit
 // measures the producer the relay runs. maxRecordBytes is
 // kafka.max_record_bytes; 0 keeps franz-go's default.
 func ProducerOpts(maxRecordBytes int32) []kgo.Opt {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -50,6 +51,19 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	m := metrics.New(reg)
 	health := &metrics.Health{}
 
+	// The metrics port is taken first: a clash (a second relay on this host
+	// with the default metrics.listen) then stops the relay before it has
+	// started a broker, touched the database or created a topic.
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen != "off" {
+		ln, err := metrics.Listen(cfg.Metrics.Listen)
+		if err != nil {
+			return err
+		}
+		defer ln.Close() // Serve closes it too; this covers an early return
+		metricsLn = ln
+	}
+
 	g, ctx := errgroup.WithContext(ctx)
 	if cfg.Kafka.Embedded.Enabled {
 		b, err := devbroker.Start(devbroker.Config{Listen: cfg.Kafka.Brokers[0], DataDir: cfg.Kafka.Embedded.DataDir}, log.With("component", "embedded-broker"))
@@ -59,8 +73,8 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		defer b.Close()
 		log.Info("embedded development broker started", "addr", b.Addr(), "data_dir", cfg.Kafka.Embedded.DataDir)
 	}
-	if cfg.Metrics.Listen != "off" {
-		g.Go(func() error { return metrics.Serve(ctx, cfg.Metrics.Listen, reg, health, log) })
+	if metricsLn != nil {
+		g.Go(func() error { return metrics.Serve(ctx, metricsLn, reg, health, log) })
 	}
 
 	src, err := openSource(cfg, log.With("component", "source"), m)

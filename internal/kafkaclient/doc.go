@@ -1,6 +1,6 @@
 // Package kafkaclient turns the kafka section of the config into franz-go
-// connection options (seeds, TLS, SASL), shared by every client the relay
-// and its commands make.
+// client options (seeds, TLS, SASL, and the compression of produced batches),
+// shared by every client the relay and its commands make.
 //
 // Invariant: the options never carry a secret into a log line: franz-go is
 // given the SASL password through a closure, and no option is printed.

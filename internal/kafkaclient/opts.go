@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -18,13 +19,20 @@ import (
 	"github.com/cdcrelay/cdcrelay/config"
 )
 
-// Opts returns the connection options for cfg.
+// Opts returns the client options for cfg: the connection options, and the
+// compression of produced batches (kafka.compression; empty means
+// config.DefaultCompression), which a client that only reads ignores.
 func Opts(cfg *config.Kafka, log *slog.Logger) ([]kgo.Opt, error) {
+	codec, err := Compression(cfg.Compression)
+	if err != nil {
+		return nil, err
+	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.DialTimeout(10 * time.Second),
 		kgo.RequestTimeoutOverhead(10 * time.Second),
 		kgo.RetryTimeout(30 * time.Second),
+		kgo.ProducerBatchCompression(codec),
 	}
 	if !cfg.ClientMetrics {
 		// A broker that subscribes clients to KIP-714 metrics gets them
@@ -46,6 +54,29 @@ func Opts(cfg *config.Kafka, log *slog.Logger) ([]kgo.Opt, error) {
 		opts = append(opts, kgo.SASL(m))
 	}
 	return opts, nil
+}
+
+// Compression returns the codec that kafka.compression names: none, gzip,
+// snappy, lz4 or zstd; empty is config.DefaultCompression. Each codec is
+// franz-go's at its default level. A batch that does not shrink is sent
+// uncompressed by franz-go whatever the codec.
+func Compression(name string) (kgo.CompressionCodec, error) {
+	if name == "" {
+		name = config.DefaultCompression
+	}
+	switch name {
+	case "none":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("kafka.compression: %q is not supported; one of %s", name, strings.Join(config.Compressions, ", "))
 }
 
 func mechanism(s *config.SASL) sasl.Mechanism {

@@ -38,7 +38,7 @@ type scenario struct {
 }
 
 func scenarios() []scenario {
-	return []scenario{
+	return append([]scenario{
 		{name: "checker-control", run: func(*chaosEnv) string { return "none; a duplicate and a rolled-back write forged into the topic" }, control: true},
 		{name: "kill-9", run: nemesisKills},
 		{name: "crash-after-produce", run: func(e *chaosEnv) string { return nemesisCrashPoint(e, "after-produce") }},
@@ -52,7 +52,7 @@ func scenarios() []scenario {
 		{name: "position-lost", run: nemesisPositionLost, loud: true},
 		{name: "idle-tables", sources: []string{"postgres"}, run: nemesisIdle,
 			opts: chaosOptions{captured: []string{"chaos_idle"}, seed: 200}},
-	}
+	}, kafkaScenarios()...)
 }
 
 func TestChaosPostgres(t *testing.T) { runChaos(t, "postgres") }

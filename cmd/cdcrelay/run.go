@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cdcrelay/cdcrelay/config"
@@ -101,11 +102,9 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	// recreate it when a position is stored: a missing slot then means lost
 	// changes, which Run reports instead of papering over.
 	if ra, ok := src.(interface{ SetResuming(bool) }); ok {
-		lctx, cancel := context.WithTimeout(ctx, time.Minute)
-		stored, err := offsets.Load(lctx, kopts, cfg.Kafka.OffsetsTopic, cfg.ID)
-		cancel()
+		stored, err := loadStored(ctx, cfg, kopts, log)
 		if err != nil {
-			return stoppedEarly(fmt.Errorf("read the stored position from %s: %w", cfg.Kafka.OffsetsTopic, kafkaclient.Describe(err, &cfg.Kafka)))
+			return stoppedEarly(err)
 		}
 		ra.SetResuming(stored != nil)
 	}
@@ -163,6 +162,33 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 }
 
 var errStopped = errors.New("stopped")
+
+// loadStored reads the stored position. Brokers that cannot be reached yet
+// (Kafka still starting, a network fault) are waited for with backoff, as
+// the relay's own loop does; bad credentials, certificates or permissions
+// stop it at once.
+func loadStored(ctx context.Context, cfg *config.Config, kopts []kgo.Opt, log *slog.Logger) (*offsets.Record, error) {
+	backoff := 500 * time.Millisecond
+	for {
+		lctx, cancel := context.WithTimeout(ctx, time.Minute)
+		stored, err := offsets.Load(lctx, kopts, cfg.Kafka.OffsetsTopic, cfg.ID)
+		cancel()
+		if err == nil {
+			return stored, nil
+		}
+		err = fmt.Errorf("read the stored position from %s: %w", cfg.Kafka.OffsetsTopic, kafkaclient.Describe(err, &cfg.Kafka))
+		if ctx.Err() != nil || kafkaclient.Permanent(err) {
+			return nil, err
+		}
+		log.Warn("kafka: cannot read the stored position yet; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
 
 // preflight runs the source's checks and refuses to start on a blocking one.
 func preflight(ctx context.Context, src dbSource, log *slog.Logger) error {

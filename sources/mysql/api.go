@@ -117,18 +117,23 @@ func (s *Source) Describe(ctx context.Context) ([]change.TableSchema, error) {
 		if err != nil {
 			return nil, err
 		}
-		ts := change.TableSchema{ID: change.TableID{Namespace: t.db, Name: t.name}}
-		for _, col := range cols {
-			ts.Columns = append(ts.Columns, change.ColumnSchema{
-				Name: col.name, SourceType: col.columnType, FlinkType: FlinkType(col.dataType, col.columnType), Nullable: col.nullable,
-			})
-		}
-		for _, k := range key {
-			ts.Key = append(ts.Key, cols[k].name)
-		}
-		out = append(out, ts)
+		out = append(out, schemaOf(t.db, t.name, cols, key))
 	}
 	return out, nil
+}
+
+// schemaOf returns the schema of db.name, as Describe shows it.
+func schemaOf(db, name string, cols []column, key []int) change.TableSchema {
+	ts := change.TableSchema{ID: change.TableID{Namespace: db, Name: name}}
+	for _, col := range cols {
+		ts.Columns = append(ts.Columns, change.ColumnSchema{
+			Name: col.name, SourceType: col.columnType, FlinkType: FlinkType(col.dataType, col.columnType), Nullable: col.nullable,
+		})
+	}
+	for _, k := range key {
+		ts.Key = append(ts.Key, cols[k].name)
+	}
+	return ts
 }
 
 // FlinkType returns the Flink SQL type that reads the JSON this source

@@ -418,6 +418,17 @@ func (d *dialect) WriteMark(ctx context.Context, m snapshot.Mark) error {
 }
 
 func (d *dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key, limit int) ([]snapshot.Row, error) {
+	cmp := ""
+	if after != nil {
+		cmp = ">"
+	}
+	return d.readRows(table, cmp, after, limit)
+}
+
+// readRows reads up to limit rows of table in key order whose key compares
+// with key by cmp (">" after a key, "=" one key, "" no condition), each
+// encoded as ReadChunk describes.
+func (d *dialect) readRows(table, cmp string, after snapshot.Key, limit int) ([]snapshot.Row, error) {
 	db, name := splitTable(table)
 	cols, key, err := tableColumns(d.c, db, name)
 	if err != nil {
@@ -443,14 +454,14 @@ func (d *dialect) ReadChunk(ctx context.Context, table string, after snapshot.Ke
 	for i, k := range key {
 		order[i] = orderExpr(kinds[i], cols[k].name)
 	}
-	if after != nil {
+	if cmp != "" {
 		lits := make([]string, len(key))
 		for i := range key {
 			if lits[i], err = literal(kinds[i], after[i]); err != nil {
 				return nil, err
 			}
 		}
-		sb.WriteString(" WHERE (" + strings.Join(order, ", ") + ") > (" + strings.Join(lits, ", ") + ")")
+		sb.WriteString(" WHERE (" + strings.Join(order, ", ") + ") " + cmp + " (" + strings.Join(lits, ", ") + ")")
 	}
 	sb.WriteString(" ORDER BY " + strings.Join(order, ", ") + " LIMIT " + strconv.Itoa(limit))
 	names := make([]string, len(cols))

@@ -54,8 +54,9 @@ type Config struct {
 	ProgressEvery time.Duration
 }
 
-// ErrDifferent is returned when the database and Kafka differ.
-var ErrDifferent = errors.New("verify: the database and Kafka differ")
+// ErrDifferent is returned, wrapped with the count, when the database and
+// Kafka differ.
+var ErrDifferent = errors.New("difference(s) between the database and Kafka")
 
 // ErrNoTable is returned when Only selects no captured table.
 var ErrNoTable = errors.New("verify: no captured table selected")
@@ -86,12 +87,7 @@ type tableResult struct {
 	recheckDropped         bool
 }
 
-func (r *tableResult) total() int {
-	if r.refused != "" {
-		return 1
-	}
-	return r.missing + r.extra + r.differ
-}
+func (r *tableResult) total() int { return r.missing + r.extra + r.differ }
 
 func (r *tableResult) remember(key []byte) {
 	if len(r.recheck) >= maxRecheck {
@@ -161,13 +157,20 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	fmt.Fprintf(cfg.Out, "stored position at end:   %s\n", positionOf(end))
-	bad := 0
+	bad, refused := 0, 0
 	for _, r := range results {
 		v.print(r)
+		if r.refused != "" {
+			refused++
+			continue
+		}
 		bad += r.total()
 	}
-	if bad > 0 {
-		return fmt.Errorf("%w: %d difference(s)", ErrDifferent, bad)
+	switch {
+	case refused > 0:
+		return fmt.Errorf("%d %w; %d table(s) not verified", bad, ErrDifferent, refused)
+	case bad > 0:
+		return fmt.Errorf("%d %w", bad, ErrDifferent)
 	}
 	fmt.Fprintf(cfg.Out, "verify: %d table(s) match\n", len(results))
 	return nil
@@ -175,7 +178,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 func anyRecheck(rs []*tableResult) bool {
 	for _, r := range rs {
-		if r.refused == "" && r.total() > 0 && len(r.recheck) > 0 {
+		if r.total() > 0 && len(r.recheck) > 0 {
 			return true
 		}
 	}

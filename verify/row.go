@@ -2,13 +2,12 @@ package verify
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"math/bits"
-	"sort"
 	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+	"unsafe"
 
 	"github.com/cdcrelay/cdcrelay/change"
 )
@@ -24,7 +23,7 @@ const absent = 0
 // compared as a document, so whitespace and member order do not count.
 type rowHasher struct {
 	jsonCols map[string]bool
-	scratch  bytes.Buffer
+	scratch  []byte
 }
 
 func newRowHasher(ts change.TableSchema) *rowHasher {
@@ -37,32 +36,48 @@ func newRowHasher(ts change.TableSchema) *rowHasher {
 	return h
 }
 
-// member hashes one column; a row's hash is the sum of its members'
-// hashes, so member order does not count.
-func (h *rowHasher) member(name string, value []byte) uint64 {
-	f := fnv.New64a()
-	f.Write([]byte(name))
-	f.Write([]byte{0})
-	f.Write(h.value(name, value))
-	// FNV's low bits mix poorly into a sum: spread them.
-	x := f.Sum64()
-	return bits.RotateLeft64(x*0x9E3779B97F4A7C15, 31) ^ x
+// FNV-1a, 64 bits, without the allocation of hash/fnv.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnvAdd(h uint64, b []byte) uint64 {
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= fnvPrime
+	}
+	return h
 }
 
-// value is what is compared of a column value.
-func (h *rowHasher) value(name string, v []byte) []byte {
-	if !h.jsonCols[name] || len(v) == 0 || v[0] != '"' {
-		return v
+// mix spreads a hash's bits, so that sums of hashes stay well spread.
+func mix(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	return x ^ x>>33
+}
+
+// member hashes one column; a row's hash is the sum of its members'
+// hashes, so member order does not count.
+func (h *rowHasher) member(name []byte, value []byte) uint64 {
+	x := fnvAdd(fnvOffset, name)
+	x = fnvAdd(x, []byte{0})
+	return mix(x ^ h.value(name, value))
+}
+
+// value hashes what is compared of a column value.
+func (h *rowHasher) value(name []byte, v []byte) uint64 {
+	if len(v) > 0 && v[0] == '"' && h.jsonCols[string(name)] {
+		var ok bool
+		if h.scratch, ok = unquote(h.scratch[:0], v); ok {
+			if d, err := docHash(h.scratch); err == nil {
+				return d
+			}
+		}
 	}
-	var doc string
-	if json.Unmarshal(v, &doc) != nil {
-		return v
-	}
-	h.scratch.Reset()
-	if canonical(&h.scratch, []byte(doc)) != nil {
-		return v
-	}
-	return h.scratch.Bytes()
+	return mix(fnvAdd(fnvOffset, v))
 }
 
 func finish(sum uint64) uint64 {
@@ -78,7 +93,7 @@ func (h *rowHasher) dbRow(r *change.Row) uint64 {
 	var sum uint64
 	for i, v := range r.Values {
 		if v != nil {
-			sum += h.member(r.Names[i], v)
+			sum += h.member(unsafeBytes(r.Names[i]), v)
 		}
 	}
 	return finish(sum)
@@ -87,12 +102,136 @@ func (h *rowHasher) dbRow(r *change.Row) uint64 {
 // topicRow hashes a row object from the topic.
 func (h *rowHasher) topicRow(obj []byte) (uint64, error) {
 	var sum uint64
-	err := eachMember(obj, func(name string, v []byte) error {
+	err := eachMember(obj, func(name, v []byte) error {
 		sum += h.member(name, v)
 		return nil
 	})
 	return finish(sum), err
 }
+
+// docHash hashes a JSON document by its structure: an object is the sum of
+// its members' hashes (member order does not count), an array the chain
+// of its elements', a scalar its text; whitespace between tokens does not
+// count.
+func docHash(b []byte) (uint64, error) {
+	i := skipSpace(b, 0)
+	end, err := skipValue(b, i)
+	if err != nil {
+		return 0, err
+	}
+	if skipSpace(b, end) != len(b) {
+		return 0, errors.New("trailing data after a JSON document")
+	}
+	return valueHash(b[i:end])
+}
+
+func valueHash(v []byte) (uint64, error) {
+	switch v[0] {
+	case '{':
+		sum := uint64(0x6f626a)
+		err := eachMember(v, func(name, m []byte) error {
+			mh, err := valueHash(m)
+			sum += mix(fnvAdd(fnvOffset, name) ^ mh)
+			return err
+		})
+		return mix(sum), err
+	case '[':
+		x := uint64(0x617272)
+		i := skipSpace(v, 1)
+		if i < len(v) && v[i] == ']' {
+			return mix(x), nil
+		}
+		for i < len(v) {
+			end, err := skipValue(v, i)
+			if err != nil {
+				return 0, err
+			}
+			eh, err := valueHash(v[i:end])
+			if err != nil {
+				return 0, err
+			}
+			x = mix(x*fnvPrime ^ eh)
+			i = skipSpace(v, end)
+			if i < len(v) && v[i] == ']' {
+				return x, nil
+			}
+			if i >= len(v) || v[i] != ',' {
+				return 0, errors.New("bad JSON array")
+			}
+			i = skipSpace(v, i+1)
+		}
+		return 0, errors.New("unterminated JSON array")
+	}
+	return mix(fnvAdd(fnvOffset, v)), nil
+}
+
+// unquote appends the text of the JSON string q to dst; false when q is
+// not a well-formed JSON string.
+func unquote(dst, q []byte) ([]byte, bool) {
+	if len(q) < 2 || q[0] != '"' || q[len(q)-1] != '"' {
+		return dst, false
+	}
+	q = q[1 : len(q)-1]
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		if c != '\\' {
+			dst = append(dst, c)
+			continue
+		}
+		if i+1 >= len(q) {
+			return dst, false
+		}
+		i++
+		switch q[i] {
+		case '"', '\\', '/':
+			dst = append(dst, q[i])
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r, n, ok := hexRune(q[i+1:])
+			if !ok {
+				return dst, false
+			}
+			i += n
+			dst = utf8.AppendRune(dst, r)
+		default:
+			return dst, false
+		}
+	}
+	return dst, true
+}
+
+// hexRune reads the XXXX of a \uXXXX escape, and a low surrogate's
+// \uXXXX after a high one; it returns the rune and the bytes read.
+func hexRune(b []byte) (rune, int, bool) {
+	if len(b) < 4 {
+		return 0, 0, false
+	}
+	v, err := strconv.ParseUint(string(b[:4]), 16, 16)
+	if err != nil {
+		return 0, 0, false
+	}
+	r := rune(v)
+	if utf16.IsSurrogate(r) && len(b) >= 10 && b[4] == '\\' && b[5] == 'u' {
+		if lo, err := strconv.ParseUint(string(b[6:10]), 16, 16); err == nil {
+			if d := utf16.DecodeRune(r, rune(lo)); d != utf8.RuneError {
+				return d, 10, true
+			}
+		}
+	}
+	return r, 4, true
+}
+
+// unsafeBytes views a string's bytes, for hashing only.
+func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // colDiff is one column that differs; a nil value is absent.
 type colDiff struct {
@@ -105,7 +244,8 @@ type colDiff struct {
 func (h *rowHasher) diff(r *change.Row, obj []byte) ([]colDiff, error) {
 	topic := map[string][]byte{}
 	var order []string
-	err := eachMember(obj, func(name string, v []byte) error {
+	err := eachMember(obj, func(nb, v []byte) error {
+		name := string(nb)
 		if _, dup := topic[name]; !dup {
 			order = append(order, name)
 		}
@@ -123,11 +263,8 @@ func (h *rowHasher) diff(r *change.Row, obj []byte) ([]colDiff, error) {
 		if db == nil && tv == nil {
 			continue
 		}
-		if db != nil && tv != nil {
-			a := append([]byte(nil), h.value(name, db)...) // value reuses its buffer
-			if bytes.Equal(a, h.value(name, tv)) {
-				continue
-			}
+		if db != nil && tv != nil && h.value(unsafeBytes(name), db) == h.value(unsafeBytes(name), tv) {
+			continue
 		}
 		out = append(out, colDiff{name: name, db: db, topic: tv})
 	}
@@ -140,8 +277,8 @@ func (h *rowHasher) diff(r *change.Row, obj []byte) ([]colDiff, error) {
 }
 
 // eachMember calls fn with the name and the raw value of each member of a
-// JSON object, in order.
-func eachMember(obj []byte, fn func(name string, value []byte) error) error {
+// JSON object, in order. The name is valid during the call only.
+func eachMember(obj []byte, fn func(name, value []byte) error) error {
 	i := skipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
 		return errors.New("not a JSON object")
@@ -158,9 +295,9 @@ func eachMember(obj []byte, fn func(name string, value []byte) error) error {
 		if err != nil {
 			return err
 		}
-		name, err := memberName(obj[i:end])
-		if err != nil {
-			return err
+		name, ok := memberName(obj[i:end])
+		if !ok {
+			return errors.New("bad JSON object: bad member name")
 		}
 		i = skipSpace(obj, end)
 		if i >= len(obj) || obj[i] != ':' {
@@ -188,13 +325,13 @@ func eachMember(obj []byte, fn func(name string, value []byte) error) error {
 	}
 }
 
-func memberName(q []byte) (string, error) {
+// memberName returns the text of a quoted member name: a slice of q
+// without escapes, a copy with them.
+func memberName(q []byte) ([]byte, bool) {
 	if bytes.IndexByte(q, '\\') < 0 {
-		return string(q[1 : len(q)-1]), nil
+		return q[1 : len(q)-1], true
 	}
-	var s string
-	err := json.Unmarshal(q, &s)
-	return s, err
+	return unquote(nil, q)
 }
 
 func skipSpace(b []byte, i int) int {
@@ -252,65 +389,7 @@ func skipValue(b []byte, i int) (int, error) {
 	return j, nil
 }
 
-// canonical writes a JSON document with object members sorted by name and
-// no whitespace; numbers and strings keep their text.
-func canonical(w *bytes.Buffer, doc []byte) error {
-	d := json.NewDecoder(bytes.NewReader(doc))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return err
-	}
-	if d.More() {
-		return errors.New("trailing data")
-	}
-	writeCanonical(w, v)
-	return nil
-}
-
-func writeCanonical(w *bytes.Buffer, v any) {
-	switch x := v.(type) {
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		w.WriteByte('{')
-		for i, k := range keys {
-			if i > 0 {
-				w.WriteByte(',')
-			}
-			w.Write(change.String(k))
-			w.WriteByte(':')
-			writeCanonical(w, x[k])
-		}
-		w.WriteByte('}')
-	case []any:
-		w.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				w.WriteByte(',')
-			}
-			writeCanonical(w, e)
-		}
-		w.WriteByte(']')
-	case json.Number:
-		w.WriteString(string(x))
-	case string:
-		w.Write(change.String(x))
-	case bool:
-		w.WriteString(strconv.FormatBool(x))
-	case nil:
-		w.WriteString("null")
-	}
-}
-
 // keyHash hashes an event key. The relay writes each key in one canonical
 // form (change.EncodeKey), and the reader builds its keys with the same
 // function, so the bytes are hashed as they are.
-func keyHash(key []byte) uint64 {
-	f := fnv.New64a()
-	f.Write(key)
-	return f.Sum64()
-}
+func keyHash(key []byte) uint64 { return fnvAdd(fnvOffset, key) }

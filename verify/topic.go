@@ -22,8 +22,8 @@ func latestRow(value []byte, upsert bool) ([]byte, bool, error) {
 		return v, !bytes.Equal(v, []byte("null")), nil
 	}
 	var after, op []byte
-	err := eachMember(value, func(name string, v []byte) error {
-		switch name {
+	err := eachMember(value, func(name, v []byte) error {
+		switch string(name) {
 		case "after":
 			after = v
 		case "op":

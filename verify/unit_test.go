@@ -19,7 +19,7 @@ func TestEachMember(t *testing.T) {
 		{`{"\u0041b":true}`, `Ab=true `},
 	} {
 		var b strings.Builder
-		err := eachMember([]byte(tc.in), func(name string, v []byte) error {
+		err := eachMember([]byte(tc.in), func(name, v []byte) error {
 			fmt.Fprintf(&b, "%s=%s ", name, v)
 			return nil
 		})
@@ -28,7 +28,7 @@ func TestEachMember(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{``, `[1]`, `{"a":1`, `{"a" 1}`, `{"a":"x}`, `{"a":1 "b":2}`} {
-		if err := eachMember([]byte(bad), func(string, []byte) error { return nil }); err == nil {
+		if err := eachMember([]byte(bad), func(_, _ []byte) error { return nil }); err == nil {
 			t.Errorf("eachMember(%s) accepted it", bad)
 		}
 	}

@@ -35,7 +35,7 @@ type verifyEnv struct {
 	txnCl *kgo.Client
 }
 
-func writeConfig(t *testing.T, kind, dsn, tables, broker string) *config.Config {
+func writeConfig(t testing.TB, kind, dsn, tables, broker string) *config.Config {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "cdcrelay.yaml")
 	yaml := fmt.Sprintf(`id: shop
@@ -61,7 +61,7 @@ metrics:
 }
 
 // openReader opens the source's row reader for cfg.
-func openReader(t *testing.T, cfg *config.Config) sources.RowReader {
+func openReader(t testing.TB, cfg *config.Config) sources.RowReader {
 	t.Helper()
 	ctx := context.Background()
 	var rr sources.RowReader

@@ -74,19 +74,11 @@ func refusal(cols []column, key []int) string {
 		return "no primary key, so it cannot be read in key order"
 	}
 	for _, c := range cols {
-		if spatial(c.dataType) {
+		if typeOf(c.dataType).spatial {
 			return fmt.Sprintf("column %s has the spatial type %s, which verify does not compare", c.name, c.dataType)
 		}
 	}
 	return ""
-}
-
-func spatial(dataType string) bool {
-	switch dataType {
-	case "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection":
-		return true
-	}
-	return false
 }
 
 func (rr *rowReader) table(id change.TableID) (string, error) {

@@ -224,22 +224,6 @@ func tableColumns(c *client.Conn, db, name string) (cols []column, key []int, er
 	return cols, key, nil
 }
 
-func kindOf(col column) (keyKind, bool) {
-	switch col.dataType {
-	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year":
-		return kindInt, true
-	case "decimal", "numeric":
-		return kindDecimal, true
-	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "uuid", "inet6", "inet4":
-		return kindText, true
-	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob":
-		return kindBytes, true
-	case "date", "datetime", "timestamp":
-		return kindTime, true
-	}
-	return 0, false
-}
-
 // dialect is the MySQL side of the shared snapshot: watermark rows in
 // cdcrelay_watermark and key-ordered chunk queries. It runs on the stream's
 // query connection, from the stream goroutine, or, for a chunk read ahead,

@@ -21,6 +21,9 @@ type RowReader interface {
 	// first), in key order, as op=r events with Key and After set. A table
 	// that cannot be read this way is refused with a *RefusedError.
 	ReadChunk(ctx context.Context, table change.TableID, after snapshot.Key, limit int) ([]snapshot.Row, error)
+	// Estimate returns the approximate number of rows of table, for
+	// progress lines; 0 when unknown.
+	Estimate(ctx context.Context, table change.TableID) (int64, error)
 	// ReadKeys returns the current rows of the given keys (event Key
 	// bytes); absent keys are left out.
 	ReadKeys(ctx context.Context, table change.TableID, keys [][]byte) ([]*change.Event, error)

@@ -74,22 +74,24 @@ func (v *verifier) print(r *tableResult) {
 }
 
 // progress prints a line about one phase of one table at most every
-// ProgressEvery, and one when the phase is done.
+// ProgressEvery, and one when the phase is done. With an estimate of the
+// total, the lines show a percentage and the time left.
 type progress struct {
 	w     func(format string, args ...any)
 	every time.Duration
 	table change.TableID
 	what  string
+	total int64 // estimate; 0 when unknown
 	n     int64
 	start time.Time
 	last  time.Time
 }
 
-func (v *verifier) progress(t change.TableID, what string) *progress {
+func (v *verifier) progress(t change.TableID, what string, total int64) *progress {
 	now := time.Now()
 	return &progress{
 		w:     func(f string, a ...any) { fmt.Fprintf(v.cfg.Progress, f, a...) },
-		every: v.cfg.ProgressEvery, table: t, what: what, start: now, last: now,
+		every: v.cfg.ProgressEvery, table: t, what: what, total: total, start: now, last: now,
 	}
 }
 
@@ -104,7 +106,12 @@ func (p *progress) add(n int) {
 func (p *progress) line(suffix string) {
 	el := time.Since(p.start)
 	rate := float64(p.n) / max(el.Seconds(), 1e-3)
-	p.w("verify: %s: %d %s (%.0f/s, %s)%s\n", p.table, p.n, p.what, rate, el.Round(time.Second), suffix)
+	est := ""
+	if p.total > 0 && suffix == "" && p.n < p.total {
+		left := time.Duration(float64(p.total-p.n) / max(rate, 1e-3) * float64(time.Second))
+		est = fmt.Sprintf(", ~%d%%, about %s left", p.n*100/p.total, left.Round(time.Second))
+	}
+	p.w("verify: %s: %d %s (%.0f/s, %s%s)%s\n", p.table, p.n, p.what, rate, el.Round(time.Second), est, suffix)
 }
 
 func (p *progress) done() { p.line(", done") }

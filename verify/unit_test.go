@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cdcrelay/cdcrelay/change"
 )
@@ -206,5 +207,20 @@ func TestShown(t *testing.T) {
 	}
 	if shown(nil) != "(absent)" || shown([]byte("x")) != "x" {
 		t.Error("shown of short values")
+	}
+}
+
+func TestProgress(t *testing.T) {
+	var b strings.Builder
+	v := &verifier{cfg: Config{Progress: &b, ProgressEvery: time.Hour}}
+	p := v.progress(change.TableID{Namespace: "public", Name: "orders"}, "rows read", 1000)
+	p.add(250)
+	p.line("")
+	p.add(750)
+	p.done()
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "verify: public.orders: 250 rows read (") || !strings.Contains(lines[0], ", ~25%, about ") ||
+		!strings.HasSuffix(lines[1], "), done") || strings.Contains(lines[1], "%") {
+		t.Errorf("progress lines:\n%s", b.String())
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/format"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
 	"github.com/cdcrelay/cdcrelay/offsets"
 	"github.com/cdcrelay/cdcrelay/sources"
 	"github.com/cdcrelay/cdcrelay/sources/snapshot"
@@ -203,7 +204,13 @@ func (v *verifier) verifyTable(ctx context.Context, ts change.TableSchema) (*tab
 	dbSide := newSorter(v.cfg.TempDir, v.cfg.SortMemory)
 	defer dbSide.close()
 
-	prog := v.progress(ts.ID, "records read from "+v.topic(ts.ID))
+	var records int64
+	if ends, starts, err := kafkaclient.StableEnds(ctx, v.cfg.Kafka, v.topic(ts.ID)); err == nil {
+		for p, end := range ends[v.topic(ts.ID)] {
+			records += max(0, end-starts[v.topic(ts.ID)][p]) // markers included: an upper bound
+		}
+	}
+	prog := v.progress(ts.ID, "records read from "+v.topic(ts.ID), records)
 	var seq uint64
 	err := v.readTopic(ctx, v.topic(ts.ID), func(r *kgo.Record, row []byte) error {
 		seq++
@@ -222,7 +229,8 @@ func (v *verifier) verifyTable(ctx context.Context, ts change.TableSchema) (*tab
 	}
 	prog.done()
 
-	prog = v.progress(ts.ID, "rows read from the database")
+	estimate, _ := v.cfg.Reader.Estimate(ctx, ts.ID) // 0 when refused or unknown
+	prog = v.progress(ts.ID, "rows read from the database", estimate)
 	var after snapshot.Key
 	for {
 		rows, err := v.cfg.Reader.ReadChunk(ctx, ts.ID, after, v.cfg.ChunkSize)

@@ -103,6 +103,14 @@ func (rr *rowReader) ReadChunk(ctx context.Context, id change.TableID, after sna
 	return rr.d.readRows(table, cmp, after, limit)
 }
 
+func (rr *rowReader) Estimate(ctx context.Context, id change.TableID) (int64, error) {
+	table, err := rr.table(id)
+	if err != nil {
+		return 0, err
+	}
+	return rr.d.Estimate(ctx, table)
+}
+
 func (rr *rowReader) ReadKeys(ctx context.Context, id change.TableID, keys [][]byte) ([]*change.Event, error) {
 	table, err := rr.table(id)
 	if err != nil {

@@ -78,6 +78,14 @@ func (rr *rowReader) ReadChunk(ctx context.Context, id change.TableID, after sna
 	return dialect{r: rr.r}.readRows(ctx, t, cmp, after, limit)
 }
 
+func (rr *rowReader) Estimate(ctx context.Context, id change.TableID) (int64, error) {
+	t, err := rr.table(id)
+	if err != nil {
+		return 0, err
+	}
+	return dialect{r: rr.r}.Estimate(ctx, t.ident)
+}
+
 func (rr *rowReader) ReadKeys(ctx context.Context, id change.TableID, keys [][]byte) ([]*change.Event, error) {
 	t, err := rr.table(id)
 	if err != nil {

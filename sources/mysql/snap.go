@@ -191,8 +191,6 @@ type column struct {
 	enc                        textEncoder
 }
 
-type textEncoder func(b []byte, fv *gomysql.FieldValue) []byte
-
 // tableColumns reads the columns and the primary key of db.name.
 func tableColumns(c *client.Conn, db, name string) (cols []column, key []int, err error) {
 	rows, err := queryRows(c, `SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COALESCE(CHARACTER_SET_NAME, ''), COLUMN_KEY

@@ -50,11 +50,14 @@ func position(r *kgo.Record) string {
 	return ""
 }
 
+// fetchMaxBytes bounds what the Kafka client buffers for one fetch.
+const fetchMaxBytes = 16 << 20
+
 // readTopic calls fn for every committed record of topic up to its last
 // stable offset (kafkaclient.ReadToEnd), with the row state the record
 // leaves: the row object, or nil when it deletes its key.
 func (v *verifier) readTopic(ctx context.Context, topic string, fn func(r *kgo.Record, row []byte) error) error {
-	return kafkaclient.ReadToEnd(ctx, v.cfg.Kafka, []string{topic}, kafkaclient.ReadOptions{}, func(r *kgo.Record) error {
+	return kafkaclient.ReadToEnd(ctx, v.cfg.Kafka, []string{topic}, kafkaclient.ReadOptions{FetchMaxBytes: fetchMaxBytes}, func(r *kgo.Record) error {
 		row, live, err := latestRow(r.Value, v.cfg.Upsert)
 		if err != nil {
 			return fmt.Errorf("%s key %s: %w", topic, r.Key, err)

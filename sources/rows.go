@@ -22,7 +22,7 @@ type RowReader interface {
 	// that cannot be read this way is refused with a *RefusedError.
 	ReadChunk(ctx context.Context, table change.TableID, after snapshot.Key, limit int) ([]snapshot.Row, error)
 	// Estimate returns the approximate number of rows of table, for
-	// progress lines; 0 when unknown.
+	// progress lines; 0 when unknown. It refuses a table as ReadChunk does.
 	Estimate(ctx context.Context, table change.TableID) (int64, error)
 	// ReadKeys returns the current rows of the given keys (event Key
 	// bytes); absent keys are left out.

@@ -59,6 +59,10 @@ type Config struct {
 // Kafka differ.
 var ErrDifferent = errors.New("difference(s) between the database and Kafka")
 
+// ErrNotVerified is returned, wrapped with the count, when a table was
+// refused (sources.RefusedError).
+var ErrNotVerified = errors.New("table(s) not verified")
+
 // ErrNoTable is returned when Only selects no captured table.
 var ErrNoTable = errors.New("verify: no captured table selected")
 
@@ -168,10 +172,12 @@ func Run(ctx context.Context, cfg Config) error {
 		bad += r.total()
 	}
 	switch {
-	case refused > 0:
-		return fmt.Errorf("%d %w; %d table(s) not verified", bad, ErrDifferent, refused)
+	case bad > 0 && refused > 0:
+		return fmt.Errorf("%d %w; %d %w", bad, ErrDifferent, refused, ErrNotVerified)
 	case bad > 0:
 		return fmt.Errorf("%d %w", bad, ErrDifferent)
+	case refused > 0:
+		return fmt.Errorf("%d %w", refused, ErrNotVerified)
 	}
 	fmt.Fprintf(cfg.Out, "verify: %d table(s) match\n", len(results))
 	return nil
@@ -199,6 +205,12 @@ func (v *verifier) topic(id change.TableID) string { return format.Topic(v.cfg.T
 // into a sorter by key hash, and merges the two.
 func (v *verifier) verifyTable(ctx context.Context, ts change.TableSchema) (*tableResult, error) {
 	res := &tableResult{schema: ts, hasher: newRowHasher(ts)}
+	estimate, err := v.cfg.Reader.Estimate(ctx, ts.ID)
+	var refused *sources.RefusedError
+	if errors.As(err, &refused) {
+		res.refused = refused.Reason
+		return res, nil
+	}
 	topicSide := newSorter(v.cfg.TempDir, v.cfg.SortMemory)
 	defer topicSide.close()
 	dbSide := newSorter(v.cfg.TempDir, v.cfg.SortMemory)
@@ -212,7 +224,7 @@ func (v *verifier) verifyTable(ctx context.Context, ts change.TableSchema) (*tab
 	}
 	prog := v.progress(ts.ID, "records read from "+v.topic(ts.ID), records)
 	var seq uint64
-	err := v.readTopic(ctx, v.topic(ts.ID), func(r *kgo.Record, row []byte) error {
+	err = v.readTopic(ctx, v.topic(ts.ID), func(r *kgo.Record, row []byte) error {
 		seq++
 		prog.add(1)
 		state := uint64(absent)
@@ -229,12 +241,10 @@ func (v *verifier) verifyTable(ctx context.Context, ts change.TableSchema) (*tab
 	}
 	prog.done()
 
-	estimate, _ := v.cfg.Reader.Estimate(ctx, ts.ID) // 0 when refused or unknown
 	prog = v.progress(ts.ID, "rows read from the database", estimate)
 	var after snapshot.Key
 	for {
 		rows, err := v.cfg.Reader.ReadChunk(ctx, ts.ID, after, v.cfg.ChunkSize)
-		var refused *sources.RefusedError
 		if errors.As(err, &refused) {
 			res.refused = refused.Reason
 			return res, nil

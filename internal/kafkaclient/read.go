@@ -95,6 +95,11 @@ func StableEnds(ctx context.Context, opts []kgo.Opt, topics ...string) (ends, st
 //     partition's position moves for opt.Idle, the read fails and says
 //     which partitions stopped where.
 //
+// One case the position cannot show: when compaction has removed every
+// record and marker at the end of a partition, only empty batches are
+// left there, which the client skips without returning anything; such a
+// read fails at the idle limit.
+//
 // The client is built from opts (connection options) and closed on return.
 func ReadToEnd(ctx context.Context, opts []kgo.Opt, topics []string, opt ReadOptions, fn func(*kgo.Record) error) error {
 	ends, starts, err := StableEnds(ctx, opts, topics...)

@@ -2,7 +2,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: build test test-short vet lint bench bench-relay demo deploy-check fuzz clean
+.PHONY: build test test-short vet lint bench bench-relay bench-verify demo deploy-check fuzz clean
 
 # The version `make build` stamps in: git describe, which works in a git
 # worktree too, where go build records no VCS information. Empty (no git)
@@ -52,6 +52,10 @@ bench-quick:
 # Micro-benchmarks (encoding, the transactional loop against the dev broker).
 bench-relay:
 	$(GO) test -run '^$$' -bench . -benchmem ./format ./relay
+
+# verify against a PostgreSQL table of 1M rows and its topic (docs/verify.md).
+bench-verify:
+	$(GO) test -run '^$$' -bench Verify1M -benchtime 2x ./verify
 
 # Each fuzzer for 30 s; go test fuzzes one target at a time.
 fuzz:

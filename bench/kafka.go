@@ -169,57 +169,20 @@ func (s topicSample) meanValue() float64 { return float64(s.valueBytes) / float6
 // counts records, keeping up to keep of them.
 func (b *bench) readTopic(ctx context.Context, topic string, keep int) (topicSample, error) {
 	var s topicSample
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.brokerAddr))
-	if err != nil {
-		return s, err
-	}
-	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
-	cl.Close()
-	if err != nil {
-		return s, err
-	}
-	want := map[int32]int64{}
-	parts := map[string]map[int32]kgo.Offset{topic: {}}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-			parts[topic][o.Partition] = kgo.NewOffset().AtStart()
-		}
-	})
-	if len(want) == 0 {
-		return s, nil
-	}
-	cl, err = kgo.NewClient(kgo.SeedBrokers(b.brokerAddr),
-		kgo.ConsumePartitions(parts),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-		kgo.FetchMaxBytes(64<<20),
-	)
-	if err != nil {
-		return s, err
-	}
-	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	for len(want) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return s, fmt.Errorf("read %s: %w", topic, err)
+	opts := []kgo.Opt{kgo.SeedBrokers(b.brokerAddr)}
+	err := kafkaclient.ReadToEnd(ctx, opts, []string{topic}, kafkaclient.ReadOptions{FetchMaxBytes: 64 << 20}, func(r *kgo.Record) error {
+		s.records++
+		s.keyBytes += int64(len(r.Key))
+		s.valueBytes += int64(len(r.Value))
+		if len(s.sample) < keep {
+			s.sample = append(s.sample, &kgo.Record{Key: r.Key, Value: r.Value, Headers: r.Headers})
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if r.Offset+1 >= want[r.Partition] {
-				delete(want, r.Partition)
-			}
-			if r.Attrs.IsControl() {
-				return
-			}
-			s.records++
-			s.keyBytes += int64(len(r.Key))
-			s.valueBytes += int64(len(r.Value))
-			if len(s.sample) < keep {
-				s.sample = append(s.sample, &kgo.Record{Key: r.Key, Value: r.Value, Headers: r.Headers})
-			}
-		})
+		return nil
+	})
+	if err != nil {
+		return s, fmt.Errorf("read %s: %w", topic, err)
 	}
 	return s, nil
 }
@@ -324,20 +287,13 @@ func (b *bench) createTopic(ctx context.Context, topic string) error {
 // topicEnd sums the committed end offsets of topic's partitions (control
 // records included).
 func (b *bench) topicEnd(ctx context.Context, topic string) (int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.brokerAddr))
-	if err != nil {
-		return 0, err
-	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
+	ends, _, err := kafkaclient.StableEnds(ctx, []kgo.Opt{kgo.SeedBrokers(b.brokerAddr)}, topic)
 	if err != nil {
 		return 0, err
 	}
 	var n int64
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err == nil {
-			n += o.Offset
-		}
-	})
+	for _, end := range ends[topic] {
+		n += end
+	}
 	return n, nil
 }

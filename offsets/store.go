@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
 )
 
 // EnsureTopic creates the offsets topic when missing: one partition,
@@ -65,86 +66,26 @@ func Load(ctx context.Context, opts []kgo.Opt, topic, id string) (*Record, error
 	return Decode(value)
 }
 
+// loadIdle is how long Load waits for the offsets topic's position to
+// move before it gives up: the topic is small and written in short
+// transactions, so a long stall means a broker problem.
+const loadIdle = 10 * time.Second
+
 // LoadRaw is Load without decoding: the last committed value for id, which
-// is nil after a reset.
+// is nil after a reset. It reads as kafkaclient.ReadToEnd does.
 func LoadRaw(ctx context.Context, opts []kgo.Opt, topic, id string) ([]byte, bool, error) {
-	adm, err := kgo.NewClient(opts...)
-	if err != nil {
-		return nil, false, fmt.Errorf("offsets: client: %w", err)
-	}
-	defer adm.Close()
-	ends, err := kadm.NewClient(adm).ListCommittedOffsets(ctx, topic)
-	if err != nil {
-		return nil, false, fmt.Errorf("offsets: list the end of %q: %w", topic, err)
-	}
-	end, ok := ends.Lookup(topic, 0)
-	if !ok || errors.Is(end.Err, kerr.UnknownTopicOrPartition) {
-		// No offsets topic yet: nothing was ever committed.
-		return nil, false, nil
-	}
-	if end.Err != nil {
-		return nil, false, fmt.Errorf("offsets: list the end of %q: %w", topic, end.Err)
-	}
-	starts, err := kadm.NewClient(adm).ListStartOffsets(ctx, topic)
-	if err != nil {
-		return nil, false, fmt.Errorf("offsets: list the start of %q: %w", topic, err)
-	}
-	start, _ := starts.Lookup(topic, 0)
-	if end.Offset <= start.Offset {
-		return nil, false, nil
-	}
-
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-	)...)
-	if err != nil {
-		return nil, false, fmt.Errorf("offsets: client: %w", err)
-	}
-	defer cl.Close()
-
 	var (
 		value []byte
 		found bool
-		next  = start.Offset
-		idle  int
 	)
-	for next < end.Offset {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		fetches := cl.PollFetches(pctx)
-		cancel()
-		if ctx.Err() != nil {
-			return nil, false, ctx.Err()
-		}
-		progressed := false
-		var ferr error
-		fetches.EachError(func(_ string, _ int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-				ferr = err
-			}
-		})
-		if ferr != nil {
-			return nil, false, fmt.Errorf("offsets: read %q: %w", topic, ferr)
-		}
-		fetches.EachRecord(func(r *kgo.Record) {
-			if r.Offset+1 > next {
-				next = r.Offset + 1
-				progressed = true
-			}
-			if r.Attrs.IsControl() || string(r.Key) != id {
-				return
-			}
+	err := kafkaclient.ReadToEnd(ctx, opts, []string{topic}, kafkaclient.ReadOptions{Idle: loadIdle}, func(r *kgo.Record) error {
+		if string(r.Key) == id {
 			value, found = r.Value, true
-		})
-		if progressed {
-			idle = 0
-			continue
 		}
-		if idle++; idle >= 5 {
-			return nil, false, fmt.Errorf("offsets: could not read %q to its end (reached offset %s of %s); is the broker healthy?",
-				topic, strconv.FormatInt(next, 10), strconv.FormatInt(end.Offset, 10))
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("offsets: %w", err)
 	}
 	return value, found, nil
 }

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"strconv"
@@ -43,7 +44,10 @@ func (genSource) Describe(context.Context) ([]change.TableSchema, error) {
 	return nil, nil
 }
 func (genSource) RequestSnapshot(context.Context, string) error { return nil }
-func (genSource) Close() error                                  { return nil }
+func (genSource) OpenRowReader(context.Context) (sources.RowReader, error) {
+	return nil, errors.New("testgen: verify cannot read a generator")
+}
+func (genSource) Close() error { return nil }
 
 // crashHooks reads CDCRELAY_TEST_CRASH=<point>:<n>, point being
 // after-produce or after-commit: the process kills itself with SIGKILL at

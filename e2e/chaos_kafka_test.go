@@ -101,8 +101,11 @@ func (e *chaosEnv) leaderOf(topic string) *testenv.Broker {
 	return e.kc.Leader(e.t, topic, 0)
 }
 
+// dataTopic returns the topic of a table the workload writes, which exists
+// once the snapshot is done (chaos_big's stays empty until a scenario fills
+// it).
 func (e *chaosEnv) dataTopic() string {
-	tb := e.tables[rand.IntN(len(e.tables))]
+	tb := workloadTables[rand.IntN(len(workloadTables))]
 	return format.Topic(chaosID, change.TableID{Namespace: e.namespace(), Name: tb})
 }
 

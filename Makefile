@@ -37,7 +37,8 @@ lint: vet deploy-check
 deploy-check:
 	$(GO) test -count=1 ./internal/deploycheck/...
 
-# End to end against throwaway PostgreSQL, MariaDB and a dev broker: drain,
+# End to end against throwaway PostgreSQL, MariaDB and Apache Kafka (-broker dev
+# for the embedded dev broker): drain,
 # snapshot, latency, memory and restart cost beside the source's and Kafka's
 # limits measured in the same run; prints a table, writes bench/results.json.
 # See docs/benchmarks.md.

@@ -51,12 +51,24 @@ type offsetsWatch struct {
 
 func (b *bench) watchOffsets(ctx context.Context) (*offsetsWatch, error) {
 	w := &offsetsWatch{changed: make(chan struct{}), last: map[string]storedPos{}}
+	// The topic is created as the relays create it (compacted, one
+	// partition) before anyone reads it: a broker that creates topics on
+	// first use would otherwise make it with its defaults, which the
+	// relays refuse.
+	adm, err := kgo.NewClient(kgo.SeedBrokers(b.brokerAddr))
+	if err != nil {
+		return nil, err
+	}
+	err = offsets.EnsureTopic(ctx, kadm.NewClient(adm), offsetsTopic, 1)
+	adm.Close()
+	if err != nil {
+		return nil, err
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.brokerAddr),
 		kgo.ConsumeTopics(offsetsTopic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(200*time.Millisecond),
-		kgo.AllowAutoTopicCreation(),
 		kgo.MetadataMinAge(250*time.Millisecond),
 	)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cdcrelay/cdcrelay/config"
@@ -83,6 +84,9 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := checkOffsetsTopic(ctx, kopts, cfg.Kafka.OffsetsTopic); err != nil {
+		return stoppedEarly(err)
+	}
 	// A source that keeps server-side state (a replication slot) must not
 	// recreate it when a position is stored: a missing slot then means lost
 	// changes, which Run reports instead of papering over.
@@ -149,6 +153,24 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 }
 
 var errStopped = errors.New("stopped")
+
+// checkOffsetsTopic refuses an existing offsets topic with the wrong layout
+// before anything is created, in the database or in Kafka. Any other answer
+// (a broker not up yet, a missing ACL) is left to the relay, which retries
+// or reports it.
+func checkOffsetsTopic(ctx context.Context, kopts []kgo.Opt, topic string) error {
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := offsets.CheckTopic(cctx, cl, topic); errors.Is(err, offsets.ErrTopicLayout) {
+		return fmt.Errorf("refusing to start: %w", err)
+	}
+	return nil
+}
 
 // preflight runs the source's checks and refuses to start on a blocking one.
 func preflight(ctx context.Context, src dbSource, log *slog.Logger) error {

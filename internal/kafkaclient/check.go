@@ -65,7 +65,9 @@ var (
 // topic) before it looks the producer up, and then refuses because no
 // producer has that id; nothing is added to any transaction. CREATE is
 // tested with a validate-only CreateTopics, READ on a missing topic with a
-// fetch. log may be nil.
+// fetch. The one side effect is the broker's own: a cluster that never
+// served a transaction creates its __transaction_state topic on the first
+// coordinator lookup, as for any transactional client. log may be nil.
 func Check(ctx context.Context, cfg *config.Kafka, t Target, log *slog.Logger) sources.Report {
 	c := &checker{cfg: cfg, t: t}
 	opts, err := Opts(cfg, log)

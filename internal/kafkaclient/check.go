@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -130,6 +131,7 @@ type topicState struct {
 	partitions int
 	replicas   int
 	authorized []kmsg.ACLOperation // from metadata, when it exists
+	opsOmitted bool                // the broker did not report them
 
 	// missing and proven collect operations shown denied and allowed.
 	missing, proven map[kmsg.ACLOperation]bool
@@ -245,6 +247,13 @@ func (c *checker) topicsMetadata(ctx context.Context) {
 			ts.partitions = len(rt.Partitions)
 			if len(rt.Partitions) > 0 {
 				ts.replicas = len(rt.Partitions[0].Replicas)
+			}
+			if rt.AuthorizedOperations == math.MinInt32 {
+				// The broker does not report them (KIP-430); the
+				// probes below show what they can.
+				ts.opsOmitted = true
+				ts.allow(kmsg.ACLOperationDescribe)
+				continue
 			}
 			ts.authorized = kadm.DecodeACLOperations(rt.AuthorizedOperations)
 			for _, op := range ts.need {
@@ -420,12 +429,13 @@ func (c *checker) validateCreate(ctx context.Context) {
 	}
 }
 
-// probeRead tests READ on an offsets topic that does not exist yet with a
-// fetch by name (Fetch v12, the last to name topics), which Kafka
+// probeRead tests READ on an offsets topic that does not exist yet, or
+// whose authorized operations the broker does not report, with a fetch by
+// name (Fetch v12, the last to name topics), which Kafka
 // authorizes before it looks the topic up.
 func (c *checker) probeRead(ctx context.Context) {
 	ts := c.topics[0]
-	if ts.exists || len(c.brokerIDs) == 0 {
+	if ts.exists && !ts.opsOmitted || len(c.brokerIDs) == 0 {
 		return
 	}
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, c.opts...), kgo.MaxVersions(kversion.V3_0_0()))...)
@@ -458,7 +468,10 @@ func (c *checker) probeRead(ctx context.Context) {
 			switch err := kerr.ErrorForCode(p.ErrorCode); {
 			case errors.Is(err, kerr.TopicAuthorizationFailed):
 				ts.deny(kmsg.ACLOperationRead)
-			case err == nil, errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.UnknownTopicID):
+			default:
+				// Kafka authorizes before anything else, so any other
+				// answer (none, an unknown topic, an offset out of
+				// range) means READ is allowed.
 				ts.allow(kmsg.ACLOperationRead)
 			}
 		}
@@ -618,10 +631,10 @@ func (c *checker) implied(ts *topicState, op kmsg.ACLOperation) bool {
 	case kmsg.ACLOperationDescribe:
 		return ts.proven[kmsg.ACLOperationWrite] || ts.proven[kmsg.ACLOperationRead]
 	case kmsg.ACLOperationDescribeConfigs:
-		// Used only on a topic that exists; create grants it to the
-		// creator's ACLs only if they say so, so a missing topic cannot
-		// show it.
-		return !ts.exists
+		// Used only on a topic that exists, so a missing topic cannot
+		// show it; without authorized operations, the cleanup.policy
+		// line shows it.
+		return !ts.exists || ts.opsOmitted
 	}
 	return false
 }

@@ -276,10 +276,26 @@ func TestCheckUnreachable(t *testing.T) {
 // On a broker without ACLs, of either kind, a fresh cluster passes.
 func TestCheckOpenBroker(t *testing.T) {
 	b := testenv.StartBroker(t)
-	rep, _ := runCheck(t, &config.Kafka{Brokers: []string{b.Addr}}, target("open"))
+	tg := target("open")
+	rep, _ := runCheck(t, &config.Kafka{Brokers: []string{b.Addr}}, tg)
 	for _, f := range rep {
 		if f.Level == sources.Block {
 			t.Errorf("FAIL on %s: %s: %s", b.Kind, f.Subject, f.Detail)
+		}
+	}
+	// Once the topics exist.
+	adm := kadm.NewClient(b.Client(t))
+	ctx := context.Background()
+	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, tg.OffsetsTopic); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateTopic(ctx, 3, 1, nil, tg.Topics[0]); err != nil {
+		t.Fatal(err)
+	}
+	rep, _ = runCheck(t, &config.Kafka{Brokers: []string{b.Addr}}, tg)
+	for _, f := range rep {
+		if f.Level == sources.Block {
+			t.Errorf("FAIL on %s with the topics created: %s: %s", b.Kind, f.Subject, f.Detail)
 		}
 	}
 }

@@ -238,3 +238,43 @@ func adminTopics(t *testing.T, adm *kadm.Client) []string {
 	}
 	return td.Names()
 }
+
+// With a PostgreSQL source, check prints the database's lines and then
+// Kafka's; a schema.* entry checks the topics of the tables the database
+// has. Nothing is created in either.
+func TestCheckPostgresAndKafka(t *testing.T) {
+	b := testenv.StartBroker(t)
+	pg := pgShop(t)
+	cfg := pgRelayConfig(t, pg, b, "pgcheck", "public.*")
+	adm := kadm.NewClient(b.Client(t))
+	before := adminTopics(t, adm)
+
+	cmd := exec.Command(testenv.Binary(t), "check", "--config", cfg)
+	cmd.Env = append(cmd.Environ(), "CDCRELAY_SOURCE_PASSWORD=relay-pw")
+	out, err := cmd.CombinedOutput()
+	t.Logf("check:\n%s", out)
+	if err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	for _, want := range []string{
+		"ok    wal_level",
+		"ok    kafka brokers",
+		"ok    kafka acl topics pgcheck.*: Create, Describe, Write allowed on 1 topic(s) (pgcheck.public.items)",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Index(string(out), "wal_level") > strings.Index(string(out), "kafka brokers") {
+		t.Errorf("the database's lines do not come first")
+	}
+	if after := adminTopics(t, adm); !slices.Equal(before, after) {
+		t.Fatalf("check created topics: before %v, after %v", before, after)
+	}
+	if n := pg.Exec(t, "shop", "SELECT 1 FROM pg_replication_slots").RowsAffected(); n != 0 {
+		t.Fatalf("check created %d replication slot(s)", n)
+	}
+	if n := pg.Exec(t, "shop", "SELECT 1 FROM pg_publication").RowsAffected(); n != 0 {
+		t.Fatalf("check created %d publication(s)", n)
+	}
+}

@@ -272,10 +272,12 @@ func (c *checker) topicAccess() {
 	}
 
 	tables := c.topics[1:]
+	subject = "kafka acl topics " + c.t.TopicPrefix + ".*"
 	if len(tables) == 0 {
+		c.add(sources.Warn, subject, "no table topic to test (source.tables lists only schema.* entries, and the database did not name their tables); the relay needs: %s",
+			c.aclFix("--resource-pattern-type prefixed --topic "+c.t.TopicPrefix+".", tableTopicOps))
 		return
 	}
-	subject = "kafka acl topics " + c.t.TopicPrefix + ".*"
 	var bad []string
 	var union []kmsg.ACLOperation
 	for _, ts := range tables {

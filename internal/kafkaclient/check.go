@@ -135,6 +135,18 @@ type topicState struct {
 	missing, proven map[kmsg.ACLOperation]bool
 	// problems are other reasons it cannot be created or written.
 	problems []string
+	// notes name operations a probe could not test, and why.
+	notes []string
+	skip  map[kmsg.ACLOperation]bool
+}
+
+// untested notes that a probe for op got no answer.
+func (ts *topicState) untested(op kmsg.ACLOperation, err error) {
+	if ts.skip == nil {
+		ts.skip = map[kmsg.ACLOperation]bool{}
+	}
+	ts.skip[op] = true
+	ts.notes = append(ts.notes, fmt.Sprintf("%s not tested (%v)", opName(op), err))
 }
 
 func (ts *topicState) deny(op kmsg.ACLOperation)  { ts.missing[op] = true }
@@ -267,6 +279,9 @@ func (c *checker) topicAccess() {
 	subject := "kafka acl topic " + off.name
 	if missing := c.missingOps(off); len(missing) > 0 || len(off.problems) > 0 {
 		c.add(sources.Block, subject, "%s", c.accessProblem(off, missing, "--topic "+off.name))
+	} else if len(off.notes) > 0 {
+		c.add(sources.Warn, subject, "%s; the relay needs %s: %s", strings.Join(off.notes, "; "), opNames(off.need),
+			c.aclFix("--topic "+off.name, off.need))
 	} else {
 		c.add(sources.OK, subject, "%s allowed%s", opNames(off.need), existsNote(off))
 	}
@@ -340,7 +355,7 @@ func names(ts []*topicState) string {
 func (c *checker) missingOps(ts *topicState) []kmsg.ACLOperation {
 	var out []kmsg.ACLOperation
 	for _, op := range ts.need {
-		if ts.missing[op] || !ts.proven[op] && !c.implied(ts, op) {
+		if ts.missing[op] || !ts.proven[op] && !ts.skip[op] && !c.implied(ts, op) {
 			out = append(out, op)
 		}
 	}

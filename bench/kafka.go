@@ -59,7 +59,7 @@ func (b *bench) watchOffsets(ctx context.Context) (*offsetsWatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = offsets.EnsureTopic(ctx, kadm.NewClient(adm), offsetsTopic, 1)
+	err = offsets.EnsureTopic(ctx, adm, offsetsTopic, 1)
 	adm.Close()
 	if err != nil {
 		return nil, err

@@ -358,3 +358,32 @@ func (s *slowThird) Run(ctx context.Context, resume []byte, out chan<- change.Me
 		}
 	}
 }
+
+// TestOffsetsTopicLayoutIsFatal: an offsets topic that deletes is refused
+// at once, with no retry: no restart can fix it.
+func TestOffsetsTopicLayoutIsFatal(t *testing.T) {
+	opts, log := loopBroker(t)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("delete")}, "offsets"); err != nil {
+		t.Fatal(err)
+	}
+	src := gensource.New(gensource.Params{Txns: 3, PerTxn: 2, Keys: 7})
+	start := time.Now()
+	err = relay.New(loopConfig(opts), src, log, metrics.New(prometheus.NewRegistry()), nil).Run(ctx)
+	var fatal *relay.FatalError
+	if !errors.As(err, &fatal) || !errors.Is(err, offsets.ErrTopicLayout) || !strings.Contains(err.Error(), "cleanup.policy=delete") {
+		t.Fatalf("Run = %v, want a fatal error naming cleanup.policy=delete", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("Run took %v: it retried", d)
+	}
+	if n := src.Acked.Load(); n != 0 {
+		t.Fatalf("%d transactions acked", n)
+	}
+}

@@ -268,7 +268,10 @@ func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 		return fmt.Errorf("relay: init producer id: %w", err)
 	}
 	adm := kadm.NewClient(cl)
-	if err := offsets.EnsureTopic(ctx, adm, r.cfg.OffsetsTopic, r.cfg.TopicReplication); err != nil {
+	if err := offsets.EnsureTopic(ctx, cl, r.cfg.OffsetsTopic, r.cfg.TopicReplication); err != nil {
+		if errors.Is(err, offsets.ErrTopicLayout) {
+			return Fatal(err)
+		}
 		return err
 	}
 	rec, err := offsets.Load(ctx, r.cfg.Kafka, r.cfg.OffsetsTopic, r.cfg.ID)

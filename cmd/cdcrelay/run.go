@@ -98,6 +98,9 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := checkOffsetsTopic(ctx, kopts, cfg.Kafka.OffsetsTopic); err != nil {
+		return stoppedEarly(err)
+	}
 	// A source that keeps server-side state (a replication slot) must not
 	// recreate it when a position is stored: a missing slot then means lost
 	// changes, which Run reports instead of papering over.
@@ -188,6 +191,24 @@ func loadStored(ctx context.Context, cfg *config.Config, kopts []kgo.Opt, log *s
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
+}
+
+// checkOffsetsTopic refuses an existing offsets topic with the wrong layout
+// before anything is created, in the database or in Kafka. Any other answer
+// (a broker not up yet, a missing ACL) is left to the relay, which retries
+// or reports it.
+func checkOffsetsTopic(ctx context.Context, kopts []kgo.Opt, topic string) error {
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := offsets.CheckTopic(cctx, cl, topic); errors.Is(err, offsets.ErrTopicLayout) {
+		return fmt.Errorf("refusing to start: %w", err)
+	}
+	return nil
 }
 
 // preflight runs the source's checks and refuses to start on a blocking one.

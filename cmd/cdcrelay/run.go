@@ -158,7 +158,7 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return nil
 	}
 	if errors.Is(err, relay.ErrFenced) {
-		return fmt.Errorf("fenced: another cdcrelay with id %q started (transactional.id %s), or the broker aborted a transaction that outlasted kafka.transaction_timeout; this one stops: %w",
+		return fmt.Errorf("fenced: another cdcrelay with id %q started (transactional.id %s); this one stops: %w",
 			cfg.ID, relay.TransactionalID(cfg.ID), err)
 	}
 	return err

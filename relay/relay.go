@@ -109,6 +109,10 @@ type Relay struct {
 	log    *slog.Logger
 	m      *metrics.Metrics
 	health *metrics.Health
+	// used holds the topics an earlier session of this process wrote to:
+	// one that has to be created again was deleted under the relay.
+	// Sessions run one after another, so it needs no lock.
+	used map[string]bool
 }
 
 // New returns a relay for src. health may be nil.
@@ -119,7 +123,7 @@ func New(cfg Config, src Source, log *slog.Logger, m *metrics.Metrics, health *m
 	if health == nil {
 		health = &metrics.Health{}
 	}
-	return &Relay{cfg: cfg, src: src, log: log, m: m, health: health}
+	return &Relay{cfg: cfg, src: src, log: log, m: m, health: health, used: map[string]bool{}}
 }
 
 // Run streams until ctx is done (then it finishes or aborts the open
@@ -681,10 +685,15 @@ func (s *stream) ensureTopic(ctx context.Context, topic string) error {
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("relay: create topic %q: %w", topic, err)
 	}
-	if err == nil {
+	switch {
+	case err == nil && s.r.used[topic]:
+		s.r.log.Warn("topic was deleted while the relay wrote to it; created it again. It holds only changes from now on: to put the table's rows back, run cdcrelay snapshot for it",
+			"topic", topic, "partitions", s.r.cfg.TopicPartitions, "cleanup.policy", policy)
+	case err == nil:
 		s.r.log.Info("created topic", "topic", topic, "partitions", s.r.cfg.TopicPartitions, "cleanup.policy", policy)
 	}
 	s.known[topic] = true
+	s.r.used[topic] = true
 	return nil
 }
 

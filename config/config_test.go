@@ -90,6 +90,7 @@ func TestDefaults(t *testing.T) {
 		{"kafka.batch_max_events", cfg.Kafka.BatchMaxEvents, 2000},
 		{"kafka.max_record_bytes", cfg.Kafka.MaxRecordBytes, int32(1000012)},
 		{"kafka.client_metrics", cfg.Kafka.ClientMetrics, false},
+		{"kafka.compression", cfg.Kafka.Compression, "snappy"},
 		{"format.value", cfg.Format.Value, "debezium-json"},
 		{"format.tombstones", *cfg.Format.Tombstones, true},
 		{"metrics.listen", cfg.Metrics.Listen, "127.0.0.1:9187"},

@@ -46,6 +46,23 @@ func KafkaTxnMaxTimeout(d time.Duration) BrokerOption {
 	return func(o *brokerOptions) { o.txnMaxTimeout = d }
 }
 
+// KafkaACLs turns on Kafka's StandardAuthorizer: a client may do only what
+// an ACL allows it. The users named are super users, and so is the
+// harness's own plaintext inter-broker listener (User:ANONYMOUS), which
+// the readiness check and the controllers use. Combine it with BrokerSASL,
+// so that clients have a principal ACLs can name.
+func KafkaACLs(superUsers ...string) BrokerOption {
+	return func(o *brokerOptions) {
+		supers := []string{"User:ANONYMOUS"}
+		for _, u := range superUsers {
+			supers = append(supers, "User:"+u)
+		}
+		o.conf = append(o.conf,
+			"authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+			"super.users="+strings.Join(supers, ";"))
+	}
+}
+
 // StartKafka starts a single Apache Kafka node in KRaft mode, broker and
 // controller in one JVM, on a free port in its own directory, and waits
 // until it serves metadata. It is killed and its directory removed when the
@@ -219,7 +236,7 @@ func (c *KafkaCluster) format(java, cp string, ctrl, inter []int, o brokerOption
 		}
 		argv := []string{java, "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
 			"-Dlog4j2.configurationFile=" + filepath.Join(b.dir, "log4j2.properties"),
-			"-cp", cp, "kafka.tools.StorageTool", "format", "-t", c.id, "-c", props}
+			"-cp", cp, "kafka.tools.StorageTool", "format", "--cluster-id=" + c.id, "--config=" + props}
 		for _, u := range o.sasl {
 			if strings.HasPrefix(u.mech, "SCRAM-") {
 				argv = append(argv, "--add-scram", fmt.Sprintf("%s=[name=%s,password=%s]", u.mech, u.user, u.password))

@@ -129,5 +129,13 @@ func (s *server) Restart(t testing.TB) {
 	s.Start(t)
 }
 
+// Pid returns the server process's pid, 0 when it is not running.
+func (s *server) Pid() int {
+	if !s.running() {
+		return 0
+	}
+	return s.proc.cmd.Process.Pid
+}
+
 // LogTail returns the end of the server's log, for failure messages.
 func (s *server) LogTail() string { return tail(s.logFile) }

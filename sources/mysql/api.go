@@ -117,77 +117,23 @@ func (s *Source) Describe(ctx context.Context) ([]change.TableSchema, error) {
 		if err != nil {
 			return nil, err
 		}
-		ts := change.TableSchema{ID: change.TableID{Namespace: t.db, Name: t.name}}
-		for _, col := range cols {
-			ts.Columns = append(ts.Columns, change.ColumnSchema{
-				Name: col.name, SourceType: col.columnType, FlinkType: FlinkType(col.dataType, col.columnType), Nullable: col.nullable,
-			})
-		}
-		for _, k := range key {
-			ts.Key = append(ts.Key, cols[k].name)
-		}
-		out = append(out, ts)
+		out = append(out, schemaOf(t.db, t.name, cols, key))
 	}
 	return out, nil
 }
 
-// FlinkType returns the Flink SQL type that reads the JSON this source
-// writes for a column of the given information_schema DATA_TYPE and
-// COLUMN_TYPE (see docs/types-mysql.md).
-func FlinkType(dataType, columnType string) string {
-	unsigned := strings.Contains(columnType, "unsigned")
-	switch dataType {
-	case "tinyint":
-		if unsigned {
-			return "SMALLINT"
-		}
-		return "TINYINT"
-	case "smallint":
-		if unsigned {
-			return "INT"
-		}
-		return "SMALLINT"
-	case "mediumint":
-		return "INT"
-	case "int", "integer":
-		if unsigned {
-			return "BIGINT"
-		}
-		return "INT"
-	case "bigint":
-		if unsigned {
-			return "DECIMAL(20, 0)"
-		}
-		return "BIGINT"
-	case "decimal", "numeric":
-		p, sc := typeArgs(columnType, 10, 0)
-		if p > 38 {
-			return "STRING"
-		}
-		return fmt.Sprintf("DECIMAL(%d, %d)", p, sc)
-	case "float":
-		return "FLOAT"
-	case "double", "real":
-		return "DOUBLE"
-	case "bit":
-		if columnType == "bit(1)" {
-			return "BOOLEAN"
-		}
-		return "BYTES"
-	case "year":
-		return "INT"
-	case "date":
-		return "DATE"
-	case "datetime":
-		p, _ := typeArgs(columnType, 0, 0)
-		return fmt.Sprintf("TIMESTAMP(%d)", p)
-	case "timestamp":
-		p, _ := typeArgs(columnType, 0, 0)
-		return fmt.Sprintf("TIMESTAMP_LTZ(%d)", p)
-	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "json", "enum", "set", "time", "uuid", "inet6", "inet4":
-		return "STRING"
+// schemaOf returns the schema of db.name, as Describe shows it.
+func schemaOf(db, name string, cols []column, key []int) change.TableSchema {
+	ts := change.TableSchema{ID: change.TableID{Namespace: db, Name: name}}
+	for _, col := range cols {
+		ts.Columns = append(ts.Columns, change.ColumnSchema{
+			Name: col.name, SourceType: col.columnType, FlinkType: FlinkType(col.dataType, col.columnType), Nullable: col.nullable,
+		})
 	}
-	return "BYTES"
+	for _, k := range key {
+		ts.Key = append(ts.Key, cols[k].name)
+	}
+	return ts
 }
 
 // typeArgs reads "name(a,b)" from a COLUMN_TYPE.

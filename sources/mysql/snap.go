@@ -191,8 +191,6 @@ type column struct {
 	enc                        textEncoder
 }
 
-type textEncoder func(b []byte, fv *gomysql.FieldValue) []byte
-
 // tableColumns reads the columns and the primary key of db.name.
 func tableColumns(c *client.Conn, db, name string) (cols []column, key []int, err error) {
 	rows, err := queryRows(c, `SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COALESCE(CHARACTER_SET_NAME, ''), COLUMN_KEY
@@ -222,22 +220,6 @@ func tableColumns(c *client.Conn, db, name string) (cols []column, key []int, er
 		}
 	}
 	return cols, key, nil
-}
-
-func kindOf(col column) (keyKind, bool) {
-	switch col.dataType {
-	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year":
-		return kindInt, true
-	case "decimal", "numeric":
-		return kindDecimal, true
-	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "uuid", "inet6", "inet4":
-		return kindText, true
-	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob":
-		return kindBytes, true
-	case "date", "datetime", "timestamp":
-		return kindTime, true
-	}
-	return 0, false
 }
 
 // dialect is the MySQL side of the shared snapshot: watermark rows in
@@ -418,6 +400,17 @@ func (d *dialect) WriteMark(ctx context.Context, m snapshot.Mark) error {
 }
 
 func (d *dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key, limit int) ([]snapshot.Row, error) {
+	cmp := ""
+	if after != nil {
+		cmp = ">"
+	}
+	return d.readRows(table, cmp, after, limit)
+}
+
+// readRows reads up to limit rows of table in key order whose key compares
+// with key by cmp (">" after a key, "=" one key, "" no condition), each
+// encoded as ReadChunk describes.
+func (d *dialect) readRows(table, cmp string, after snapshot.Key, limit int) ([]snapshot.Row, error) {
 	db, name := splitTable(table)
 	cols, key, err := tableColumns(d.c, db, name)
 	if err != nil {
@@ -443,14 +436,14 @@ func (d *dialect) ReadChunk(ctx context.Context, table string, after snapshot.Ke
 	for i, k := range key {
 		order[i] = orderExpr(kinds[i], cols[k].name)
 	}
-	if after != nil {
+	if cmp != "" {
 		lits := make([]string, len(key))
 		for i := range key {
 			if lits[i], err = literal(kinds[i], after[i]); err != nil {
 				return nil, err
 			}
 		}
-		sb.WriteString(" WHERE (" + strings.Join(order, ", ") + ") > (" + strings.Join(lits, ", ") + ")")
+		sb.WriteString(" WHERE (" + strings.Join(order, ", ") + ") " + cmp + " (" + strings.Join(lits, ", ") + ")")
 	}
 	sb.WriteString(" ORDER BY " + strings.Join(order, ", ") + " LIMIT " + strconv.Itoa(limit))
 	names := make([]string, len(cols))

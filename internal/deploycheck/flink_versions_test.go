@@ -79,3 +79,24 @@ func TestNoMavenURL(t *testing.T) {
 		t.Errorf("%s names a Maven repository URL; resolve through a Maven project under deploy/jvm", f)
 	}
 }
+
+// TestKafkaVersionsAgree: the Apache Kafka the tests run (deploy/jvm/kafka)
+// is the one docker-compose.yml runs.
+func TestKafkaVersionsAgree(t *testing.T) {
+	var pom struct {
+		Properties struct {
+			Kafka string `xml:"kafka.version"`
+		} `xml:"properties"`
+	}
+	if err := xml.Unmarshal(read(t, "deploy/jvm/kafka/pom.xml"), &pom); err != nil || pom.Properties.Kafka == "" {
+		t.Fatalf("deploy/jvm/kafka/pom.xml: kafka.version %q (%v)", pom.Properties.Kafka, err)
+	}
+	c, _ := loadCompose(t)
+	s, ok := c.Services["kafka"]
+	if !ok {
+		t.Fatal("docker-compose.yml: no kafka service")
+	}
+	if want := "apache/kafka:" + pom.Properties.Kafka; s.Image != want {
+		t.Errorf("docker-compose.yml: kafka runs %s; the tests run %s (deploy/jvm/kafka/pom.xml)", s.Image, want)
+	}
+}

@@ -52,7 +52,7 @@ func BrokerKind() string {
 type Broker struct {
 	server
 	Kind    string // KindApache or KindDev
-	Version string // the broker's version, such as "4.2.1"; "dev" for the dev broker
+	Version string // the broker's version, such as "4.2.0"; "dev" for the dev broker
 	Addr    string // what the broker advertises: 127.0.0.1:port
 	DataDir string
 

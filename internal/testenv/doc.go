@@ -5,7 +5,7 @@
 // Kafka is Apache Kafka unless CDCRELAY_TEST_KAFKA=dev picks the embedded
 // dev broker (`cdcrelay dev-broker`, franz-go's kfake); see StartBroker.
 // Apache Kafka runs from the jars the Maven project deploy/jvm/kafka names
-// (Kafka 4.2.1 and a log4j2 binding), resolved by mvn once into a cache
+// (Kafka 4.2.0, as docker-compose.yml, and a log4j2 binding), resolved by mvn once into a cache
 // (Jars) and started as `java -cp … kafka.Kafka server.properties` after
 // `kafka.tools.StorageTool format`: one JVM per KRaft node, broker and
 // controller combined, with a 512 MiB heap and the serial collector. A

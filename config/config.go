@@ -164,7 +164,20 @@ type Format struct {
 	// Headers adds cdcrelay.position and cdcrelay.txid headers to each
 	// record. Default: true.
 	Headers *bool `yaml:"headers"`
+	// Truncate is what a TRUNCATE of a captured table becomes: skip (a
+	// warning and cdcrelay_truncates_skipped_total), event (a null-valued
+	// record with the header cdcrelay.op=t, which Flink's debezium-json
+	// skips; debezium-json only) or fail (the relay stops before it).
+	// Default: skip.
+	Truncate string `yaml:"truncate"`
 }
+
+// Values of format.truncate.
+const (
+	TruncateSkip  = "skip"
+	TruncateEvent = "event"
+	TruncateFail  = "fail"
+)
 
 // Metrics is the Prometheus and health endpoint.
 type Metrics struct {

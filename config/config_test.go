@@ -92,6 +92,7 @@ func TestDefaults(t *testing.T) {
 		{"kafka.client_metrics", cfg.Kafka.ClientMetrics, false},
 		{"format.value", cfg.Format.Value, "debezium-json"},
 		{"format.tombstones", *cfg.Format.Tombstones, true},
+		{"format.truncate", cfg.Format.Truncate, "skip"},
 		{"metrics.listen", cfg.Metrics.Listen, "127.0.0.1:9187"},
 	}
 	for _, c := range checks {

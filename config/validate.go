@@ -81,6 +81,9 @@ func (c *Config) SetDefaults() {
 		t := true
 		f.Headers = &t
 	}
+	if f.Truncate == "" {
+		f.Truncate = TruncateSkip
+	}
 	if c.Metrics.Listen == "" {
 		c.Metrics.Listen = "127.0.0.1:9187"
 	}
@@ -204,6 +207,15 @@ func (c *Config) Validate() Errors {
 	case "debezium-json", "upsert":
 	default:
 		bad("format.value", "%q is not supported; one of debezium-json, upsert", c.Format.Value)
+	}
+	switch c.Format.Truncate {
+	case TruncateSkip, TruncateFail:
+	case TruncateEvent:
+		if c.Format.Value == "upsert" {
+			bad("format.truncate", "event needs format.value debezium-json: upsert-kafka has no record that empties a table (a null value deletes one key); use skip or fail")
+		}
+	default:
+		bad("format.truncate", "%q is not allowed; one of skip, event, fail", c.Format.Truncate)
 	}
 	if c.Metrics.Listen != "off" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {

@@ -39,7 +39,7 @@ func (r *reader) query(ctx context.Context, h *replication.EventHeader, e *repli
 		// transaction: not a boundary.
 		return nil
 	}
-	if err := r.ddl(ctx, string(e.Schema), q); err != nil {
+	if err := r.ddl(ctx, h, string(e.Schema), q); err != nil {
 		return err
 	}
 	return r.commitTxn(ctx, h)

@@ -41,9 +41,10 @@
 //     the encoder), never a placeholder.
 //   - Key changes: an update that changes the primary key becomes a delete
 //     of the old key followed by an insert of the new one.
-//   - TRUNCATE sends nothing to Kafka (Flink's debezium-json cannot read an
-//     op "t", and deletes cannot be made without the rows); it is logged at
-//     warn level with the table and LSN.
+//   - TRUNCATE follows format.truncate: skip (a warning with the table and
+//     LSN, and a count), event (an OpTruncate event, which the encoder
+//     writes as a null-valued record Flink's debezium-json skips), or fail
+//     (a fatal error before it).
 //   - Big transactions stream through: events go to the relay as they are
 //     decoded, and the only checkpoint is at the commit, so one source
 //     transaction is one Kafka transaction (mind kafka.transaction_timeout).

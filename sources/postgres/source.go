@@ -54,6 +54,7 @@ type Source struct {
 	snapshot    bool // initial snapshot wanted
 	chunkSize   int
 	heartbeat   time.Duration
+	truncate    string // format.truncate: skip, event or fail
 	log         *slog.Logger
 	m           *metrics.Metrics
 
@@ -96,6 +97,7 @@ func New(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Source, err
 		publication: sc.Publication,
 		chunkSize:   sc.SnapshotChunkSize,
 		heartbeat:   sc.HeartbeatInterval,
+		truncate:    cfg.Format.Truncate,
 		log:         log.With("source", "postgres"),
 		m:           m,
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/relay"
 	"github.com/cdcrelay/cdcrelay/sources/snapshot"
 )
@@ -510,7 +511,9 @@ func (r *runner) handle(ctx context.Context, walStart pglogrepl.LSN, data []byte
 		}
 		for _, id := range m.relIDs {
 			if rel := r.rels[id]; rel != nil && rel.captured {
-				r.s.log.Warn("postgres: TRUNCATE is not sent to Kafka; consumers keep the table's rows", "table", rel.ident, "lsn", walStart.String())
+				if err := r.truncated(ctx, rel, walStart); err != nil {
+					return err
+				}
 			}
 		}
 	case 'M':
@@ -519,6 +522,31 @@ func (r *runner) handle(ctx context.Context, walStart pglogrepl.LSN, data []byte
 		}
 		return r.message(ctx)
 	}
+	return nil
+}
+
+// truncated handles a TRUNCATE of a captured table as format.truncate
+// says: skip it (a warning and a count), send a truncate event, or stop
+// before it. A chunk of the table whose window is open drops its rows in
+// every case: they no longer exist.
+func (r *runner) truncated(ctx context.Context, rel *relation, walStart pglogrepl.LSN) error {
+	r.sn.Truncated(rel.ident)
+	switch r.s.truncate {
+	case config.TruncateFail:
+		return relay.Fatal(fmt.Errorf("postgres: TRUNCATE of %s at %s, and format.truncate is fail; the position stays before it. Set format.truncate to skip or event to pass it, or re-sync the table afterwards", rel.ident, walStart))
+	case config.TruncateEvent:
+		r.events++
+		ev := change.Event{
+			Table: change.TableID{Namespace: rel.schema, Name: rel.name},
+			Op:    change.OpTruncate,
+			Source: change.Source{Connector: "postgresql", Name: r.s.id, DB: r.db, Schema: rel.schema, Table: rel.name,
+				TsMs: r.commitTime.UnixMilli(), LSN: uint64(walStart), TxID: r.xid},
+			Position: r.txnLabel,
+		}
+		return r.send(ctx, change.Message{Event: r.alloc.Event(ev)})
+	}
+	r.s.m.TruncatesSkipped.WithLabelValues(change.TableID{Namespace: rel.schema, Name: rel.name}.String()).Inc()
+	r.s.log.Warn("postgres: TRUNCATE not sent to Kafka (format.truncate: skip); consumers keep the table's rows", "table", rel.ident, "lsn", walStart.String())
 	return nil
 }
 

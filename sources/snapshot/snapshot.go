@@ -138,7 +138,10 @@ type chunk struct {
 	rows    []Row
 	open    bool // the low watermark was seen
 	changed map[string]struct{}
-	mem     any // ChunkMemory's memory of rows
+	// truncated: the table was truncated inside the window, so every row
+	// read is stale or streamed already.
+	truncated bool
+	mem       any // ChunkMemory's memory of rows
 }
 
 // prefetch is the next chunk, read by a goroutine of its own while the
@@ -458,6 +461,18 @@ func (s *Snapshotter) Admit(table string, key Key) bool {
 	return false
 }
 
+// Truncated tells the Snapshotter that the stream holds a TRUNCATE of table
+// at this point. When the window of a chunk of that table is open, none of
+// the chunk's rows is sent: a row read before the TRUNCATE no longer exists,
+// and one read after it was inserted inside the window, so the stream sends
+// it (the streamed change wins, as for one key). Outside a window there is
+// nothing to do: a chunk read later sees the table as the TRUNCATE left it.
+func (s *Snapshotter) Truncated(table string) {
+	if c := s.cur; c != nil && c.open && c.table == table {
+		c.truncated = true
+	}
+}
+
 // OnMark handles a watermark read back from the stream. When m is the high
 // watermark of the chunk in flight it returns closed=true and the chunk rows
 // to send (op=r, Source.Snapshot set), after which the source must send a
@@ -485,6 +500,9 @@ func (s *Snapshotter) OnMark(m Mark) (rows []*change.Event, closed bool, err err
 	}
 	out := make([]*change.Event, 0, len(c.rows))
 	for _, r := range c.rows {
+		if c.truncated {
+			break
+		}
 		if len(c.changed) > 0 {
 			if _, ok := c.changed[keyString(r.Key)]; ok {
 				continue

@@ -47,9 +47,11 @@ type Source struct {
 	Slot string `yaml:"slot"`
 	// Publication is the PostgreSQL publication. Default: cdcrelay_<id>.
 	Publication string `yaml:"publication"`
-	// HeartbeatInterval is how often a heartbeat is written to the source
-	// so that an idle capture still advances its position. 0 disables.
-	// Default: 10s.
+	// HeartbeatInterval is, for PostgreSQL, how often a heartbeat is
+	// written to the source so that an idle capture still advances its
+	// position; 0 disables. For MySQL/MariaDB nothing is written: it is the
+	// longest a position moved only by uncaptured tables waits for its
+	// checkpoint while the binlog is busy; 0 means 10s. Default: 10s.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	// ServerID is the MySQL replica server id the relay announces; it must
 	// be unique among the server's replicas. Default: derived from id.

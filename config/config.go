@@ -37,6 +37,12 @@ type Source struct {
 	// Keyless lists captured tables without a primary key that are
 	// accepted anyway; their events are keyed by the whole row. Default: none.
 	Keyless []string `yaml:"keyless"`
+	// KeyColumns chooses the columns of the Kafka key of a table, as
+	// Debezium's message.key.columns: each entry is "schema.table:col1,col2"
+	// (schema.* for every table of a schema). A table without an entry is
+	// keyed by its primary key, or, when keyless, by the whole row. In the
+	// environment, entries are separated by ";". Default: none.
+	KeyColumns []string `yaml:"key_columns" envsep:";"`
 	// Snapshot is initial (take each table's existing rows once, then
 	// stream) or never (stream only). Default: initial.
 	Snapshot string `yaml:"snapshot"`

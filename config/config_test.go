@@ -205,3 +205,27 @@ func TestParseTable(t *testing.T) {
 		}
 	}
 }
+
+// source.key_columns entries hold commas, so the environment separates
+// them with ";", and each table gets the columns of the first entry that
+// covers it.
+func TestKeyColumnsFromEnv(t *testing.T) {
+	cfg, err := load("testdata/minimal.good.yaml", envOf(map[string]string{
+		"CDCRELAY_SOURCE_KEY_COLUMNS": `public.orders:customer_id, id; "odd:schema".*:k`,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		ns, name string
+		want     string
+	}{
+		{"public", "orders", "customer_id,id"},
+		{"odd:schema", "x", "k"},
+		{"public", "lines", ""},
+	} {
+		if got := strings.Join(cfg.Source.KeyColumnsFor(c.ns, c.name), ","); got != c.want {
+			t.Errorf("KeyColumnsFor(%s, %s) = %q, want %q", c.ns, c.name, got, c.want)
+		}
+	}
+}

@@ -245,6 +245,17 @@ func applyEnv(v reflect.Value, path string, lookup func(string) (string, bool)) 
 		if !ok {
 			continue
 		}
+		if sep := t.Field(i).Tag.Get("envsep"); sep != "" && f.Kind() == reflect.Slice {
+			// The entries themselves hold commas.
+			var parts []string
+			for _, p := range strings.Split(s, sep) {
+				if p = strings.TrimSpace(p); p != "" {
+					parts = append(parts, p)
+				}
+			}
+			f.Set(reflect.ValueOf(parts))
+			continue
+		}
 		if err := setScalar(f, s); err != nil {
 			errs = append(errs, fmt.Errorf("%s (from %s): %v", sub, EnvName(sub), err))
 		}

@@ -93,3 +93,51 @@ func (s *Source) KeylessRefs() []TableRef {
 	}
 	return out
 }
+
+// KeyColumns is one entry of source.key_columns: the tables it covers and
+// the columns of their Kafka key, in key order.
+type KeyColumns struct {
+	Table   TableRef
+	Columns []string
+}
+
+// ParseKeyColumns reads "schema.table:col1,col2". The table part may be
+// quoted as in source.tables; column names are taken as written.
+func ParseKeyColumns(s string) (KeyColumns, error) {
+	for i := 0; i < len(s); i++ {
+		if s[i] != ':' {
+			continue
+		}
+		ref, err := ParseTable(s[:i])
+		if err != nil {
+			continue // a colon inside a quoted table name
+		}
+		var cols []string
+		seen := map[string]bool{}
+		for _, c := range strings.Split(s[i+1:], ",") {
+			c = strings.TrimSpace(c)
+			if c == "" {
+				return KeyColumns{}, fmt.Errorf("%q has an empty column name; write schema.table:col1,col2", s)
+			}
+			if seen[c] {
+				return KeyColumns{}, fmt.Errorf("%q names column %s twice", s, c)
+			}
+			seen[c] = true
+			cols = append(cols, c)
+		}
+		return KeyColumns{Table: ref, Columns: cols}, nil
+	}
+	return KeyColumns{}, fmt.Errorf("%q is not schema.table:col1,col2", s)
+}
+
+// KeyColumnsFor returns the Kafka key columns source.key_columns chooses for
+// ns.name, nil when none; the first matching entry wins. Load has already
+// validated the entries.
+func (s *Source) KeyColumnsFor(ns, name string) []string {
+	for _, e := range s.KeyColumns {
+		if k, err := ParseKeyColumns(e); err == nil && k.Table.Matches(ns, name) {
+			return k.Columns
+		}
+	}
+	return nil
+}

@@ -130,6 +130,11 @@ func (c *Config) Validate() Errors {
 			bad(fmt.Sprintf("source.keyless[%d]", i), "%q must name one table as schema.table", t)
 		}
 	}
+	for i, e := range s.KeyColumns {
+		if _, err := ParseKeyColumns(e); err != nil {
+			bad(fmt.Sprintf("source.key_columns[%d]", i), "%v", err)
+		}
+	}
 	switch s.Snapshot {
 	case "initial", "never":
 	default:

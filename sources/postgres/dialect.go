@@ -95,9 +95,18 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 	}
 	formats := resultFormats(t, keyIdx)
 	rr := d.sql().PgConn().ExecParams(ctx, sql, params, nil, nil, formats)
-	keyNames := make([]string, len(keyIdx))
-	for i, k := range keyIdx {
-		keyNames[i] = t.names[k]
+	// The Kafka key: source.key_columns, the primary key, or for a keyless
+	// table the whole row, as the stream keys it.
+	keyNames := t.kafkaKey()
+	kafkaIdx := make([]int, 0, len(t.names))
+	for _, n := range keyNames {
+		kafkaIdx = append(kafkaIdx, slices.Index(t.names, n))
+	}
+	if len(keyNames) == 0 {
+		keyNames = t.names
+		for i := range t.names {
+			kafkaIdx = append(kafkaIdx, i)
+		}
 	}
 	keysLen := change.ObjectSize(t.keys)
 	id := t.id()
@@ -148,7 +157,7 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 			key[i] = a.Text(vals[k])
 		}
 		ev := a.Events.New()
-		ev.Table, ev.Op, ev.Key, ev.After, ev.Source = id, change.OpRead, a.Key(keyNames, keyIdx, rv), row, src
+		ev.Table, ev.Op, ev.Key, ev.After, ev.Source = id, change.OpRead, a.Key(keyNames, kafkaIdx, rv), row, src
 		rows = append(rows, snapshot.Row{Key: key, Event: ev})
 	}
 	if _, err := rr.Close(); err != nil {
@@ -225,7 +234,8 @@ FROM (SELECT pg_catalog.pg_xact_status(x) AS s FROM pg_catalog.pg_snapshot_xip(p
 }
 
 // chunkQuery builds SELECT cols FROM t [WHERE (keys) > ($1..)] ORDER BY keys
-// LIMIT n, and returns the indexes of the key columns in t.cols.
+// LIMIT n over the snapshot key (t.chunk), and returns the indexes of its
+// columns in t.cols.
 func chunkQuery(t *tableMeta, after bool, limit int) (string, []int) {
 	var b strings.Builder
 	b.WriteString("SELECT ")
@@ -237,9 +247,9 @@ func chunkQuery(t *tableMeta, after bool, limit int) (string, []int) {
 	}
 	b.WriteString(" FROM ")
 	b.WriteString(t.ident)
-	keyIdx := make([]int, len(t.key))
-	keyExpr := make([]string, len(t.key))
-	for i, k := range t.key {
+	keyIdx := make([]int, len(t.chunk))
+	keyExpr := make([]string, len(t.chunk))
+	for i, k := range t.chunk {
 		for j, c := range t.cols {
 			if c.name == k {
 				keyIdx[i] = j

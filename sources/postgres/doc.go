@@ -57,6 +57,10 @@
 //     per heartbeat interval (10s when heartbeats are off), so the slot does
 //     not pin WAL; heartbeats (pg_logical_emit_message) make that happen when
 //     the database is idle for us but busy otherwise.
-//   - Keyless tables (source.keyless) need REPLICA IDENTITY FULL, are keyed by
-//     the whole row, and are not snapshotted.
+//   - Keyless tables (source.keyless) need REPLICA IDENTITY FULL and are keyed
+//     by the whole row; they are snapshotted through a unique index on NOT
+//     NULL columns (tableMeta.chunk), and refused when a snapshot is wanted
+//     and they have none.
+//   - source.key_columns chooses the Kafka key (relation.kafka); the snapshot
+//     key stays the primary key or unique index (relation.chunk).
 package postgres

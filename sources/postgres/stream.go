@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +51,12 @@ type relation struct {
 	key          []int    // indexes of the key columns
 	keyNames     []string // names of the key columns
 	keyless      bool
+	// kafka and kafkaNames are the Kafka key (source.key_columns, else the
+	// key columns); chunk is the snapshot key (the primary key, or a unique
+	// index of a keyless table), nil when the table is not snapshotted.
+	kafka      []int
+	kafkaNames []string
+	chunk      []int
 }
 
 // runner is the state of one Run call.
@@ -253,9 +260,20 @@ func (r *runner) start(ctx context.Context, stored *state) error {
 			r.sn.Forget(p.Table)
 		}
 	}
+	for _, t := range tables {
+		if err := t.checkKafkaKey(); err != nil {
+			return relay.Fatal(fmt.Errorf("postgres: %w", err))
+		}
+	}
 	if s.snapshot {
 		for _, t := range tables {
-			if len(t.key) > 0 && !r.sn.Known(t.ident) {
+			if len(t.chunk) == 0 && !r.sn.Known(t.ident) {
+				return relay.Fatal(t.snapshotRefusal())
+			}
+			if t.chunkIndex != "" && !r.sn.Known(t.ident) {
+				s.log.Info("postgres: table without a primary key is snapshotted by a unique index", "table", t.ident, "index", t.chunkIndex, "columns", strings.Join(t.chunk, ","))
+			}
+			if !r.sn.Known(t.ident) {
 				if err := r.sn.Enqueue(t.ident); err != nil {
 					return relay.Fatal(fmt.Errorf("postgres: %w", err))
 				}
@@ -609,8 +627,12 @@ func (r *runner) message(ctx context.Context) error {
 			return nil
 		}
 		t, ok := r.tables[sig.Table]
-		if !ok || len(t.key) == 0 {
-			r.s.log.Warn("postgres: snapshot request ignored: not a captured table with a primary key", "table", sig.Table)
+		if !ok {
+			r.s.log.Warn("postgres: snapshot request ignored: not a captured table", "table", sig.Table)
+			return nil
+		}
+		if len(t.chunk) == 0 {
+			r.s.log.Warn("postgres: snapshot request ignored", "table", sig.Table, "err", t.snapshotRefusal())
 			return nil
 		}
 		if err := r.sn.Enqueue(sig.Table); err != nil {
@@ -658,11 +680,17 @@ func (r *runner) relation(ctx context.Context, m *relationMsg) error {
 	if t == nil || !sameColumns(t, m) {
 		// A table created or altered since Run started: read it again.
 		nt := &tableMeta{oid: m.id, schema: m.namespace, name: m.name, ident: rel.ident, identity: m.identity,
-			keyless: r.s.isKeyless(m.namespace, m.name)}
+			keyless: r.s.isKeyless(m.namespace, m.name), kafka: r.s.keyColumns(m.namespace, m.name)}
 		if err := loadColumns(ctx, r.sql, nt, r.types); err != nil {
 			return r.sqlError(ctx, err)
 		}
-		if t == nil && r.s.snapshot && len(nt.key) > 0 && !r.sn.Known(nt.ident) {
+		if err := nt.checkKafkaKey(); err != nil {
+			return relay.Fatal(fmt.Errorf("postgres: %w", err))
+		}
+		if t == nil && r.s.snapshot && len(nt.chunk) == 0 && !r.sn.Known(nt.ident) {
+			r.s.log.Warn("postgres: new captured table is streamed but not snapshotted", "table", nt.ident, "err", nt.snapshotRefusal())
+		}
+		if t == nil && r.s.snapshot && len(nt.chunk) > 0 && !r.sn.Known(nt.ident) {
 			r.tables[rel.ident] = nt
 			if err := r.sn.Enqueue(nt.ident); err != nil {
 				return relay.Fatal(fmt.Errorf("postgres: %w", err))
@@ -689,6 +717,26 @@ func (r *runner) relation(ctx context.Context, m *relationMsg) error {
 			rel.key = append(rel.key, i)
 			rel.keyNames = append(rel.keyNames, n)
 		}
+	}
+	rel.kafka, rel.kafkaNames = rel.key, rel.keyNames
+	if t.kafka != nil {
+		rel.kafka, rel.kafkaNames = nil, nil
+		for _, k := range t.kafka {
+			i := slices.Index(rel.names, k)
+			if i < 0 {
+				return relay.Fatal(fmt.Errorf("postgres: source.key_columns: table %s has no column %q", rel.ident, k))
+			}
+			rel.kafka = append(rel.kafka, i)
+			rel.kafkaNames = append(rel.kafkaNames, k)
+		}
+	}
+	for _, k := range t.chunk {
+		if i := slices.Index(rel.names, k); i >= 0 {
+			rel.chunk = append(rel.chunk, i)
+		}
+	}
+	if len(rel.chunk) != len(t.chunk) {
+		rel.chunk = nil
 	}
 	return nil
 }
@@ -745,7 +793,7 @@ func (r *runner) change(ctx context.Context, walStart pglogrepl.LSN) error {
 		default:
 			before = rel.keyRow(&r.alloc, m.new)
 		}
-		if rel.keyless || m.oldKind == 'K' || (m.oldKind == 'O' && !rel.sameKey(before, after)) {
+		if (rel.keyless && len(rel.kafka) == len(rel.names)) || m.oldKind == 'K' || (m.oldKind == 'O' && !rel.sameKey(before, after)) {
 			// The key changed: a delete of the old key and an insert of the new.
 			if err := r.emit(ctx, rel, change.Event{Table: id, Op: change.OpDelete, Before: before, Source: src, Position: r.txnLabel}, before, m.old); err != nil {
 				return err
@@ -768,21 +816,21 @@ func (r *runner) change(ctx context.Context, walStart pglogrepl.LSN) error {
 // emit sends ev unless the snapshot in progress will read its effect; keyed
 // is the image whose key columns give the event key.
 func (r *runner) emit(ctx context.Context, rel *relation, ev change.Event, keyed *change.Row, tup []tupleCol) error {
-	if r.sn.Active() && !rel.keyless {
+	if r.sn.Active() && rel.chunk != nil {
 		if !r.sn.Admit(rel.ident, keyText(rel, tup)) {
 			return nil
 		}
 	}
-	ev.Key = r.alloc.Key(rel.keyNames, rel.key, keyed.Values)
+	ev.Key = r.alloc.Key(rel.kafkaNames, rel.kafka, keyed.Values)
 	r.events++
 	return r.send(ctx, change.Message{Event: r.alloc.Event(ev)})
 }
 
-// keyText returns the text of rel's key columns in tup, as the snapshot
-// compares them.
+// keyText returns the text of rel's snapshot key columns in tup, as the
+// snapshot compares them.
 func keyText(rel *relation, tup []tupleCol) snapshot.Key {
-	k := make(snapshot.Key, len(rel.key))
-	for i, c := range rel.key {
+	k := make(snapshot.Key, len(rel.chunk))
+	for i, c := range rel.chunk {
 		if c < len(tup) {
 			k[i] = string(tup[c].data)
 		}

@@ -284,6 +284,16 @@ func (s *Snapshotter) Known(table string) bool {
 	return false
 }
 
+// Queued reports whether table is waiting for, or in, its snapshot.
+func (s *Snapshotter) Queued(table string) bool {
+	for _, p := range s.queue {
+		if p.Table == table {
+			return true
+		}
+	}
+	return false
+}
+
 // Next returns the table whose chunks are read next, or "" when the queue
 // is empty.
 func (s *Snapshotter) Next() string {

@@ -1,0 +1,223 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/relay"
+)
+
+// TestKeylessSnapshotByUniqueIndex snapshots a table without a primary key
+// through its unique index on a NOT NULL column, in chunks, while a writer
+// updates, inserts and deletes rows; source.key_columns keys the events by
+// that column. Every key's versions arrive in order with no repeat, and the
+// final state equals the table.
+func TestKeylessSnapshotByUniqueIndex(t *testing.T) {
+	const rows = 20000
+	e := startPG(t)
+	e.exec(t, `CREATE TABLE kl (code text NOT NULL, v int NOT NULL, pad text);
+CREATE UNIQUE INDEX kl_code ON kl (code);
+CREATE INDEX kl_v ON kl (v);
+ALTER TABLE kl REPLICA IDENTITY FULL;
+INSERT INTO kl SELECT 'k' || g, 0, 'row ' || g FROM generate_series(1, 20000) g; ANALYZE kl`)
+	cfg := e.config("public.kl")
+	cfg.Source.Keyless = []string{"public.kl"}
+	cfg.Source.KeyColumns = []string{"public.kl:code"}
+	cfg.Source.SnapshotChunkSize = 1000
+	s := newSource(t, cfg)
+	if err := s.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	conn := e.pg.Conn(t, testDB)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		next := rows + 1
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var err error
+			switch x := rand.IntN(20); {
+			case x == 0:
+				_, err = conn.Exec(context.Background(), "INSERT INTO kl VALUES ('k' || $1::int, 0)", next)
+				next++
+			case x == 1:
+				_, err = conn.Exec(context.Background(), "DELETE FROM kl WHERE code = 'k' || $1::int", 1+rand.IntN(rows))
+			default:
+				_, err = conn.Exec(context.Background(), "UPDATE kl SET v = v + 1 WHERE code = 'k' || $1::int", 1+rand.IntN(rows))
+			}
+			if err != nil {
+				t.Errorf("writer: %v", err)
+				return
+			}
+		}
+	}()
+	r := runSource(t, s, nil)
+	waitFor(t, 90*time.Second, "snapshot to finish", func() bool {
+		for _, ev := range r.events() {
+			if ev.Source.Snapshot == change.SnapshotLast {
+				return true
+			}
+		}
+		return false
+	})
+	close(stop)
+	wg.Wait()
+	var cur string
+	e.admin.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan(&cur)
+	var hi, lo uint64
+	fmtSscanf(cur, &hi, &lo)
+	waitFor(t, 30*time.Second, "stream to catch up", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.lastLSN >= hi<<32|lo
+	})
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	type st struct {
+		v       float64
+		present bool
+	}
+	state := map[string]st{}
+	reads, errs := 0, 0
+	for _, ev := range r.events() {
+		k := string(ev.Key)
+		if !strings.HasPrefix(k, `{"code":"k`) {
+			t.Fatalf("event key %s, want {\"code\":...} (source.key_columns)", k)
+		}
+		if ev.Op == change.OpRead {
+			reads++
+		}
+		if ev.Op == change.OpDelete {
+			state[k] = st{}
+			continue
+		}
+		var v float64
+		if err := json.Unmarshal(mustGet(t, ev.After, "v"), &v); err != nil {
+			t.Fatal(err)
+		}
+		if prev := state[k]; prev.present && v != prev.v+1 && errs < 10 {
+			errs++
+			t.Errorf("key %s: version %v after %v (op %v)", k, v, prev.v, ev.Op)
+		}
+		state[k] = st{v: v, present: true}
+	}
+	n := 0
+	dbRows, err := e.admin.Query(context.Background(), "SELECT code, v FROM kl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dbRows.Next() {
+		var code string
+		var v int
+		dbRows.Scan(&code, &v)
+		n++
+		k := `{"code":"` + code + `"}`
+		if s := state[k]; (!s.present || s.v != float64(v)) && errs < 20 {
+			errs++
+			t.Errorf("key %s: table has v=%d, stream ends with %+v", k, v, s)
+		}
+	}
+	dbRows.Close()
+	live := 0
+	for _, s := range state {
+		if s.present {
+			live++
+		}
+	}
+	if live != n {
+		t.Errorf("stream ends with %d live keys, table has %d rows", live, n)
+	}
+	if reads == 0 || reads > rows {
+		t.Errorf("%d snapshot rows for a %d-row table", reads, rows)
+	}
+}
+
+// TestKeylessWholeRowAndRefusal: a keyless table with a unique index and no
+// source.key_columns keeps its events keyed by the whole row, in the
+// snapshot as in the stream; one without any unique NOT NULL index is
+// refused with a line that names the fix; source.key_columns outside the
+// primary key needs REPLICA IDENTITY FULL.
+func TestKeylessWholeRowAndRefusal(t *testing.T) {
+	e := startPG(t)
+	e.exec(t, `CREATE TABLE wr (a int NOT NULL, b text);
+CREATE UNIQUE INDEX wr_a ON wr (a);
+ALTER TABLE wr REPLICA IDENTITY FULL;
+INSERT INTO wr VALUES (1, 'one');
+CREATE TABLE loose (a int, b text);
+ALTER TABLE loose REPLICA IDENTITY FULL;
+CREATE TABLE pk (id int PRIMARY KEY, region text)`)
+
+	cfg := e.config("public.wr")
+	cfg.ID = "wholerow"
+	cfg.Source.Keyless = []string{"public.wr"}
+	s := newSource(t, cfg)
+	if err := s.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := runSource(t, s, nil)
+	r.waitEvents(t, 1, 20*time.Second)
+	e.exec(t, `INSERT INTO wr VALUES (2, 'two')`)
+	evs := r.waitEvents(t, 2, 20*time.Second)
+	if evs[0].Op != change.OpRead || string(evs[0].Key) != `{"a":1,"b":"one"}` || string(evs[1].Key) != `{"a":2,"b":"two"}` {
+		t.Fatalf("events %s %s, %s %s; want the snapshot row and the insert keyed by the whole row", evs[0].Op, evs[0].Key, evs[1].Op, evs[1].Key)
+	}
+	r.stop()
+
+	for _, c := range []struct {
+		name, table string
+		keyless     []string
+		keyColumns  []string
+		want        []string
+	}{
+		{"no unique index", "public.loose", []string{"public.loose"}, nil,
+			[]string{`"public"."loose" has no primary key and no unique index on NOT NULL columns`, "source.snapshot: never"}},
+		{"key column outside the identity", "public.pk", nil, []string{"public.pk:region"},
+			[]string{"source.key_columns", `"region"`, "REPLICA IDENTITY FULL"}},
+		{"key column missing", "public.pk", nil, []string{"public.pk:nope"},
+			[]string{"source.key_columns", `no column "nope"`}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := e.config(c.table)
+			cfg.ID = fmt.Sprintf("refuse%d", rand.IntN(1e6))
+			cfg.Source.Keyless = c.keyless
+			cfg.Source.KeyColumns = c.keyColumns
+			s := newSource(t, cfg)
+			if err := s.Setup(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			r := runSource(t, s, nil)
+			var err error
+			select {
+			case err = <-r.done:
+				r.done <- err
+			case <-time.After(20 * time.Second):
+				t.Fatal("Run did not refuse")
+			}
+			var fe *relay.FatalError
+			if !errors.As(err, &fe) {
+				t.Fatalf("Run returned %v, want a fatal error", err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}

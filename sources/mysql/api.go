@@ -113,9 +113,14 @@ func (s *Source) Describe(ctx context.Context) ([]change.TableSchema, error) {
 	}
 	out := make([]change.TableSchema, 0, len(tables))
 	for _, t := range tables {
-		cols, key, err := tableColumns(c, t.db, t.name)
+		// The Kafka key: source.key_columns, else the primary key, else
+		// the implicit one (see snapshotKey).
+		cols, key, _, implicit, err := s.snapshotKey(c, t.db, t.name)
 		if err != nil {
 			return nil, err
+		}
+		if implicit != nil {
+			key = implicit
 		}
 		ts := change.TableSchema{ID: change.TableID{Namespace: t.db, Name: t.name}}
 		for _, col := range cols {
@@ -125,6 +130,9 @@ func (s *Source) Describe(ctx context.Context) ([]change.TableSchema, error) {
 		}
 		for _, k := range key {
 			ts.Key = append(ts.Key, cols[k].name)
+		}
+		if chosen := s.cfg.Source.KeyColumnsFor(t.db, t.name); chosen != nil {
+			ts.Key = append([]string(nil), chosen...)
 		}
 		out = append(out, ts)
 	}

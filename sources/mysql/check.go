@@ -198,9 +198,23 @@ func (s *Source) checkTables(ctx context.Context, c *client.Conn, add addFunc) {
 			add(sources.Block, "table "+name, "cannot SELECT (%v); GRANT SELECT ON `%s`.* TO '%s'@'<host>'", err, t.db, s.user)
 			continue
 		}
+		keyed := "the whole row"
+		if cols := s.cfg.Source.KeyColumnsFor(t.db, t.name); cols != nil {
+			keyed = strings.Join(cols, ", ") + " (source.key_columns)"
+		}
 		switch {
+		case !t.hasPK && s.isKeyless(t.db, t.name) && s.cfg.Source.Snapshot == "never":
+			add(sources.OK, "table "+name, "no primary key; keyed by %s (listed in source.keyless); not snapshotted (source.snapshot: never)", keyed)
 		case !t.hasPK && s.isKeyless(t.db, t.name):
-			add(sources.Warn, "table "+name, "no primary key; keyed by the whole row (listed in source.keyless), streamed but not snapshotted")
+			cols, key, index, _, err := s.snapshotKey(c, t.db, t.name)
+			switch {
+			case err != nil:
+				add(sources.Block, "table "+name, "%v", err)
+			case len(key) == 0:
+				add(sources.Block, "table "+name, "%v", snapshotRefusal(name))
+			default:
+				add(sources.OK, "table "+name, "no primary key; keyed by %s (listed in source.keyless); snapshotted by unique index %s (%s)", keyed, index, joinCols(cols, key))
+			}
 		case !t.hasPK:
 			add(sources.Block, "table "+name, "no primary key; add one, or list the table in source.keyless to key its events by the whole row")
 		default:

@@ -147,6 +147,8 @@ func (s *Source) checkTable(ctx context.Context, conn *pgx.Conn, t *tableMeta, a
 		switch {
 		case !s.snapshot:
 			add(sources.OK, subj, "keyless: events are keyed %s; not snapshotted (source.snapshot: never)", keyed)
+		case t.ctidMode():
+			add(sources.OK, subj, "keyless: events are keyed %s; no unique index on NOT NULL columns, so it is snapshotted whole by ctid ranges under one exported snapshot, in one Kafka transaction (mind kafka.transaction_timeout; needs a free replication slot)", keyed)
 		case len(t.chunk) == 0:
 			add(sources.Block, subj, "%v", t.snapshotRefusal())
 		default:

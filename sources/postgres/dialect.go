@@ -93,6 +93,13 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 	for i, v := range after {
 		params[i] = []byte(v)
 	}
+	return d.scan(ctx, t, sql, params, keyIdx, limit)
+}
+
+// scan runs sql and builds an op=r event of each row it returns, in d's
+// memory; keyIdx are the columns whose text is the snapshot key of a row
+// (none for a read by ctid ranges).
+func (d dialect) scan(ctx context.Context, t *tableMeta, sql string, params [][]byte, keyIdx []int, limit int) ([]snapshot.Row, error) {
 	formats := resultFormats(t, keyIdx)
 	rr := d.sql().PgConn().ExecParams(ctx, sql, params, nil, nil, formats)
 	// The Kafka key: source.key_columns, the primary key, or for a keyless
@@ -152,9 +159,12 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 		row := a.Rows.New()
 		*row = change.Row{Names: t.names, Values: rv, JSON: w.Close()}
 		a.Bytes.Keep(w.B)
-		key := a.Strings.Slice(len(keyIdx))
-		for i, k := range keyIdx {
-			key[i] = a.Text(vals[k])
+		var key snapshot.Key
+		if len(keyIdx) > 0 {
+			key = a.Strings.Slice(len(keyIdx))
+			for i, k := range keyIdx {
+				key[i] = a.Text(vals[k])
+			}
 		}
 		ev := a.Events.New()
 		ev.Table, ev.Op, ev.Key, ev.After, ev.Source = id, change.OpRead, a.Key(keyNames, kafkaIdx, rv), row, src

@@ -81,6 +81,9 @@ type runner struct {
 
 	// The memory snapshot chunks are read into, reused once acked.
 	chunkMem snapshot.Memories
+	// ctid is the read of a keyless table by ctid ranges, from its snapshot
+	// until the stream reaches that snapshot's point (see ctid.go).
+	ctid *ctidRead
 
 	// the source transaction being decoded
 	inTxn      bool
@@ -146,6 +149,7 @@ func (r *runner) close() {
 	if r.sn != nil {
 		r.sn.Abandon() // waits for a read ahead, which may use r.pre
 	}
+	r.closeCtid()
 	if r.pre != nil {
 		r.pre.Close(ctx)
 	}
@@ -163,7 +167,7 @@ func (r *runner) prefetch(ctx context.Context) {
 		return
 	}
 	t := r.tables[r.sn.Next()]
-	if t == nil {
+	if t == nil || t.ctidMode() {
 		return
 	}
 	if r.pre == nil {
@@ -267,7 +271,7 @@ func (r *runner) start(ctx context.Context, stored *state) error {
 	}
 	if s.snapshot {
 		for _, t := range tables {
-			if len(t.chunk) == 0 && !r.sn.Known(t.ident) {
+			if len(t.chunk) == 0 && !t.ctidMode() && !r.sn.Known(t.ident) {
 				return relay.Fatal(t.snapshotRefusal())
 			}
 			if t.chunkIndex != "" && !r.sn.Known(t.ident) {
@@ -310,6 +314,10 @@ func (r *runner) compareFor(table string) (snapshot.Compare, error) {
 	if !ok {
 		return nil, fmt.Errorf("not a captured table")
 	}
+	if t.ctidMode() {
+		// Read whole (ctid.go): no key, and no change is compared.
+		return func(a, b snapshot.Key) int { return 0 }, nil
+	}
 	return t.keyCompare()
 }
 
@@ -332,7 +340,13 @@ func (r *runner) loop(ctx context.Context) error {
 			return err
 		}
 		if !r.inTxn && r.sn.Active() && !r.sn.InFlight() {
-			if err := r.sn.ReadNext(ctx, dialect{r: r, alloc: r.chunkAlloc()}); err != nil {
+			if t := r.tables[r.sn.Next()]; t != nil && t.ctidMode() {
+				if r.ctid == nil {
+					if err := r.startCtid(ctx, t); err != nil {
+						return err
+					}
+				}
+			} else if err := r.sn.ReadNext(ctx, dialect{r: r, alloc: r.chunkAlloc()}); err != nil {
 				return r.sqlError(ctx, err)
 			}
 		}
@@ -507,6 +521,9 @@ func (r *runner) handle(ctx context.Context, walStart pglogrepl.LSN, data []byte
 		r.txnLabel = []byte(pglogrepl.LSN(m.lsn).String())
 		r.events = 0
 		r.notable = false
+		if r.ctid != nil && !r.skip && m.lsn >= r.ctid.point {
+			return r.sendCtid(ctx, m.lsn)
+		}
 	case 'C':
 		r.inTxn = false
 		// A checkpoint acked at or after this commit came after the rows
@@ -631,7 +648,7 @@ func (r *runner) message(ctx context.Context) error {
 			r.s.log.Warn("postgres: snapshot request ignored: not a captured table", "table", sig.Table)
 			return nil
 		}
-		if len(t.chunk) == 0 {
+		if len(t.chunk) == 0 && !t.ctidMode() {
 			r.s.log.Warn("postgres: snapshot request ignored", "table", sig.Table, "err", t.snapshotRefusal())
 			return nil
 		}
@@ -687,10 +704,10 @@ func (r *runner) relation(ctx context.Context, m *relationMsg) error {
 		if err := nt.checkKafkaKey(); err != nil {
 			return relay.Fatal(fmt.Errorf("postgres: %w", err))
 		}
-		if t == nil && r.s.snapshot && len(nt.chunk) == 0 && !r.sn.Known(nt.ident) {
+		if t == nil && r.s.snapshot && len(nt.chunk) == 0 && !nt.ctidMode() && !r.sn.Known(nt.ident) {
 			r.s.log.Warn("postgres: new captured table is streamed but not snapshotted", "table", nt.ident, "err", nt.snapshotRefusal())
 		}
-		if t == nil && r.s.snapshot && len(nt.chunk) > 0 && !r.sn.Known(nt.ident) {
+		if t == nil && r.s.snapshot && (len(nt.chunk) > 0 || nt.ctidMode()) && !r.sn.Known(nt.ident) {
 			r.tables[rel.ident] = nt
 			if err := r.sn.Enqueue(nt.ident); err != nil {
 				return relay.Fatal(fmt.Errorf("postgres: %w", err))
@@ -820,6 +837,8 @@ func (r *runner) emit(ctx context.Context, rel *relation, ev change.Event, keyed
 		if !r.sn.Admit(rel.ident, keyText(rel, tup)) {
 			return nil
 		}
+	} else if r.sn.Active() && rel.chunk == nil && r.sn.Queued(rel.ident) {
+		return nil // read whole by ctid ranges later, with this change in it
 	}
 	ev.Key = r.alloc.Key(rel.kafkaNames, rel.kafka, keyed.Values)
 	r.events++

@@ -540,6 +540,28 @@ func (s *Snapshotter) OnMark(m Mark) (rows []*change.Event, closed bool, err err
 	return out, true, nil
 }
 
+// Complete ends the snapshot of table, the first queued, which a source read
+// by other means than chunks (PostgreSQL: a table without a key, read whole
+// under one exported snapshot) and whose rows it sends in the source
+// transaction where it calls Complete. The next checkpoint's State lists
+// the table as done. rows is the number of rows sent.
+func (s *Snapshotter) Complete(table string, rows int64) error {
+	if len(s.queue) == 0 || s.queue[0].Table != table || s.cur != nil || s.pre != nil {
+		return fmt.Errorf("snapshot: %s is not the next table, or a chunk is in flight", table)
+	}
+	p := &s.queue[0]
+	p.Rows += rows
+	p.Chunks++
+	if s.runs[table] == nil {
+		s.runs[table] = &run{started: time.Now(), startRows: 0, lastLog: time.Now()}
+	}
+	s.progress(p, true)
+	s.done = append(s.done, table)
+	s.queue = append(s.queue[:0:0], s.queue[1:]...)
+	delete(s.runs, table)
+	return nil
+}
+
 // ClosedMemory returns, once, the memory (see ChunkMemory) of the rows of
 // the chunk OnMark closed last, nil for a dialect without it. The source
 // may reuse it once a checkpoint after those rows is committed.

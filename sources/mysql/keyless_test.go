@@ -113,3 +113,34 @@ func TestKeylessImplicitKeyAndRefusal(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyColumnsOnKeyedTable keys a table with a primary key by other
+// columns (source.key_columns): snapshot and stream events carry the chosen
+// key, an update that keeps it is an update, and one that changes it is a
+// delete of the old key and a create of the new.
+func TestKeyColumnsOnKeyedTable(t *testing.T) {
+	t.Parallel()
+	m := startMaria(t)
+	m.Exec(t, "CREATE TABLE shop.acct (id INT PRIMARY KEY, region VARCHAR(8) NOT NULL, v INT)")
+	m.Exec(t, "INSERT INTO shop.acct VALUES (1, 'eu', 0)")
+	cfg := testConfig(m, "shop.acct")
+	cfg.Source.KeyColumns = []string{"shop.acct:region,id"}
+	src, _ := newSource(t, cfg)
+	if err := src.Setup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var k sink
+	k.start(t, src)
+	k.waitFor(t, 30*time.Second, "the snapshot row", func(evs []*change.Event) bool { return len(evs) >= 1 })
+	m.Exec(t, "UPDATE shop.acct SET v = 1 WHERE id = 1")
+	m.Exec(t, "UPDATE shop.acct SET region = 'us' WHERE id = 1")
+	evs := k.waitFor(t, 30*time.Second, "the updates", func(evs []*change.Event) bool { return len(evs) >= 4 })
+	var got []string
+	for _, ev := range evs {
+		got = append(got, string(ev.Op)+" "+string(ev.Key))
+	}
+	want := []string{`r {"region":"eu","id":1}`, `u {"region":"eu","id":1}`, `d {"region":"eu","id":1}`, `c {"region":"us","id":1}`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -338,3 +338,32 @@ INSERT INTO heap SELECT g % 4000, 'row ' || (g % 4000) FROM generate_series(1, 5
 		}
 	}
 }
+
+// TestKeyColumnsOnKeyedTable keys a table with a primary key by other
+// columns (source.key_columns): snapshot and stream events carry the chosen
+// key, an update that keeps it is an update, and one that changes it is a
+// delete of the old key and a create of the new.
+func TestKeyColumnsOnKeyedTable(t *testing.T) {
+	e := startPG(t)
+	e.exec(t, `CREATE TABLE acct (id int PRIMARY KEY, region text NOT NULL, v int);
+ALTER TABLE acct REPLICA IDENTITY FULL;
+INSERT INTO acct VALUES (1, 'eu', 0)`)
+	cfg := e.config("public.acct")
+	cfg.Source.KeyColumns = []string{"public.acct:region,id"}
+	s := newSource(t, cfg)
+	if err := s.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := runSource(t, s, nil)
+	r.waitEvents(t, 1, 20*time.Second)
+	e.exec(t, `UPDATE acct SET v = 1 WHERE id = 1; UPDATE acct SET region = 'us' WHERE id = 1`)
+	evs := r.waitEvents(t, 4, 20*time.Second)
+	var got []string
+	for _, ev := range evs {
+		got = append(got, string(ev.Op)+" "+string(ev.Key))
+	}
+	want := []string{`r {"region":"eu","id":1}`, `u {"region":"eu","id":1}`, `d {"region":"eu","id":1}`, `c {"region":"us","id":1}`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -43,6 +43,25 @@ type Source struct {
 	// keyed by its primary key, or, when keyless, by the whole row. In the
 	// environment, entries are separated by ";". Default: none.
 	KeyColumns []string `yaml:"key_columns" envsep:";"`
+	// ColumnInclude lists the only columns sent of their tables, as
+	// schema.table.column; the other columns of those tables are left out.
+	// ColumnExclude lists columns left out. A table may use one of the two.
+	// Both apply to snapshot and stream events and to flink-ddl; a column of
+	// the Kafka key cannot be left out. Default: none.
+	ColumnInclude []string `yaml:"column_include"`
+	ColumnExclude []string `yaml:"column_exclude"`
+	// ColumnHash lists columns (schema.table.column) whose values are
+	// replaced by the hex SHA-256 of the salt followed by the value's JSON
+	// text: stable, so joins and keys still work, but not reversible
+	// without the salt. Needs ColumnHashSalt. Default: none.
+	ColumnHash []string `yaml:"column_hash"`
+	// ColumnHashSalt is never read from the YAML file: it comes from
+	// CDCRELAY_SOURCE_COLUMN_HASH_SALT or from ColumnHashSaltFile.
+	ColumnHashSalt     Secret `yaml:"-"`
+	ColumnHashSaltFile string `yaml:"column_hash_salt_file"`
+	// ColumnTruncate cuts string values to at most N characters, entries
+	// schema.table.column:N. Other values pass unchanged. Default: none.
+	ColumnTruncate []string `yaml:"column_truncate"`
 	// Snapshot is initial (take each table's existing rows once, then
 	// stream) or never (stream only). Default: initial.
 	Snapshot string `yaml:"snapshot"`

@@ -164,16 +164,20 @@ func TestPasswordFile(t *testing.T) {
 // A secret never shows in %v, %+v, %#v, slog output or errors.
 func TestSecretsNeverPrint(t *testing.T) {
 	const pw = "hunter2-very-secret"
-	cfg, err := load("testdata/minimal.good.yaml", envOf(map[string]string{"CDCRELAY_SOURCE_PASSWORD": pw}))
+	const salt = "salty-column-hash-secret"
+	cfg, err := load("testdata/minimal.good.yaml", envOf(map[string]string{"CDCRELAY_SOURCE_PASSWORD": pw, "CDCRELAY_SOURCE_COLUMN_HASH_SALT": salt}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
+	if cfg.Source.ColumnHashSalt.Reveal() != salt {
+		t.Fatal("the salt was not read from the environment")
+	}
 	slog.New(slog.NewJSONHandler(&logs, nil)).Info("cfg", "config", cfg, "pw", cfg.Source.Password)
 	slog.New(slog.NewTextHandler(&logs, nil)).Info("cfg", "config", cfg, "pw", cfg.Source.Password)
 	outs := []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), logs.String()}
 	for _, o := range outs {
-		if strings.Contains(o, pw) {
+		if strings.Contains(o, pw) || strings.Contains(o, salt) {
 			t.Fatalf("secret printed: %s", o)
 		}
 	}

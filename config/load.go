@@ -285,6 +285,7 @@ func loadSecrets(cfg *Config, lookup func(string) (string, bool)) Errors {
 		return Secret(strings.TrimRight(string(data), "\r\n"))
 	}
 	cfg.Source.Password = read("source.password_file", "CDCRELAY_SOURCE_PASSWORD", cfg.Source.PasswordFile)
+	cfg.Source.ColumnHashSalt = read("source.column_hash_salt_file", "CDCRELAY_SOURCE_COLUMN_HASH_SALT", cfg.Source.ColumnHashSaltFile)
 	cfg.Kafka.SASL.Password = read("kafka.sasl.password_file", "CDCRELAY_KAFKA_SASL_PASSWORD", cfg.Kafka.SASL.PasswordFile)
 	return errs
 }

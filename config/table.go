@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -140,4 +141,48 @@ func (s *Source) KeyColumnsFor(ns, name string) []string {
 		}
 	}
 	return nil
+}
+
+// ColumnRef names one column: schema.table.column. Each part may be quoted
+// as in source.tables.
+type ColumnRef struct {
+	Table  TableRef
+	Column string
+}
+
+func (c ColumnRef) String() string { return c.Table.String() + "." + c.Column }
+
+// ParseColumn reads "schema.table.column".
+func ParseColumn(s string) (ColumnRef, error) {
+	bad := fmt.Errorf("%q is not schema.table.column (quote a part that holds a dot)", s)
+	ns, rest, err := splitIdent(s)
+	if err != nil || ns == "" || !strings.HasPrefix(rest, ".") {
+		return ColumnRef{}, bad
+	}
+	tbl, rest, err := splitIdent(rest[1:])
+	if err != nil || tbl == "" || tbl == "*" || !strings.HasPrefix(rest, ".") {
+		return ColumnRef{}, bad
+	}
+	col, tail, err := splitIdent(rest[1:])
+	if err != nil || col == "" || tail != "" {
+		return ColumnRef{}, bad
+	}
+	return ColumnRef{Table: TableRef{Namespace: ns, Name: tbl}, Column: col}, nil
+}
+
+// ParseTruncate reads "schema.table.column:N", N from 1 to 1000000.
+func ParseTruncate(s string) (ColumnRef, int, error) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return ColumnRef{}, 0, fmt.Errorf("%q is not schema.table.column:N", s)
+	}
+	ref, err := ParseColumn(s[:i])
+	if err != nil {
+		return ColumnRef{}, 0, err
+	}
+	n, err := strconv.Atoi(s[i+1:])
+	if err != nil || n < 1 || n > 1_000_000 {
+		return ColumnRef{}, 0, fmt.Errorf("%q: the length after the colon must be a whole number from 1 to 1000000", s)
+	}
+	return ref, n, nil
 }

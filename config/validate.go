@@ -135,6 +135,7 @@ func (c *Config) Validate() Errors {
 			bad(fmt.Sprintf("source.key_columns[%d]", i), "%v", err)
 		}
 	}
+	validateColumns(s, bad)
 	switch s.Snapshot {
 	case "initial", "never":
 	default:
@@ -297,3 +298,47 @@ func validateTLS(key string, t *TLS, bad func(key, format string, args ...any)) 
 var topicPattern = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 
 func validTopic(s string) bool { return topicPattern.MatchString(s) && s != "." && s != ".." }
+
+// validateColumns checks source.column_*: each entry names one column, a
+// table uses an include list or an exclude list, not both, a column is
+// hashed or truncated, not both, and hashing has a salt.
+func validateColumns(s *Source, bad func(key, format string, args ...any)) {
+	parsed := func(key string, list []string) map[string]ColumnRef {
+		out := map[string]ColumnRef{}
+		for i, e := range list {
+			ref, err := ParseColumn(e)
+			if err != nil {
+				bad(fmt.Sprintf("%s[%d]", key, i), "%v", err)
+				continue
+			}
+			out[ref.String()] = ref
+		}
+		return out
+	}
+	inc := parsed("source.column_include", s.ColumnInclude)
+	exc := parsed("source.column_exclude", s.ColumnExclude)
+	hash := parsed("source.column_hash", s.ColumnHash)
+	incTables := map[string]bool{}
+	for _, r := range inc {
+		incTables[r.Table.String()] = true
+	}
+	for i, e := range s.ColumnExclude {
+		if r, err := ParseColumn(e); err == nil && incTables[r.Table.String()] {
+			bad(fmt.Sprintf("source.column_exclude[%d]", i), "table %s also has source.column_include; list the columns to keep or the ones to drop, not both", r.Table)
+		}
+	}
+	for i, e := range s.ColumnTruncate {
+		ref, _, err := ParseTruncate(e)
+		if err != nil {
+			bad(fmt.Sprintf("source.column_truncate[%d]", i), "%v", err)
+			continue
+		}
+		if _, ok := hash[ref.String()]; ok {
+			bad(fmt.Sprintf("source.column_truncate[%d]", i), "%s is also in source.column_hash; a column is hashed or truncated, not both", ref)
+		}
+	}
+	_ = exc
+	if len(hash) > 0 && s.ColumnHashSalt == "" {
+		bad("source.column_hash_salt_file", "source.column_hash needs a salt; set CDCRELAY_SOURCE_COLUMN_HASH_SALT or source.column_hash_salt_file")
+	}
+}

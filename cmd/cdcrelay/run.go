@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cdcrelay/cdcrelay/columns"
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/format"
 	"github.com/cdcrelay/cdcrelay/internal/devbroker"
@@ -118,6 +119,7 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			Version:     version,
 		},
 		Version: version,
+		Columns: columns.New(&cfg.Source),
 	}
 	if testHooks != nil {
 		rcfg.Hooks = testHooks(log)

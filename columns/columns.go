@@ -6,10 +6,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/config"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 // Rules are the column rules of every table. The zero of *Rules (nil)
@@ -261,6 +264,9 @@ func (r *Rules) Schema(ts change.TableSchema) (change.TableSchema, error) {
 		}
 		out.Columns = append(out.Columns, c)
 	}
+	if len(ts.Key) == 0 && (len(out.Columns) < len(ts.Columns) || len(t.truncate) > 0) {
+		return out, fmt.Errorf("columns: %s is keyed by the whole row, so its columns can be hashed but not left out or cut (the key would keep them, or two rows could share one); key it by other columns with source.key_columns", ts.ID)
+	}
 	for _, k := range ts.Key {
 		if !t.keeps(k) {
 			return out, fmt.Errorf("columns: column %s.%s is in the Kafka key, so source.column_include or source.column_exclude cannot leave it out; key the table by other columns with source.key_columns", ts.ID, k)
@@ -270,4 +276,61 @@ func (r *Rules) Schema(ts change.TableSchema) (change.TableSchema, error) {
 		}
 	}
 	return out, nil
+}
+
+// Check reports each rule against the captured tables as the source
+// describes them: a rule on a column the table lacks (or on a table that is
+// not captured) is a warning, one that would drop or cut a column of the
+// Kafka key blocks the start.
+func (r *Rules) Check(tables []change.TableSchema) sources.Report {
+	if r == nil {
+		return nil
+	}
+	var rep sources.Report
+	byID := map[change.TableID]change.TableSchema{}
+	for _, ts := range tables {
+		byID[ts.ID] = ts
+	}
+	ids := make([]change.TableID, 0, len(r.tables))
+	for id := range r.tables {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b change.TableID) int { return strings.Compare(a.String(), b.String()) })
+	for _, id := range ids {
+		t := r.tables[id]
+		subj := "columns of " + id.String()
+		ts, ok := byID[id]
+		if !ok {
+			rep = append(rep, sources.Finding{Level: sources.Warn, Subject: subj, Detail: "source.column_* names a table that is not captured (or does not exist); the rule does nothing"})
+			continue
+		}
+		has := map[string]bool{}
+		for _, c := range ts.Columns {
+			has[c.Name] = true
+		}
+		var unknown []string
+		for _, set := range []map[string]bool{t.include, t.exclude, t.hash} {
+			for c := range set {
+				if !has[c] {
+					unknown = append(unknown, c)
+				}
+			}
+		}
+		for c := range t.truncate {
+			if !has[c] {
+				unknown = append(unknown, c)
+			}
+		}
+		if len(unknown) > 0 {
+			slices.Sort(unknown)
+			rep = append(rep, sources.Finding{Level: sources.Warn, Subject: subj, Detail: "source.column_* names columns the table does not have: " + strings.Join(slices.Compact(unknown), ", ")})
+		}
+		out, err := r.Schema(ts)
+		if err != nil {
+			rep = append(rep, sources.Finding{Level: sources.Block, Subject: subj, Detail: err.Error()})
+			continue
+		}
+		rep = append(rep, sources.Finding{Level: sources.OK, Subject: subj, Detail: fmt.Sprintf("%d of %d columns sent, %d hashed, %d truncated", len(out.Columns), len(ts.Columns), len(t.hash), len(t.truncate))})
+	}
+	return rep
 }

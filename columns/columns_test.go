@@ -180,3 +180,31 @@ func TestSchema(t *testing.T) {
 		t.Error("a key column left out passed")
 	}
 }
+
+func TestCheck(t *testing.T) {
+	r := rules(t, config.Source{
+		ColumnExclude:  []string{"public.customers.ssn", "public.customers.nope", "public.logs.msg", "public.gone.x"},
+		ColumnHash:     []string{"public.customers.id"},
+		ColumnHashSalt: "s",
+	})
+	logs := change.TableID{Namespace: "public", Name: "logs"}
+	rep := r.Check([]change.TableSchema{
+		{ID: customers, Key: []string{"id"}, Columns: []change.ColumnSchema{{Name: "id"}, {Name: "ssn"}, {Name: "email"}}},
+		{ID: logs, Columns: []change.ColumnSchema{{Name: "at"}, {Name: "msg"}}}, // keyed by the whole row
+	})
+	var lines []string
+	for _, f := range rep {
+		lines = append(lines, f.Level.String()+" "+f.Subject+": "+f.Detail)
+	}
+	got := strings.Join(lines, "\n")
+	for _, want := range []string{
+		"ok columns of public.customers: 2 of 3 columns sent, 1 hashed, 0 truncated",
+		"warn columns of public.customers: source.column_* names columns the table does not have: nope",
+		"warn columns of public.gone: source.column_* names a table that is not captured",
+		"FAIL columns of public.logs: columns: public.logs is keyed by the whole row",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+}

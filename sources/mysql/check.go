@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -199,8 +200,23 @@ func (s *Source) checkTables(ctx context.Context, c *client.Conn, add addFunc) {
 			continue
 		}
 		keyed := "the whole row"
-		if cols := s.cfg.Source.KeyColumnsFor(t.db, t.name); cols != nil {
-			keyed = strings.Join(cols, ", ") + " (source.key_columns)"
+		if chosen := s.cfg.Source.KeyColumnsFor(t.db, t.name); chosen != nil {
+			keyed = strings.Join(chosen, ", ") + " (source.key_columns)"
+			cols, _, err := tableColumns(c, t.db, t.name)
+			if err != nil {
+				add(sources.Block, "table "+name, "%v", err)
+				continue
+			}
+			var missing []string
+			for _, k := range chosen {
+				if !slices.ContainsFunc(cols, func(col column) bool { return col.name == k }) {
+					missing = append(missing, k)
+				}
+			}
+			if len(missing) > 0 {
+				add(sources.Block, "table "+name, "source.key_columns names columns the table does not have: %s", strings.Join(missing, ", "))
+				continue
+			}
 		}
 		switch {
 		case !t.hasPK && s.isKeyless(t.db, t.name) && s.cfg.Source.Snapshot == "never":

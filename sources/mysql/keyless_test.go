@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 // TestKeylessSnapshotByUniqueIndex snapshots a table without a primary key
@@ -142,5 +143,28 @@ func TestKeyColumnsOnKeyedTable(t *testing.T) {
 	want := []string{`r {"region":"eu","id":1}`, `u {"region":"eu","id":1}`, `d {"region":"eu","id":1}`, `c {"region":"us","id":1}`}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestCheckKeyColumns: check blocks a source.key_columns entry that names a
+// column the table lacks, and says how each keyless table is keyed.
+func TestCheckKeyColumns(t *testing.T) {
+	t.Parallel()
+	m := startMaria(t)
+	m.Exec(t, "CREATE TABLE shop.acct (id INT PRIMARY KEY, region VARCHAR(8))")
+	m.Exec(t, "CREATE TABLE shop.logs (seq INT NOT NULL, msg TEXT, UNIQUE KEY (seq))")
+	cfg := testConfig(m, "shop.acct", "shop.logs")
+	cfg.Source.Keyless = []string{"shop.logs"}
+	cfg.Source.KeyColumns = []string{"shop.acct:region,nope", "shop.logs:seq"}
+	src, _ := newSource(t, cfg)
+	rep, err := src.Check(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := findings(rep, sources.Block)["table shop.acct"]; !strings.Contains(f, "source.key_columns names columns the table does not have: nope") {
+		t.Errorf("shop.acct finding %q", f)
+	}
+	if f := findings(rep, sources.OK)["table shop.logs"]; !strings.Contains(f, "keyed by seq (source.key_columns)") || !strings.Contains(f, "unique index seq") {
+		t.Errorf("shop.logs finding %q", f)
 	}
 }

@@ -17,7 +17,7 @@ import (
 // relay does not capture, for 12 s, while the captured table stays idle.
 // The stored position (the offsets record) follows the server's
 // gtid_binlog_pos all along, at most source.heartbeat_interval (2 s here)
-// and a commit behind, and equals it once the traffic stops: a restart
+// and a commit behind (6 s allowed), and equals it once the traffic stops: a restart
 // after a long idle stretch resumes from a binlog the server still has.
 func TestMySQLPositionFollowsUncapturedTraffic(t *testing.T) {
 	b := testenv.StartBroker(t)
@@ -70,10 +70,10 @@ metrics:
 				moves++
 				last = got
 			}
-			// Older than heartbeat_interval plus 2 s for the commit and
-			// this machine: the stored position must be at least there.
-			if i := len(serverAt) - 1 - (4 * 4); i >= 0 && got < serverAt[i] {
-				t.Fatalf("after %v the stored position %d is behind the server's position of 4 s ago (%d)", time.Since(start).Round(time.Millisecond), got, serverAt[i])
+			// Older than heartbeat_interval plus 4 s for the commit and a
+			// loaded machine: the stored position must be at least there.
+			if i := len(serverAt) - 1 - (6 * 4); i >= 0 && got < serverAt[i] {
+				t.Fatalf("after %v the stored position %d is behind the server's position of 6 s ago (%d)", time.Since(start).Round(time.Millisecond), got, serverAt[i])
 			}
 		}
 		time.Sleep(20 * time.Millisecond)

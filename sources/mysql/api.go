@@ -115,12 +115,12 @@ func (s *Source) Describe(ctx context.Context) ([]change.TableSchema, error) {
 	for _, t := range tables {
 		// The Kafka key: source.key_columns, else the primary key, else
 		// the implicit one (see snapshotKey).
-		cols, key, _, implicit, err := s.snapshotKey(c, t.db, t.name)
+		cols, key, index, implicit, err := s.snapshotKey(c, t.db, t.name)
 		if err != nil {
 			return nil, err
 		}
-		if implicit != nil {
-			key = implicit
+		if index != "" {
+			key = implicit // nil: keyed by the whole row
 		}
 		ts := change.TableSchema{ID: change.TableID{Namespace: t.db, Name: t.name}}
 		for _, col := range cols {

@@ -78,6 +78,11 @@ func TestKeylessImplicitKeyAndRefusal(t *testing.T) {
 	m.Exec(t, "CREATE TABLE shop.wr (a INT NOT NULL, b VARCHAR(10), UNIQUE KEY (a))")
 	m.Exec(t, "INSERT INTO shop.wr VALUES (1, 'one')")
 	m.Exec(t, "CREATE TABLE shop.loose (a INT, b VARCHAR(10), UNIQUE KEY (a))")
+	// A unique index on a prefix reads the snapshot but is not the server's
+	// implicit key: the binlog keys the rows by the whole row, and so must
+	// the snapshot.
+	m.Exec(t, "CREATE TABLE shop.pre (a VARCHAR(20) NOT NULL, c INT, UNIQUE KEY ka (a(5)))")
+	m.Exec(t, "INSERT INTO shop.pre VALUES ('alpha', 1)")
 
 	cfg := testConfig(m, "shop.wr")
 	cfg.Source.Keyless = []string{"shop.wr"}
@@ -94,6 +99,24 @@ func TestKeylessImplicitKeyAndRefusal(t *testing.T) {
 		t.Fatalf("events %s %s, %s %s; want the snapshot row and the insert keyed by the unique column", evs[0].Op, evs[0].Key, evs[1].Op, evs[1].Key)
 	}
 	r.stop()
+
+	cfg = testConfig(m, "shop.pre")
+	cfg.ID = "pre"
+	cfg.Source.ServerID = 0
+	cfg.Source.Keyless = []string{"shop.pre"}
+	src, _ = newSource(t, cfg)
+	if err := src.Setup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var kp sink
+	rp := kp.start(t, src)
+	kp.waitFor(t, 30*time.Second, "the snapshot row", func(evs []*change.Event) bool { return len(evs) >= 1 })
+	m.Exec(t, "INSERT INTO shop.pre VALUES ('betas', 2)")
+	evs = kp.waitFor(t, 30*time.Second, "the insert", func(evs []*change.Event) bool { return len(evs) >= 2 })
+	if evs[0].Op != change.OpRead || string(evs[0].Key) != `{"a":"alpha","c":1}` || string(evs[1].Key) != `{"a":"betas","c":2}` {
+		t.Fatalf("events %s %s, %s %s; want the snapshot row and the insert keyed by the whole row", evs[0].Op, evs[0].Key, evs[1].Op, evs[1].Key)
+	}
+	rp.stop()
 
 	cfg = testConfig(m, "shop.loose")
 	cfg.ID = "loose"

@@ -40,9 +40,11 @@ func (s *Source) chooseKafkaKey(c *tableCodec) error {
 // primary key.
 //
 // MySQL and MariaDB take the first unique index whose columns are all NOT
-// NULL, in the server's key order (SHOW KEYS), as the primary key of a table
-// that declares none: InnoDB clusters by it and the binlog's TABLE_MAP names
-// it, so the stream keys the table's events by it. The snapshot keys its
+// NULL and whole (no prefix length), in the server's key order (SHOW KEYS),
+// as the primary key of a table that declares none: InnoDB clusters by it
+// and the binlog's TABLE_MAP names it, so the stream keys the table's events
+// by it. (A unique index on a prefix is not taken: the binlog then keys by
+// the whole row, and so does the snapshot.) The snapshot keys its
 // rows the same way (implicit), and reads by the first such index whose
 // types it can order, preferring one on exactly the columns of
 // source.key_columns. chunk is nil when there is none.
@@ -55,12 +57,14 @@ func (s *Source) snapshotKey(c *client.Conn, db, name string) (cols []column, ch
 	if err != nil {
 		return nil, nil, "", nil, fmt.Errorf("mysql: read the indexes of %s.%s: %w", db, name, err)
 	}
-	// Columns: Table, Non_unique, Key_name, Seq_in_index, Column_name, ...
+	// Columns: Table, Non_unique, Key_name, Seq_in_index, Column_name,
+	// Collation, Cardinality, Sub_part, ...
 	type candidate struct {
 		name      string
 		cols      []int
 		notNull   bool
 		orderable bool
+		prefix    bool
 	}
 	var found []*candidate
 	for _, r := range rows {
@@ -82,6 +86,9 @@ func (s *Source) snapshotKey(c *client.Conn, db, name string) (cols []column, ch
 		if _, ok := kindOf(cols[i]); !ok {
 			ix.orderable = false
 		}
+		if len(r) > 7 && r[7] != "" {
+			ix.prefix = true
+		}
 		ix.cols = append(ix.cols, i)
 	}
 	chosen := s.cfg.Source.KeyColumnsFor(db, name)
@@ -90,7 +97,7 @@ func (s *Source) snapshotKey(c *client.Conn, db, name string) (cols []column, ch
 		if !ix.notNull {
 			continue
 		}
-		if implicit == nil {
+		if implicit == nil && !ix.prefix {
 			implicit = ix.cols
 		}
 		if !ix.orderable {

@@ -442,7 +442,7 @@ func (d *dialect) WriteMark(ctx context.Context, m snapshot.Mark) error {
 
 func (d *dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key, limit int) ([]snapshot.Row, error) {
 	db, name := splitTable(table)
-	cols, key, _, implicit, err := d.s.snapshotKey(d.c, db, name)
+	cols, key, index, implicit, err := d.s.snapshotKey(d.c, db, name)
 	if err != nil {
 		return nil, err
 	}
@@ -491,9 +491,16 @@ func (d *dialect) ReadChunk(ctx context.Context, table string, after snapshot.Ke
 		}
 	}
 	if keyNames == nil {
-		kafka = key
-		if implicit != nil {
+		switch {
+		case index == "": // the primary key
+			kafka = key
+		case implicit != nil:
 			kafka = implicit
+		default: // the whole row
+			kafka = make([]int, len(cols))
+			for i := range cols {
+				kafka[i] = i
+			}
 		}
 		keyNames = make([]string, len(kafka))
 		for i, k := range kafka {

@@ -2,15 +2,27 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: build test test-short vet lint bench bench-relay demo deploy-check fuzz clean
+.PHONY: build test test-short vet lint bench bench-relay bench-verify demo deploy-check fuzz clean
+
+# The version `make build` stamps in: git describe, which works in a git
+# worktree too, where go build records no VCS information. Empty (no git)
+# leaves it to the build info (see cmd/cdcrelay/version.go).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
 build:
-	$(GO) build -o bin/cdcrelay ./cmd/cdcrelay
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/cdcrelay ./cmd/cdcrelay
 
 # vet, then every test with the race detector, the integration tests
-# against real PostgreSQL, MariaDB and the dev broker included.
+# against real PostgreSQL, MariaDB and Apache Kafka included. Set
+# CDCRELAY_TEST_KAFKA=dev to run them on the embedded dev broker instead.
 test: vet
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+# The relay's end-to-end smoke tests on the embedded dev broker (what
+# `make demo` and quick runs use); the dev broker's own tests run in `test`.
+.PHONY: test-dev-broker
+test-dev-broker:
+	CDCRELAY_TEST_KAFKA=dev $(GO) test -count=1 -timeout 15m -run '^(TestCrashPoints|TestFencing|TestBrokerKill|TestLoopExactlyOnce)$$' ./e2e ./relay
 
 test-short: vet
 	$(GO) test -short -count=1 $(PKGS)
@@ -25,7 +37,8 @@ lint: vet deploy-check
 deploy-check:
 	$(GO) test -count=1 ./internal/deploycheck/...
 
-# End to end against throwaway PostgreSQL, MariaDB and a dev broker: drain,
+# End to end against throwaway PostgreSQL, MariaDB and Apache Kafka (-broker dev
+# for the embedded dev broker): drain,
 # snapshot, latency, memory and restart cost beside the source's and Kafka's
 # limits measured in the same run; prints a table, writes bench/results.json.
 # See docs/benchmarks.md.
@@ -40,6 +53,10 @@ bench-quick:
 # Micro-benchmarks (encoding, the transactional loop against the dev broker).
 bench-relay:
 	$(GO) test -run '^$$' -bench . -benchmem ./format ./relay
+
+# verify against a PostgreSQL table of 1M rows and its topic (docs/verify.md).
+bench-verify:
+	$(GO) test -run '^$$' -bench Verify1M -benchtime 2x ./verify
 
 # Each fuzzer for 30 s; go test fuzzes one target at a time.
 fuzz:

@@ -36,7 +36,7 @@ func (b *bench) sampleCPU(relayPID int) cpuGroups {
 		}
 	}
 	entries, _ := os.ReadDir("/proc")
-	brokerPort := b.brokerAddr[strings.LastIndexByte(b.brokerAddr, ':')+1:]
+	brokerPID := b.broker.Pid()
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -49,7 +49,7 @@ func (b *bench) sampleCPU(relayPID int) cpuGroups {
 			group = "relay"
 		case bytes.HasPrefix(cmdline, []byte("postgres")) || bytes.HasPrefix(cmdline, []byte(pgBinDir+"/postgres")):
 			group = "postgres"
-		case bytes.Contains(cmdline, []byte("dev-broker")) && bytes.Contains(cmdline, []byte(":"+brokerPort)):
+		case pid == brokerPID:
 			group = "broker"
 		default:
 			continue

@@ -51,12 +51,24 @@ type offsetsWatch struct {
 
 func (b *bench) watchOffsets(ctx context.Context) (*offsetsWatch, error) {
 	w := &offsetsWatch{changed: make(chan struct{}), last: map[string]storedPos{}}
+	// The topic is created as the relays create it (compacted, one
+	// partition) before anyone reads it: a broker that creates topics on
+	// first use would otherwise make it with its defaults, which the
+	// relays refuse.
+	adm, err := kgo.NewClient(kgo.SeedBrokers(b.brokerAddr))
+	if err != nil {
+		return nil, err
+	}
+	err = offsets.EnsureTopic(ctx, adm, offsetsTopic, 1)
+	adm.Close()
+	if err != nil {
+		return nil, err
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.brokerAddr),
 		kgo.ConsumeTopics(offsetsTopic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(200*time.Millisecond),
-		kgo.AllowAutoTopicCreation(),
 		kgo.MetadataMinAge(250*time.Millisecond),
 	)
 	if err != nil {
@@ -169,57 +181,20 @@ func (s topicSample) meanValue() float64 { return float64(s.valueBytes) / float6
 // counts records, keeping up to keep of them.
 func (b *bench) readTopic(ctx context.Context, topic string, keep int) (topicSample, error) {
 	var s topicSample
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.brokerAddr))
-	if err != nil {
-		return s, err
-	}
-	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
-	cl.Close()
-	if err != nil {
-		return s, err
-	}
-	want := map[int32]int64{}
-	parts := map[string]map[int32]kgo.Offset{topic: {}}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-			parts[topic][o.Partition] = kgo.NewOffset().AtStart()
-		}
-	})
-	if len(want) == 0 {
-		return s, nil
-	}
-	cl, err = kgo.NewClient(kgo.SeedBrokers(b.brokerAddr),
-		kgo.ConsumePartitions(parts),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-		kgo.FetchMaxBytes(64<<20),
-	)
-	if err != nil {
-		return s, err
-	}
-	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	for len(want) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return s, fmt.Errorf("read %s: %w", topic, err)
+	opts := []kgo.Opt{kgo.SeedBrokers(b.brokerAddr)}
+	err := kafkaclient.ReadToEnd(ctx, opts, []string{topic}, kafkaclient.ReadOptions{FetchMaxBytes: 64 << 20}, func(r *kgo.Record) error {
+		s.records++
+		s.keyBytes += int64(len(r.Key))
+		s.valueBytes += int64(len(r.Value))
+		if len(s.sample) < keep {
+			s.sample = append(s.sample, &kgo.Record{Key: r.Key, Value: r.Value, Headers: r.Headers})
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if r.Offset+1 >= want[r.Partition] {
-				delete(want, r.Partition)
-			}
-			if r.Attrs.IsControl() {
-				return
-			}
-			s.records++
-			s.keyBytes += int64(len(r.Key))
-			s.valueBytes += int64(len(r.Value))
-			if len(s.sample) < keep {
-				s.sample = append(s.sample, &kgo.Record{Key: r.Key, Value: r.Value, Headers: r.Headers})
-			}
-		})
+		return nil
+	})
+	if err != nil {
+		return s, fmt.Errorf("read %s: %w", topic, err)
 	}
 	return s, nil
 }
@@ -232,9 +207,9 @@ func (b *bench) readTopic(ctx context.Context, topic string, keep int) (topicSam
 // It runs against the broker the relay wrote to, with the relay's producer:
 // the connection options of `cdcrelay run` (kafkaclient.Opts) and the
 // producer options of the relay (relay.ProducerOpts: partitioner, buffer
-// bounds, linger, retries; batch size, acks and compression are franz-go's
-// defaults in both), and into topics created as the relay creates its own
-// (cleanup.policy=compact). Each transaction is flushed and committed
+// bounds, linger, retries; batch size and acks are franz-go's defaults in
+// both), with the relays' kafka.compression (-compression), and into topics
+// created as the relay creates its own (cleanup.policy=compact). Each transaction is flushed and committed
 // before the next one begins.
 func (b *bench) produceLimit(ctx context.Context, name string, sample []*kgo.Record, n, batch int, partitions int32) (time.Duration, error) {
 	if len(sample) == 0 {
@@ -258,7 +233,7 @@ func (b *bench) produceLimit(ctx context.Context, name string, sample []*kgo.Rec
 	if err != nil {
 		return 0, err
 	}
-	opts, err := kafkaclient.Opts(&config.Kafka{Brokers: []string{b.brokerAddr}}, nil)
+	opts, err := kafkaclient.Opts(&config.Kafka{Brokers: []string{b.brokerAddr}, Compression: b.compression}, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -324,20 +299,13 @@ func (b *bench) createTopic(ctx context.Context, topic string) error {
 // topicEnd sums the committed end offsets of topic's partitions (control
 // records included).
 func (b *bench) topicEnd(ctx context.Context, topic string) (int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.brokerAddr))
-	if err != nil {
-		return 0, err
-	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
+	ends, _, err := kafkaclient.StableEnds(ctx, []kgo.Opt{kgo.SeedBrokers(b.brokerAddr)}, topic)
 	if err != nil {
 		return 0, err
 	}
 	var n int64
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err == nil {
-			n += o.Offset
-		}
-	})
+	for _, end := range ends[topic] {
+		n += end
+	}
 	return n, nil
 }

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cdcrelay/cdcrelay/config"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
 )
 
@@ -82,12 +84,17 @@ type bench struct {
 	pprofAddr  string
 	profileDir string
 	relayEnv   []string
+	// compression is kafka.compression of every relay and of the produce
+	// limit's producer.
+	compression string
 
 	tb         *testenv.Standalone
 	workDir    string
 	relayBin   string
 	pgDSN      string
 	brokerAddr string
+	broker     *testenv.Broker
+	brokerKind string // apache or dev
 	pg         *testenv.Postgres
 	my         *testenv.MariaDB
 	myDSN      string
@@ -117,6 +124,8 @@ func run() error {
 		b.relayEnv = append(b.relayEnv, kv)
 		return nil
 	})
+	flag.StringVar(&b.brokerKind, "broker", testenv.BrokerKind(), "the broker every scenario runs on: apache (Apache Kafka from deploy/jvm/kafka) or dev (the embedded dev broker)")
+	flag.StringVar(&b.compression, "compression", config.DefaultCompression, "kafka.compression of the relays and of the produce limit's producer: "+strings.Join(config.Compressions, ", "))
 	rows := flag.Int("rows", 0, "changes per scenario, overriding the default (1,000,000) and -quick; for profiling longer drains")
 	flag.Parse()
 	b.changes, b.bigRows, b.latencyDur = 1_000_000, 1_000_000, 30*time.Second
@@ -132,6 +141,12 @@ func run() error {
 			b.only[strings.TrimSpace(s)] = true
 		}
 	}
+	if _, err := kafkaclient.Compression(b.compression); err != nil {
+		return fmt.Errorf("-compression: %w", err)
+	}
+	if b.brokerKind != testenv.KindApache && b.brokerKind != testenv.KindDev {
+		return fmt.Errorf("-broker %q: want apache or dev", b.brokerKind)
+	}
 	if b.peerCmd != "" && b.peerTopic == "" {
 		return fmt.Errorf("--peer-cmd needs --peer-topic")
 	}
@@ -141,6 +156,7 @@ func run() error {
 
 	mach := describeMachine()
 	fmt.Println(mach.markdown())
+	fmt.Printf("kafka.compression: %s (relays and produce limit)\n\n", b.compression)
 
 	b.tb = testenv.NewStandalone("bench")
 	defer b.tb.Close()
@@ -173,12 +189,14 @@ func run() error {
 	}
 	fmt.Println(markdownTable(results))
 	doc := struct {
-		Machine machine  `json:"machine"`
-		Mode    string   `json:"mode"`
-		Command string   `json:"command"`
-		When    string   `json:"when"`
-		Results []result `json:"results"`
-	}{mach, map[bool]string{true: "quick", false: "full"}[b.quick], "go run ./bench " + strings.Join(os.Args[1:], " "), time.Now().UTC().Format(time.RFC3339), results}
+		Machine     machine  `json:"machine"`
+		Mode        string   `json:"mode"`
+		Compression string   `json:"compression"`
+		Broker      string   `json:"broker"`
+		Command     string   `json:"command"`
+		When        string   `json:"when"`
+		Results     []result `json:"results"`
+	}{mach, map[bool]string{true: "quick", false: "full"}[b.quick], b.compression, b.broker.Kind + " " + b.broker.Version, "go run ./bench " + strings.Join(os.Args[1:], " "), time.Now().UTC().Format(time.RFC3339), results}
 	data, _ := json.MarshalIndent(doc, "", "  ")
 	if err := os.WriteFile(*out, append(data, '\n'), 0o644); err != nil {
 		return err
@@ -203,7 +221,7 @@ func (b *bench) scenarios() []scenario {
 	}
 }
 
-// setup builds the relay, starts PostgreSQL and the dev broker, and starts
+// setup builds the relay, starts PostgreSQL and the broker, and starts
 // tailing the offsets topic.
 func (b *bench) setup(ctx context.Context) error {
 	b.workDir = b.tb.TempDir()
@@ -218,8 +236,13 @@ func (b *bench) setup(ctx context.Context) error {
 	b.pg = testenv.StartPostgres(b.tb, testenv.PGConf("shared_buffers = 256MB", "max_wal_size = 4GB", "autovacuum = off"))
 	b.pg.CreateDB(b.tb, "bench")
 	b.pgDSN = b.pg.DSN(b.pg.SuperUser, "bench")
-	br := testenv.StartBroker(b.tb)
-	b.brokerAddr = br.Addr
+	if b.brokerKind == testenv.KindDev {
+		b.broker = testenv.StartDevBroker(b.tb)
+	} else {
+		b.broker = testenv.StartKafka(b.tb)
+	}
+	b.brokerAddr = b.broker.Addr
+	fmt.Printf("broker: %s %s at %s\n\n", b.broker.Kind, b.broker.Version, b.brokerAddr)
 	w, err := b.watchOffsets(ctx)
 	if err != nil {
 		return err

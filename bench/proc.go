@@ -57,11 +57,12 @@ kafka:
   brokers: [%s]
   topic_prefix: %s
   transaction_timeout: %s
+  compression: %s
 metrics:
   listen: %s
 log:
   level: info
-`, rc.id, typ, dsn, rc.table, snap, b.brokerAddr, rc.id, tt, metricsAddr)
+`, rc.id, typ, dsn, rc.table, snap, b.brokerAddr, rc.id, tt, b.compression, metricsAddr)
 	path := filepath.Join(b.workDir, rc.id+".yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o644)
 }

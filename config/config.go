@@ -96,6 +96,13 @@ type Source struct {
 // batch limit of Kafka's own producer and of franz-go.
 const DefaultMaxRecordBytes = 1000012
 
+// DefaultCompression is kafka.compression when unset, chosen by the
+// measurements in docs/benchmarks.md ("Compression codecs").
+const DefaultCompression = "snappy"
+
+// Compressions are the values kafka.compression accepts.
+var Compressions = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
 // Kafka is the destination cluster.
 type Kafka struct {
 	// Brokers is the seed list host:port. Required.
@@ -129,6 +136,9 @@ type Kafka struct {
 	// compression. It must not exceed the topics' max.message.bytes.
 	// Default: 1000012, as Kafka's producer and broker.
 	MaxRecordBytes int32 `yaml:"max_record_bytes"`
+	// Compression is the codec of the record batches the relay produces:
+	// none, gzip, snappy, lz4 or zstd. Default: DefaultCompression.
+	Compression string `yaml:"compression"`
 	// ClientMetrics lets the Kafka clients push KIP-714 client metrics to
 	// brokers that subscribe to them. Default: false; the relay's own
 	// metrics are on its Prometheus endpoint.
@@ -208,8 +218,9 @@ const (
 
 // Metrics is the Prometheus and health endpoint.
 type Metrics struct {
-	// Listen is host:port for /metrics, /healthz and /readyz; empty
-	// disables the server. Default: 127.0.0.1:9187.
+	// Listen is host:port for /metrics, /healthz and /readyz; "off"
+	// disables the server. Each relay on a host needs its own port; the
+	// relay binds it before anything else. Default: 127.0.0.1:9187.
 	Listen string `yaml:"listen"`
 }
 

@@ -90,6 +90,7 @@ func TestDefaults(t *testing.T) {
 		{"kafka.batch_max_events", cfg.Kafka.BatchMaxEvents, 2000},
 		{"kafka.max_record_bytes", cfg.Kafka.MaxRecordBytes, int32(1000012)},
 		{"kafka.client_metrics", cfg.Kafka.ClientMetrics, false},
+		{"kafka.compression", cfg.Kafka.Compression, "snappy"},
 		{"format.value", cfg.Format.Value, "debezium-json"},
 		{"format.tombstones", *cfg.Format.Tombstones, true},
 		{"format.truncate", cfg.Format.Truncate, "skip"},
@@ -230,6 +231,23 @@ func TestKeyColumnsFromEnv(t *testing.T) {
 	} {
 		if got := strings.Join(cfg.Source.KeyColumnsFor(c.ns, c.name), ","); got != c.want {
 			t.Errorf("KeyColumnsFor(%s, %s) = %q, want %q", c.ns, c.name, got, c.want)
+		}
+	}
+}
+
+func TestVerifyRefusal(t *testing.T) {
+	s := Source{
+		KeyColumns:     []string{"public.orders:customer_id,id"},
+		ColumnTruncate: []string{"public.notes.body:10"},
+	}
+	for _, c := range []struct{ ns, name, want string }{
+		{"public", "orders", "source.key_columns"},
+		{"public", "notes", "source.column_*"},
+		{"public", "items", ""},
+	} {
+		got := s.VerifyRefusal(c.ns, c.name)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("VerifyRefusal(%s.%s) = %q, want one naming %q", c.ns, c.name, got, c.want)
 		}
 	}
 }

@@ -186,3 +186,35 @@ func ParseTruncate(s string) (ColumnRef, int, error) {
 	}
 	return ref, n, nil
 }
+
+// HasColumnRules reports whether any source.column_* entry names a column
+// of ns.name.
+func (s *Source) HasColumnRules(ns, name string) bool {
+	for _, list := range [][]string{s.ColumnInclude, s.ColumnExclude, s.ColumnHash} {
+		for _, e := range list {
+			if r, err := ParseColumn(e); err == nil && r.Table.Namespace == ns && r.Table.Name == name {
+				return true
+			}
+		}
+	}
+	for _, e := range s.ColumnTruncate {
+		if r, _, err := ParseTruncate(e); err == nil && r.Table.Namespace == ns && r.Table.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// VerifyRefusal says why verify cannot compare ns.name with its topic
+// because of how the configuration shapes its events, "" when it can:
+// source.key_columns keys the records by columns verify cannot read a row
+// back by, and source.column_* rules change the rows.
+func (s *Source) VerifyRefusal(ns, name string) string {
+	if s.KeyColumnsFor(ns, name) != nil {
+		return "keyed by source.key_columns, which verify cannot read rows back by"
+	}
+	if s.HasColumnRules(ns, name) {
+		return "source.column_* rules change its rows in Kafka, so they differ from the table's"
+	}
+	return ""
+}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -68,6 +69,9 @@ func (c *Config) SetDefaults() {
 	}
 	if k.BatchLinger == 0 {
 		k.BatchLinger = 100 * time.Millisecond
+	}
+	if k.Compression == "" {
+		k.Compression = DefaultCompression
 	}
 	f := &c.Format
 	if f.Value == "" {
@@ -191,6 +195,9 @@ func (c *Config) Validate() Errors {
 	}
 	if k.MaxRecordBytes < 1<<10 || k.MaxRecordBytes > 1<<30 {
 		bad("kafka.max_record_bytes", "%d is out of range; use 1024 to 1073741824", k.MaxRecordBytes)
+	}
+	if !slices.Contains(Compressions, k.Compression) {
+		bad("kafka.compression", "%q is not supported; one of %s", k.Compression, strings.Join(Compressions, ", "))
 	}
 	validateTLS("kafka.tls", &k.TLS, bad)
 	switch k.SASL.Mechanism {

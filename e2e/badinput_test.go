@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +42,9 @@ type badWorld struct {
 	pg *testenv.Postgres
 	my *testenv.MariaDB
 	b  *testenv.Broker
+	// metricsListen is metrics.listen of the config; "off" unless setup
+	// sets it.
+	metricsListen string
 }
 
 const badPass = "relay-secret"
@@ -112,6 +116,17 @@ func badCases() []badCase {
 			// The config names a different odd table than the one that exists.
 			return pgSource(w, "sslmode=disable", `'public."Odd.Name ""Q"""'`), pwEnv
 		}},
+		// A second relay on one host with the first one's metrics port.
+		{name: "metrics-listen-taken", kind: "postgres", setup: func(t *testing.T, w *badWorld) (string, []string) {
+			pgRelayRole(t, w.pg, true)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			w.metricsListen = ln.Addr().String()
+			return pgSource(w, "sslmode=disable", "public.orders"), pwEnv
+		}},
 		{name: "pg-tls-required-server-without-tls", kind: "postgres", setup: func(t *testing.T, w *badWorld) (string, []string) {
 			pgRelayRole(t, w.pg, true)
 			return pgSource(w, "sslmode=require", "public.orders"), pwEnv
@@ -148,7 +163,7 @@ func TestBadInput(t *testing.T) {
 	for _, bc := range badCases() {
 		t.Run(bc.name, func(t *testing.T) {
 			t.Parallel()
-			w := &badWorld{b: testenv.StartBroker(t)}
+			w := &badWorld{b: testenv.StartBroker(t), metricsListen: "off"}
 			switch bc.kind {
 			case "postgres":
 				opts, _ := bc.opts.([]testenv.PGOption)
@@ -163,7 +178,7 @@ func TestBadInput(t *testing.T) {
 			if cfg == "" {
 				var source string
 				source, env = bc.setup(t, w)
-				cfg = fmt.Sprintf("id: shop\nsource:\n%skafka:\n  brokers: [%s]\nmetrics:\n  listen: \"off\"\n", source, w.b.Addr)
+				cfg = fmt.Sprintf("id: shop\nsource:\n%skafka:\n  brokers: [%s]\nmetrics:\n  listen: %q\n", source, w.b.Addr, w.metricsListen)
 			}
 			path := writeConfig(t, cfg)
 
@@ -235,6 +250,9 @@ func errorLine(out string, w *badWorld, cfgPath string) string {
 		s = strings.ReplaceAll(s, fmt.Sprint(w.my.Port), "PORT")
 	}
 	s = strings.ReplaceAll(s, fmt.Sprint(w.b.Port), "BROKERPORT")
+	if _, port, err := net.SplitHostPort(w.metricsListen); err == nil {
+		s = strings.ReplaceAll(s, port, "METRICSPORT")
+	}
 	s = regexp.MustCompile(`127\.0\.0\.1:\d+->127\.0\.0\.1:\d+`).ReplaceAllString(s, "CONN")
 	return s
 }

@@ -62,7 +62,8 @@ type chaosEnv struct {
 	full   bool
 	pg     *testenv.Postgres
 	my     *testenv.MariaDB
-	b      *testenv.Broker
+	b      *testenv.Broker       // the broker; in a cluster, its first node
+	kc     *testenv.KafkaCluster // the three-node cluster, for scenarios that ask for one
 	cfg    string
 	env    []string // the relay's extra environment
 	wl     *checker.Workload
@@ -84,6 +85,9 @@ type chaosOptions struct {
 	// tables and chaos_big).
 	captured []string
 	seed     int // rows per workload table before the relay starts
+	// cluster runs a three-node Apache Kafka cluster instead of one
+	// broker: topics of replication factor 3, min.insync.replicas=2.
+	cluster bool
 }
 
 var workloadTables = []string{"chaos_a", "chaos_b"}
@@ -91,7 +95,17 @@ var workloadTables = []string{"chaos_a", "chaos_b"}
 func newChaosEnv(t *testing.T, kind string, full bool, o chaosOptions) *chaosEnv {
 	t.Helper()
 	e := &chaosEnv{t: t, kind: kind, full: full}
-	e.b = testenv.StartBroker(t)
+	brokers, replication := "", 1
+	if o.cluster {
+		if testenv.BrokerKind() != testenv.KindApache {
+			t.Skip("a three-node cluster needs Apache Kafka (CDCRELAY_TEST_KAFKA=apache)")
+		}
+		e.kc = testenv.StartKafkaCluster(t, 3)
+		e.b, brokers, replication = e.kc.Brokers[0], strings.Join(e.kc.Seeds(), ", "), 3
+	} else {
+		e.b = testenv.StartBroker(t)
+		brokers = e.b.Addr
+	}
 	var db checker.DB
 	var dsn string
 	switch kind {
@@ -158,12 +172,13 @@ source:
 kafka:
   brokers: [%s]
   topic_prefix: %s
+  topic_replication_factor: %d
   batch_linger: 50ms
   batch_max_events: 5000
   transaction_timeout: 10m
 metrics:
   listen: "off"
-`, chaosID, kind, dsn, strings.Join(qualified, ", "), e.b.Addr, chaosID))
+`, chaosID, kind, dsn, strings.Join(qualified, ", "), brokers, chaosID, replication))
 	e.env = []string{"CDCRELAY_SOURCE_PASSWORD=" + chaosPassword}
 	return e
 }
@@ -238,7 +253,12 @@ func (e *chaosEnv) invariant(ok bool, format string, args ...any) {
 	e.t.Logf("invariant %s: %s", map[bool]string{true: "holds", false: "BROKEN"}[ok], msg)
 }
 
-func (e *chaosEnv) kopts() []kgo.Opt { return []kgo.Opt{kgo.SeedBrokers(e.b.Addr)} }
+func (e *chaosEnv) kopts() []kgo.Opt {
+	if e.kc != nil {
+		return []kgo.Opt{kgo.SeedBrokers(e.kc.Seeds()...)}
+	}
+	return []kgo.Opt{kgo.SeedBrokers(e.b.Addr)}
+}
 
 // record returns the stored offsets record (nil when none).
 func (e *chaosEnv) record() *offsets.Record {
@@ -403,7 +423,12 @@ func (e *chaosEnv) topicSize() int64 {
 		names = append(names, format.Topic(chaosID, change.TableID{Namespace: e.namespace(), Name: tb}))
 	}
 	if e.adm == nil {
-		e.adm = kadm.NewClient(e.b.Client(e.t))
+		cl, err := kgo.NewClient(e.kopts()...)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.t.Cleanup(cl.Close)
+		e.adm = kadm.NewClient(cl)
 	}
 	ends, err := e.adm.ListEndOffsets(ctx, names...)
 	if err != nil {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -8,13 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
 )
 
 // The generator source numbers its transactions; each holds perTxn events
 // spread over the keys. These tests run the real binary (built with the
 // cdcrelay_testing tag, which adds the generator and the crash points)
-// against a dev broker in its own process.
+// against a broker in its own process (Apache Kafka unless
+// CDCRELAY_TEST_KAFKA=dev).
 
 const perTxn = 10
 
@@ -223,4 +227,38 @@ func TestBrokerKill(t *testing.T) {
 	}
 	t.Logf("session restarts: %d", strings.Count(p.out.String(), "relay restarting from the stored offsets"))
 	checkExactlyOnce(t, b, "brokerkill.gen.items", storedTxn(t, cfg))
+}
+
+// A topic deleted under a running relay: the relay does not stop. It
+// creates the topic again, says loudly that the topic now holds only the
+// changes from then on and how to refill it, and the stored position goes
+// on to the end.
+func TestTopicDeletedWhileRunning(t *testing.T) {
+	b := testenv.StartBroker(t)
+	cfg := genConfig(t, b, "deleted", 600, "20ms")
+	p := startRelay(t, cfg)
+	eventually(t, time.Minute, "100 transactions committed", func() bool { return storedTxn(t, cfg) >= 100 })
+	adm := kadm.NewClient(b.Client(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := adm.DeleteTopic(ctx, "deleted.gen.items"); err != nil {
+		t.Fatalf("delete topic: %v", err)
+	}
+	eventually(t, 3*time.Minute, "all 600 transactions committed", func() bool { return storedTxn(t, cfg) == 600 })
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("SIGTERM exit code %d\n%s", code, p.out.String())
+	}
+	out := p.out.String()
+	if !strings.Contains(out, "topic was deleted while the relay wrote to it") || !strings.Contains(out, "cdcrelay snapshot") {
+		t.Fatalf("no warning that the topic was deleted and how to refill it:\n%s", out)
+	}
+	ends, err := adm.ListEndOffsets(ctx, "deleted.gen.items")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	if n == 0 {
+		t.Fatalf("the topic created again holds nothing")
+	}
 }

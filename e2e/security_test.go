@@ -26,9 +26,8 @@ func TestKafkaTLSAndSASL(t *testing.T) {
 		t.Run(mech, func(t *testing.T) {
 			t.Parallel()
 			tf := testenv.NewTLSFiles(t)
-			b := testenv.StartBroker(t,
-				testenv.BrokerArgs("--tls-cert", tf.CertFile, "--tls-key", tf.KeyFile, "--sasl-user", mech+":relay"),
-				testenv.BrokerEnv("CDCRELAY_DEV_BROKER_PASSWORD_RELAY="+brokerPassword))
+			b := testenv.StartBroker(t, testenv.BrokerTLS(tf.CertFile, tf.KeyFile),
+				testenv.BrokerSASL("relay", brokerPassword, mech))
 			id := "sec_" + strings.ToLower(strings.ReplaceAll(mech, "-", "_"))
 			cfg := securedConfig(t, b, id, mech, tf.CAFile, "localhost")
 			env := "CDCRELAY_KAFKA_SASL_PASSWORD=" + brokerPassword
@@ -80,9 +79,8 @@ func saslFor(mech string) sasl.Mechanism {
 func TestKafkaAuthFailures(t *testing.T) {
 	tf := testenv.NewTLSFiles(t)
 	other := testenv.NewTLSFiles(t)
-	b := testenv.StartBroker(t,
-		testenv.BrokerArgs("--tls-cert", tf.CertFile, "--tls-key", tf.KeyFile, "--sasl-user", "SCRAM-SHA-256:relay"),
-		testenv.BrokerEnv("CDCRELAY_DEV_BROKER_PASSWORD_RELAY="+brokerPassword))
+	b := testenv.StartBroker(t, testenv.BrokerTLS(tf.CertFile, tf.KeyFile),
+		testenv.BrokerSASL("relay", brokerPassword, "SCRAM-SHA-256"))
 
 	t.Run("wrong CA", func(t *testing.T) {
 		cfg := securedConfig(t, b, "authfail", "SCRAM-SHA-256", other.CAFile, "localhost")

@@ -3,10 +3,12 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,12 +50,24 @@ func Handler(g prometheus.Gatherer, h *Health) http.Handler {
 	return mux
 }
 
-// Serve listens on addr and serves Handler until ctx is done.
-func Serve(ctx context.Context, addr string, g prometheus.Gatherer, h *Health, log *slog.Logger) error {
+// Listen binds addr (metrics.listen) for Serve. The relay calls it before
+// it touches anything else, so that a port held by another process (a
+// second relay on the same host, most often) stops it before a topic, slot
+// or publication exists. The error is one line that names metrics.listen
+// and how to fix it.
+func Listen(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return errors.New("metrics: listen on " + addr + " (metrics.listen): " + err.Error())
+	if err == nil {
+		return ln, nil
 	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("metrics.listen: %s is already in use, by another process (another cdcrelay on this host?); give each relay its own port (metrics.listen: 127.0.0.1:9188, or CDCRELAY_METRICS_LISTEN=127.0.0.1:9188), or turn the endpoint off with metrics.listen: off", addr)
+	}
+	return nil, fmt.Errorf("metrics.listen: cannot listen on %s: %v; set metrics.listen to a free host:port of this host, or off", addr, err)
+}
+
+// Serve serves Handler on ln until ctx is done, and closes ln.
+func Serve(ctx context.Context, ln net.Listener, g prometheus.Gatherer, h *Health, log *slog.Logger) error {
 	srv := &http.Server{Handler: Handler(g, h), ReadHeaderTimeout: 5 * time.Second}
 	log.Info("metrics listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
@@ -66,6 +80,6 @@ func Serve(ctx context.Context, addr string, g prometheus.Gatherer, h *Health, l
 		<-errc
 		return nil
 	case err := <-errc:
-		return err
+		return fmt.Errorf("metrics: serve on %s (metrics.listen): %w", ln.Addr(), err)
 	}
 }

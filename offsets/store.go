@@ -4,19 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
 )
 
+// ErrTopicLayout means an existing offsets topic has more than one
+// partition or a cleanup.policy other than compact. No retry can fix it, so
+// the relay refuses to start on it.
+var ErrTopicLayout = errors.New("offsets: the offsets topic has the wrong layout")
+
 // EnsureTopic creates the offsets topic when missing: one partition,
-// cleanup.policy=compact. An existing topic with more than one partition or
-// without compaction is refused, since the last-value-wins rule needs both.
-func EnsureTopic(ctx context.Context, adm *kadm.Client, topic string, replication int16) error {
-	resp, err := adm.CreateTopic(ctx, 1, replication, map[string]*string{
+// cleanup.policy=compact. An existing topic is checked with CheckTopic.
+func EnsureTopic(ctx context.Context, cl *kgo.Client, topic string, replication int16) error {
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, 1, replication, map[string]*string{
 		"cleanup.policy": kadm.StringPtr("compact"),
 	}, topic)
 	if err == nil {
@@ -28,29 +34,71 @@ func EnsureTopic(ctx context.Context, adm *kadm.Client, topic string, replicatio
 	if !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("offsets: create topic %q (kafka.offsets_topic): %w", topic, err)
 	}
-	details, err := adm.ListTopics(ctx, topic)
-	if err != nil {
-		return fmt.Errorf("offsets: describe topic %q: %w", topic, err)
+	// The broker that said it exists may answer metadata before it
+	// knows of a topic created a moment ago.
+	for try := 0; ; try++ {
+		exists, err := CheckTopic(ctx, cl, topic)
+		if exists || err != nil {
+			return err
+		}
+		if try == 20 {
+			return fmt.Errorf("offsets: topic %q exists but its metadata does not show it yet", topic)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
-	td, ok := details[topic]
-	if !ok || td.Err != nil {
-		return fmt.Errorf("offsets: describe topic %q: %v", topic, td.Err)
+}
+
+// CheckTopic reports whether the offsets topic exists and, when it does,
+// refuses it (with an error wrapping ErrTopicLayout) unless it has exactly
+// one partition and cleanup.policy=compact, since the last-value-wins rule
+// needs both. compact,delete is refused too: its retention would delete the
+// position of a relay stopped or idle for longer than retention.ms, and the
+// relay would then start over as if new. It changes nothing.
+func CheckTopic(ctx context.Context, cl *kgo.Client, topic string) (exists bool, err error) {
+	// A direct request, not kadm's cached metadata, which may still
+	// remember the topic as missing; it never asks the broker to create it.
+	req := kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = false
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err == nil && len(resp.Topics) != 1 {
+		err = fmt.Errorf("the broker answered for %d topics", len(resp.Topics))
+	}
+	if err != nil {
+		return false, fmt.Errorf("offsets: describe topic %q: %w", topic, err)
+	}
+	td := resp.Topics[0]
+	switch err := kerr.ErrorForCode(td.ErrorCode); {
+	case errors.Is(err, kerr.UnknownTopicOrPartition):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("offsets: describe topic %q: %w", topic, err)
 	}
 	if n := len(td.Partitions); n != 1 {
-		return fmt.Errorf("offsets: topic %q has %d partitions, needs exactly 1; point kafka.offsets_topic at a new topic", topic, n)
+		return true, fmt.Errorf("%w: topic %q (kafka.offsets_topic) has %d partitions, needs exactly 1; point kafka.offsets_topic at a new topic", ErrTopicLayout, topic, n)
 	}
-	cfgs, err := adm.DescribeTopicConfigs(ctx, topic)
+	cfgs, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, topic)
 	if err != nil {
-		return fmt.Errorf("offsets: describe configs of %q: %w", topic, err)
+		return true, fmt.Errorf("offsets: describe configs of %q: %w", topic, err)
 	}
 	for _, rc := range cfgs {
+		if rc.Err != nil {
+			return true, fmt.Errorf("offsets: describe configs of %q: %w", topic, rc.Err)
+		}
 		for _, c := range rc.Configs {
-			if c.Key == "cleanup.policy" && c.Value != nil && *c.Value != "compact" && *c.Value != "compact,delete" && *c.Value != "delete,compact" {
-				return fmt.Errorf("offsets: topic %q has cleanup.policy=%s, needs compact; set it with kafka-configs --alter --add-config cleanup.policy=compact", topic, *c.Value)
+			if c.Key == "cleanup.policy" && c.Value != nil && *c.Value != "compact" {
+				return true, fmt.Errorf("%w: topic %q (kafka.offsets_topic) has cleanup.policy=%s, needs exactly compact; fix: kafka-configs.sh --alter --entity-type topics --entity-name %s --add-config cleanup.policy=compact",
+					ErrTopicLayout, topic, *c.Value, topic)
 			}
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // Load returns the last committed record for id in topic, or nil when there
@@ -65,86 +113,26 @@ func Load(ctx context.Context, opts []kgo.Opt, topic, id string) (*Record, error
 	return Decode(value)
 }
 
+// loadIdle is how long Load waits for the offsets topic's position to
+// move before it gives up: the topic is small and written in short
+// transactions, so a long stall means a broker problem.
+const loadIdle = 10 * time.Second
+
 // LoadRaw is Load without decoding: the last committed value for id, which
-// is nil after a reset.
+// is nil after a reset. It reads as kafkaclient.ReadToEnd does.
 func LoadRaw(ctx context.Context, opts []kgo.Opt, topic, id string) ([]byte, bool, error) {
-	adm, err := kgo.NewClient(opts...)
-	if err != nil {
-		return nil, false, fmt.Errorf("offsets: client: %w", err)
-	}
-	defer adm.Close()
-	ends, err := kadm.NewClient(adm).ListCommittedOffsets(ctx, topic)
-	if err != nil {
-		return nil, false, fmt.Errorf("offsets: list the end of %q: %w", topic, err)
-	}
-	end, ok := ends.Lookup(topic, 0)
-	if !ok || errors.Is(end.Err, kerr.UnknownTopicOrPartition) {
-		// No offsets topic yet: nothing was ever committed.
-		return nil, false, nil
-	}
-	if end.Err != nil {
-		return nil, false, fmt.Errorf("offsets: list the end of %q: %w", topic, end.Err)
-	}
-	starts, err := kadm.NewClient(adm).ListStartOffsets(ctx, topic)
-	if err != nil {
-		return nil, false, fmt.Errorf("offsets: list the start of %q: %w", topic, err)
-	}
-	start, _ := starts.Lookup(topic, 0)
-	if end.Offset <= start.Offset {
-		return nil, false, nil
-	}
-
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-	)...)
-	if err != nil {
-		return nil, false, fmt.Errorf("offsets: client: %w", err)
-	}
-	defer cl.Close()
-
 	var (
 		value []byte
 		found bool
-		next  = start.Offset
-		idle  int
 	)
-	for next < end.Offset {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		fetches := cl.PollFetches(pctx)
-		cancel()
-		if ctx.Err() != nil {
-			return nil, false, ctx.Err()
-		}
-		progressed := false
-		var ferr error
-		fetches.EachError(func(_ string, _ int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-				ferr = err
-			}
-		})
-		if ferr != nil {
-			return nil, false, fmt.Errorf("offsets: read %q: %w", topic, ferr)
-		}
-		fetches.EachRecord(func(r *kgo.Record) {
-			if r.Offset+1 > next {
-				next = r.Offset + 1
-				progressed = true
-			}
-			if r.Attrs.IsControl() || string(r.Key) != id {
-				return
-			}
+	err := kafkaclient.ReadToEnd(ctx, opts, []string{topic}, kafkaclient.ReadOptions{Idle: loadIdle}, func(r *kgo.Record) error {
+		if string(r.Key) == id {
 			value, found = r.Value, true
-		})
-		if progressed {
-			idle = 0
-			continue
 		}
-		if idle++; idle >= 5 {
-			return nil, false, fmt.Errorf("offsets: could not read %q to its end (reached offset %s of %s); is the broker healthy?",
-				topic, strconv.FormatInt(next, 10), strconv.FormatInt(end.Offset, 10))
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("offsets: %w", err)
 	}
 	return value, found, nil
 }

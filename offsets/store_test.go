@@ -2,6 +2,7 @@ package offsets_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -22,12 +23,12 @@ func TestLoadLastCommittedWins(t *testing.T) {
 	b := testenv.StartBroker(t)
 	ctx := context.Background()
 	opts := []kgo.Opt{kgo.SeedBrokers(b.Addr)}
-	adm := kadm.NewClient(b.Client(t))
+	cl := b.Client(t)
 	const topic = "offs"
-	if err := offsets.EnsureTopic(ctx, adm, topic, 1); err != nil {
+	if err := offsets.EnsureTopic(ctx, cl, topic, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := offsets.EnsureTopic(ctx, adm, topic, 1); err != nil {
+	if err := offsets.EnsureTopic(ctx, cl, topic, 1); err != nil {
 		t.Fatalf("second EnsureTopic: %v", err)
 	}
 	if rec, err := offsets.Load(ctx, opts, topic, "shop"); err != nil || rec != nil {
@@ -97,19 +98,35 @@ func TestLoadLastCommittedWins(t *testing.T) {
 func TestEnsureTopicRefusesWrongShape(t *testing.T) {
 	b := testenv.StartBroker(t)
 	ctx := context.Background()
-	adm := kadm.NewClient(b.Client(t))
+	cl := b.Client(t)
+	adm := kadm.NewClient(cl)
 	if _, err := adm.CreateTopic(ctx, 3, 1, nil, "three"); err != nil {
 		t.Fatal(err)
 	}
-	err := offsets.EnsureTopic(ctx, adm, "three", 1)
+	err := offsets.EnsureTopic(ctx, cl, "three", 1)
 	if err == nil || !strings.Contains(err.Error(), "has 3 partitions, needs exactly 1") {
 		t.Fatalf("err = %v", err)
 	}
 	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("delete")}, "deleting"); err != nil {
 		t.Fatal(err)
 	}
-	err = offsets.EnsureTopic(ctx, adm, "deleting", 1)
-	if err == nil || !strings.Contains(err.Error(), "cleanup.policy=delete, needs compact") {
+	err = offsets.EnsureTopic(ctx, cl, "deleting", 1)
+	if err == nil || !strings.Contains(err.Error(), "cleanup.policy=delete, needs exactly compact") || !errors.Is(err, offsets.ErrTopicLayout) {
 		t.Fatalf("err = %v", err)
+	}
+	// Retention would delete the position of a relay stopped for longer
+	// than retention.ms.
+	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact,delete")}, "both"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := offsets.CheckTopic(ctx, cl, "both"); !errors.Is(err, offsets.ErrTopicLayout) {
+		t.Fatalf("compact,delete: err = %v", err)
+	}
+	if exists, err := offsets.CheckTopic(ctx, cl, "missing"); exists || err != nil {
+		t.Fatalf("missing topic: exists=%v err=%v", exists, err)
+	}
+	topics, err := adm.ListTopics(ctx)
+	if err != nil || topics.Has("missing") {
+		t.Fatalf("CheckTopic created the topic it checked (err %v)", err)
 	}
 }

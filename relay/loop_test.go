@@ -16,14 +16,14 @@ import (
 
 	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/format"
-	"github.com/cdcrelay/cdcrelay/internal/devbroker"
 	"github.com/cdcrelay/cdcrelay/internal/gensource"
+	"github.com/cdcrelay/cdcrelay/internal/testenv"
 	"github.com/cdcrelay/cdcrelay/metrics"
 	"github.com/cdcrelay/cdcrelay/offsets"
 	"github.com/cdcrelay/cdcrelay/relay"
 )
 
-// TestLoopExactlyOnce runs the loop against an in-process dev broker, stops
+// TestLoopExactlyOnce runs the loop against a broker (loopBroker), stops
 // it with a cancel (SIGTERM) in the middle of the stream, starts it again
 // from the offsets topic, and checks the result: the stored position of the
 // first run covers exactly what it committed, and after the second run
@@ -89,20 +89,16 @@ func testLoopExactlyOnce(t *testing.T, params gensource.Params) {
 	checkTopic(t, opts, txns, perTxn)
 }
 
-// loopBroker starts an in-process dev broker for one test, and returns the
-// client options that reach it and a silent logger.
+// loopBroker starts a broker for one test (Apache Kafka unless
+// CDCRELAY_TEST_KAFKA=dev), and returns the client options that reach it
+// and a silent logger.
 func loopBroker(t *testing.T) ([]kgo.Opt, *slog.Logger) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a broker")
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	brk, err := devbroker.Start(devbroker.Config{Listen: "127.0.0.1:0"}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(brk.Close)
-	return []kgo.Opt{kgo.SeedBrokers(brk.Addr())}, log
+	b := testenv.StartBroker(t)
+	return []kgo.Opt{kgo.SeedBrokers(b.Addr)}, slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 // loopConfig is the relay's configuration in these tests: source id and
@@ -275,5 +271,119 @@ func TestRecordTooLargeIsFatal(t *testing.T) {
 	}
 	if got != "1048576" {
 		t.Fatalf("topic max.message.bytes = %q, want 1048576", got)
+	}
+}
+
+// TestTransactionTimeoutIsFatal: a source transaction that stays open longer
+// than kafka.transaction_timeout is aborted by the broker's transaction
+// coordinator. The relay stops with an error that names the setting, nothing
+// of the aborted transaction is visible to a read_committed reader, and with
+// a longer timeout the same transactions go through.
+func TestTransactionTimeoutIsFatal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker")
+	}
+	if testenv.BrokerKind() != testenv.KindApache {
+		t.Skip("Apache Kafka only: after the dev broker aborts a timed-out transaction, it answers the next instance's commit as fenced (internal/devbroker's doc)")
+	}
+	// The coordinator looks for timed-out transactions every 10 s by
+	// default.
+	b := testenv.StartKafka(t, testenv.KafkaConf("transaction.abort.timed.out.transaction.cleanup.interval.ms=200"))
+	opts := []kgo.Opt{kgo.SeedBrokers(b.Addr)}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := loopConfig(opts)
+	cfg.TransactionTimeout, cfg.BatchMaxEvents = 2*time.Second, 1000
+	// Two quick transactions, then the third takes 4 s to pass.
+	const txns, perTxn = 3, 8
+	params := gensource.Params{Txns: txns, PerTxn: perTxn, Keys: 5, Payload: 10}
+	slow := gensource.New(params)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	src := &slowThird{Source: slow, gap: 500 * time.Millisecond}
+	err := relay.New(cfg, src, log, metrics.New(prometheus.NewRegistry()), nil).Run(ctx)
+	var fatal *relay.FatalError
+	if !errors.As(err, &fatal) || !errors.Is(err, relay.ErrTxnTimedOut) || !strings.Contains(err.Error(), "kafka.transaction_timeout (2s)") {
+		t.Fatalf("Run = %v, want a fatal error naming kafka.transaction_timeout (2s)", err)
+	}
+	if got := storedTxn(t, opts); got >= txns {
+		t.Fatalf("stored position covers transaction %d, which the broker aborted", got)
+	}
+
+	cfg.TransactionTimeout = time.Minute
+	src = &slowThird{Source: gensource.New(params), gap: 500 * time.Millisecond}
+	done := make(chan error, 1)
+	rctx, rcancel := context.WithCancel(context.Background())
+	go func() { done <- relay.New(cfg, src, log, metrics.New(prometheus.NewRegistry()), nil).Run(rctx) }()
+	waitAcked(t, src.Source, txns, done)
+	rcancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run with a longer timeout: %v", err)
+	}
+	checkTopic(t, opts, txns, perTxn)
+}
+
+// slowThird is a generator whose third transaction pauses between events.
+type slowThird struct {
+	*gensource.Source
+	gap time.Duration
+}
+
+func (s *slowThird) Run(ctx context.Context, resume []byte, out chan<- change.Message) error {
+	mid := make(chan change.Message)
+	errc := make(chan error, 1)
+	go func() { errc <- s.Source.Run(ctx, resume, mid) }()
+	txn := 1
+	if len(resume) > 0 {
+		var st gensource.State
+		if err := json.Unmarshal(resume, &st); err == nil {
+			txn = st.Txn + 1
+		}
+	}
+	for {
+		select {
+		case m := <-mid:
+			if m.Checkpoint != nil {
+				txn++
+			} else if txn == 3 {
+				time.Sleep(s.gap)
+			}
+			select {
+			case out <- m:
+			case <-ctx.Done():
+				return <-errc
+			}
+		case err := <-errc:
+			return err
+		}
+	}
+}
+
+// TestOffsetsTopicLayoutIsFatal: an offsets topic that deletes is refused
+// at once, with no retry: no restart can fix it.
+func TestOffsetsTopicLayoutIsFatal(t *testing.T) {
+	opts, log := loopBroker(t)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("delete")}, "offsets"); err != nil {
+		t.Fatal(err)
+	}
+	src := gensource.New(gensource.Params{Txns: 3, PerTxn: 2, Keys: 7})
+	start := time.Now()
+	err = relay.New(loopConfig(opts), src, log, metrics.New(prometheus.NewRegistry()), nil).Run(ctx)
+	var fatal *relay.FatalError
+	if !errors.As(err, &fatal) || !errors.Is(err, offsets.ErrTopicLayout) || !strings.Contains(err.Error(), "cleanup.policy=delete") {
+		t.Fatalf("Run = %v, want a fatal error naming cleanup.policy=delete", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("Run took %v: it retried", d)
+	}
+	if n := src.Acked.Load(); n != 0 {
+		t.Fatalf("%d transactions acked", n)
 	}
 }

@@ -30,6 +30,10 @@ import (
 // transactional id; this one must stop.
 var ErrFenced = errors.New("relay: producer fenced by a newer instance with the same id; this instance stops")
 
+// ErrTxnTimedOut means the broker aborted an open transaction because it
+// outlasted kafka.transaction_timeout.
+var ErrTxnTimedOut = errors.New("relay: transaction timed out")
+
 // Config is what the relay needs besides its source.
 type Config struct {
 	// ID is the source id: the offsets key and the transactional.id suffix.
@@ -79,8 +83,9 @@ type Hooks struct {
 // ProducerOpts are the producer settings of the relay's transactional
 // client, besides the connection options, the transactional id and the
 // transaction timeout: partitioner, buffer bounds, batch bound, linger and
-// retries. Acks (all) and compression (snappy) are franz-go's defaults. The
-// bench uses the same options for its produce limit, so that the limit
+// retries. Acks (all) are franz-go's default; compression
+// (kafka.compression) comes with the connection options (kafkaclient.Opts).
+// The bench uses the same options for its produce limit, so that the limit
 // measures the producer the relay runs. maxRecordBytes is
 // kafka.max_record_bytes; 0 keeps franz-go's default.
 func ProducerOpts(maxRecordBytes int32) []kgo.Opt {
@@ -108,6 +113,10 @@ type Relay struct {
 	log    *slog.Logger
 	m      *metrics.Metrics
 	health *metrics.Health
+	// used holds the topics an earlier session of this process wrote to:
+	// one that has to be created again was deleted under the relay.
+	// Sessions run one after another, so it needs no lock.
+	used map[string]bool
 }
 
 // New returns a relay for src. health may be nil.
@@ -118,7 +127,7 @@ func New(cfg Config, src Source, log *slog.Logger, m *metrics.Metrics, health *m
 	if health == nil {
 		health = &metrics.Health{}
 	}
-	return &Relay{cfg: cfg, src: src, log: log, m: m, health: health}
+	return &Relay{cfg: cfg, src: src, log: log, m: m, health: health, used: map[string]bool{}}
 }
 
 // Run streams until ctx is done (then it finishes or aborts the open
@@ -267,7 +276,10 @@ func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 		return fmt.Errorf("relay: init producer id: %w", err)
 	}
 	adm := kadm.NewClient(cl)
-	if err := offsets.EnsureTopic(ctx, adm, r.cfg.OffsetsTopic, r.cfg.TopicReplication); err != nil {
+	if err := offsets.EnsureTopic(ctx, cl, r.cfg.OffsetsTopic, r.cfg.TopicReplication); err != nil {
+		if errors.Is(err, offsets.ErrTopicLayout) {
+			return Fatal(err)
+		}
 		return err
 	}
 	rec, err := offsets.Load(ctx, r.cfg.Kafka, r.cfg.OffsetsTopic, r.cfg.ID)
@@ -683,10 +695,15 @@ func (s *stream) ensureTopic(ctx context.Context, topic string) error {
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("relay: create topic %q: %w", topic, err)
 	}
-	if err == nil {
+	switch {
+	case err == nil && s.r.used[topic]:
+		s.r.log.Warn("topic was deleted while the relay wrote to it; created it again. It holds only changes from now on: to put the table's rows back, run cdcrelay snapshot for it",
+			"topic", topic, "partitions", s.r.cfg.TopicPartitions, "cleanup.policy", policy)
+	case err == nil:
 		s.r.log.Info("created topic", "topic", topic, "partitions", s.r.cfg.TopicPartitions, "cleanup.policy", policy)
 	}
 	s.known[topic] = true
+	s.r.used[topic] = true
 	return nil
 }
 
@@ -710,6 +727,21 @@ func (s *stream) commit(ctx context.Context) error {
 	return nil
 }
 
+// fenced returns the error for a fencing answer to job's transaction. Kafka
+// answers a transaction that its coordinator aborted for outlasting the
+// transaction timeout just as it answers a newer instance's fencing, so a
+// transaction open that long is reported as what it most likely is: a
+// source transaction too large for kafka.transaction_timeout. Both stop
+// the relay: a restart would replay the same transaction into the same
+// timeout, or fence the newer instance in turn.
+func (s *stream) fenced(job *commitJob) error {
+	if open := time.Since(job.started); open >= s.r.cfg.TransactionTimeout {
+		return Fatal(fmt.Errorf("%w: the broker aborted a transaction open for %v, longer than kafka.transaction_timeout (%v); raise kafka.transaction_timeout (and the broker's transaction.max.timeout.ms) above the time the largest source transaction takes to pass",
+			ErrTxnTimedOut, open.Round(time.Millisecond), s.r.cfg.TransactionTimeout))
+	}
+	return ErrFenced
+}
+
 // finish flushes and commits job's transaction, then acks the source. It
 // runs on the commit goroutine; the loop does not touch the client until it
 // has the result.
@@ -719,7 +751,7 @@ func (s *stream) finish(ctx context.Context, job *commitJob) commitResult {
 	}
 	if err := s.produceErr(); err != nil {
 		if isFenced(err) {
-			return commitResult{err: ErrFenced}
+			return commitResult{err: s.fenced(job)}
 		}
 		if errors.Is(err, kerr.MessageTooLarge) {
 			// The same row comes again after a restart: only a setting
@@ -740,7 +772,7 @@ func (s *stream) finish(ctx context.Context, job *commitJob) commitResult {
 	if err != nil {
 		s.r.m.Transactions.WithLabelValues("abort").Inc()
 		if isFenced(err) {
-			return commitResult{err: ErrFenced, ended: true}
+			return commitResult{err: s.fenced(job), ended: true}
 		}
 		// Maybe committed, maybe not: never ack; restart from the offsets.
 		return commitResult{err: fmt.Errorf("%w: %w", errOutcomeUnknown, err), ended: true}

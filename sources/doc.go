@@ -1,6 +1,8 @@
 // Package sources holds what the database sources share: the preflight
-// report. The sources themselves live in sources/postgres and sources/mysql.
+// report, and the RowReader through which verify reads tables the way the
+// snapshot does. The sources themselves live in sources/postgres and
+// sources/mysql.
 //
-// Invariant: a preflight check only reads; it never creates, alters or
-// drops anything on the database.
+// Invariant: a preflight check and a RowReader only read; they never
+// create, alter or drop anything on the database.
 package sources

@@ -9,7 +9,7 @@ import (
 )
 
 // pprofEnv names the variable that, when set to host:port, serves
-// net/http/pprof on that address for profiling (the bench command uses it).
+// net/http/pprof on that address for profiling.
 // Unset, nothing listens.
 const pprofEnv = "CDCRELAY_PPROF"
 

@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cdcrelay/cdcrelay/columns"
@@ -52,6 +54,19 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	m := metrics.New(reg)
 	health := &metrics.Health{}
 
+	// The metrics port is taken first: a clash (a second relay on this host
+	// with the default metrics.listen) then stops the relay before it has
+	// started a broker, touched the database or created a topic.
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen != "off" {
+		ln, err := metrics.Listen(cfg.Metrics.Listen)
+		if err != nil {
+			return err
+		}
+		defer ln.Close() // Serve closes it too; this covers an early return
+		metricsLn = ln
+	}
+
 	g, ctx := errgroup.WithContext(ctx)
 	if cfg.Kafka.Embedded.Enabled {
 		b, err := devbroker.Start(devbroker.Config{Listen: cfg.Kafka.Brokers[0], DataDir: cfg.Kafka.Embedded.DataDir}, log.With("component", "embedded-broker"))
@@ -61,8 +76,8 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		defer b.Close()
 		log.Info("embedded development broker started", "addr", b.Addr(), "data_dir", cfg.Kafka.Embedded.DataDir)
 	}
-	if cfg.Metrics.Listen != "off" {
-		g.Go(func() error { return metrics.Serve(ctx, cfg.Metrics.Listen, reg, health, log) })
+	if metricsLn != nil {
+		g.Go(func() error { return metrics.Serve(ctx, metricsLn, reg, health, log) })
 	}
 
 	src, err := openSource(cfg, log.With("component", "source"), m)
@@ -85,15 +100,16 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := checkOffsetsTopic(ctx, kopts, cfg.Kafka.OffsetsTopic); err != nil {
+		return stoppedEarly(err)
+	}
 	// A source that keeps server-side state (a replication slot) must not
 	// recreate it when a position is stored: a missing slot then means lost
 	// changes, which Run reports instead of papering over.
 	if ra, ok := src.(interface{ SetResuming(bool) }); ok {
-		lctx, cancel := context.WithTimeout(ctx, time.Minute)
-		stored, err := offsets.Load(lctx, kopts, cfg.Kafka.OffsetsTopic, cfg.ID)
-		cancel()
+		stored, err := loadStored(ctx, cfg, kopts, log)
 		if err != nil {
-			return stoppedEarly(fmt.Errorf("read the stored position from %s: %w", cfg.Kafka.OffsetsTopic, kafkaclient.Describe(err, &cfg.Kafka)))
+			return stoppedEarly(err)
 		}
 		ra.SetResuming(stored != nil)
 	}
@@ -145,13 +161,58 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return nil
 	}
 	if errors.Is(err, relay.ErrFenced) {
-		return fmt.Errorf("fenced: another cdcrelay with id %q started (transactional.id %s), or the broker aborted a transaction that outlasted kafka.transaction_timeout; this one stops: %w",
+		return fmt.Errorf("fenced: another cdcrelay with id %q started (transactional.id %s); this one stops: %w",
 			cfg.ID, relay.TransactionalID(cfg.ID), err)
 	}
 	return err
 }
 
 var errStopped = errors.New("stopped")
+
+// loadStored reads the stored position. Brokers that cannot be reached yet
+// (Kafka still starting, a network fault) are waited for with backoff, as
+// the relay's own loop does; bad credentials, certificates or permissions
+// stop it at once.
+func loadStored(ctx context.Context, cfg *config.Config, kopts []kgo.Opt, log *slog.Logger) (*offsets.Record, error) {
+	backoff := 500 * time.Millisecond
+	for {
+		lctx, cancel := context.WithTimeout(ctx, time.Minute)
+		stored, err := offsets.Load(lctx, kopts, cfg.Kafka.OffsetsTopic, cfg.ID)
+		cancel()
+		if err == nil {
+			return stored, nil
+		}
+		err = fmt.Errorf("read the stored position from %s: %w", cfg.Kafka.OffsetsTopic, kafkaclient.Describe(err, &cfg.Kafka))
+		if ctx.Err() != nil || kafkaclient.Permanent(err) {
+			return nil, err
+		}
+		log.Warn("kafka: cannot read the stored position yet; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// checkOffsetsTopic refuses an existing offsets topic with the wrong layout
+// before anything is created, in the database or in Kafka. Any other answer
+// (a broker not up yet, a missing ACL) is left to the relay, which retries
+// or reports it.
+func checkOffsetsTopic(ctx context.Context, kopts []kgo.Opt, topic string) error {
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := offsets.CheckTopic(cctx, cl, topic); errors.Is(err, offsets.ErrTopicLayout) {
+		return fmt.Errorf("refusing to start: %w", err)
+	}
+	return nil
+}
 
 // preflight runs the source's checks and refuses to start on a blocking one.
 // checkSource is the source's preflight followed by the checks of the

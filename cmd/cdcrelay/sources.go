@@ -24,6 +24,8 @@ type dbSource interface {
 	Describe(ctx context.Context) ([]change.TableSchema, error)
 	// RequestSnapshot asks a running relay to re-snapshot one table.
 	RequestSnapshot(ctx context.Context, table string) error
+	// OpenRowReader opens the reader verify compares tables through.
+	OpenRowReader(ctx context.Context) (sources.RowReader, error)
 	Close() error
 }
 

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"strconv"
@@ -43,11 +44,16 @@ func (genSource) Describe(context.Context) ([]change.TableSchema, error) {
 	return nil, nil
 }
 func (genSource) RequestSnapshot(context.Context, string) error { return nil }
-func (genSource) Close() error                                  { return nil }
+func (genSource) OpenRowReader(context.Context) (sources.RowReader, error) {
+	return nil, errors.New("testgen: verify cannot read a generator")
+}
+func (genSource) Close() error { return nil }
 
 // crashHooks reads CDCRELAY_TEST_CRASH=<point>:<n>, point being
 // after-produce or after-commit: the process kills itself with SIGKILL at
-// the n-th passage of that point.
+// the n-th passage of that point. With point stop-after-produce it stops
+// itself with SIGSTOP instead, its transaction flushed and its commit not
+// yet sent, so that a test can break the broker before it sends SIGCONT.
 func crashHooks(log *slog.Logger) *relay.Hooks {
 	spec := os.Getenv("CDCRELAY_TEST_CRASH")
 	if spec == "" {
@@ -56,6 +62,14 @@ func crashHooks(log *slog.Logger) *relay.Hooks {
 	point, nStr, _ := strings.Cut(spec, ":")
 	n, _ := strconv.Atoi(nStr)
 	var count atomic.Int64
+	if point == "stop-after-produce" {
+		return &relay.Hooks{AfterProduce: func() {
+			if count.Add(1) == int64(n) {
+				log.Warn("test stop point reached; stopping the process", "point", point, "n", n)
+				_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+			}
+		}}
+	}
 	die := func() {
 		if count.Add(1) == int64(n) {
 			log.Warn("test crash point reached; killing the process", "point", point, "n", n)

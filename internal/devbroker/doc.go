@@ -68,6 +68,21 @@
 // and a log start offset moved by DeleteRecords (after a SIGKILL, records
 // deleted from the middle of a batch can reappear).
 //
+// # Where it differs from Apache Kafka
+//
+// Apache Kafka is the reference: the relay follows Kafka's documented
+// behaviour, and the tests run on Kafka by default (CDCRELAY_TEST_KAFKA). The
+// differences the tests have met:
+//
+//   - Fencing: an EndTxn from a producer whose epoch another instance's
+//     InitProducerID has just bumped is answered INVALID_TXN_STATE, where
+//     Kafka answers PRODUCER_FENCED.
+//   - Transaction timeouts: after the broker aborts a transaction that
+//     outlasted its timeout, the next instance with the same transactional
+//     id is answered as fenced when it commits; Kafka lets it go on.
+//   - Transaction state lives in pids.log, not in a replicated
+//     __transaction_state topic, and records are indexed in the heap.
+//
 // # SASL users
 //
 // The users in Config are the whole truth on every start: users stored in the

@@ -189,7 +189,7 @@ func TestKillKeepsCommittedDropsAborted(t *testing.T) {
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
-			b := testenv.StartBroker(t, testenv.BrokerArgs(mode.args...))
+			b := testenv.StartDevBroker(t, testenv.BrokerArgs(mode.args...))
 			createTopics(t, b)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
@@ -278,7 +278,7 @@ func TestKillKeepsCommittedDropsAborted(t *testing.T) {
 // be readable whole or not at all.
 func TestKillDuringTransactions(t *testing.T) {
 	t.Parallel()
-	b := testenv.StartBroker(t)
+	b := testenv.StartDevBroker(t)
 	createTopics(t, b)
 	cl := producer(t, b, "tx-busy")
 
@@ -356,7 +356,7 @@ func TestKillDuringTransactions(t *testing.T) {
 // shutdown (SIGTERM) survives it and can still commit.
 func TestStopKeepsOpenTransaction(t *testing.T) {
 	t.Parallel()
-	b := testenv.StartBroker(t)
+	b := testenv.StartDevBroker(t)
 	createTopics(t, b)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -385,7 +385,7 @@ func TestStopKeepsOpenTransaction(t *testing.T) {
 // is completed, not rolled back, and never half applied.
 func TestCrashWhileCommitting(t *testing.T) {
 	t.Parallel()
-	b := testenv.StartBroker(t, testenv.BrokerEnv("CDCRELAY_TEST_BROKER_CRASH=after-decision:3"))
+	b := testenv.StartDevBroker(t, testenv.BrokerEnv("CDCRELAY_TEST_BROKER_CRASH=after-decision:3"))
 	createTopics(t, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -463,7 +463,7 @@ func TestCrashWhileCommitting(t *testing.T) {
 // restore the entries and abort the transaction.
 func TestKillBetweenSegmentAndIndex(t *testing.T) {
 	t.Parallel()
-	b := testenv.StartBroker(t)
+	b := testenv.StartDevBroker(t)
 	createTopics(t, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

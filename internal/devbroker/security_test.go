@@ -50,7 +50,7 @@ func TestTLS(t *testing.T) {
 
 	t.Run("server-only", func(t *testing.T) {
 		t.Parallel()
-		b := testenv.StartBroker(t, testenv.BrokerArgs("--auto-create-topics",
+		b := testenv.StartDevBroker(t, testenv.BrokerArgs("--auto-create-topics",
 			"--tls-cert", certs.CertFile, "--tls-key", certs.KeyFile))
 		if err := reachable(t, b); err == nil {
 			t.Fatal("a plaintext client reached the TLS listener")
@@ -65,7 +65,7 @@ func TestTLS(t *testing.T) {
 
 	t.Run("client-certificates", func(t *testing.T) {
 		t.Parallel()
-		b := testenv.StartBroker(t, testenv.BrokerArgs("--auto-create-topics",
+		b := testenv.StartDevBroker(t, testenv.BrokerArgs("--auto-create-topics",
 			"--tls-cert", certs.CertFile, "--tls-key", certs.KeyFile, "--tls-client-ca", certs.CAFile))
 		if err := reachable(t, b, kgo.DialTLSConfig(certs.ClientConfig(false))); err == nil {
 			t.Fatal("a client without a certificate was let in")
@@ -81,7 +81,7 @@ func TestSASL(t *testing.T) {
 		t.Fatal(err)
 	}
 	secrets := []string{"alice-env-pw", "bob-env-pw", "carol-env-pw", "dave-file-pw"}
-	b := testenv.StartBroker(t,
+	b := testenv.StartDevBroker(t,
 		testenv.BrokerArgs("--auto-create-topics",
 			"--sasl-user", "PLAIN:alice",
 			"--sasl-user", "scram-sha-256:bob",
@@ -158,7 +158,7 @@ func TestSASLUsersFromFlagsOnly(t *testing.T) {
 		}
 	}
 	write("old-pw")
-	b := testenv.StartBroker(t, testenv.BrokerArgs("--sasl-user", "SCRAM-SHA-256:erin", "--sasl-password-file", "erin="+pwFile))
+	b := testenv.StartDevBroker(t, testenv.BrokerArgs("--sasl-user", "SCRAM-SHA-256:erin", "--sasl-password-file", "erin="+pwFile))
 	as := func(pw string) kgo.Opt { return kgo.SASL(scram.Auth{User: "erin", Pass: pw}.AsSha256Mechanism()) }
 	if err := reachable(t, b, as("old-pw")); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,10 @@
 // Package kafkaclient turns the kafka section of the config into franz-go
-// connection options (seeds, TLS, SASL), shared by every client the relay
-// and its commands make.
+// client options (seeds, TLS, SASL, and the compression of produced batches),
+// shared by every client the relay and its commands make. It also holds the
+// one way to read topics to their last stable offset (ReadToEnd) and the
+// Kafka half of `cdcrelay check`.
 //
 // Invariant: the options never carry a secret into a log line: franz-go is
 // given the SASL password through a closure, and no option is printed.
+// Check changes nothing in the cluster and never fences a running relay.
 package kafkaclient

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
@@ -18,13 +20,20 @@ import (
 	"github.com/cdcrelay/cdcrelay/config"
 )
 
-// Opts returns the connection options for cfg.
+// Opts returns the client options for cfg: the connection options, and the
+// compression of produced batches (kafka.compression; empty means
+// config.DefaultCompression), which a client that only reads ignores.
 func Opts(cfg *config.Kafka, log *slog.Logger) ([]kgo.Opt, error) {
+	codec, err := Compression(cfg.Compression)
+	if err != nil {
+		return nil, err
+	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.DialTimeout(10 * time.Second),
 		kgo.RequestTimeoutOverhead(10 * time.Second),
 		kgo.RetryTimeout(30 * time.Second),
+		kgo.ProducerBatchCompression(codec),
 	}
 	if !cfg.ClientMetrics {
 		// A broker that subscribes clients to KIP-714 metrics gets them
@@ -46,6 +55,29 @@ func Opts(cfg *config.Kafka, log *slog.Logger) ([]kgo.Opt, error) {
 		opts = append(opts, kgo.SASL(m))
 	}
 	return opts, nil
+}
+
+// Compression returns the codec that kafka.compression names: none, gzip,
+// snappy, lz4 or zstd; empty is config.DefaultCompression. Each codec is
+// franz-go's at its default level. A batch that does not shrink is sent
+// uncompressed by franz-go whatever the codec.
+func Compression(name string) (kgo.CompressionCodec, error) {
+	if name == "" {
+		name = config.DefaultCompression
+	}
+	switch name {
+	case "none":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("kafka.compression: %q is not supported; one of %s", name, strings.Join(config.Compressions, ", "))
 }
 
 func mechanism(s *config.SASL) sasl.Mechanism {
@@ -108,6 +140,21 @@ func Describe(err error, cfg *config.Kafka) error {
 		return fmt.Errorf("kafka: the broker's TLS certificate does not name the host; check kafka.tls.server_name: %w", err)
 	}
 	return err
+}
+
+// Permanent reports whether a failure to talk to the brokers is one that
+// waiting cannot fix: credentials, certificates or permissions. Anything
+// else (a broker that is down or still starting, a network fault) is worth
+// retrying.
+func Permanent(err error) bool {
+	var cve *tls.CertificateVerificationError
+	var uae x509.UnknownAuthorityError
+	var hne x509.HostnameError
+	return errors.As(err, &uae) || errors.As(err, &cve) || errors.As(err, &hne) ||
+		errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.IllegalSaslState) ||
+		errors.Is(err, kerr.UnsupportedSaslMechanism) || errors.Is(err, kerr.TopicAuthorizationFailed) ||
+		errors.Is(err, kerr.GroupAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed) ||
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
 }
 
 type kgoLogger struct{ log *slog.Logger }

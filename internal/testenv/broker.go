@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,98 +21,148 @@ import (
 // connections.
 const brokerReady = "dev-broker listening on "
 
-// Broker is a `cdcrelay dev-broker` running as a separate process, so that
-// tests can kill it.
+// brokerKindEnv names the variable that picks the broker StartBroker runs:
+// "apache" (the default) or "dev".
+const brokerKindEnv = "CDCRELAY_TEST_KAFKA"
+
+// The kinds of broker.
+const (
+	KindApache = "apache" // Apache Kafka from Maven Central's jars (kafka.go)
+	KindDev    = "dev"    // `cdcrelay dev-broker`, franz-go's kfake
+)
+
+// BrokerKind returns the kind of broker StartBroker runs, from
+// CDCRELAY_TEST_KAFKA (default apache). An unknown value panics: a typo
+// must not quietly test the other broker.
+func BrokerKind() string {
+	switch k := os.Getenv(brokerKindEnv); k {
+	case "", KindApache:
+		return KindApache
+	case KindDev:
+		return KindDev
+	default:
+		panic(fmt.Sprintf("testenv: %s=%q: want %s or %s", brokerKindEnv, k, KindApache, KindDev))
+	}
+}
+
+// Broker is a Kafka broker running as a separate process, so that tests
+// can kill it: Apache Kafka or the dev broker. Stop is a clean shutdown
+// (SIGTERM), Kill a SIGKILL, Start starts it again on the same port and
+// data.
 type Broker struct {
+	server
+	Kind    string // KindApache or KindDev
+	Version string // the broker's version, such as "4.2.1"; "dev" for the dev broker
 	Addr    string // what the broker advertises: 127.0.0.1:port
 	DataDir string
-	Port    int
 
-	dir     string
-	logFile string
-	args    []string
-	env     []string
-	proc    *proc
+	// For Apache Kafka: its cluster, its node id and the address of its
+	// plaintext inter-broker listener.
+	cluster  *KafkaCluster
+	node     int
+	internal string
 }
 
 type brokerOptions struct {
-	args []string
-	env  []string
+	args []string // dev broker only
+	env  []string // dev broker only
+
+	tlsCert, tlsKey string
+	sasl            []saslUser
+	conf            []string // Apache Kafka only: server.properties lines
+	txnMaxTimeout   time.Duration
 }
 
-// BrokerOption changes how StartBroker runs the broker.
+type saslUser struct{ mech, user, password string }
+
+// BrokerOption changes how a broker is run.
 type BrokerOption func(*brokerOptions)
 
-// BrokerArgs adds flags to the dev-broker command line, such as --tls-cert or
-// --sasl-user.
+// BrokerArgs adds flags to the dev-broker command line. Only the dev broker
+// takes them: a test that uses them tests the dev broker itself and starts
+// it with StartDevBroker.
 func BrokerArgs(args ...string) BrokerOption {
 	return func(o *brokerOptions) { o.args = append(o.args, args...) }
 }
 
-// BrokerEnv adds KEY=VALUE pairs to the broker's environment, such as the
-// CDCRELAY_DEV_BROKER_PASSWORD_<NAME> variables.
+// BrokerEnv adds KEY=VALUE pairs to the dev broker's environment, such as
+// the CDCRELAY_DEV_BROKER_PASSWORD_<NAME> variables. Dev broker only.
 func BrokerEnv(kv ...string) BrokerOption {
 	return func(o *brokerOptions) { o.env = append(o.env, kv...) }
 }
 
-// StartBroker runs `cdcrelay dev-broker --listen 127.0.0.1:<free port>
-// --data-dir <temp dir>` (built by Binary) and waits until it prints that it
-// is listening. The broker is killed and its directory removed when the test
-// ends.
+// BrokerTLS makes the broker's client listener speak TLS with this
+// certificate and key. Either kind.
+func BrokerTLS(certFile, keyFile string) BrokerOption {
+	return func(o *brokerOptions) { o.tlsCert, o.tlsKey = certFile, keyFile }
+}
+
+// BrokerSASL makes the client listener require SASL and adds a user with
+// this password for each mechanism named (PLAIN, SCRAM-SHA-256,
+// SCRAM-SHA-512). Either kind.
+func BrokerSASL(user, password string, mechs ...string) BrokerOption {
+	return func(o *brokerOptions) {
+		for _, m := range mechs {
+			o.sasl = append(o.sasl, saslUser{mech: m, user: user, password: password})
+		}
+	}
+}
+
+// StartBroker starts the broker that CDCRELAY_TEST_KAFKA names (Apache
+// Kafka by default; see BrokerKind) and waits until it serves clients. The
+// broker is killed and its directory removed when the test ends.
 func StartBroker(t testing.TB, opts ...BrokerOption) *Broker {
+	t.Helper()
+	if BrokerKind() == KindDev {
+		return StartDevBroker(t, opts...)
+	}
+	return StartKafka(t, opts...)
+}
+
+// StartDevBroker runs `cdcrelay dev-broker --listen 127.0.0.1:<free port>
+// --data-dir <temp dir>` (built by Binary) and waits until it prints that it
+// is listening. The broker is killed and its directory removed when the
+// test ends.
+func StartDevBroker(t testing.TB, opts ...BrokerOption) *Broker {
 	t.Helper()
 	var o brokerOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if len(o.conf) > 0 || o.txnMaxTimeout > 0 {
+		t.Fatalf("testenv: dev-broker: KafkaConf and KafkaTxnMaxTimeout are for Apache Kafka")
+	}
+	args := append([]string(nil), o.args...)
+	env := append([]string(nil), o.env...)
+	if o.tlsCert != "" {
+		args = append(args, "--tls-cert", o.tlsCert, "--tls-key", o.tlsKey)
+	}
+	for _, u := range o.sasl {
+		args = append(args, "--sasl-user", u.mech+":"+u.user)
+		env = append(env, "CDCRELAY_DEV_BROKER_PASSWORD_"+strings.ToUpper(u.user)+"="+u.password)
+	}
 	bin := Binary(t)
 	dir := serverDir(t, "broker", false)
-	b := &Broker{
-		DataDir: filepath.Join(dir, "data"),
-		dir:     dir,
-		logFile: filepath.Join(dir, "broker.log"),
-		args:    append([]string{bin, "dev-broker"}, o.args...),
-		env:     o.env,
-	}
-	t.Cleanup(b.cleanup)
-	for attempt := 1; ; attempt++ {
-		b.Port = FreePort(t)
-		err := b.start()
-		if err == nil {
-			return b
+	b := &Broker{Kind: KindDev, Version: "dev", DataDir: filepath.Join(dir, "data")}
+	b.server = server{kind: "dev-broker", dir: dir, logFile: filepath.Join(dir, "broker.log"), stopSig: syscall.SIGTERM}
+	var ready chan string
+	b.spec = func() procSpec {
+		ready = make(chan string, 1)
+		w, err := newReadyWriter(b.logFile, ready)
+		if err != nil {
+			return procSpec{err: err}
 		}
-		if attempt < 3 && portTaken(tail(b.logFile)) {
-			continue
+		return procSpec{
+			name: "dev-broker",
+			argv: append(append([]string{bin, "dev-broker"}, args...),
+				"--listen", "127.0.0.1:"+strconv.Itoa(b.Port), "--data-dir", b.DataDir),
+			dir:    dir,
+			log:    b.logFile,
+			stdout: w,
+			env:    env,
 		}
-		t.Fatalf("testenv: start dev-broker: %v\n%s", err, tail(b.logFile))
 	}
-}
-
-func (b *Broker) start() error {
-	b.proc = nil
-	argv := append(append([]string(nil), b.args...),
-		"--listen", "127.0.0.1:"+strconv.Itoa(b.Port), "--data-dir", b.DataDir)
-	logf, err := os.OpenFile(b.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	ready := make(chan string, 1)
-	w := &readyWriter{dst: logf, ready: ready}
-	pr, err := startProc(procSpec{
-		name:   "dev-broker",
-		argv:   argv,
-		dir:    b.dir,
-		log:    b.logFile,
-		stdout: w,
-		env:    b.env,
-	})
-	if err != nil {
-		logf.Close()
-		return err
-	}
-	b.proc = pr
-	go func() { <-pr.done; logf.Close() }()
-	err = waitFor(pr, startTimeout, func() error {
+	b.ready = func(*proc) error {
 		select {
 		case addr := <-ready:
 			b.Addr = addr
@@ -119,12 +170,22 @@ func (b *Broker) start() error {
 		default:
 			return errNotYet
 		}
-	})
-	if err != nil {
-		pr.kill()
-		return err
 	}
-	return nil
+	if err := b.startFirst(t, nil); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return b
+}
+
+// Stop shuts the broker down cleanly (SIGTERM) and fails the test unless it
+// exited with status 0: the dev broker saves its state then, and Apache
+// Kafka shuts down in a controlled way.
+func (b *Broker) Stop(t testing.TB) {
+	t.Helper()
+	b.server.Stop(t)
+	if err := b.proc.err; err != nil && b.Kind == KindDev {
+		t.Fatalf("testenv: dev-broker exited with %v after SIGTERM\n%s", err, tail(b.logFile))
+	}
 }
 
 type notYet struct{}
@@ -135,6 +196,7 @@ var errNotYet error = notYet{}
 
 // readyWriter copies the broker's stdout into its log and reports the
 // address from the ready line.
+// startProc closes it once the process has ended.
 type readyWriter struct {
 	mu    sync.Mutex
 	dst   *os.File
@@ -142,6 +204,16 @@ type readyWriter struct {
 	seen  bool
 	ready chan<- string
 }
+
+func newReadyWriter(log string, ready chan<- string) (*readyWriter, error) {
+	f, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &readyWriter{dst: f, ready: ready}, nil
+}
+
+func (w *readyWriter) Close() error { return w.dst.Close() }
 
 func (w *readyWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
@@ -168,51 +240,6 @@ func (w *readyWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (b *Broker) cleanup() {
-	if b.proc != nil {
-		b.proc.kill()
-	}
-}
-
-// Kill sends SIGKILL to the broker and waits for it to exit.
-func (b *Broker) Kill(t testing.TB) {
-	t.Helper()
-	if b.proc == nil || b.proc.exited() {
-		t.Fatalf("testenv: dev-broker: Kill: not running")
-	}
-	b.proc.kill()
-}
-
-// Stop sends SIGTERM, waits for the broker to save its state and exit, and
-// fails the test unless it exited with status 0.
-func (b *Broker) Stop(t testing.TB) {
-	t.Helper()
-	if b.proc == nil || b.proc.exited() {
-		t.Fatalf("testenv: dev-broker: Stop: not running")
-	}
-	if !b.proc.stop(syscall.SIGTERM, startTimeout) {
-		t.Fatalf("testenv: dev-broker did not stop within %v; killed it\n%s", startTimeout, tail(b.logFile))
-	}
-	if b.proc.err != nil {
-		t.Fatalf("testenv: dev-broker exited with %v after SIGTERM\n%s", b.proc.err, tail(b.logFile))
-	}
-}
-
-// Exited reports whether the broker process has exited.
-func (b *Broker) Exited() bool { return b.proc == nil || b.proc.exited() }
-
-// Start starts a stopped or killed broker again, on the same port and data
-// directory, with the same flags and environment.
-func (b *Broker) Start(t testing.TB) {
-	t.Helper()
-	if b.proc != nil && !b.proc.exited() {
-		t.Fatalf("testenv: dev-broker: Start: already running")
-	}
-	if err := b.start(); err != nil {
-		t.Fatalf("testenv: restart dev-broker on port %d: %v\n%s", b.Port, err, tail(b.logFile))
-	}
-}
-
 // Client returns a client seeded with Addr, closed when the test ends. opts
 // come after the seed, so they may add TLS, SASL or anything else.
 func (b *Broker) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
@@ -224,9 +251,6 @@ func (b *Broker) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Cleanup(cl.Close)
 	return cl
 }
-
-// LogTail returns the end of the broker's log, for failure messages.
-func (b *Broker) LogTail() string { return tail(b.logFile) }
 
 // Log returns the broker's whole log (stderr and stdout) so far, across
 // restarts.

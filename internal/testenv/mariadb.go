@@ -31,13 +31,11 @@ const (
 // The user root connects from 127.0.0.1 without a password; that account is
 // for the harness and for setting up users, not for the code under test.
 type MariaDB struct {
-	Host string // 127.0.0.1
-	Port int
-	Dir  string // holds data/, my.cnf, the socket and mariadbd.log
+	server        // Port, Stop (SIGTERM), Kill, Start, Restart
+	Host   string // 127.0.0.1
+	Dir    string // holds data/, my.cnf, the socket and mariadbd.log
 
-	cnf     string
-	logFile string
-	proc    *proc
+	cnf string
 }
 
 type mariaOptions struct {
@@ -74,13 +72,24 @@ func StartMariaDB(t testing.TB, opts ...MariaOption) *MariaDB {
 	Require(t, MariaDBServer)
 
 	dir := serverDir(t, "mariadb", true)
-	m := &MariaDB{
-		Host:    "127.0.0.1",
-		Dir:     dir,
-		cnf:     filepath.Join(dir, "my.cnf"),
-		logFile: filepath.Join(dir, "mariadbd.log"),
+	m := &MariaDB{Host: "127.0.0.1", Dir: dir, cnf: filepath.Join(dir, "my.cnf")}
+	m.server = server{kind: "mariadb", dir: dir, logFile: filepath.Join(dir, "mariadbd.log"), stopSig: syscall.SIGTERM}
+	m.spec = func() procSpec {
+		return procSpec{
+			name:   "mariadbd",
+			argv:   []string{MariaDBServer, "--defaults-file=" + m.cnf, "--port=" + strconv.Itoa(m.Port)},
+			dir:    m.Dir,
+			log:    m.logFile,
+			nobody: true,
+		}
 	}
-	t.Cleanup(m.cleanup)
+	m.ready = func(*proc) error {
+		c, err := m.connect(2 * time.Second)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
 
 	data := filepath.Join(dir, "data")
 	out, err := runAs(dir, true, 2*time.Minute, install,
@@ -134,44 +143,10 @@ func StartMariaDB(t testing.TB, opts ...MariaOption) *MariaDB {
 		t.Fatalf("testenv: mariadb: %v", err)
 	}
 
-	for attempt := 1; ; attempt++ {
-		m.Port = FreePort(t)
-		err := m.start()
-		if err == nil {
-			return m
-		}
-		if attempt < 3 && portTaken(tail(m.logFile)) {
-			continue
-		}
-		t.Fatalf("testenv: start mariadb: %v\n%s", err, tail(m.logFile))
+	if err := m.startFirst(t, nil); err != nil {
+		t.Fatalf("testenv: %v", err)
 	}
-}
-
-func (m *MariaDB) start() error {
-	m.proc = nil
-	pr, err := startProc(procSpec{
-		name:   "mariadbd",
-		argv:   []string{MariaDBServer, "--defaults-file=" + m.cnf, "--port=" + strconv.Itoa(m.Port)},
-		dir:    m.Dir,
-		log:    m.logFile,
-		nobody: true,
-	})
-	if err != nil {
-		return err
-	}
-	m.proc = pr
-	err = waitFor(pr, startTimeout, func() error {
-		c, err := m.connect(2 * time.Second)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	})
-	if err != nil {
-		pr.kill()
-		return err
-	}
-	return nil
+	return m
 }
 
 func (m *MariaDB) connect(timeout time.Duration) (*client.Conn, error) {
@@ -182,12 +157,6 @@ func (m *MariaDB) connect(timeout time.Duration) (*client.Conn, error) {
 		c.WriteTimeout = time.Minute
 		return nil
 	})
-}
-
-func (m *MariaDB) cleanup() {
-	if m.proc != nil {
-		m.proc.kill()
-	}
 }
 
 // Addr returns 127.0.0.1:port.
@@ -212,42 +181,4 @@ func (m *MariaDB) Exec(t testing.TB, sql string, args ...any) *mysql.Result {
 		t.Fatalf("testenv: mariadb: exec: %v\n%s", err, sql)
 	}
 	return r
-}
-
-// Stop shuts the server down cleanly (SIGTERM).
-func (m *MariaDB) Stop(t testing.TB) {
-	t.Helper()
-	if m.proc == nil || m.proc.exited() {
-		t.Fatalf("testenv: mariadb: Stop: not running")
-	}
-	if !m.proc.stop(syscall.SIGTERM, startTimeout) {
-		t.Fatalf("testenv: mariadb: did not stop within %v; killed it\n%s", startTimeout, tail(m.logFile))
-	}
-}
-
-// Kill sends SIGKILL to the server; the next Start runs crash recovery.
-func (m *MariaDB) Kill(t testing.TB) {
-	t.Helper()
-	if m.proc == nil || m.proc.exited() {
-		t.Fatalf("testenv: mariadb: Kill: not running")
-	}
-	m.proc.kill()
-}
-
-// Start starts a stopped server again, with the same directory and port.
-func (m *MariaDB) Start(t testing.TB) {
-	t.Helper()
-	if m.proc != nil && !m.proc.exited() {
-		t.Fatalf("testenv: mariadb: Start: already running")
-	}
-	if err := m.start(); err != nil {
-		t.Fatalf("testenv: restart mariadb on port %d: %v\n%s", m.Port, err, tail(m.logFile))
-	}
-}
-
-// Restart stops the server and starts it again.
-func (m *MariaDB) Restart(t testing.TB) {
-	t.Helper()
-	m.Stop(t)
-	m.Start(t)
 }

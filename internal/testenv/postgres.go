@@ -34,14 +34,12 @@ const startTimeout = 90 * time.Second
 // killed but would on a machine crash. synchronous_commit stays on, since
 // with it off a SIGKILL can lose transactions the client saw commit.
 type Postgres struct {
+	server           // Port, Stop (fast shutdown), Kill, Start, Restart
 	Host      string // 127.0.0.1
-	Port      int
 	Dir       string // holds data/, the unix socket and postgres.log
 	SuperUser string // postgres
 
 	dataDir string
-	logFile string
-	proc    *proc
 }
 
 type pgOptions struct {
@@ -91,9 +89,28 @@ func StartPostgres(t testing.TB, opts ...PGOption) *Postgres {
 		Dir:       dir,
 		SuperUser: "postgres",
 		dataDir:   filepath.Join(dir, "data"),
-		logFile:   filepath.Join(dir, "postgres.log"),
 	}
-	t.Cleanup(p.cleanup)
+	// SIGINT is what pg_ctl stop -m fast sends: open transactions are
+	// rolled back and clients disconnected.
+	p.server = server{kind: "postgres", dir: dir, logFile: filepath.Join(dir, "postgres.log"), stopSig: syscall.SIGINT}
+	p.spec = func() procSpec {
+		return procSpec{
+			name:   "postgres",
+			argv:   []string{filepath.Join(PGBinDir, "postgres"), "-D", p.dataDir, "-p", strconv.Itoa(p.Port)},
+			dir:    p.Dir,
+			log:    p.logFile,
+			nobody: true,
+		}
+	}
+	p.ready = func(*proc) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, p.DSN(p.SuperUser, "postgres"))
+		if err != nil {
+			return err
+		}
+		return c.Close(ctx)
+	}
 
 	out, err := runAs(dir, true, 2*time.Minute, initdb,
 		"-D", p.dataDir, "-U", p.SuperUser, "--no-sync", "-E", "UTF8", "--locale=C",
@@ -135,53 +152,10 @@ func StartPostgres(t testing.TB, opts ...PGOption) *Postgres {
 		t.Fatalf("testenv: postgres: %v", err)
 	}
 
-	for attempt := 1; ; attempt++ {
-		p.Port = FreePort(t)
-		err := p.start()
-		if err == nil {
-			return p
-		}
-		if attempt < 3 && portTaken(tail(p.logFile)) {
-			continue
-		}
-		t.Fatalf("testenv: start postgres: %v\n%s", err, tail(p.logFile))
+	if err := p.startFirst(t, nil); err != nil {
+		t.Fatalf("testenv: %v", err)
 	}
-}
-
-func (p *Postgres) start() error {
-	p.proc = nil
-	pr, err := startProc(procSpec{
-		name:   "postgres",
-		argv:   []string{filepath.Join(PGBinDir, "postgres"), "-D", p.dataDir, "-p", strconv.Itoa(p.Port)},
-		dir:    p.Dir,
-		log:    p.logFile,
-		nobody: true,
-	})
-	if err != nil {
-		return err
-	}
-	p.proc = pr
-	err = waitFor(pr, startTimeout, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, p.DSN(p.SuperUser, "postgres"))
-		if err != nil {
-			return err
-		}
-		return c.Close(ctx)
-	})
-	if err != nil {
-		pr.kill()
-		return err
-	}
-	return nil
-}
-
-// cleanup kills whatever is left of the server.
-func (p *Postgres) cleanup() {
-	if p.proc != nil {
-		p.proc.kill()
-	}
+	return p
 }
 
 // DSN returns postgres://user@127.0.0.1:port/db?sslmode=disable.
@@ -228,44 +202,4 @@ func (p *Postgres) Exec(t testing.TB, db, sql string, args ...any) pgconn.Comman
 func (p *Postgres) CreateDB(t testing.TB, name string) {
 	t.Helper()
 	p.Exec(t, "postgres", "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
-}
-
-// Stop shuts the server down in fast mode (SIGINT, what pg_ctl stop -m fast
-// sends): open transactions are rolled back and clients disconnected.
-func (p *Postgres) Stop(t testing.TB) {
-	t.Helper()
-	if p.proc == nil || p.proc.exited() {
-		t.Fatalf("testenv: postgres: Stop: not running")
-	}
-	if !p.proc.stop(syscall.SIGINT, startTimeout) {
-		t.Fatalf("testenv: postgres: did not stop within %v; killed it\n%s", startTimeout, tail(p.logFile))
-	}
-}
-
-// Kill sends SIGKILL to the server and all its backends; the next Start runs
-// crash recovery.
-func (p *Postgres) Kill(t testing.TB) {
-	t.Helper()
-	if p.proc == nil || p.proc.exited() {
-		t.Fatalf("testenv: postgres: Kill: not running")
-	}
-	p.proc.kill()
-}
-
-// Start starts a stopped server again, with the same directory and port.
-func (p *Postgres) Start(t testing.TB) {
-	t.Helper()
-	if p.proc != nil && !p.proc.exited() {
-		t.Fatalf("testenv: postgres: Start: already running")
-	}
-	if err := p.start(); err != nil {
-		t.Fatalf("testenv: restart postgres on port %d: %v\n%s", p.Port, err, tail(p.logFile))
-	}
-}
-
-// Restart stops the server and starts it again.
-func (p *Postgres) Restart(t testing.TB) {
-	t.Helper()
-	p.Stop(t)
-	p.Start(t)
 }

@@ -125,12 +125,16 @@ type procSpec struct {
 	argv   []string
 	dir    string    // working directory
 	log    string    // file that receives stdout and stderr (appended)
-	stdout io.Writer // if set, receives stdout instead of log
+	stdout io.Writer // if set, receives stdout instead of log; closed when the process ends if it is an io.Closer
 	env    []string  // added to a minimal environment
 	nobody bool      // run as nobody when the test runs as root
+	err    error     // set by a spec that could not be made: startProc returns it
 }
 
 func startProc(s procSpec) (*proc, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
 	logf, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -156,6 +160,9 @@ func startProc(s procSpec) (*proc, error) {
 	p := &proc{name: s.name, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
+		if c, ok := s.stdout.(io.Closer); ok {
+			c.Close()
+		}
 		close(p.done)
 	}()
 	return p, nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
@@ -176,33 +177,78 @@ func TestMariaDB(t *testing.T) {
 
 func TestBroker(t *testing.T) {
 	t.Parallel()
+	for _, kind := range []string{testenv.KindDev, testenv.KindApache} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			var b *testenv.Broker
+			if kind == testenv.KindDev {
+				b = testenv.StartDevBroker(t, testenv.BrokerArgs("--auto-create-topics"))
+			} else {
+				b = testenv.StartKafka(t)
+			}
+			t.Logf("%s broker %s up at %s in %v", b.Kind, b.Version, b.Addr, time.Since(start))
+			if b.Addr != fmt.Sprintf("127.0.0.1:%d", b.Port) || b.Kind != kind {
+				t.Fatalf("Addr %s, Port %d, Kind %s", b.Addr, b.Port, b.Kind)
+			}
+
+			cl := b.Client(t, kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic("t"))
+			if err := cl.ProduceSync(context.Background(), kgo.StringRecord("one")).FirstErr(); err != nil {
+				t.Fatalf("produce: %v\n%s", err, b.LogTail())
+			}
+			read := func() string {
+				return testenv.Kcat(t, "-b", b.Addr, "-C", "-t", "t", "-e", "-q", "-f", "%s\n")
+			}
+
+			start = time.Now()
+			b.Stop(t)
+			b.Start(t) // same port, data dir and flags
+			t.Logf("%s broker restarted in %v", b.Kind, time.Since(start))
+			if out := read(); out != "one\n" {
+				t.Fatalf("kcat after restart: %q, want %q", out, "one\n")
+			}
+
+			start = time.Now()
+			b.Kill(t)
+			b.Start(t)
+			t.Logf("%s broker killed and started in %v", b.Kind, time.Since(start))
+			if out := read(); out != "one\n" {
+				t.Fatalf("kcat after kill: %q, want %q", out, "one\n")
+			}
+		})
+	}
+}
+
+// TestKafkaCluster starts three Apache Kafka nodes, writes with acks=all to
+// a topic of replication factor 3, kills the partition's leader and writes
+// again: the two nodes left are a quorum and an ISR of min.insync.replicas.
+func TestKafkaCluster(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
-	b := testenv.StartBroker(t, testenv.BrokerArgs("--auto-create-topics"))
-	t.Logf("dev-broker up at %s in %v (includes building the binary)", b.Addr, time.Since(start))
-	if b.Addr != fmt.Sprintf("127.0.0.1:%d", b.Port) {
-		t.Fatalf("Addr %s, Port %d", b.Addr, b.Port)
+	c := testenv.StartKafkaCluster(t, 3)
+	t.Logf("3-node Apache Kafka %s cluster up in %v", c.Brokers[0].Version, time.Since(start))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(c.Client(t))
+	if _, err := adm.CreateTopic(ctx, 1, 3, nil, "r3"); err != nil {
+		t.Fatalf("create topic: %v", err)
 	}
-
-	cl := b.Client(t, kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic("t"))
-	if err := cl.ProduceSync(context.Background(), kgo.StringRecord("one")).FirstErr(); err != nil {
-		t.Fatalf("produce: %v\n%s", err, b.LogTail())
+	cl := c.Client(t, kgo.DefaultProduceTopic("r3"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err := cl.ProduceSync(ctx, kgo.StringRecord("before")).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
 	}
-	read := func() string {
-		return testenv.Kcat(t, "-b", b.Addr, "-C", "-t", "t", "-e", "-q", "-f", "%s\n")
+	leader := c.Leader(t, "r3", 0)
+	leader.Kill(t)
+	if err := cl.ProduceSync(ctx, kgo.StringRecord("after")).FirstErr(); err != nil {
+		t.Fatalf("produce with node %s killed: %v", leader.Addr, err)
 	}
-
-	start = time.Now()
-	b.Stop(t)
-	b.Start(t) // same port, data dir and flags
-	t.Logf("dev-broker restarted in %v", time.Since(start))
-	if out := read(); out != "one\n" {
-		t.Fatalf("kcat after restart: %q, want %q", out, "one\n")
+	if now := c.Leader(t, "r3", 0); now == leader {
+		t.Fatalf("the killed node still leads")
 	}
-
-	b.Kill(t)
-	b.Start(t)
-	if out := read(); out != "one\n" {
-		t.Fatalf("kcat after kill: %q, want %q", out, "one\n")
+	leader.Start(t)
+	out := testenv.Kcat(t, "-b", c.Addrs(), "-C", "-t", "r3", "-e", "-q", "-f", "%s\n")
+	if out != "before\nafter\n" {
+		t.Fatalf("kcat: %q", out)
 	}
 }
 
@@ -230,7 +276,7 @@ func TestParallel(t *testing.T) {
 		})
 		t.Run(fmt.Sprintf("broker-%d", i), func(t *testing.T) {
 			t.Parallel()
-			b := testenv.StartBroker(t, testenv.BrokerArgs("--auto-create-topics"))
+			b := testenv.StartBroker(t)
 			cl := b.Client(t, kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic("p"))
 			if err := cl.ProduceSync(context.Background(), kgo.StringRecord("x")).FirstErr(); err != nil {
 				t.Fatal(err)

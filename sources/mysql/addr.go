@@ -14,11 +14,8 @@ import (
 // these types from information_schema when it builds a table's codec, and
 // formats the bytes the way the server does.
 
-// textTyped maps the DATA_TYPE of these types to their binlog length.
-var textTyped = map[string]int{"uuid": 16, "inet6": 16, "inet4": 4}
-
 // textTypedColumns returns the columns of db.tbl whose DATA_TYPE is one of
-// textTyped, by name.
+// these (a types row with a textLen), by name.
 func textTypedColumns(c *client.Conn, db, tbl string) (map[string]string, error) {
 	rows, err := queryRows(c, `SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS
 		WHERE TABLE_SCHEMA = `+quoteString(db)+` AND TABLE_NAME = `+quoteString(tbl)+` AND DATA_TYPE IN ('uuid', 'inet6', 'inet4')`)

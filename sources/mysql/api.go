@@ -122,15 +122,7 @@ func (s *Source) Describe(ctx context.Context) ([]change.TableSchema, error) {
 		if index != "" {
 			key = implicit // nil: keyed by the whole row
 		}
-		ts := change.TableSchema{ID: change.TableID{Namespace: t.db, Name: t.name}}
-		for _, col := range cols {
-			ts.Columns = append(ts.Columns, change.ColumnSchema{
-				Name: col.name, SourceType: col.columnType, FlinkType: FlinkType(col.dataType, col.columnType), Nullable: col.nullable,
-			})
-		}
-		for _, k := range key {
-			ts.Key = append(ts.Key, cols[k].name)
-		}
+		ts := schemaOf(t.db, t.name, cols, key)
 		if chosen := s.cfg.Source.KeyColumnsFor(t.db, t.name); chosen != nil {
 			ts.Key = append([]string(nil), chosen...)
 		}
@@ -139,63 +131,18 @@ func (s *Source) Describe(ctx context.Context) ([]change.TableSchema, error) {
 	return out, nil
 }
 
-// FlinkType returns the Flink SQL type that reads the JSON this source
-// writes for a column of the given information_schema DATA_TYPE and
-// COLUMN_TYPE (see docs/types-mysql.md).
-func FlinkType(dataType, columnType string) string {
-	unsigned := strings.Contains(columnType, "unsigned")
-	switch dataType {
-	case "tinyint":
-		if unsigned {
-			return "SMALLINT"
-		}
-		return "TINYINT"
-	case "smallint":
-		if unsigned {
-			return "INT"
-		}
-		return "SMALLINT"
-	case "mediumint":
-		return "INT"
-	case "int", "integer":
-		if unsigned {
-			return "BIGINT"
-		}
-		return "INT"
-	case "bigint":
-		if unsigned {
-			return "DECIMAL(20, 0)"
-		}
-		return "BIGINT"
-	case "decimal", "numeric":
-		p, sc := typeArgs(columnType, 10, 0)
-		if p > 38 {
-			return "STRING"
-		}
-		return fmt.Sprintf("DECIMAL(%d, %d)", p, sc)
-	case "float":
-		return "FLOAT"
-	case "double", "real":
-		return "DOUBLE"
-	case "bit":
-		if columnType == "bit(1)" {
-			return "BOOLEAN"
-		}
-		return "BYTES"
-	case "year":
-		return "INT"
-	case "date":
-		return "DATE"
-	case "datetime":
-		p, _ := typeArgs(columnType, 0, 0)
-		return fmt.Sprintf("TIMESTAMP(%d)", p)
-	case "timestamp":
-		p, _ := typeArgs(columnType, 0, 0)
-		return fmt.Sprintf("TIMESTAMP_LTZ(%d)", p)
-	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "json", "enum", "set", "time", "uuid", "inet6", "inet4":
-		return "STRING"
+// schemaOf returns the schema of db.name, as Describe shows it.
+func schemaOf(db, name string, cols []column, key []int) change.TableSchema {
+	ts := change.TableSchema{ID: change.TableID{Namespace: db, Name: name}}
+	for _, col := range cols {
+		ts.Columns = append(ts.Columns, change.ColumnSchema{
+			Name: col.name, SourceType: col.columnType, FlinkType: FlinkType(col.dataType, col.columnType), Nullable: col.nullable,
+		})
 	}
-	return "BYTES"
+	for _, k := range key {
+		ts.Key = append(ts.Key, cols[k].name)
+	}
+	return ts
 }
 
 // typeArgs reads "name(a,b)" from a COLUMN_TYPE.

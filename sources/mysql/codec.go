@@ -79,8 +79,8 @@ func newTableCodec(tm *replication.TableMapEvent, keyless bool, textTypes func()
 			if texts == nil {
 				texts = textTypes()
 			}
-			if dt, ok := texts[names[i]]; ok && textTyped[dt] == l {
-				e = textTypedEncoder(dt, l)
+			if dt, ok := texts[names[i]]; ok && typeOf(dt).textLen == l {
+				e = typeOf(dt).binlog(binlogCol{})
 			}
 		}
 		c.enc[i] = e
@@ -185,69 +185,6 @@ func realType(tp byte, meta uint16) byte {
 		}
 	}
 	return tp
-}
-
-func columnEncoder(tp byte, meta uint16, unsigned bool, collation uint64, enumVals, setVals []string) (encoder, error) {
-	switch realType(tp, meta) {
-	case gomysql.MYSQL_TYPE_INT24:
-		if unsigned {
-			return encUnsigned24, nil
-		}
-		return encSigned, nil
-	case gomysql.MYSQL_TYPE_TINY, gomysql.MYSQL_TYPE_SHORT,
-		gomysql.MYSQL_TYPE_LONG, gomysql.MYSQL_TYPE_LONGLONG:
-		if unsigned {
-			return encUnsigned, nil
-		}
-		return encSigned, nil
-	case gomysql.MYSQL_TYPE_YEAR:
-		return encSigned, nil
-	case gomysql.MYSQL_TYPE_NEWDECIMAL:
-		return encDecimal, nil
-	case gomysql.MYSQL_TYPE_FLOAT, gomysql.MYSQL_TYPE_DOUBLE:
-		return encFloat, nil
-	case gomysql.MYSQL_TYPE_BIT:
-		nbits := int(meta>>8)*8 + int(meta&0xFF)
-		if nbits == 1 {
-			return encBool, nil
-		}
-		return bitEncoder((nbits + 7) / 8), nil
-	case gomysql.MYSQL_TYPE_DATE, gomysql.MYSQL_TYPE_NEWDATE:
-		return encDate, nil
-	case gomysql.MYSQL_TYPE_DATETIME:
-		return datetimeEncoder(0), nil
-	case gomysql.MYSQL_TYPE_DATETIME2:
-		return datetimeEncoder(int(meta)), nil
-	case gomysql.MYSQL_TYPE_TIMESTAMP:
-		return timestampEncoder(0), nil
-	case gomysql.MYSQL_TYPE_TIMESTAMP2:
-		return timestampEncoder(int(meta)), nil
-	case gomysql.MYSQL_TYPE_TIME:
-		return encText, nil
-	case gomysql.MYSQL_TYPE_TIME2:
-		return timeEncoder(int(meta)), nil
-	case gomysql.MYSQL_TYPE_ENUM:
-		return enumEncoder(enumVals), nil
-	case gomysql.MYSQL_TYPE_SET:
-		return setEncoder(setVals), nil
-	case gomysql.MYSQL_TYPE_JSON:
-		return encJSONText, nil
-	case gomysql.MYSQL_TYPE_STRING, gomysql.MYSQL_TYPE_VARCHAR, gomysql.MYSQL_TYPE_VAR_STRING,
-		gomysql.MYSQL_TYPE_BLOB, gomysql.MYSQL_TYPE_TINY_BLOB, gomysql.MYSQL_TYPE_MEDIUM_BLOB,
-		gomysql.MYSQL_TYPE_LONG_BLOB:
-		switch {
-		case collation == binaryCollation && tp == gomysql.MYSQL_TYPE_STRING:
-			return paddedBytes(stringLength(meta)), nil
-		case collation == binaryCollation:
-			return encBytes, nil
-		case isLatin1(collation):
-			return encLatin1, nil
-		}
-		return encText, nil
-	case gomysql.MYSQL_TYPE_GEOMETRY, gomysql.MYSQL_TYPE_VECTOR:
-		return encBytes, nil
-	}
-	return nil, fmt.Errorf("binlog column type %d is not supported", tp)
 }
 
 func encSigned(b []byte, v any) []byte {
@@ -391,7 +328,7 @@ func encDatetime(b []byte, v any) []byte {
 // (ParseTime on) hands over a time.Time in UTC for the values it can hold,
 // and its string form for the others (zero dates, years before 1970); both
 // give the same text. Formatting here spares go-mysql's fmt.Sprintf, which
-// took a fifth of the relay's CPU in a binlog drain.
+// is costly on a path run once per DATETIME value.
 func datetimeEncoder(dec int) encoder {
 	return func(b []byte, v any) []byte {
 		if t, ok := v.(time.Time); ok {
@@ -632,111 +569,4 @@ func setEncoder(names []string) encoder {
 // binlog type never produces; it panics, and row turns that into an error.
 func badValue(_ []byte, v any) []byte {
 	panic(fmt.Sprintf("unexpected decoded value %T", v))
-}
-
-// textEncoderFor returns the encoder of a column read with a SELECT (text
-// protocol, session time zone UTC, connection charset utf8mb4). It writes
-// the same JSON as the binlog encoder of the same column.
-func textEncoderFor(dataType, columnType, charset string) textEncoder {
-	switch dataType {
-	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year":
-		return txtInt
-	case "decimal", "numeric":
-		return txtDecimal
-	case "float":
-		return txtFloat32
-	case "double", "real":
-		return txtFloat64
-	case "bit":
-		if columnType == "bit(1)" {
-			return txtBool
-		}
-		return txtBytes
-	case "date", "datetime":
-		return txtDate
-	case "timestamp":
-		return txtTimestamp
-	case "time", "enum", "set", "json", "uuid", "inet6", "inet4":
-		return txtString
-	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext":
-		if charset == "binary" {
-			return txtBytes
-		}
-		return txtString
-	}
-	return txtBytes // binary, varbinary, blobs, geometry
-}
-
-func txtInt(b []byte, fv *gomysql.FieldValue) []byte {
-	switch fv.Type {
-	case gomysql.FieldValueTypeSigned:
-		return strconv.AppendInt(b, fv.AsInt64(), 10)
-	case gomysql.FieldValueTypeUnsigned:
-		return strconv.AppendUint(b, fv.AsUint64(), 10)
-	}
-	return txtDecimal(b, fv)
-}
-
-func txtDecimal(b []byte, fv *gomysql.FieldValue) []byte {
-	raw := fv.AsString()
-	if s := trimZerofill(raw); change.IsNumber(s) {
-		return append(b, s...)
-	}
-	return change.AppendBytes(b, raw)
-}
-
-// trimZerofill drops the zeros that MySQL pads a ZEROFILL column's text
-// with ("000012.50" becomes "12.50", "000000.00" becomes "0.00"); the
-// binlog carries the value without them.
-func trimZerofill(s []byte) []byte {
-	i := 0
-	for i+1 < len(s) && s[i] == '0' && s[i+1] != '.' {
-		i++
-	}
-	return s[i:]
-}
-
-func txtFloat32(b []byte, fv *gomysql.FieldValue) []byte {
-	if fv.Type == gomysql.FieldValueTypeFloat {
-		return appendFloat(b, float64(float32(fv.AsFloat64())), 32)
-	}
-	f, err := strconv.ParseFloat(string(fv.AsString()), 32)
-	if err != nil {
-		return append(b, "null"...)
-	}
-	return appendFloat(b, f, 32)
-}
-
-func txtFloat64(b []byte, fv *gomysql.FieldValue) []byte {
-	if fv.Type == gomysql.FieldValueTypeFloat {
-		return appendFloat(b, fv.AsFloat64(), 64)
-	}
-	f, err := strconv.ParseFloat(string(fv.AsString()), 64)
-	if err != nil {
-		return append(b, "null"...)
-	}
-	return appendFloat(b, f, 64)
-}
-
-func txtBool(b []byte, fv *gomysql.FieldValue) []byte {
-	raw := fv.AsString()
-	return strconv.AppendBool(b, len(raw) > 0 && raw[len(raw)-1] != 0)
-}
-
-func txtBytes(b []byte, fv *gomysql.FieldValue) []byte {
-	b = append(b, '"')
-	b = base64.StdEncoding.AppendEncode(b, fv.AsString())
-	return append(b, '"')
-}
-
-func txtDate(b []byte, fv *gomysql.FieldValue) []byte {
-	return encDate(b, string(fv.AsString()))
-}
-
-func txtTimestamp(b []byte, fv *gomysql.FieldValue) []byte {
-	return encTimestamp(b, string(fv.AsString()))
-}
-
-func txtString(b []byte, fv *gomysql.FieldValue) []byte {
-	return change.AppendBytes(b, fv.AsString())
 }

@@ -9,8 +9,7 @@ import (
 
 // go-mysql sets a socket deadline before every packet it reads or writes,
 // which is twice per row of a result and once per binlog event. Each one
-// re-arms the runtime's timer: in a snapshot that was a fifth of the
-// relay's CPU. lazyConn passes a later deadline on to the socket only when
+// re-arms the runtime's timer, a cost paid per row. lazyConn passes a later deadline on to the socket only when
 // it moves the current one by at least an eighth of the current one's
 // span (from when it was set to when it expires), so a stalled server is
 // still noticed, at the latest an eighth of the timeout early. A deadline

@@ -20,6 +20,14 @@ import (
 	"github.com/cdcrelay/cdcrelay/sources/snapshot"
 )
 
+// Where the stream starts, as the streaming log line names it: the stored
+// position, or with none the server's position when Run started (its
+// GTID position, or binlog file and offset).
+const (
+	originStored  = "stored offsets"
+	originCurrent = "server's current binlog position"
+)
+
 // Run streams the binlog from resume (nil: from the server's current
 // position, after queueing the initial snapshot) into out. It implements
 // relay.Source.
@@ -95,8 +103,12 @@ func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Messa
 	if err := r.initSnapshot(ctx, q, fresh); err != nil {
 		return err
 	}
+	origin := originStored
+	if fresh {
+		origin = originCurrent
+	}
 	s.log.Info("mysql: streaming", "server", si.version, "flavor", si.flavor, "from", st.label(),
-		"fresh", fresh, "server_id", s.serverID)
+		"origin", origin, "server_id", s.serverID)
 
 	if fresh {
 		if err := r.checkpoint(ctx, time.Time{}); err != nil {

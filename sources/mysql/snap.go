@@ -65,7 +65,7 @@ func (r *reader) initSnapshot(ctx context.Context, q *client.Conn, fresh bool) e
 	}
 	for _, t := range tables {
 		if err := sn.Enqueue(t.db + "." + t.name); err != nil {
-			var refused *refusal
+			var refused *snapshotRefused
 			if errors.As(err, &refused) {
 				return relay.Fatal(refused.err)
 			}
@@ -82,7 +82,7 @@ func (r *reader) enqueue(table string) error {
 		return nil
 	}
 	if err := r.snap.Enqueue(table); err != nil {
-		var refused *refusal
+		var refused *snapshotRefused
 		if errors.As(err, &refused) {
 			err = refused.err
 		}
@@ -197,8 +197,6 @@ type column struct {
 	enc                        textEncoder
 }
 
-type textEncoder func(b []byte, fv *gomysql.FieldValue) []byte
-
 // tableColumns reads the columns and the primary key of db.name.
 func tableColumns(c *client.Conn, db, name string) (cols []column, key []int, err error) {
 	rows, err := queryRows(c, `SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COALESCE(CHARACTER_SET_NAME, ''), COLUMN_KEY
@@ -230,22 +228,6 @@ func tableColumns(c *client.Conn, db, name string) (cols []column, key []int, er
 	return cols, key, nil
 }
 
-func kindOf(col column) (keyKind, bool) {
-	switch col.dataType {
-	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year":
-		return kindInt, true
-	case "decimal", "numeric":
-		return kindDecimal, true
-	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "uuid", "inet6", "inet4":
-		return kindText, true
-	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob":
-		return kindBytes, true
-	case "date", "datetime", "timestamp":
-		return kindTime, true
-	}
-	return 0, false
-}
-
 // dialect is the MySQL side of the shared snapshot: watermark rows in
 // cdcrelay_watermark and key-ordered chunk queries. It runs on the stream's
 // query connection, from the stream goroutine, or, for a chunk read ahead,
@@ -261,10 +243,11 @@ type dialect struct {
 	alloc      *change.Alloc // where ReadChunk builds the rows; nil: a new one
 }
 
-// refusal is a table that cannot be snapshotted; err is the line to show.
-type refusal struct{ err error }
+// snapshotRefused is a table that cannot be snapshotted; err is the line
+// to show.
+type snapshotRefused struct{ err error }
 
-func (r *refusal) Error() string { return r.err.Error() }
+func (r *snapshotRefused) Error() string { return r.err.Error() }
 
 // Memory returns the memory ReadChunk builds the rows in, for the reader to
 // reuse once they are committed (see snapshot.ChunkMemory).
@@ -320,7 +303,7 @@ func (d *dialect) compare(table string) (snapshot.Compare, error) {
 		return nil, err
 	}
 	if len(key) == 0 {
-		return nil, &refusal{snapshotRefusal(table)}
+		return nil, &snapshotRefused{snapshotRefusal(table)}
 	}
 	if index != "" {
 		d.s.log.Info("mysql: table without a primary key is snapshotted by a unique index", "table", table, "index", index, "columns", joinCols(cols, key))
@@ -441,6 +424,17 @@ func (d *dialect) WriteMark(ctx context.Context, m snapshot.Mark) error {
 }
 
 func (d *dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key, limit int) ([]snapshot.Row, error) {
+	cmp := ""
+	if after != nil {
+		cmp = ">"
+	}
+	return d.readRows(table, cmp, after, limit)
+}
+
+// readRows reads up to limit rows of table in key order whose key compares
+// with key by cmp (">" after a key, "=" one key, "" no condition), each
+// encoded as ReadChunk describes.
+func (d *dialect) readRows(table, cmp string, after snapshot.Key, limit int) ([]snapshot.Row, error) {
 	db, name := splitTable(table)
 	cols, key, index, implicit, err := d.s.snapshotKey(d.c, db, name)
 	if err != nil {
@@ -466,14 +460,14 @@ func (d *dialect) ReadChunk(ctx context.Context, table string, after snapshot.Ke
 	for i, k := range key {
 		order[i] = orderExpr(kinds[i], cols[k].name)
 	}
-	if after != nil {
+	if cmp != "" {
 		lits := make([]string, len(key))
 		for i := range key {
 			if lits[i], err = literal(kinds[i], after[i]); err != nil {
 				return nil, err
 			}
 		}
-		sb.WriteString(" WHERE (" + strings.Join(order, ", ") + ") > (" + strings.Join(lits, ", ") + ")")
+		sb.WriteString(" WHERE (" + strings.Join(order, ", ") + ") " + cmp + " (" + strings.Join(lits, ", ") + ")")
 	}
 	sb.WriteString(" ORDER BY " + strings.Join(order, ", ") + " LIMIT " + strconv.Itoa(limit))
 	names := make([]string, len(cols))

@@ -336,13 +336,19 @@ func (s *Source) Describe(ctx context.Context) ([]change.TableSchema, error) {
 	}
 	out := make([]change.TableSchema, 0, len(tables))
 	for _, t := range tables {
-		ts := change.TableSchema{ID: t.id(), Key: append([]string(nil), t.kafkaKey()...)}
-		for _, c := range t.cols {
-			ts.Columns = append(ts.Columns, change.ColumnSchema{
-				Name: c.name, SourceType: c.typeName, FlinkType: c.typ.flink, Nullable: !c.notNull,
-			})
-		}
-		out = append(out, ts)
+		out = append(out, t.schemaOf())
 	}
 	return out, nil
+}
+
+// schemaOf returns the schema of t, as Describe shows it; its key is the
+// Kafka key (source.key_columns, else the primary key).
+func (t *tableMeta) schemaOf() change.TableSchema {
+	ts := change.TableSchema{ID: t.id(), Key: append([]string(nil), t.kafkaKey()...)}
+	for _, c := range t.cols {
+		ts.Columns = append(ts.Columns, change.ColumnSchema{
+			Name: c.name, SourceType: c.typeName, FlinkType: c.typ.flink, Nullable: !c.notNull,
+		})
+	}
+	return ts
 }

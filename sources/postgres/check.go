@@ -255,6 +255,7 @@ func (s *Source) Setup(ctx context.Context) error {
 		// Returns once the slot has reached its consistent point.
 		_, err = conn.Exec(ctx, "SELECT pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')", s.slot)
 		if err == nil {
+			s.slotCreated.Store(true)
 			s.log.Info("postgres: replication slot created", "slot", s.slot)
 		} else {
 			err = fmt.Errorf("postgres: create replication slot %s: %w", s.slot, err)

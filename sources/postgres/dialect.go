@@ -88,9 +88,19 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 	if err := d.awaitCommitsVisible(ctx); err != nil {
 		return nil, err
 	}
-	sql, keyIdx := chunkQuery(t, after != nil, limit)
-	params := make([][]byte, len(after))
-	for i, v := range after {
+	cmp := ""
+	if after != nil {
+		cmp = ">"
+	}
+	return d.readRows(ctx, t, cmp, after, limit)
+}
+
+// readRows runs chunkQuery with key cmp key (no condition when cmp is "")
+// and encodes the rows as ReadChunk describes.
+func (d dialect) readRows(ctx context.Context, t *tableMeta, cmp string, key snapshot.Key, limit int) ([]snapshot.Row, error) {
+	sql, keyIdx := chunkQuery(t, cmp, limit)
+	params := make([][]byte, len(key))
+	for i, v := range key {
 		params[i] = []byte(v)
 	}
 	return d.scan(ctx, t, sql, params, keyIdx, limit)
@@ -243,10 +253,11 @@ FROM (SELECT pg_catalog.pg_xact_status(x) AS s FROM pg_catalog.pg_snapshot_xip(p
 	}
 }
 
-// chunkQuery builds SELECT cols FROM t [WHERE (keys) > ($1..)] ORDER BY keys
-// LIMIT n over the snapshot key (t.chunk), and returns the indexes of its
-// columns in t.cols.
-func chunkQuery(t *tableMeta, after bool, limit int) (string, []int) {
+// chunkQuery builds SELECT cols FROM t [WHERE (keys) cmp ($1..)] ORDER BY
+// keys LIMIT n over the snapshot key (t.chunk), and returns the indexes of
+// its columns in t.cols. cmp is ">" for the chunk after a key, "=" for one
+// key, "" for the first chunk.
+func chunkQuery(t *tableMeta, cmp string, limit int) (string, []int) {
 	var b strings.Builder
 	b.WriteString("SELECT ")
 	for i, c := range t.cols {
@@ -270,10 +281,10 @@ func chunkQuery(t *tableMeta, after bool, limit int) (string, []int) {
 			}
 		}
 	}
-	if after {
+	if cmp != "" {
 		b.WriteString(" WHERE (")
 		b.WriteString(strings.Join(keyExpr, ", "))
-		b.WriteString(") > (")
+		b.WriteString(") " + cmp + " (")
 		for i := range keyExpr {
 			if i > 0 {
 				b.WriteString(", ")

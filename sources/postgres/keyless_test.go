@@ -94,14 +94,18 @@ INSERT INTO kl SELECT 'k' || g, 0, 'row ' || g FROM generate_series(1, 20000) g;
 		present bool
 	}
 	state := map[string]st{}
-	reads, errs := 0, 0
+	read := map[string]bool{}
+	errs := 0
 	for _, ev := range r.events() {
 		k := string(ev.Key)
 		if !strings.HasPrefix(k, `{"code":"k`) {
 			t.Fatalf("event key %s, want {\"code\":...} (source.key_columns)", k)
 		}
 		if ev.Op == change.OpRead {
-			reads++
+			if read[k] {
+				t.Fatalf("key %s read twice by the snapshot", k)
+			}
+			read[k] = true
 		}
 		if ev.Op == change.OpDelete {
 			state[k] = st{}
@@ -143,8 +147,9 @@ INSERT INTO kl SELECT 'k' || g, 0, 'row ' || g FROM generate_series(1, 20000) g;
 	if live != n {
 		t.Errorf("stream ends with %d live keys, table has %d rows", live, n)
 	}
-	if reads == 0 || reads > rows {
-		t.Errorf("%d snapshot rows for a %d-row table", reads, rows)
+	// Rows the writer inserts before a later chunk is read are read too.
+	if len(read) < rows/2 {
+		t.Errorf("%d snapshot rows for a %d-row table", len(read), rows)
 	}
 }
 

@@ -68,6 +68,9 @@ type Source struct {
 	// source: Setup then never creates the slot, so a dropped slot is
 	// reported as missing instead of being replaced.
 	resuming atomic.Bool
+	// slotCreated is set once Setup has created the slot, for the log line
+	// that says where streaming starts.
+	slotCreated atomic.Bool
 
 	mu     sync.Mutex
 	closed bool

@@ -294,7 +294,9 @@ func (r *runner) start(ctx context.Context, stored *state) error {
 	if err != nil {
 		return classify(fmt.Errorf("postgres: start replication on slot %s at %s: %w", s.slot, r.st.lsn, err))
 	}
-	s.log.Info("postgres: streaming", "slot", s.slot, "from", r.st.lsn.String(), "tables", len(tables), "snapshot_queue", len(r.st.Snapshot.Queue))
+	from, origin := startPosition(stored, slot, s.slotCreated.Load())
+	s.log.Info("postgres: streaming", "slot", s.slot, "from", from.String(), "origin", origin,
+		"tables", len(tables), "snapshot_queue", len(r.st.Snapshot.Queue))
 	now := time.Now()
 	r.lastCkpt = now
 	r.idleEvery = s.heartbeat
@@ -307,6 +309,51 @@ func (r *runner) start(ctx context.Context, stored *state) error {
 	r.nextStatus = now
 	r.tick = time.NewTicker(time.Second)
 	return nil
+}
+
+// slotOlderThanPublication explains pgoutput's "publication does not
+// exist" for a publication that exists now: pgoutput reads the publication
+// through the catalog as of each change it decodes, so a slot whose position
+// is older than the publication fails on the first change in between.
+func (s *Source) slotOlderThanPublication() string {
+	return fmt.Sprintf("the replication slot %s is older than the publication %s (pgoutput looks the publication up as of each change, and the slot's position is before the publication was created); "+
+		"create the publication before the slot: drop the slot and let cdcrelay create it, or create it again yourself after the publication "+
+		"(pg_replication_slot_advance('%s', pg_current_wal_lsn()) instead would skip the changes in between)", s.slot, s.publication, s.slot)
+}
+
+// publicationExists reports whether the publication exists now; false when
+// that cannot be told.
+func (r *runner) publicationExists(ctx context.Context) bool {
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var ok bool
+	err := r.sql.QueryRow(qctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1)", r.s.publication).Scan(&ok)
+	return err == nil && ok
+}
+
+// Where the stream starts, as startPosition names it.
+const (
+	originStored  = "stored offsets"
+	originSlot    = "existing slot's confirmed_flush_lsn"
+	originNewSlot = "new slot"
+)
+
+// startPosition is the LSN the stream starts from and where that comes
+// from. START_REPLICATION at X streams the transactions that commit after
+// max(X, the slot's confirmed_flush_lsn). With a stored position, X is that
+// position, which checkResumable has found at or after confirmed_flush_lsn.
+// Without one, X is 0/0, so the slot's confirmed_flush_lsn decides: that of
+// a slot that existed before (made by an earlier run, by hand or by another
+// tool), or the consistent point of the slot Setup has just created.
+func startPosition(stored *state, slot slotInfo, slotCreated bool) (pglogrepl.LSN, string) {
+	switch {
+	case stored != nil:
+		return max(stored.lsn, slot.confirmed), originStored
+	case slotCreated:
+		return slot.confirmed, originNewSlot
+	default:
+		return slot.confirmed, originSlot
+	}
 }
 
 func (r *runner) compareFor(table string) (snapshot.Compare, error) {
@@ -417,7 +464,11 @@ func (r *runner) loop(ctx context.Context) error {
 			}
 		case *pgproto3.ErrorResponse:
 			r.s.m.Reconnects.WithLabelValues("stream_error").Inc()
-			return classify(fmt.Errorf("postgres: replication stream: %w", pgconn.ErrorResponseToPgError(msg)))
+			pe := pgconn.ErrorResponseToPgError(msg)
+			if pe.Code == "42704" && strings.HasPrefix(pe.Message, "publication ") && r.publicationExists(ctx) {
+				return classify(fmt.Errorf("postgres: replication stream: %w; %s", pe, r.s.slotOlderThanPublication()))
+			}
+			return classify(fmt.Errorf("postgres: replication stream: %w", pe))
 		case *pgproto3.CopyDone:
 			r.s.m.Reconnects.WithLabelValues("stream_lost").Inc()
 			return errors.New("postgres: server ended the replication stream")

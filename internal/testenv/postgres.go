@@ -38,11 +38,13 @@ type Postgres struct {
 	Host      string // 127.0.0.1
 	Dir       string // holds data/, the unix socket and postgres.log
 	SuperUser string // postgres
+	Version   string // the server's version, such as "17.2.0", or "15 (Debian)"
 
 	dataDir string
 }
 
 type pgOptions struct {
+	major         int // 0: $CDCRELAY_TEST_PG or the Debian package's 15
 	conf          []string
 	cert, keyFile string
 }
@@ -80,8 +82,9 @@ func StartPostgres(t testing.TB, opts ...PGOption) *Postgres {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	initdb := Require(t, filepath.Join(PGBinDir, "initdb"))
-	Require(t, filepath.Join(PGBinDir, "postgres"))
+	bin, version := pgBinDir(t, o.major)
+	initdb := Require(t, filepath.Join(bin, "initdb"))
+	Require(t, filepath.Join(bin, "postgres"))
 
 	dir := serverDir(t, "pg", true)
 	p := &Postgres{
@@ -89,6 +92,7 @@ func StartPostgres(t testing.TB, opts ...PGOption) *Postgres {
 		Dir:       dir,
 		SuperUser: "postgres",
 		dataDir:   filepath.Join(dir, "data"),
+		Version:   version,
 	}
 	// SIGINT is what pg_ctl stop -m fast sends: open transactions are
 	// rolled back and clients disconnected.
@@ -96,7 +100,7 @@ func StartPostgres(t testing.TB, opts ...PGOption) *Postgres {
 	p.spec = func() procSpec {
 		return procSpec{
 			name:   "postgres",
-			argv:   []string{filepath.Join(PGBinDir, "postgres"), "-D", p.dataDir, "-p", strconv.Itoa(p.Port)},
+			argv:   []string{filepath.Join(bin, "postgres"), "-D", p.dataDir, "-p", strconv.Itoa(p.Port)},
 			dir:    p.Dir,
 			log:    p.logFile,
 			nobody: true,

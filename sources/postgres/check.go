@@ -12,6 +12,10 @@ import (
 	"github.com/cdcrelay/cdcrelay/sources"
 )
 
+// minVersionNum is the oldest server_version_num the source runs on: 14,
+// whose pgoutput has the messages option.
+const minVersionNum = 140000
+
 // Check is the read-only preflight: one finding per setting, privilege and
 // table. It returns an error only when it cannot ask the server at all.
 func (s *Source) Check(ctx context.Context) (sources.Report, error) {
@@ -25,19 +29,28 @@ func (s *Source) Check(ctx context.Context) (sources.Report, error) {
 		rep = append(rep, sources.Finding{Level: l, Subject: subject, Detail: fmt.Sprintf(format, args...)})
 	}
 
-	var walLevel, keep, user, db string
-	var maxSlots, maxSenders, usedSlots, senders int
-	var super, repl bool
+	var walLevel, keep, user, db, version string
+	var maxSlots, maxSenders, usedSlots, senders, versionNum int
+	var super, repl, standby bool
 	err = conn.QueryRow(ctx, `SELECT current_setting('wal_level'), current_setting('max_slot_wal_keep_size'),
+  current_setting('server_version'), current_setting('server_version_num')::int, pg_catalog.pg_is_in_recovery(),
   current_user, current_database(),
   current_setting('max_replication_slots')::int, current_setting('max_wal_senders')::int,
   (SELECT count(*) FROM pg_catalog.pg_replication_slots)::int,
   (SELECT count(*) FROM pg_catalog.pg_stat_replication)::int,
   r.rolsuper, r.rolreplication
-FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(&walLevel, &keep, &user, &db,
+FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(&walLevel, &keep, &version, &versionNum, &standby, &user, &db,
 		&maxSlots, &maxSenders, &usedSlots, &senders, &super, &repl)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: check: %w", err)
+	}
+	switch {
+	case versionNum < minVersionNum:
+		add(sources.Block, "server version", "PostgreSQL %s is older than 14: its pgoutput cannot send the logical decoding messages that the relay's snapshot watermarks and heartbeats are (pgoutput's messages option came with 14); upgrade to PostgreSQL 14 or later", version)
+	case standby:
+		add(sources.Block, "server version", "PostgreSQL %s is a standby (pg_is_in_recovery): the relay writes its watermarks and heartbeats with pg_logical_emit_message, which a standby cannot run, and creates its publication there; point source.dsn at the primary", version)
+	default:
+		add(sources.OK, "server version", "PostgreSQL %s, primary", version)
 	}
 	if walLevel == "logical" {
 		add(sources.OK, "wal_level", "logical")

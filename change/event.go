@@ -14,6 +14,9 @@ const (
 	OpUpdate Op = 'u'
 	OpDelete Op = 'd'
 	OpRead   Op = 'r' // a row read by a snapshot
+	// OpTruncate is a TRUNCATE of the table: an event without a key or
+	// rows, sent only when format.truncate is event.
+	OpTruncate Op = 't'
 )
 
 func (o Op) String() string { return string(rune(o)) }

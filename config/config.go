@@ -37,6 +37,31 @@ type Source struct {
 	// Keyless lists captured tables without a primary key that are
 	// accepted anyway; their events are keyed by the whole row. Default: none.
 	Keyless []string `yaml:"keyless"`
+	// KeyColumns chooses the columns of the Kafka key of a table, as
+	// Debezium's message.key.columns: each entry is "schema.table:col1,col2"
+	// (schema.* for every table of a schema). A table without an entry is
+	// keyed by its primary key, or, when keyless, by the whole row. In the
+	// environment, entries are separated by ";". Default: none.
+	KeyColumns []string `yaml:"key_columns" envsep:";"`
+	// ColumnInclude lists the only columns sent of their tables, as
+	// schema.table.column; the other columns of those tables are left out.
+	// ColumnExclude lists columns left out. A table may use one of the two.
+	// Both apply to snapshot and stream events and to flink-ddl; a column of
+	// the Kafka key cannot be left out. Default: none.
+	ColumnInclude []string `yaml:"column_include"`
+	ColumnExclude []string `yaml:"column_exclude"`
+	// ColumnHash lists columns (schema.table.column) whose values are
+	// replaced by the hex SHA-256 of the salt followed by the value's JSON
+	// text: stable, so joins and keys still work, but not reversible
+	// without the salt. Needs ColumnHashSalt. Default: none.
+	ColumnHash []string `yaml:"column_hash"`
+	// ColumnHashSalt is never read from the YAML file: it comes from
+	// CDCRELAY_SOURCE_COLUMN_HASH_SALT or from ColumnHashSaltFile.
+	ColumnHashSalt     Secret `yaml:"-"`
+	ColumnHashSaltFile string `yaml:"column_hash_salt_file"`
+	// ColumnTruncate cuts string values to at most N characters, entries
+	// schema.table.column:N. Other values pass unchanged. Default: none.
+	ColumnTruncate []string `yaml:"column_truncate"`
 	// Snapshot is initial (take each table's existing rows once, then
 	// stream) or never (stream only). Default: initial.
 	Snapshot string `yaml:"snapshot"`
@@ -47,9 +72,11 @@ type Source struct {
 	Slot string `yaml:"slot"`
 	// Publication is the PostgreSQL publication. Default: cdcrelay_<id>.
 	Publication string `yaml:"publication"`
-	// HeartbeatInterval is how often a heartbeat is written to the source
-	// so that an idle capture still advances its position. 0 disables.
-	// Default: 10s.
+	// HeartbeatInterval is, for PostgreSQL, how often a heartbeat is
+	// written to the source so that an idle capture still advances its
+	// position; 0 disables. For MySQL/MariaDB nothing is written: it is the
+	// longest a position moved only by uncaptured tables waits for its
+	// checkpoint while the binlog is busy; 0 means 10s. Default: 10s.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	// ServerID is the MySQL replica server id the relay announces; it must
 	// be unique among the server's replicas. Default: derived from id.
@@ -174,7 +201,20 @@ type Format struct {
 	// Headers adds cdcrelay.position and cdcrelay.txid headers to each
 	// record. Default: true.
 	Headers *bool `yaml:"headers"`
+	// Truncate is what a TRUNCATE of a captured table becomes: skip (a
+	// warning and cdcrelay_truncates_skipped_total), event (a null-valued
+	// record with the header cdcrelay.op=t, which Flink's debezium-json
+	// skips; debezium-json only) or fail (the relay stops before it).
+	// Default: skip.
+	Truncate string `yaml:"truncate"`
 }
+
+// Values of format.truncate.
+const (
+	TruncateSkip  = "skip"
+	TruncateEvent = "event"
+	TruncateFail  = "fail"
+)
 
 // Metrics is the Prometheus and health endpoint.
 type Metrics struct {

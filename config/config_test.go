@@ -93,6 +93,7 @@ func TestDefaults(t *testing.T) {
 		{"kafka.compression", cfg.Kafka.Compression, "snappy"},
 		{"format.value", cfg.Format.Value, "debezium-json"},
 		{"format.tombstones", *cfg.Format.Tombstones, true},
+		{"format.truncate", cfg.Format.Truncate, "skip"},
 		{"metrics.listen", cfg.Metrics.Listen, "127.0.0.1:9187"},
 	}
 	for _, c := range checks {
@@ -164,16 +165,20 @@ func TestPasswordFile(t *testing.T) {
 // A secret never shows in %v, %+v, %#v, slog output or errors.
 func TestSecretsNeverPrint(t *testing.T) {
 	const pw = "hunter2-very-secret"
-	cfg, err := load("testdata/minimal.good.yaml", envOf(map[string]string{"CDCRELAY_SOURCE_PASSWORD": pw}))
+	const salt = "salty-column-hash-secret"
+	cfg, err := load("testdata/minimal.good.yaml", envOf(map[string]string{"CDCRELAY_SOURCE_PASSWORD": pw, "CDCRELAY_SOURCE_COLUMN_HASH_SALT": salt}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
+	if cfg.Source.ColumnHashSalt.Reveal() != salt {
+		t.Fatal("the salt was not read from the environment")
+	}
 	slog.New(slog.NewJSONHandler(&logs, nil)).Info("cfg", "config", cfg, "pw", cfg.Source.Password)
 	slog.New(slog.NewTextHandler(&logs, nil)).Info("cfg", "config", cfg, "pw", cfg.Source.Password)
 	outs := []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), logs.String()}
 	for _, o := range outs {
-		if strings.Contains(o, pw) {
+		if strings.Contains(o, pw) || strings.Contains(o, salt) {
 			t.Fatalf("secret printed: %s", o)
 		}
 	}
@@ -202,6 +207,47 @@ func TestParseTable(t *testing.T) {
 	for _, bad := range []string{"orders", "a.b.c", `"x`, ".t", "s."} {
 		if _, err := ParseTable(bad); err == nil {
 			t.Errorf("ParseTable(%q) succeeded", bad)
+		}
+	}
+}
+
+// source.key_columns entries hold commas, so the environment separates
+// them with ";", and each table gets the columns of the first entry that
+// covers it.
+func TestKeyColumnsFromEnv(t *testing.T) {
+	cfg, err := load("testdata/minimal.good.yaml", envOf(map[string]string{
+		"CDCRELAY_SOURCE_KEY_COLUMNS": `public.orders:customer_id, id; "odd:schema".*:k`,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		ns, name string
+		want     string
+	}{
+		{"public", "orders", "customer_id,id"},
+		{"odd:schema", "x", "k"},
+		{"public", "lines", ""},
+	} {
+		if got := strings.Join(cfg.Source.KeyColumnsFor(c.ns, c.name), ","); got != c.want {
+			t.Errorf("KeyColumnsFor(%s, %s) = %q, want %q", c.ns, c.name, got, c.want)
+		}
+	}
+}
+
+func TestVerifyRefusal(t *testing.T) {
+	s := Source{
+		KeyColumns:     []string{"public.orders:customer_id,id"},
+		ColumnTruncate: []string{"public.notes.body:10"},
+	}
+	for _, c := range []struct{ ns, name, want string }{
+		{"public", "orders", "source.key_columns"},
+		{"public", "notes", "source.column_*"},
+		{"public", "items", ""},
+	} {
+		got := s.VerifyRefusal(c.ns, c.name)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("VerifyRefusal(%s.%s) = %q, want one naming %q", c.ns, c.name, got, c.want)
 		}
 	}
 }

@@ -245,6 +245,17 @@ func applyEnv(v reflect.Value, path string, lookup func(string) (string, bool)) 
 		if !ok {
 			continue
 		}
+		if sep := t.Field(i).Tag.Get("envsep"); sep != "" && f.Kind() == reflect.Slice {
+			// The entries themselves hold commas.
+			var parts []string
+			for _, p := range strings.Split(s, sep) {
+				if p = strings.TrimSpace(p); p != "" {
+					parts = append(parts, p)
+				}
+			}
+			f.Set(reflect.ValueOf(parts))
+			continue
+		}
 		if err := setScalar(f, s); err != nil {
 			errs = append(errs, fmt.Errorf("%s (from %s): %v", sub, EnvName(sub), err))
 		}
@@ -274,6 +285,7 @@ func loadSecrets(cfg *Config, lookup func(string) (string, bool)) Errors {
 		return Secret(strings.TrimRight(string(data), "\r\n"))
 	}
 	cfg.Source.Password = read("source.password_file", "CDCRELAY_SOURCE_PASSWORD", cfg.Source.PasswordFile)
+	cfg.Source.ColumnHashSalt = read("source.column_hash_salt_file", "CDCRELAY_SOURCE_COLUMN_HASH_SALT", cfg.Source.ColumnHashSaltFile)
 	cfg.Kafka.SASL.Password = read("kafka.sasl.password_file", "CDCRELAY_KAFKA_SASL_PASSWORD", cfg.Kafka.SASL.PasswordFile)
 	return errs
 }

@@ -85,6 +85,9 @@ func (c *Config) SetDefaults() {
 		t := true
 		f.Headers = &t
 	}
+	if f.Truncate == "" {
+		f.Truncate = TruncateSkip
+	}
 	if c.Metrics.Listen == "" {
 		c.Metrics.Listen = "127.0.0.1:9187"
 	}
@@ -131,6 +134,12 @@ func (c *Config) Validate() Errors {
 			bad(fmt.Sprintf("source.keyless[%d]", i), "%q must name one table as schema.table", t)
 		}
 	}
+	for i, e := range s.KeyColumns {
+		if _, err := ParseKeyColumns(e); err != nil {
+			bad(fmt.Sprintf("source.key_columns[%d]", i), "%v", err)
+		}
+	}
+	validateColumns(s, bad)
 	switch s.Snapshot {
 	case "initial", "never":
 	default:
@@ -212,6 +221,15 @@ func (c *Config) Validate() Errors {
 	default:
 		bad("format.value", "%q is not supported; one of debezium-json, upsert", c.Format.Value)
 	}
+	switch c.Format.Truncate {
+	case TruncateSkip, TruncateFail:
+	case TruncateEvent:
+		if c.Format.Value == "upsert" {
+			bad("format.truncate", "event needs format.value debezium-json: upsert-kafka has no record that empties a table (a null value deletes one key); use skip or fail")
+		}
+	default:
+		bad("format.truncate", "%q is not allowed; one of skip, event, fail", c.Format.Truncate)
+	}
 	if c.Metrics.Listen != "off" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 			bad("metrics.listen", "%q is not host:port (or off)", c.Metrics.Listen)
@@ -287,3 +305,47 @@ func validateTLS(key string, t *TLS, bad func(key, format string, args ...any)) 
 var topicPattern = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 
 func validTopic(s string) bool { return topicPattern.MatchString(s) && s != "." && s != ".." }
+
+// validateColumns checks source.column_*: each entry names one column, a
+// table uses an include list or an exclude list, not both, a column is
+// hashed or truncated, not both, and hashing has a salt.
+func validateColumns(s *Source, bad func(key, format string, args ...any)) {
+	parsed := func(key string, list []string) map[string]ColumnRef {
+		out := map[string]ColumnRef{}
+		for i, e := range list {
+			ref, err := ParseColumn(e)
+			if err != nil {
+				bad(fmt.Sprintf("%s[%d]", key, i), "%v", err)
+				continue
+			}
+			out[ref.String()] = ref
+		}
+		return out
+	}
+	inc := parsed("source.column_include", s.ColumnInclude)
+	exc := parsed("source.column_exclude", s.ColumnExclude)
+	hash := parsed("source.column_hash", s.ColumnHash)
+	incTables := map[string]bool{}
+	for _, r := range inc {
+		incTables[r.Table.String()] = true
+	}
+	for i, e := range s.ColumnExclude {
+		if r, err := ParseColumn(e); err == nil && incTables[r.Table.String()] {
+			bad(fmt.Sprintf("source.column_exclude[%d]", i), "table %s also has source.column_include; list the columns to keep or the ones to drop, not both", r.Table)
+		}
+	}
+	for i, e := range s.ColumnTruncate {
+		ref, _, err := ParseTruncate(e)
+		if err != nil {
+			bad(fmt.Sprintf("source.column_truncate[%d]", i), "%v", err)
+			continue
+		}
+		if _, ok := hash[ref.String()]; ok {
+			bad(fmt.Sprintf("source.column_truncate[%d]", i), "%s is also in source.column_hash; a column is hashed or truncated, not both", ref)
+		}
+	}
+	_ = exc
+	if len(hash) > 0 && s.ColumnHashSalt == "" {
+		bad("source.column_hash_salt_file", "source.column_hash needs a salt; set CDCRELAY_SOURCE_COLUMN_HASH_SALT or source.column_hash_salt_file")
+	}
+}

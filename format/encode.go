@@ -20,6 +20,15 @@ const (
 // the event's transaction, for tracing.
 const HeaderPosition = "cdcrelay.position"
 
+// HeaderOp is the record header that marks a TRUNCATE record: its value is
+// "t". Only truncate records carry it.
+const HeaderOp = "cdcrelay.op"
+
+// TruncateKey is the key of a TRUNCATE record: the empty JSON object, which
+// is no row's key (a key has at least one column). Compacted topics refuse
+// records without a key, so the record needs one.
+var TruncateKey = []byte("{}")
+
 // Options choose the encoding.
 type Options struct {
 	// Value is DebeziumJSON or Upsert.
@@ -117,6 +126,9 @@ func (e *Encoder) Append(recs []*kgo.Record, ev *change.Event) []*kgo.Record {
 // envelope around the row.
 func (e *Encoder) AppendAt(recs []*kgo.Record, ev *change.Event, now time.Time) []*kgo.Record {
 	topic := e.Topic(ev.Table)
+	if ev.Op == change.OpTruncate {
+		return append(recs, e.truncate(topic, ev, now))
+	}
 	var value []byte
 	if e.opt.Value == Upsert {
 		if ev.Op != change.OpDelete {
@@ -142,6 +154,30 @@ func (e *Encoder) AppendAt(recs []*kgo.Record, ev *change.Event, now time.Time) 
 	}
 	return recs
 }
+
+// truncate builds the record of a TRUNCATE: key TruncateKey, a null value
+// and the header cdcrelay.op=t (and the position header when headers are
+// on). Flink's debezium-json skips a null value as it skips a tombstone,
+// whereas it fails on Debezium's op "t" ("Unknown \"op\" value") unless
+// debezium-json.ignore-parse-errors is set, which hides every other error
+// too. Compaction drops the record in time like any tombstone; it removes
+// no row key.
+func (e *Encoder) truncate(topic string, ev *change.Event, now time.Time) *kgo.Record {
+	r := e.recs.New()
+	r.Topic, r.Key, r.Value, r.Timestamp = topic, TruncateKey, nil, now
+	n := 1
+	if e.opt.Headers && ev.Position != nil {
+		n = 2
+	}
+	r.Headers = e.hdrs.Slice(n)
+	r.Headers[0] = kgo.RecordHeader{Key: HeaderOp, Value: opTruncate}
+	if n == 2 {
+		r.Headers[1] = kgo.RecordHeader{Key: HeaderPosition, Value: e.values.Append(ev.Position)}
+	}
+	return r
+}
+
+var opTruncate = []byte("t")
 
 func rowSize(r *change.Row) int {
 	if r == nil {

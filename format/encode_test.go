@@ -50,6 +50,12 @@ func mysqlEvent(op change.Op, before, after *change.Row) *change.Event {
 	}
 }
 
+// truncateEvent is ev as a source sends a TRUNCATE: no key, no rows.
+func truncateEvent(ev *change.Event) *change.Event {
+	ev.Key = nil
+	return ev
+}
+
 func TestEncodeGolden(t *testing.T) {
 	full := row("id", "1", "note", `"a \"quoted\" note"`, "amount", "12.50", "big", "<absent>", "gone", "null")
 	cases := []struct {
@@ -68,6 +74,8 @@ func TestEncodeGolden(t *testing.T) {
 		{"mysql_insert", Options{Value: DebeziumJSON}, mysqlEvent(change.OpCreate, nil, full)},
 		{"upsert_insert", Options{Value: Upsert, Tombstones: true}, pgEvent(change.OpCreate, nil, full)},
 		{"upsert_delete", Options{Value: Upsert, Tombstones: true}, pgEvent(change.OpDelete, full, nil)},
+		{"pg_truncate", Options{Value: DebeziumJSON, Tombstones: true, Headers: true}, truncateEvent(pgEvent(change.OpTruncate, nil, nil))},
+		{"mysql_truncate_no_headers", Options{Value: DebeziumJSON, Tombstones: true}, truncateEvent(mysqlEvent(change.OpTruncate, nil, nil))},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

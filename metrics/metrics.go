@@ -37,6 +37,9 @@ type Metrics struct {
 	CommittedTimestamp prometheus.Gauge
 	// Up is 1 while the relay streams.
 	Up prometheus.Gauge
+	// TruncatesSkipped counts TRUNCATEs of captured tables that sent
+	// nothing to Kafka (format.truncate: skip), by table.
+	TruncatesSkipped *prometheus.CounterVec
 }
 
 // New creates the metrics and registers them on reg.
@@ -89,11 +92,14 @@ func New(reg prometheus.Registerer) *Metrics {
 		Up: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "cdcrelay_up", Help: "1 while the relay is streaming.",
 		}),
+		TruncatesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdcrelay_truncates_skipped_total", Help: "TRUNCATEs of captured tables that sent nothing to Kafka (format.truncate: skip), by table.",
+		}, []string{"table"}),
 	}
 	reg.MustRegister(m.Events, m.Transactions, m.TransactionSeconds, m.BatchEvents,
 		m.SourceLagBytes, m.SourceLagSeconds, m.SnapshotRowsDone, m.SnapshotRowsEstimated,
 		m.SnapshotChunksDone, m.SnapshotRowsPerSecond, m.Reconnects, m.Restarts,
-		m.CommittedLSN, m.CommittedTimestamp, m.Up)
+		m.CommittedLSN, m.CommittedTimestamp, m.Up, m.TruncatesSkipped)
 	return m
 }
 

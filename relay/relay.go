@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/columns"
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/format"
 	"github.com/cdcrelay/cdcrelay/metrics"
@@ -57,6 +58,9 @@ type Config struct {
 	MaxRecordBytes int32
 	// Format encodes events into records.
 	Format format.Options
+	// Columns leaves out and masks columns (source.column_*) before an
+	// event is encoded; nil changes nothing.
+	Columns *columns.Rules
 	// Version is the relay version written into each offsets record.
 	Version string
 	// Hooks are fault-injection points, nil outside tests.
@@ -563,6 +567,12 @@ func (s *stream) handle(ctx context.Context, msg change.Message, linger *time.Ti
 
 // event encodes ev and produces its records into the open transaction.
 func (s *stream) event(ctx context.Context, ev *change.Event) error {
+	if s.r.cfg.Columns != nil {
+		var err error
+		if ev, err = s.r.cfg.Columns.Apply(ev); err != nil {
+			return Fatal(err)
+		}
+	}
 	if topic := s.enc.Topic(ev.Table); topic != s.lastTopic {
 		if !s.known[topic] {
 			if err := s.ensureTopic(ctx, topic); err != nil {

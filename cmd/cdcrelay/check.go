@@ -38,7 +38,7 @@ func init() {
 					return err
 				}
 				defer src.Close()
-				rep, err := src.Check(ctx)
+				rep, err := checkSource(ctx, cfg, src)
 				if err != nil {
 					return err
 				}

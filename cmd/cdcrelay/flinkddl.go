@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 
+	"github.com/cdcrelay/cdcrelay/columns"
 	"github.com/cdcrelay/cdcrelay/flinkddl"
 )
 
@@ -37,6 +38,13 @@ func init() {
 				tables, err := d.Describe(ctx)
 				if err != nil {
 					return err
+				}
+				// The columns as they land in Kafka (source.column_*).
+				rules := columns.New(&cfg.Source)
+				for i := range tables {
+					if tables[i], err = rules.Schema(tables[i]); err != nil {
+						return err
+					}
 				}
 				prefix := cfg.Kafka.TopicPrefix
 				if prefix == "" {

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cdcrelay/cdcrelay/columns"
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/format"
 	"github.com/cdcrelay/cdcrelay/internal/devbroker"
@@ -22,6 +23,7 @@ import (
 	"github.com/cdcrelay/cdcrelay/metrics"
 	"github.com/cdcrelay/cdcrelay/offsets"
 	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 func init() {
@@ -91,7 +93,7 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 		return err
 	}
-	if err := preflight(ctx, src, log); err != nil {
+	if err := preflight(ctx, cfg, src, log); err != nil {
 		return stoppedEarly(err)
 	}
 	kopts, err := kafkaclient.Opts(&cfg.Kafka, log)
@@ -134,6 +136,7 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			Version:     version,
 		},
 		Version: version,
+		Columns: columns.New(&cfg.Source),
 	}
 	if testHooks != nil {
 		rcfg.Hooks = testHooks(log)
@@ -212,10 +215,28 @@ func checkOffsetsTopic(ctx context.Context, kopts []kgo.Opt, topic string) error
 }
 
 // preflight runs the source's checks and refuses to start on a blocking one.
-func preflight(ctx context.Context, src dbSource, log *slog.Logger) error {
+// checkSource is the source's preflight followed by the checks of the
+// column rules against the captured tables.
+func checkSource(ctx context.Context, cfg *config.Config, src dbSource) (sources.Report, error) {
+	rep, err := src.Check(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rules := columns.New(&cfg.Source)
+	if rules == nil {
+		return rep, nil
+	}
+	tables, err := src.Describe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append(rep, rules.Check(tables)...), nil
+}
+
+func preflight(ctx context.Context, cfg *config.Config, src dbSource, log *slog.Logger) error {
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	rep, err := src.Check(cctx)
+	rep, err := checkSource(cctx, cfg, src)
 	if err != nil {
 		return err
 	}

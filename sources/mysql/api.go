@@ -113,11 +113,20 @@ func (s *Source) Describe(ctx context.Context) ([]change.TableSchema, error) {
 	}
 	out := make([]change.TableSchema, 0, len(tables))
 	for _, t := range tables {
-		cols, key, err := tableColumns(c, t.db, t.name)
+		// The Kafka key: source.key_columns, else the primary key, else
+		// the implicit one (see snapshotKey).
+		cols, key, index, implicit, err := s.snapshotKey(c, t.db, t.name)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, schemaOf(t.db, t.name, cols, key))
+		if index != "" {
+			key = implicit // nil: keyed by the whole row
+		}
+		ts := schemaOf(t.db, t.name, cols, key)
+		if chosen := s.cfg.Source.KeyColumnsFor(t.db, t.name); chosen != nil {
+			ts.Key = append([]string(nil), chosen...)
+		}
+		out = append(out, ts)
 	}
 	return out, nil
 }

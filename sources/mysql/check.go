@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -198,9 +199,38 @@ func (s *Source) checkTables(ctx context.Context, c *client.Conn, add addFunc) {
 			add(sources.Block, "table "+name, "cannot SELECT (%v); GRANT SELECT ON `%s`.* TO '%s'@'<host>'", err, t.db, s.user)
 			continue
 		}
+		keyed := "the whole row"
+		if chosen := s.cfg.Source.KeyColumnsFor(t.db, t.name); chosen != nil {
+			keyed = strings.Join(chosen, ", ") + " (source.key_columns)"
+			cols, _, err := tableColumns(c, t.db, t.name)
+			if err != nil {
+				add(sources.Block, "table "+name, "%v", err)
+				continue
+			}
+			var missing []string
+			for _, k := range chosen {
+				if !slices.ContainsFunc(cols, func(col column) bool { return col.name == k }) {
+					missing = append(missing, k)
+				}
+			}
+			if len(missing) > 0 {
+				add(sources.Block, "table "+name, "source.key_columns names columns the table does not have: %s", strings.Join(missing, ", "))
+				continue
+			}
+		}
 		switch {
+		case !t.hasPK && s.isKeyless(t.db, t.name) && s.cfg.Source.Snapshot == "never":
+			add(sources.OK, "table "+name, "no primary key; keyed by %s (listed in source.keyless); not snapshotted (source.snapshot: never)", keyed)
 		case !t.hasPK && s.isKeyless(t.db, t.name):
-			add(sources.Warn, "table "+name, "no primary key; keyed by the whole row (listed in source.keyless), streamed but not snapshotted")
+			cols, key, index, _, err := s.snapshotKey(c, t.db, t.name)
+			switch {
+			case err != nil:
+				add(sources.Block, "table "+name, "%v", err)
+			case len(key) == 0:
+				add(sources.Block, "table "+name, "%v", snapshotRefusal(name))
+			default:
+				add(sources.OK, "table "+name, "no primary key; keyed by %s (listed in source.keyless); snapshotted by unique index %s (%s)", keyed, index, joinCols(cols, key))
+			}
 		case !t.hasPK:
 			add(sources.Block, "table "+name, "no primary key; add one, or list the table in source.keyless to key its events by the whole row")
 		default:

@@ -36,6 +36,10 @@ type tableCodec struct {
 	key      []int
 	keyNames []string
 	keyless  bool
+	// chosen: key and keyNames come from source.key_columns; chunk is the
+	// snapshot key (see keys.go).
+	chosen bool
+	chunk  []int
 }
 
 const binaryCollation = 63

@@ -2,8 +2,15 @@ package mysql
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"unicode"
+
+	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/config"
+	"github.com/cdcrelay/cdcrelay/relay"
 )
 
 // ddl handles a statement logged as text. Row events already carry the
@@ -15,10 +22,9 @@ import (
 //     table renamed out of the include list stops being captured; one
 //     renamed into it is queued for a snapshot, so its new topic gets the
 //     rows it brings.
-//   - TRUNCATE: logged as a warning; no events (Debezium's op "t" is not
-//     read by Flink), so consumers keep the rows until they are deleted.
+//   - TRUNCATE: as format.truncate says (see truncated).
 //   - DROP TABLE: logged; the table leaves the snapshot queue.
-func (r *reader) ddl(ctx context.Context, defaultDB, q string) error {
+func (r *reader) ddl(ctx context.Context, h *replication.EventHeader, defaultDB, q string) error {
 	toks := sqlTokens(q, 16)
 	if len(toks) == 0 {
 		return nil
@@ -38,7 +44,7 @@ func (r *reader) ddl(ctx context.Context, defaultDB, q string) error {
 		}
 		db, t, _ := tableName(toks, i, defaultDB)
 		if r.s.captured(db, t) {
-			log.Warn("mysql: TRUNCATE of a captured table; no events are sent for the removed rows", "table", db+"."+t)
+			return r.truncated(ctx, h, change.TableID{Namespace: db, Name: t})
 		}
 	case "DROP":
 		if kw(1) != "TABLE" && !(kw(1) == "TEMPORARY" && kw(2) == "TABLE") {
@@ -118,6 +124,38 @@ func (r *reader) ddl(ctx context.Context, defaultDB, q string) error {
 			log.Info("mysql: schema change on a captured table; later events carry the new columns", "table", db+"."+t, "statement", truncate(q, 200))
 		}
 	}
+	return nil
+}
+
+// truncated handles a TRUNCATE of a captured table as format.truncate says:
+// skip it (a warning and a count; consumers keep the rows until they are
+// deleted), send a truncate event, or stop before it. A chunk of the table
+// whose window is open drops its rows in every case: they no longer exist.
+func (r *reader) truncated(ctx context.Context, h *replication.EventHeader, id change.TableID) error {
+	if r.snap != nil {
+		r.snap.Truncated(id.String())
+	}
+	switch r.s.cfg.Format.Truncate {
+	case config.TruncateFail:
+		return relay.Fatal(fmt.Errorf("mysql: TRUNCATE of %s after %s, and format.truncate is fail; the position stays before it. Set format.truncate to skip or event to pass it, or re-sync the table afterwards", id, r.st.label()))
+	case config.TruncateEvent:
+		r.events++
+		r.txnRows++
+		if r.skip > 0 {
+			r.skip-- // sent before the stream was lost
+			return nil
+		}
+		src := change.Source{Connector: "mysql", Name: r.s.cfg.ID, DB: id.Namespace, Table: id.Name,
+			TsMs: int64(h.Timestamp) * 1000, File: r.st.File, GTID: r.gtid, ServerID: h.ServerID, Thread: r.thread}
+		if h.LogPos >= h.EventSize {
+			src.Pos = uint64(h.LogPos - h.EventSize)
+		}
+		ev := r.alloc.Events.New()
+		*ev = change.Event{Table: id, Op: change.OpTruncate, Source: src, Position: []byte(r.gtid)}
+		return r.send(ctx, change.Message{Event: ev})
+	}
+	r.s.m.TruncatesSkipped.WithLabelValues(id.String()).Inc()
+	r.s.log.Warn("mysql: TRUNCATE not sent to Kafka (format.truncate: skip); consumers keep the table's rows", "table", id.String(), "position", r.st.label())
 	return nil
 }
 

@@ -79,13 +79,20 @@ func TestDDLMidStream(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	evs, _ := k.snapshot()
 	var lines []string
+	r3 := false
 	for _, e := range evs {
 		op := string(e.Op)
 		if e.Table.Name == "orders" && string(e.Key) == `{"id":3}` && (op == "r" || op == "c") {
 			// Written right after the rename: the snapshot reads it or the
 			// stream sends it, depending on whether it commits before the
-			// first chunk; never both.
-			op = "r|c"
+			// first chunk; never both. Sent by the stream inside the chunk's
+			// window, it comes before the chunk's rows, which wait for the
+			// high watermark; so its place is not fixed either.
+			if r3 {
+				t.Errorf("key 3 of shop.orders sent twice")
+			}
+			r3 = true
+			continue
 		}
 		lines = append(lines, op+" "+e.Table.String()+" "+string(e.Key))
 		if e.Table.Name == "items_old" {
@@ -101,11 +108,10 @@ func TestDDLMidStream(t *testing.T) {
 		`c shop.items {"id":4}`,
 		`r shop.orders {"id":1}`, // the renamed table is snapshotted under its new name
 		`r shop.orders {"id":2}`,
-		`r|c shop.orders {"id":3}`,
 		`c shop.orders {"id":4}`,
 		`c shop.orders {"id":9}`,
 	}, "\n")
-	if got != want {
-		t.Errorf("events:\n%s\nwant:\n%s", got, want)
+	if got != want || !r3 {
+		t.Errorf("events (key 3 of shop.orders seen: %v):\n%s\nwant:\n%s", r3, got, want)
 	}
 }

@@ -58,7 +58,9 @@ func (rr *rowReader) Tables(ctx context.Context) ([]change.TableSchema, error) {
 			return nil, err
 		}
 		ts := schemaOf(t.db, t.name, cols, key)
-		if why := refusal(cols, key); why != "" {
+		if why := rr.s.cfg.Source.VerifyRefusal(t.db, t.name); why != "" {
+			rr.refused[ts.ID] = why
+		} else if why := refusal(cols, key); why != "" {
 			rr.refused[ts.ID] = why
 		} else if _, err := rr.d.compare(t.db + "." + t.name); err != nil {
 			rr.refused[ts.ID] = err.Error()

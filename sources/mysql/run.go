@@ -494,10 +494,24 @@ func (r *reader) idleWork(ctx context.Context, heartbeat bool) error {
 		r.lastLag = time.Now()
 		r.s.updateLag(r.q)
 	}
-	if r.dirty && (r.snap == nil || !r.snap.InWindow()) && (heartbeat || time.Since(r.lastSent) > time.Second) {
+	if r.dirty && (r.snap == nil || !r.snap.InWindow()) && (heartbeat || time.Since(r.lastSent) >= r.s.idleEvery()) {
 		return r.checkpoint(ctx, r.commit)
 	}
 	return nil
+}
+
+// idleEvery is the longest a position moved only by transactions of tables
+// that are not captured (or by a binlog rotation) waits for its checkpoint
+// while the binlog stays busy: source.heartbeat_interval, or 10s when
+// heartbeats are off. Once the binlog is idle the server's heartbeat
+// (heartbeatPeriod) sends it at once. So the stored position follows the
+// server's gtid_binlog_pos even when the captured tables never change, and
+// a restart after a long quiet stretch does not ask for a purged binlog.
+func (s *Source) idleEvery() time.Duration {
+	if d := s.cfg.Source.HeartbeatInterval; d > 0 {
+		return d
+	}
+	return 10 * time.Second
 }
 
 func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error {
@@ -505,8 +519,12 @@ func (r *reader) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 	switch e := ev.Event.(type) {
 	case *replication.RotateEvent:
 		r.st.File = string(e.NextLogName)
-		if e.Position > 4 || h.Timestamp == 0 {
-			r.st.Pos = uint32(e.Position)
+		r.st.Pos = uint32(e.Position)
+		if h.Timestamp != 0 && h.LogPos != 0 && !r.inTxn {
+			// A real rotation, not the one a dump starts with: the new
+			// file's start is a resumable position, and storing it keeps a
+			// file+pos position off a binlog that expires.
+			r.dirty = true
 		}
 	case *replication.MariadbGTIDEvent:
 		r.begin(h)

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,11 +64,11 @@ func (r *reader) initSnapshot(ctx context.Context, q *client.Conn, fresh bool) e
 		return r.s.classify(err)
 	}
 	for _, t := range tables {
-		if !t.hasPK {
-			r.s.log.Warn("mysql: keyless table is streamed but not snapshotted", "table", t.db+"."+t.name)
-			continue
-		}
 		if err := sn.Enqueue(t.db + "." + t.name); err != nil {
+			var refused *snapshotRefused
+			if errors.As(err, &refused) {
+				return relay.Fatal(refused.err)
+			}
 			return relay.Fatal(fmt.Errorf("mysql: %w", err))
 		}
 	}
@@ -80,6 +82,10 @@ func (r *reader) enqueue(table string) error {
 		return nil
 	}
 	if err := r.snap.Enqueue(table); err != nil {
+		var refused *snapshotRefused
+		if errors.As(err, &refused) {
+			err = refused.err
+		}
 		r.s.log.Error("mysql: cannot snapshot table", "table", table, "err", err)
 	}
 	return nil
@@ -231,8 +237,17 @@ type dialect struct {
 	s     *Source
 	c     *client.Conn
 	kinds map[string][]keyKind
-	alloc *change.Alloc // where ReadChunk builds the rows; nil: a new one
+	// chunkNames holds the snapshot key columns of each table compared,
+	// for the stream's window rules (reader.chunkKey).
+	chunkNames map[string][]string
+	alloc      *change.Alloc // where ReadChunk builds the rows; nil: a new one
 }
+
+// snapshotRefused is a table that cannot be snapshotted; err is the line
+// to show.
+type snapshotRefused struct{ err error }
+
+func (r *snapshotRefused) Error() string { return r.err.Error() }
 
 // Memory returns the memory ReadChunk builds the rows in, for the reader to
 // reuse once they are committed (see snapshot.ChunkMemory).
@@ -283,12 +298,15 @@ func (r *reader) prefetch(ctx context.Context) {
 
 func (d *dialect) compare(table string) (snapshot.Compare, error) {
 	db, name := splitTable(table)
-	cols, key, err := tableColumns(d.c, db, name)
+	cols, key, index, _, err := d.s.snapshotKey(d.c, db, name)
 	if err != nil {
 		return nil, err
 	}
 	if len(key) == 0 {
-		return nil, fmt.Errorf("no primary key")
+		return nil, &snapshotRefused{snapshotRefusal(table)}
+	}
+	if index != "" {
+		d.s.log.Info("mysql: table without a primary key is snapshotted by a unique index", "table", table, "index", index, "columns", joinCols(cols, key))
 	}
 	kinds := make([]keyKind, len(key))
 	for i, k := range key {
@@ -300,8 +318,14 @@ func (d *dialect) compare(table string) (snapshot.Compare, error) {
 	}
 	if d.kinds == nil {
 		d.kinds = map[string][]keyKind{}
+		d.chunkNames = map[string][]string{}
 	}
 	d.kinds[table] = kinds
+	names := make([]string, len(key))
+	for i, k := range key {
+		names[i] = cols[k].name
+	}
+	d.chunkNames[table] = names
 	return func(a, b snapshot.Key) int {
 		for i := range kinds {
 			if i >= len(a) || i >= len(b) {
@@ -412,7 +436,7 @@ func (d *dialect) ReadChunk(ctx context.Context, table string, after snapshot.Ke
 // encoded as ReadChunk describes.
 func (d *dialect) readRows(table, cmp string, after snapshot.Key, limit int) ([]snapshot.Row, error) {
 	db, name := splitTable(table)
-	cols, key, err := tableColumns(d.c, db, name)
+	cols, key, index, implicit, err := d.s.snapshotKey(d.c, db, name)
 	if err != nil {
 		return nil, err
 	}
@@ -450,9 +474,32 @@ func (d *dialect) readRows(table, cmp string, after snapshot.Key, limit int) ([]
 	for i, c := range cols {
 		names[i] = c.name
 	}
-	keyNames := make([]string, len(key))
-	for i, k := range key {
-		keyNames[i] = cols[k].name
+	// The Kafka key, as the stream keys the table: source.key_columns, the
+	// primary key, or the implicit one of a table without (see
+	// snapshotKey).
+	keyNames := d.s.cfg.Source.KeyColumnsFor(db, name)
+	kafka := make([]int, len(keyNames))
+	for i, n := range keyNames {
+		if kafka[i] = slices.IndexFunc(cols, func(c column) bool { return c.name == n }); kafka[i] < 0 {
+			return nil, fatalf("mysql: source.key_columns: table %s has no column %q", table, n)
+		}
+	}
+	if keyNames == nil {
+		switch {
+		case index == "": // the primary key
+			kafka = key
+		case implicit != nil:
+			kafka = implicit
+		default: // the whole row
+			kafka = make([]int, len(cols))
+			for i := range cols {
+				kafka[i] = i
+			}
+		}
+		keyNames = make([]string, len(kafka))
+		for i, k := range kafka {
+			keyNames[i] = cols[k].name
+		}
 	}
 	// The binlog position and server id are set when the rows are sent.
 	src := change.Source{Connector: "mysql", Name: d.s.cfg.ID, DB: db, Table: name, TsMs: time.Now().UnixMilli()}
@@ -496,7 +543,7 @@ func (d *dialect) readRows(table, cmp string, after snapshot.Key, limit int) ([]
 			sk[i] = a.Text(values[k])
 		}
 		ev := a.Events.New()
-		ev.Table, ev.Op, ev.Key, ev.After, ev.Source = id, change.OpRead, a.Key(keyNames, key, values), row, src
+		ev.Table, ev.Op, ev.Key, ev.After, ev.Source = id, change.OpRead, a.Key(keyNames, kafka, values), row, src
 		out = append(out, snapshot.Row{Key: sk, Event: ev})
 		return nil
 	}, nil)

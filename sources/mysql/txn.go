@@ -10,7 +10,6 @@ import (
 
 	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/relay"
-	"github.com/cdcrelay/cdcrelay/sources/snapshot"
 )
 
 func uuidString(b []byte) string {
@@ -39,7 +38,7 @@ func (r *reader) query(ctx context.Context, h *replication.EventHeader, e *repli
 		// transaction: not a boundary.
 		return nil
 	}
-	if err := r.ddl(ctx, string(e.Schema), q); err != nil {
+	if err := r.ddl(ctx, h, string(e.Schema), q); err != nil {
 		return err
 	}
 	return r.commitTxn(ctx, h)
@@ -115,6 +114,9 @@ func (r *reader) tableMap(raw []byte, tm *replication.TableMapEvent) error {
 		}
 		if err != nil {
 			return fatalf("%v", err)
+		}
+		if err := r.s.chooseKafkaKey(c); err != nil {
+			return err
 		}
 		if len(r.byBody) > 4096 {
 			clear(r.byBody)
@@ -201,7 +203,7 @@ func (r *reader) rows(ctx context.Context, h *replication.EventHeader, e *replic
 // update sends an update, or a delete and a create when the primary key
 // changed, so that each key's topic history stays correct under compaction.
 func (r *reader) update(ctx context.Context, c *tableCodec, before, after *change.Row, src change.Source, pos []byte) error {
-	if !c.keyless && !c.sameKey(before, after) {
+	if (!c.keyless || c.chosen) && !c.sameKey(before, after) {
 		if err := r.emit(ctx, c, change.OpDelete, before, nil, src, pos); err != nil {
 			return err
 		}
@@ -215,10 +217,8 @@ func (r *reader) emit(ctx context.Context, c *tableCodec, op change.Op, before, 
 	if row == nil {
 		row = before
 	}
-	if r.snap != nil && r.snap.Active() && !c.keyless {
-		if !r.snap.Admit(c.id.String(), snapKey(c, row)) {
-			return nil
-		}
+	if ok, err := r.admit(c, row); !ok {
+		return err
 	}
 	r.events++
 	r.txnRows++
@@ -229,15 +229,6 @@ func (r *reader) emit(ctx context.Context, c *tableCodec, op change.Op, before, 
 	ev := r.alloc.Events.New()
 	*ev = change.Event{Table: c.id, Op: op, Key: c.keyOf(&r.alloc, row), Before: before, After: after, Source: src, Position: pos}
 	return r.send(ctx, change.Message{Event: ev})
-}
-
-// snapKey is the snapshot key of a row: the JSON value of each key column.
-func snapKey(c *tableCodec, row *change.Row) snapshot.Key {
-	k := make(snapshot.Key, len(c.key))
-	for i, idx := range c.key {
-		k[i] = string(row.Values[idx])
-	}
-	return k
 }
 
 // fatalf builds a fatal error: the stream holds data that this build

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/jackc/pgx/v5"
@@ -24,6 +25,14 @@ type tableMeta struct {
 	keys      [][]byte // names as JSON object keys (change.ObjectKeys)
 	key       []string // primary-key columns in key order; nil when keyless
 	keyless   bool     // listed in source.keyless
+	// chunk is the snapshot's key: the primary key, or for a table without
+	// one the columns of a unique index on NOT NULL columns (chunkIndex);
+	// nil when the table cannot be snapshotted.
+	chunk      []string
+	chunkIndex string
+	// kafka is the Kafka key chosen by source.key_columns; nil: the
+	// primary key, or the whole row for a keyless table.
+	kafka []string
 }
 
 type colMeta struct {
@@ -64,6 +73,7 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
 		}
 		t.ident = pgx.Identifier{t.schema, t.name}.Sanitize()
 		t.keyless = s.isKeyless(t.schema, t.name)
+		t.kafka = s.keyColumns(t.schema, t.name)
 		out = append(out, t)
 	}
 	rows.Close()
@@ -123,7 +133,119 @@ ORDER BY attnum`, t.oid)
 	if err != nil {
 		return fmt.Errorf("postgres: primary key of %s: %w", t.ident, err)
 	}
+	t.chunk, t.chunkIndex = t.key, ""
+	if len(t.key) == 0 {
+		if t.chunk, t.chunkIndex, err = uniqueKey(ctx, conn, t); err != nil {
+			return fmt.Errorf("postgres: unique indexes of %s: %w", t.ident, err)
+		}
+	}
 	return nil
+}
+
+// uniqueKey picks the snapshot key of a table without a primary key: the
+// columns of a valid, non-partial unique index on plain NOT NULL columns
+// whose types the snapshot can order. An index on exactly the columns of
+// source.key_columns comes first, then the one with the fewest columns,
+// then by name. It returns nil when there is none.
+func uniqueKey(ctx context.Context, conn *pgx.Conn, t *tableMeta) ([]string, string, error) {
+	rows, err := conn.Query(ctx, `
+SELECT ic.relname, array_agg(a.attname ORDER BY k.ord), bool_and(a.attnotnull)
+FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+GROUP BY ic.relname
+ORDER BY count(*), ic.relname`, t.oid)
+	if err != nil {
+		return nil, "", err
+	}
+	type index struct {
+		name    string
+		cols    []string
+		notNull bool
+	}
+	var found []index
+	for rows.Next() {
+		var ix index
+		var notNull *bool
+		if err := rows.Scan(&ix.name, &ix.cols, &notNull); err != nil {
+			rows.Close()
+			return nil, "", err
+		}
+		ix.notNull = notNull != nil && *notNull
+		found = append(found, ix)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	orderable := func(cols []string) bool {
+		for _, n := range cols {
+			if c := t.col(n); c == nil || c.typ.order == orderNone {
+				return false
+			}
+		}
+		return true
+	}
+	best := -1
+	for i, ix := range found {
+		if !ix.notNull || !orderable(ix.cols) {
+			continue
+		}
+		if t.kafka != nil && sameSet(ix.cols, t.kafka) {
+			return ix.cols, ix.name, nil
+		}
+		if best < 0 {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil, "", nil
+	}
+	return found[best].cols, found[best].name, nil
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// kafkaKey returns the Kafka key columns of t: source.key_columns, else the
+// primary key; nil for a keyless table keyed by the whole row.
+func (t *tableMeta) kafkaKey() []string {
+	if t.kafka != nil {
+		return t.kafka
+	}
+	return t.key
+}
+
+// checkKafkaKey reports a source.key_columns entry that the table cannot
+// honour: a column it lacks, or, without REPLICA IDENTITY FULL, a column
+// that deletes do not carry.
+func (t *tableMeta) checkKafkaKey() error {
+	for _, k := range t.kafka {
+		if t.col(k) == nil {
+			return fmt.Errorf("source.key_columns: table %s has no column %q", t.ident, k)
+		}
+		if t.identity != 'f' && !slices.Contains(t.key, k) {
+			return fmt.Errorf("source.key_columns: column %q of %s is not in its primary key, so its deletes do not carry it; run ALTER TABLE %s REPLICA IDENTITY FULL, or choose primary-key columns", k, t.ident, t.ident)
+		}
+	}
+	return nil
+}
+
+// snapshotRefusal is the line that refuses the snapshot of a table that has
+// no key to read it by.
+func (t *tableMeta) snapshotRefusal() error {
+	return fmt.Errorf("postgres: table %s has no primary key and no unique index on NOT NULL columns, so its rows cannot be snapshotted in chunks; add a primary key or such a unique index (the snapshot reads by it), or set source.snapshot: never to stream it without its existing rows", t.ident)
 }
 
 func primaryKey(ctx context.Context, conn *pgx.Conn, oid uint32) ([]string, error) {
@@ -168,11 +290,11 @@ FROM pg_catalog.pg_type WHERE oid = $1`, oid).Scan(&typtype, &category, &ti.elem
 // keyCompare returns the snapshot key order of t, or an error when a key
 // column has a type whose order Go cannot reproduce.
 func (t *tableMeta) keyCompare() (snapshot.Compare, error) {
-	if len(t.key) == 0 {
-		return nil, fmt.Errorf("table %s has no primary key", t.ident)
+	if len(t.chunk) == 0 {
+		return nil, fmt.Errorf("table %s has no primary key and no unique index on NOT NULL columns", t.ident)
 	}
-	orders := make([]keyOrder, len(t.key))
-	for i, k := range t.key {
+	orders := make([]keyOrder, len(t.chunk))
+	for i, k := range t.chunk {
 		c := t.col(k)
 		if c == nil {
 			return nil, fmt.Errorf("key column %q of %s not found", k, t.ident)
@@ -219,9 +341,10 @@ func (s *Source) Describe(ctx context.Context) ([]change.TableSchema, error) {
 	return out, nil
 }
 
-// schemaOf returns the schema of t, as Describe shows it.
+// schemaOf returns the schema of t, as Describe shows it; its key is the
+// Kafka key (source.key_columns, else the primary key).
 func (t *tableMeta) schemaOf() change.TableSchema {
-	ts := change.TableSchema{ID: t.id(), Key: append([]string(nil), t.key...)}
+	ts := change.TableSchema{ID: t.id(), Key: append([]string(nil), t.kafkaKey()...)}
 	for _, c := range t.cols {
 		ts.Columns = append(ts.Columns, change.ColumnSchema{
 			Name: c.name, SourceType: c.typeName, FlinkType: c.typ.flink, Nullable: !c.notNull,

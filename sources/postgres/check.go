@@ -147,8 +147,30 @@ func (s *Source) checkTable(ctx context.Context, conn *pgx.Conn, t *tableMeta, a
 	case len(t.key) == 0 && t.identity != 'f':
 		add(sources.Block, subj, "is keyless and needs ALTER TABLE %s REPLICA IDENTITY FULL", t.ident)
 		return
-	case len(t.key) == 0:
-		add(sources.Warn, subj, "keyless: events are keyed by the whole row and the table is not snapshotted")
+	}
+	if err := t.checkKafkaKey(); err != nil {
+		add(sources.Block, subj, "%v", err)
+		return
+	}
+	if len(t.key) == 0 {
+		keyed := "by the whole row"
+		if t.kafka != nil {
+			keyed = "by " + strings.Join(t.kafka, ", ") + " (source.key_columns)"
+		}
+		switch {
+		case !s.snapshot:
+			add(sources.OK, subj, "keyless: events are keyed %s; not snapshotted (source.snapshot: never)", keyed)
+		case t.ctidMode():
+			add(sources.OK, subj, "keyless: events are keyed %s; no unique index on NOT NULL columns, so it is snapshotted whole by ctid ranges under one exported snapshot, in one Kafka transaction (mind kafka.transaction_timeout; needs a free replication slot)", keyed)
+		case len(t.chunk) == 0:
+			add(sources.Block, subj, "%v", t.snapshotRefusal())
+		default:
+			if _, err := t.keyCompare(); err != nil {
+				add(sources.Block, subj, "%v; set source.snapshot: never or change the index", err)
+				return
+			}
+			add(sources.OK, subj, "keyless: events are keyed %s; snapshotted by unique index %s (%s)", keyed, t.chunkIndex, strings.Join(t.chunk, ", "))
+		}
 		return
 	}
 	if s.snapshot {

@@ -103,11 +103,27 @@ func (d dialect) readRows(ctx context.Context, t *tableMeta, cmp string, key sna
 	for i, v := range key {
 		params[i] = []byte(v)
 	}
+	return d.scan(ctx, t, sql, params, keyIdx, limit)
+}
+
+// scan runs sql and builds an op=r event of each row it returns, in d's
+// memory; keyIdx are the columns whose text is the snapshot key of a row
+// (none for a read by ctid ranges).
+func (d dialect) scan(ctx context.Context, t *tableMeta, sql string, params [][]byte, keyIdx []int, limit int) ([]snapshot.Row, error) {
 	formats := resultFormats(t, keyIdx)
 	rr := d.sql().PgConn().ExecParams(ctx, sql, params, nil, nil, formats)
-	keyNames := make([]string, len(keyIdx))
-	for i, k := range keyIdx {
-		keyNames[i] = t.names[k]
+	// The Kafka key: source.key_columns, the primary key, or for a keyless
+	// table the whole row, as the stream keys it.
+	keyNames := t.kafkaKey()
+	kafkaIdx := make([]int, 0, len(t.names))
+	for _, n := range keyNames {
+		kafkaIdx = append(kafkaIdx, slices.Index(t.names, n))
+	}
+	if len(keyNames) == 0 {
+		keyNames = t.names
+		for i := range t.names {
+			kafkaIdx = append(kafkaIdx, i)
+		}
 	}
 	keysLen := change.ObjectSize(t.keys)
 	id := t.id()
@@ -153,12 +169,15 @@ func (d dialect) readRows(ctx context.Context, t *tableMeta, cmp string, key sna
 		row := a.Rows.New()
 		*row = change.Row{Names: t.names, Values: rv, JSON: w.Close()}
 		a.Bytes.Keep(w.B)
-		key := a.Strings.Slice(len(keyIdx))
-		for i, k := range keyIdx {
-			key[i] = a.Text(vals[k])
+		var key snapshot.Key
+		if len(keyIdx) > 0 {
+			key = a.Strings.Slice(len(keyIdx))
+			for i, k := range keyIdx {
+				key[i] = a.Text(vals[k])
+			}
 		}
 		ev := a.Events.New()
-		ev.Table, ev.Op, ev.Key, ev.After, ev.Source = id, change.OpRead, a.Key(keyNames, keyIdx, rv), row, src
+		ev.Table, ev.Op, ev.Key, ev.After, ev.Source = id, change.OpRead, a.Key(keyNames, kafkaIdx, rv), row, src
 		rows = append(rows, snapshot.Row{Key: key, Event: ev})
 	}
 	if _, err := rr.Close(); err != nil {
@@ -235,9 +254,9 @@ FROM (SELECT pg_catalog.pg_xact_status(x) AS s FROM pg_catalog.pg_snapshot_xip(p
 }
 
 // chunkQuery builds SELECT cols FROM t [WHERE (keys) cmp ($1..)] ORDER BY
-// keys LIMIT n, and returns the indexes of the key columns in t.cols. cmp
-// is ">" for the chunk after a key, "=" for one key, "" for the first
-// chunk.
+// keys LIMIT n over the snapshot key (t.chunk), and returns the indexes of
+// its columns in t.cols. cmp is ">" for the chunk after a key, "=" for one
+// key, "" for the first chunk.
 func chunkQuery(t *tableMeta, cmp string, limit int) (string, []int) {
 	var b strings.Builder
 	b.WriteString("SELECT ")
@@ -249,9 +268,9 @@ func chunkQuery(t *tableMeta, cmp string, limit int) (string, []int) {
 	}
 	b.WriteString(" FROM ")
 	b.WriteString(t.ident)
-	keyIdx := make([]int, len(t.key))
-	keyExpr := make([]string, len(t.key))
-	for i, k := range t.key {
+	keyIdx := make([]int, len(t.chunk))
+	keyExpr := make([]string, len(t.chunk))
+	for i, k := range t.chunk {
 		for j, c := range t.cols {
 			if c.name == k {
 				keyIdx[i] = j

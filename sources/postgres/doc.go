@@ -41,9 +41,10 @@
 //     the encoder), never a placeholder.
 //   - Key changes: an update that changes the primary key becomes a delete
 //     of the old key followed by an insert of the new one.
-//   - TRUNCATE sends nothing to Kafka (Flink's debezium-json cannot read an
-//     op "t", and deletes cannot be made without the rows); it is logged at
-//     warn level with the table and LSN.
+//   - TRUNCATE follows format.truncate: skip (a warning with the table and
+//     LSN, and a count), event (an OpTruncate event, which the encoder
+//     writes as a null-valued record Flink's debezium-json skips), or fail
+//     (a fatal error before it).
 //   - Big transactions stream through: events go to the relay as they are
 //     decoded, and the only checkpoint is at the commit, so one source
 //     transaction is one Kafka transaction (mind kafka.transaction_timeout).
@@ -56,6 +57,10 @@
 //     per heartbeat interval (10s when heartbeats are off), so the slot does
 //     not pin WAL; heartbeats (pg_logical_emit_message) make that happen when
 //     the database is idle for us but busy otherwise.
-//   - Keyless tables (source.keyless) need REPLICA IDENTITY FULL, are keyed by
-//     the whole row, and are not snapshotted.
+//   - Keyless tables (source.keyless) need REPLICA IDENTITY FULL and are keyed
+//     by the whole row; they are snapshotted through a unique index on NOT
+//     NULL columns (tableMeta.chunk), and refused when a snapshot is wanted
+//     and they have none.
+//   - source.key_columns chooses the Kafka key (relation.kafka); the snapshot
+//     key stays the primary key or unique index (relation.chunk).
 package postgres

@@ -63,6 +63,9 @@ func (rr *rowReader) table(id change.TableID) (*tableMeta, error) {
 	if len(t.key) == 0 {
 		return nil, &sources.RefusedError{Table: id, Reason: "no primary key, so it cannot be read in key order"}
 	}
+	if why := rr.r.s.cfg.VerifyRefusal(t.schema, t.name); why != "" {
+		return nil, &sources.RefusedError{Table: id, Reason: why}
+	}
 	return t, nil
 }
 

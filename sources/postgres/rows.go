@@ -68,7 +68,7 @@ func (rel *relation) image(a *change.Alloc, tup, old []tupleCol, keyOnly bool) *
 }
 
 func (rel *relation) sameKey(a, b *change.Row) bool {
-	for _, i := range rel.key {
+	for _, i := range rel.kafka {
 		if !bytes.Equal(a.Values[i], b.Values[i]) {
 			return false
 		}

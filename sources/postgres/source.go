@@ -54,6 +54,8 @@ type Source struct {
 	snapshot    bool // initial snapshot wanted
 	chunkSize   int
 	heartbeat   time.Duration
+	truncate    string // format.truncate: skip, event or fail
+	cfg         config.Source
 	log         *slog.Logger
 	m           *metrics.Metrics
 
@@ -99,6 +101,8 @@ func New(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Source, err
 		publication: sc.Publication,
 		chunkSize:   sc.SnapshotChunkSize,
 		heartbeat:   sc.HeartbeatInterval,
+		truncate:    cfg.Format.Truncate,
+		cfg:         sc,
 		log:         log.With("source", "postgres"),
 		m:           m,
 	}
@@ -242,6 +246,12 @@ func (s *Source) captured(schema, table string) bool {
 		}
 	}
 	return false
+}
+
+// keyColumns returns the Kafka key columns source.key_columns chooses for
+// schema.table, nil when none.
+func (s *Source) keyColumns(schema, table string) []string {
+	return s.cfg.KeyColumnsFor(schema, table)
 }
 
 func (s *Source) isKeyless(schema, table string) bool {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/relay"
 	"github.com/cdcrelay/cdcrelay/sources/snapshot"
 )
@@ -49,6 +51,12 @@ type relation struct {
 	key          []int    // indexes of the key columns
 	keyNames     []string // names of the key columns
 	keyless      bool
+	// kafka and kafkaNames are the Kafka key (source.key_columns, else the
+	// key columns); chunk is the snapshot key (the primary key, or a unique
+	// index of a keyless table), nil when the table is not snapshotted.
+	kafka      []int
+	kafkaNames []string
+	chunk      []int
 }
 
 // runner is the state of one Run call.
@@ -73,6 +81,9 @@ type runner struct {
 
 	// The memory snapshot chunks are read into, reused once acked.
 	chunkMem snapshot.Memories
+	// ctid is the read of a keyless table by ctid ranges, from its snapshot
+	// until the stream reaches that snapshot's point (see ctid.go).
+	ctid *ctidRead
 
 	// the source transaction being decoded
 	inTxn      bool
@@ -138,6 +149,7 @@ func (r *runner) close() {
 	if r.sn != nil {
 		r.sn.Abandon() // waits for a read ahead, which may use r.pre
 	}
+	r.closeCtid()
 	if r.pre != nil {
 		r.pre.Close(ctx)
 	}
@@ -155,7 +167,7 @@ func (r *runner) prefetch(ctx context.Context) {
 		return
 	}
 	t := r.tables[r.sn.Next()]
-	if t == nil {
+	if t == nil || t.ctidMode() {
 		return
 	}
 	if r.pre == nil {
@@ -252,9 +264,20 @@ func (r *runner) start(ctx context.Context, stored *state) error {
 			r.sn.Forget(p.Table)
 		}
 	}
+	for _, t := range tables {
+		if err := t.checkKafkaKey(); err != nil {
+			return relay.Fatal(fmt.Errorf("postgres: %w", err))
+		}
+	}
 	if s.snapshot {
 		for _, t := range tables {
-			if len(t.key) > 0 && !r.sn.Known(t.ident) {
+			if len(t.chunk) == 0 && !t.ctidMode() && !r.sn.Known(t.ident) {
+				return relay.Fatal(t.snapshotRefusal())
+			}
+			if t.chunkIndex != "" && !r.sn.Known(t.ident) {
+				s.log.Info("postgres: table without a primary key is snapshotted by a unique index", "table", t.ident, "index", t.chunkIndex, "columns", strings.Join(t.chunk, ","))
+			}
+			if !r.sn.Known(t.ident) {
 				if err := r.sn.Enqueue(t.ident); err != nil {
 					return relay.Fatal(fmt.Errorf("postgres: %w", err))
 				}
@@ -338,6 +361,10 @@ func (r *runner) compareFor(table string) (snapshot.Compare, error) {
 	if !ok {
 		return nil, fmt.Errorf("not a captured table")
 	}
+	if t.ctidMode() {
+		// Read whole (ctid.go): no key, and no change is compared.
+		return func(a, b snapshot.Key) int { return 0 }, nil
+	}
 	return t.keyCompare()
 }
 
@@ -360,7 +387,13 @@ func (r *runner) loop(ctx context.Context) error {
 			return err
 		}
 		if !r.inTxn && r.sn.Active() && !r.sn.InFlight() {
-			if err := r.sn.ReadNext(ctx, dialect{r: r, alloc: r.chunkAlloc()}); err != nil {
+			if t := r.tables[r.sn.Next()]; t != nil && t.ctidMode() {
+				if r.ctid == nil {
+					if err := r.startCtid(ctx, t); err != nil {
+						return err
+					}
+				}
+			} else if err := r.sn.ReadNext(ctx, dialect{r: r, alloc: r.chunkAlloc()}); err != nil {
 				return r.sqlError(ctx, err)
 			}
 		}
@@ -539,6 +572,9 @@ func (r *runner) handle(ctx context.Context, walStart pglogrepl.LSN, data []byte
 		r.txnLabel = []byte(pglogrepl.LSN(m.lsn).String())
 		r.events = 0
 		r.notable = false
+		if r.ctid != nil && !r.skip && m.lsn >= r.ctid.point {
+			return r.sendCtid(ctx, m.lsn)
+		}
 	case 'C':
 		r.inTxn = false
 		// A checkpoint acked at or after this commit came after the rows
@@ -561,7 +597,9 @@ func (r *runner) handle(ctx context.Context, walStart pglogrepl.LSN, data []byte
 		}
 		for _, id := range m.relIDs {
 			if rel := r.rels[id]; rel != nil && rel.captured {
-				r.s.log.Warn("postgres: TRUNCATE is not sent to Kafka; consumers keep the table's rows", "table", rel.ident, "lsn", walStart.String())
+				if err := r.truncated(ctx, rel, walStart); err != nil {
+					return err
+				}
 			}
 		}
 	case 'M':
@@ -570,6 +608,31 @@ func (r *runner) handle(ctx context.Context, walStart pglogrepl.LSN, data []byte
 		}
 		return r.message(ctx)
 	}
+	return nil
+}
+
+// truncated handles a TRUNCATE of a captured table as format.truncate
+// says: skip it (a warning and a count), send a truncate event, or stop
+// before it. A chunk of the table whose window is open drops its rows in
+// every case: they no longer exist.
+func (r *runner) truncated(ctx context.Context, rel *relation, walStart pglogrepl.LSN) error {
+	r.sn.Truncated(rel.ident)
+	switch r.s.truncate {
+	case config.TruncateFail:
+		return relay.Fatal(fmt.Errorf("postgres: TRUNCATE of %s at %s, and format.truncate is fail; the position stays before it. Set format.truncate to skip or event to pass it, or re-sync the table afterwards", rel.ident, walStart))
+	case config.TruncateEvent:
+		r.events++
+		ev := change.Event{
+			Table: change.TableID{Namespace: rel.schema, Name: rel.name},
+			Op:    change.OpTruncate,
+			Source: change.Source{Connector: "postgresql", Name: r.s.id, DB: r.db, Schema: rel.schema, Table: rel.name,
+				TsMs: r.commitTime.UnixMilli(), LSN: uint64(walStart), TxID: r.xid},
+			Position: r.txnLabel,
+		}
+		return r.send(ctx, change.Message{Event: r.alloc.Event(ev)})
+	}
+	r.s.m.TruncatesSkipped.WithLabelValues(change.TableID{Namespace: rel.schema, Name: rel.name}.String()).Inc()
+	r.s.log.Warn("postgres: TRUNCATE not sent to Kafka (format.truncate: skip); consumers keep the table's rows", "table", rel.ident, "lsn", walStart.String())
 	return nil
 }
 
@@ -632,8 +695,12 @@ func (r *runner) message(ctx context.Context) error {
 			return nil
 		}
 		t, ok := r.tables[sig.Table]
-		if !ok || len(t.key) == 0 {
-			r.s.log.Warn("postgres: snapshot request ignored: not a captured table with a primary key", "table", sig.Table)
+		if !ok {
+			r.s.log.Warn("postgres: snapshot request ignored: not a captured table", "table", sig.Table)
+			return nil
+		}
+		if len(t.chunk) == 0 && !t.ctidMode() {
+			r.s.log.Warn("postgres: snapshot request ignored", "table", sig.Table, "err", t.snapshotRefusal())
 			return nil
 		}
 		if err := r.sn.Enqueue(sig.Table); err != nil {
@@ -681,11 +748,17 @@ func (r *runner) relation(ctx context.Context, m *relationMsg) error {
 	if t == nil || !sameColumns(t, m) {
 		// A table created or altered since Run started: read it again.
 		nt := &tableMeta{oid: m.id, schema: m.namespace, name: m.name, ident: rel.ident, identity: m.identity,
-			keyless: r.s.isKeyless(m.namespace, m.name)}
+			keyless: r.s.isKeyless(m.namespace, m.name), kafka: r.s.keyColumns(m.namespace, m.name)}
 		if err := loadColumns(ctx, r.sql, nt, r.types); err != nil {
 			return r.sqlError(ctx, err)
 		}
-		if t == nil && r.s.snapshot && len(nt.key) > 0 && !r.sn.Known(nt.ident) {
+		if err := nt.checkKafkaKey(); err != nil {
+			return relay.Fatal(fmt.Errorf("postgres: %w", err))
+		}
+		if t == nil && r.s.snapshot && len(nt.chunk) == 0 && !nt.ctidMode() && !r.sn.Known(nt.ident) {
+			r.s.log.Warn("postgres: new captured table is streamed but not snapshotted", "table", nt.ident, "err", nt.snapshotRefusal())
+		}
+		if t == nil && r.s.snapshot && (len(nt.chunk) > 0 || nt.ctidMode()) && !r.sn.Known(nt.ident) {
 			r.tables[rel.ident] = nt
 			if err := r.sn.Enqueue(nt.ident); err != nil {
 				return relay.Fatal(fmt.Errorf("postgres: %w", err))
@@ -712,6 +785,26 @@ func (r *runner) relation(ctx context.Context, m *relationMsg) error {
 			rel.key = append(rel.key, i)
 			rel.keyNames = append(rel.keyNames, n)
 		}
+	}
+	rel.kafka, rel.kafkaNames = rel.key, rel.keyNames
+	if t.kafka != nil {
+		rel.kafka, rel.kafkaNames = nil, nil
+		for _, k := range t.kafka {
+			i := slices.Index(rel.names, k)
+			if i < 0 {
+				return relay.Fatal(fmt.Errorf("postgres: source.key_columns: table %s has no column %q", rel.ident, k))
+			}
+			rel.kafka = append(rel.kafka, i)
+			rel.kafkaNames = append(rel.kafkaNames, k)
+		}
+	}
+	for _, k := range t.chunk {
+		if i := slices.Index(rel.names, k); i >= 0 {
+			rel.chunk = append(rel.chunk, i)
+		}
+	}
+	if len(rel.chunk) != len(t.chunk) {
+		rel.chunk = nil
 	}
 	return nil
 }
@@ -768,7 +861,7 @@ func (r *runner) change(ctx context.Context, walStart pglogrepl.LSN) error {
 		default:
 			before = rel.keyRow(&r.alloc, m.new)
 		}
-		if rel.keyless || m.oldKind == 'K' || (m.oldKind == 'O' && !rel.sameKey(before, after)) {
+		if (rel.keyless && len(rel.kafka) == len(rel.names)) || m.oldKind == 'K' || (m.oldKind == 'O' && !rel.sameKey(before, after)) {
 			// The key changed: a delete of the old key and an insert of the new.
 			if err := r.emit(ctx, rel, change.Event{Table: id, Op: change.OpDelete, Before: before, Source: src, Position: r.txnLabel}, before, m.old); err != nil {
 				return err
@@ -791,21 +884,23 @@ func (r *runner) change(ctx context.Context, walStart pglogrepl.LSN) error {
 // emit sends ev unless the snapshot in progress will read its effect; keyed
 // is the image whose key columns give the event key.
 func (r *runner) emit(ctx context.Context, rel *relation, ev change.Event, keyed *change.Row, tup []tupleCol) error {
-	if r.sn.Active() && !rel.keyless {
+	if r.sn.Active() && rel.chunk != nil {
 		if !r.sn.Admit(rel.ident, keyText(rel, tup)) {
 			return nil
 		}
+	} else if r.sn.Active() && rel.chunk == nil && r.sn.Queued(rel.ident) {
+		return nil // read whole by ctid ranges later, with this change in it
 	}
-	ev.Key = r.alloc.Key(rel.keyNames, rel.key, keyed.Values)
+	ev.Key = r.alloc.Key(rel.kafkaNames, rel.kafka, keyed.Values)
 	r.events++
 	return r.send(ctx, change.Message{Event: r.alloc.Event(ev)})
 }
 
-// keyText returns the text of rel's key columns in tup, as the snapshot
-// compares them.
+// keyText returns the text of rel's snapshot key columns in tup, as the
+// snapshot compares them.
 func keyText(rel *relation, tup []tupleCol) snapshot.Key {
-	k := make(snapshot.Key, len(rel.key))
-	for i, c := range rel.key {
+	k := make(snapshot.Key, len(rel.chunk))
+	for i, c := range rel.chunk {
 		if c < len(tup) {
 			k[i] = string(tup[c].data)
 		}

@@ -138,7 +138,10 @@ type chunk struct {
 	rows    []Row
 	open    bool // the low watermark was seen
 	changed map[string]struct{}
-	mem     any // ChunkMemory's memory of rows
+	// truncated: the table was truncated inside the window, so every row
+	// read is stale or streamed already.
+	truncated bool
+	mem       any // ChunkMemory's memory of rows
 }
 
 // prefetch is the next chunk, read by a goroutine of its own while the
@@ -275,6 +278,16 @@ func (s *Snapshotter) Known(table string) bool {
 	}
 	for _, d := range s.done {
 		if d == table {
+			return true
+		}
+	}
+	return false
+}
+
+// Queued reports whether table is waiting for, or in, its snapshot.
+func (s *Snapshotter) Queued(table string) bool {
+	for _, p := range s.queue {
+		if p.Table == table {
 			return true
 		}
 	}
@@ -458,6 +471,18 @@ func (s *Snapshotter) Admit(table string, key Key) bool {
 	return false
 }
 
+// Truncated tells the Snapshotter that the stream holds a TRUNCATE of table
+// at this point. When the window of a chunk of that table is open, none of
+// the chunk's rows is sent: a row read before the TRUNCATE no longer exists,
+// and one read after it was inserted inside the window, so the stream sends
+// it (the streamed change wins, as for one key). Outside a window there is
+// nothing to do: a chunk read later sees the table as the TRUNCATE left it.
+func (s *Snapshotter) Truncated(table string) {
+	if c := s.cur; c != nil && c.open && c.table == table {
+		c.truncated = true
+	}
+}
+
 // OnMark handles a watermark read back from the stream. When m is the high
 // watermark of the chunk in flight it returns closed=true and the chunk rows
 // to send (op=r, Source.Snapshot set), after which the source must send a
@@ -485,6 +510,9 @@ func (s *Snapshotter) OnMark(m Mark) (rows []*change.Event, closed bool, err err
 	}
 	out := make([]*change.Event, 0, len(c.rows))
 	for _, r := range c.rows {
+		if c.truncated {
+			break
+		}
 		if len(c.changed) > 0 {
 			if _, ok := c.changed[keyString(r.Key)]; ok {
 				continue
@@ -510,6 +538,28 @@ func (s *Snapshotter) OnMark(m Mark) (rows []*change.Event, closed bool, err err
 		delete(s.runs, c.table)
 	}
 	return out, true, nil
+}
+
+// Complete ends the snapshot of table, the first queued, which a source read
+// by other means than chunks (PostgreSQL: a table without a key, read whole
+// under one exported snapshot) and whose rows it sends in the source
+// transaction where it calls Complete. The next checkpoint's State lists
+// the table as done. rows is the number of rows sent.
+func (s *Snapshotter) Complete(table string, rows int64) error {
+	if len(s.queue) == 0 || s.queue[0].Table != table || s.cur != nil || s.pre != nil {
+		return fmt.Errorf("snapshot: %s is not the next table, or a chunk is in flight", table)
+	}
+	p := &s.queue[0]
+	p.Rows += rows
+	p.Chunks++
+	if s.runs[table] == nil {
+		s.runs[table] = &run{started: time.Now(), startRows: 0, lastLog: time.Now()}
+	}
+	s.progress(p, true)
+	s.done = append(s.done, table)
+	s.queue = append(s.queue[:0:0], s.queue[1:]...)
+	delete(s.runs, table)
+	return nil
 }
 
 // ClosedMemory returns, once, the memory (see ChunkMemory) of the rows of

@@ -243,3 +243,49 @@ func TestAbandonWaitsForTheReadAhead(t *testing.T) {
 		t.Fatal("the abandoned read ahead's low watermark opened a window")
 	}
 }
+
+// A TRUNCATE inside a chunk's window drops every row of the chunk; the next
+// chunk starts after it as usual, and a TRUNCATE of another table or outside
+// the window changes nothing.
+func TestTruncateInWindowDropsTheChunk(t *testing.T) {
+	tbl := &memTable{rows: map[int]int{}}
+	for k := 0; k < 6; k++ {
+		tbl.rows[k] = 0
+	}
+	s := newQueued(t, 2)
+	ctx := context.Background()
+	read := func() (low, high Mark) {
+		t.Helper()
+		n := len(tbl.marks)
+		if err := s.ReadNext(ctx, tbl); err != nil {
+			t.Fatal(err)
+		}
+		return tbl.marks[n], tbl.marks[n+1]
+	}
+	close := func(low, high Mark, between func()) []*change.Event {
+		t.Helper()
+		s.OnMark(low)
+		between()
+		rows, closed, err := s.OnMark(high)
+		if err != nil || !closed {
+			t.Fatalf("chunk not closed: %v", err)
+		}
+		return rows
+	}
+	s.Truncated("t") // no chunk in flight: nothing to drop
+	low, high := read()
+	if rows := close(low, high, func() { s.Truncated("other") }); len(rows) != 2 {
+		t.Fatalf("a TRUNCATE of another table dropped rows: %d sent, want 2", len(rows))
+	}
+	low, high = read()
+	if rows := close(low, high, func() { s.Truncated("t") }); len(rows) != 0 {
+		t.Fatalf("a TRUNCATE in the window left %d rows, want 0", len(rows))
+	}
+	if got := s.State().Queue[0].LastKey; len(got) != 1 || got[0] != "3" {
+		t.Fatalf("last key after the truncated chunk = %v, want [3]", got)
+	}
+	low, high = read()
+	if rows := close(low, high, func() {}); len(rows) != 2 {
+		t.Fatalf("the chunk after a truncated one sent %d rows, want 2", len(rows))
+	}
+}

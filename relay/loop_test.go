@@ -387,3 +387,30 @@ func TestOffsetsTopicLayoutIsFatal(t *testing.T) {
 		t.Fatalf("%d transactions acked", n)
 	}
 }
+
+// TestTransactionTimeoutAboveBrokerMax: a kafka.transaction_timeout longer
+// than the brokers' transaction.max.timeout.ms stops the relay at once with
+// one line naming both settings, instead of retrying for ever.
+func TestTransactionTimeoutAboveBrokerMax(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker")
+	}
+	if testenv.BrokerKind() != testenv.KindApache {
+		t.Skip("Apache Kafka only: the dev broker has no transaction.max.timeout.ms")
+	}
+	b := testenv.StartKafka(t, testenv.KafkaTxnMaxTimeout(5*time.Second))
+	opts := []kgo.Opt{kgo.SeedBrokers(b.Addr)}
+	cfg := loopConfig(opts)
+	cfg.TransactionTimeout = time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	src := gensource.New(gensource.Params{Txns: 3, PerTxn: 2, Keys: 3})
+	err := relay.New(cfg, src, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(prometheus.NewRegistry()), nil).Run(ctx)
+	var fatal *relay.FatalError
+	if !errors.As(err, &fatal) || !strings.Contains(err.Error(), "kafka.transaction_timeout") || !strings.Contains(err.Error(), "transaction.max.timeout.ms") {
+		t.Fatalf("Run = %v, want a fatal error naming kafka.transaction_timeout and transaction.max.timeout.ms", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("Run retried until the deadline")
+	}
+}

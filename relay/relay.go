@@ -216,6 +216,8 @@ func connectFatal(err error) error {
 		return fmt.Errorf("kafka: the broker's TLS certificate is not signed by a trusted CA; check kafka.tls.ca_file: %w", err)
 	case errors.Is(err, kerr.TransactionalIDAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed):
 		return fmt.Errorf("kafka: not authorized to use transactional id; grant the relay's user WRITE and DESCRIBE on transactional id cdcrelay-<id>: %w", err)
+	case errors.Is(err, kerr.InvalidTransactionTimeout):
+		return fmt.Errorf("kafka: the brokers refuse kafka.transaction_timeout as longer than their transaction.max.timeout.ms; lower kafka.transaction_timeout or raise transaction.max.timeout.ms: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,98 @@
+package relay
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// This file classifies what goes wrong: which errors stop the relay,
+// which restart its session from the offsets topic, and under which cause
+// the restart is counted.
+
+// ErrFenced means a newer relay with the same source id took over the
+// transactional id; this one must stop.
+var ErrFenced = errors.New("relay: producer fenced by a newer instance with the same id; this instance stops")
+
+// ErrTxnTimedOut means the broker aborted an open transaction because it
+// outlasted kafka.transaction_timeout.
+var ErrTxnTimedOut = errors.New("relay: transaction timed out")
+
+func restartCause(err error) string {
+	var ke *kerr.Error
+	switch {
+	case errors.As(err, &ke):
+		return "kafka_" + ke.Message
+	case errors.Is(err, errFencedAfterFault):
+		return "epoch_bumped_after_broker_fault"
+	case errors.Is(err, errOutcomeUnknown):
+		return "commit_outcome_unknown"
+	case errors.Is(err, errSource):
+		return "source"
+	}
+	return "kafka"
+}
+
+var (
+	errOutcomeUnknown = errors.New("relay: transaction outcome unknown")
+	errSource         = errors.New("relay: source stopped")
+)
+
+// isFenced reports whether err means another producer took over our
+// transactional id.
+//
+// INVALID_TXN_STATE counts too. kfake answers an EndTxn whose epoch another
+// instance's InitProducerID has just bumped with it (KIP-890's retry
+// detection takes the request for a retry of an ended transaction), where
+// Kafka answers PRODUCER_FENCED. In a session that saw no broker fault it
+// means the coordinator no longer has our transaction: restarting would
+// fence the newer instance in turn, so the relay stops, as when fenced.
+// After a broker fault it is retried (see connWatch).
+func isFenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.InvalidTxnState)
+}
+
+// connectFatal returns a one-line error for connection failures that no
+// retry can fix (bad credentials, an untrusted certificate), nil otherwise.
+func connectFatal(err error) error {
+	var uae x509.UnknownAuthorityError
+	var cve *tls.CertificateVerificationError
+	var hne x509.HostnameError
+	switch {
+	case errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.IllegalSaslState) || errors.Is(err, kerr.UnsupportedSaslMechanism):
+		return fmt.Errorf("kafka: SASL authentication failed; check kafka.sasl.mechanism, kafka.sasl.username and the password (CDCRELAY_KAFKA_SASL_PASSWORD or kafka.sasl.password_file): %w", err)
+	case errors.As(err, &hne):
+		return fmt.Errorf("kafka: the broker's TLS certificate does not match the host; check kafka.tls.server_name: %w", err)
+	case errors.As(err, &uae) || errors.As(err, &cve):
+		return fmt.Errorf("kafka: the broker's TLS certificate is not signed by a trusted CA; check kafka.tls.ca_file: %w", err)
+	case errors.Is(err, kerr.TransactionalIDAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed):
+		return fmt.Errorf("kafka: not authorized to use transactional id; grant the relay's user WRITE and DESCRIBE on transactional id cdcrelay-<id>: %w", err)
+	case errors.Is(err, kerr.InvalidTransactionTimeout):
+		return fmt.Errorf("kafka: the brokers refuse kafka.transaction_timeout as longer than their transaction.max.timeout.ms; lower kafka.transaction_timeout or raise transaction.max.timeout.ms: %w", err)
+	}
+	return nil
+}
+
+// connWatch notes failed broker connections. A broker that crashed and came
+// back may have aborted our open transaction and bumped our producer epoch,
+// which then looks exactly like being fenced by another instance. A fencing
+// error in a session that saw a failed connection is therefore retried (a
+// new session fences everyone else and re-reads the offsets); one in an
+// undisturbed session means another relay really took over.
+type connWatch struct{ failed atomic.Bool }
+
+func (w *connWatch) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err != nil {
+		w.failed.Store(true)
+	}
+}
+
+// errFencedAfterFault is a fencing error seen after a broker fault.
+var errFencedAfterFault = errors.New("relay: producer epoch bumped after a broker fault")

@@ -1,0 +1,574 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/config"
+	"github.com/cdcrelay/cdcrelay/format"
+	"github.com/cdcrelay/cdcrelay/offsets"
+)
+
+// This file is the transaction loop of one session: events in, records
+// produced into the open Kafka transaction, the offsets record with it,
+// the commit on its own goroutine, and the ack once Kafka has it.
+
+type countKey struct {
+	table change.TableID
+	op    change.Op
+}
+
+// maxHeld bounds the encoded records the loop holds while a commit is in
+// flight, in bytes of keys and values. When it is reached the loop waits for
+// the commit.
+const maxHeld = 1 << 20
+
+// stream is the transaction loop of one session.
+//
+// A commit does not stall the loop. When a Kafka transaction ends at a
+// checkpoint, the loop produces its offsets record and hands the transaction
+// to a commit goroutine (Flush, EndTransaction, ack), then goes on receiving
+// and encoding the next messages. Their records are held in memory, not
+// produced, until the commit has succeeded: only then does the loop begin the
+// next Kafka transaction and produce them. At most one commit is in flight;
+// the loop waits for it when it needs the client (the next commit, a full
+// hold buffer, shutdown, an abort).
+type stream struct {
+	r   *Relay
+	cl  *kgo.Client
+	adm *kadm.Client
+	enc *format.Encoder
+
+	in    chan change.Message // the source's output, for its backlog
+	known map[string]bool     // topics known to exist
+
+	// The open transaction: the messages received since the last commit was
+	// handed off.
+	inTxn    bool
+	begun    bool // BeginTransaction was called for it; false while its records are held
+	txnStart time.Time
+	events   int
+	counts   map[countKey]int
+	pending  *change.Checkpoint // last checkpoint in the open transaction
+	dirty    bool               // events received after pending
+	held     []*kgo.Record      // its records, while a commit is in flight
+	heldSize int
+
+	// The commit in flight, nil when there is none.
+	inflight *commitJob
+	done     chan commitResult
+	cctx     context.Context // for Flush in commit goroutines
+	ccancel  context.CancelFunc
+	// orphan: a failed commit left its Kafka transaction open (it failed
+	// before EndTransaction); abort must end it.
+	orphan bool
+
+	errMu   sync.Mutex
+	prodErr error
+	recs    []*kgo.Record
+
+	now       time.Time // when the loop took the messages it is handling
+	lastTopic string    // topic of the last event, known to exist
+	// The events of one table and op in a row, not yet in counts.
+	runKey countKey
+	runN   int
+}
+
+// countRun adds the run of events of one table and op to counts.
+func (s *stream) countRun() {
+	if s.runN > 0 {
+		s.counts[s.runKey] += s.runN
+		s.runN = 0
+	}
+}
+
+// commitJob is one Kafka transaction handed to the commit goroutine, its
+// records and offsets record already produced.
+type commitJob struct {
+	cp      *change.Checkpoint
+	started time.Time
+	events  int
+	counts  map[countKey]int
+	// records is the encoder's generation of the records of this
+	// transaction, reused once it has committed.
+	records format.Generation
+}
+
+// commitResult is how a commit ended. ended is false when it failed before
+// EndTransaction, leaving the Kafka transaction open.
+type commitResult struct {
+	err   error
+	ended bool
+}
+
+func (s *stream) promise(r *kgo.Record, err error) {
+	// The record stays in the encoder's pool until its transaction commits
+	// (format.Encoder.Recycle); its bytes must not stay with it, or a
+	// transaction of a million events would keep every value it had
+	// produced so far. franz-go is done with the record once it calls this.
+	r.Key, r.Value, r.Headers = nil, nil, nil
+	if err == nil {
+		return
+	}
+	s.errMu.Lock()
+	if s.prodErr == nil {
+		s.prodErr = err
+	}
+	s.errMu.Unlock()
+}
+
+// maxRecordBytes is the record batch bound the producer runs with.
+func (s *stream) maxRecordBytes() int32 {
+	if n := s.r.cfg.MaxRecordBytes; n > 0 {
+		return n
+	}
+	return config.DefaultMaxRecordBytes
+}
+
+func (s *stream) produceErr() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.prodErr
+}
+
+func (s *stream) run(ctx context.Context, resume []byte) error {
+	srcCtx, stopSource := context.WithCancel(context.Background())
+	in := make(chan change.Message, 1024)
+	s.in = in
+	s.done = make(chan commitResult, 1)
+	// Commits are not cut short by ctx: shutdown waits for the one in flight
+	// for up to the grace period, then cancels it.
+	s.cctx, s.ccancel = context.WithCancel(context.WithoutCancel(ctx))
+	defer s.ccancel()
+	srcDone := make(chan error, 1)
+	srcExited := make(chan struct{})
+	go func() {
+		err := s.r.src.Run(srcCtx, resume, in)
+		close(srcExited)
+		srcDone <- err
+	}()
+	defer func() {
+		stopSource()
+		// Drain so a source blocked on send sees the cancel, until its Run
+		// has returned.
+		for {
+			select {
+			case <-srcExited:
+				return
+			case <-in:
+			}
+		}
+	}()
+
+	s.r.health.SetReady(true)
+	s.r.m.Up.Set(1)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return s.shutdown()
+		case err := <-srcDone:
+			s.abort()
+			if err == nil {
+				err = errors.New("source stopped without an error")
+			}
+			var fatal *FatalError
+			if errors.As(err, &fatal) {
+				return err
+			}
+			return fmt.Errorf("%w: %w", errSource, err)
+		case res := <-s.done:
+			err := s.committed(res)
+			if err == nil {
+				err = s.release(ctx)
+			}
+			if err != nil {
+				s.abort()
+				return err
+			}
+			// The open transaction may have reached its checkpoint meanwhile.
+			if s.inTxn && s.pending != nil && !s.dirty && s.commitDue() {
+				if err := s.commit(ctx); err != nil {
+					s.abort()
+					return err
+				}
+			}
+		case <-linger.C:
+			if s.inTxn && s.pending != nil && !s.dirty {
+				if err := s.commit(ctx); err != nil {
+					s.abort()
+					return err
+				}
+			}
+		case msg := <-in:
+			// One clock reading for the run of messages drain takes with
+			// it: ts_ms and the record timestamps.
+			s.now = time.Now()
+			if err := s.handle(ctx, msg, linger); err != nil {
+				s.abort()
+				return err
+			}
+			if err := s.drain(ctx, linger); err != nil {
+				s.abort()
+				return err
+			}
+		}
+	}
+}
+
+// drainMax bounds the messages drain takes before the loop's select looks
+// at the other channels again.
+const drainMax = 64
+
+// drain handles the messages already queued, up to drainMax, by receiving
+// from the input alone: the loop's select locks all of its channels for
+// each message, which costs as much as the hand-off itself under a backlog.
+func (s *stream) drain(ctx context.Context, linger *time.Timer) error {
+	for range drainMax {
+		select {
+		case msg := <-s.in:
+			if err := s.handle(ctx, msg, linger); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+func (s *stream) handle(ctx context.Context, msg change.Message, linger *time.Timer) error {
+	if !s.inTxn {
+		s.inTxn, s.txnStart, s.events = true, time.Now(), 0
+		s.pending, s.dirty = nil, false
+		linger.Reset(s.r.cfg.BatchLinger)
+		if s.inflight == nil {
+			if err := s.begin(); err != nil {
+				return err
+			}
+		}
+	}
+	if ev := msg.Event; ev != nil {
+		return s.event(ctx, ev)
+	}
+	for _, ev := range msg.Events {
+		if err := s.event(ctx, ev); err != nil {
+			return err
+		}
+	}
+	if cp := msg.Checkpoint; cp != nil {
+		s.pending, s.dirty = cp, false
+		if s.commitDue() {
+			return s.commit(ctx)
+		}
+	}
+	return nil
+}
+
+// event encodes ev and produces its records into the open transaction.
+func (s *stream) event(ctx context.Context, ev *change.Event) error {
+	if s.r.cfg.Columns != nil {
+		var err error
+		if ev, err = s.r.cfg.Columns.Apply(ev); err != nil {
+			return Fatal(err)
+		}
+	}
+	if topic := s.enc.Topic(ev.Table); topic != s.lastTopic {
+		if !s.known[topic] {
+			if err := s.ensureTopic(ctx, topic); err != nil {
+				return err
+			}
+		}
+		s.lastTopic = topic
+	}
+	s.recs = s.enc.AppendAt(s.recs[:0], ev, s.now)
+	if err := s.produce(ctx, s.recs); err != nil {
+		return err
+	}
+	s.events++
+	if k := (countKey{ev.Table, ev.Op}); k == s.runKey {
+		s.runN++
+	} else {
+		s.countRun()
+		s.runKey, s.runN = k, 1
+	}
+	s.dirty = true
+	return nil
+}
+
+// commitDue reports whether the open transaction, which ends at a
+// checkpoint, should commit now. It commits at once when the source has
+// nothing more queued: waiting for the linger then only adds latency. With a
+// backlog it batches up to the linger or the size limit, for fewer commits.
+func (s *stream) commitDue() bool {
+	return len(s.in) == 0 || s.events >= s.r.cfg.BatchMaxEvents || time.Since(s.txnStart) >= s.r.cfg.BatchLinger
+}
+
+// begin begins the Kafka transaction of the open transaction.
+func (s *stream) begin() error {
+	if err := s.cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("relay: begin transaction: %w", err)
+	}
+	s.begun = true
+	return nil
+}
+
+// produce produces recs into the open transaction, or holds them while a
+// commit is in flight; a full hold buffer waits for that commit.
+func (s *stream) produce(ctx context.Context, recs []*kgo.Record) error {
+	if !s.begun && s.inflight == nil {
+		if err := s.release(ctx); err != nil {
+			return err
+		}
+	}
+	if s.begun {
+		for _, rec := range recs {
+			s.cl.Produce(ctx, rec, s.promise)
+		}
+		return nil
+	}
+	for _, rec := range recs {
+		s.held = append(s.held, rec)
+		s.heldSize += len(rec.Key) + len(rec.Value)
+	}
+	if s.heldSize >= maxHeld {
+		return s.awaitCommit(ctx)
+	}
+	return nil
+}
+
+// awaitCommit waits for the commit in flight, if any, and then begins the
+// open transaction's Kafka transaction and produces its held records.
+func (s *stream) awaitCommit(ctx context.Context) error {
+	if s.inflight != nil {
+		if err := s.committed(<-s.done); err != nil {
+			return err
+		}
+	}
+	return s.release(ctx)
+}
+
+// committed takes the result of the commit in flight.
+func (s *stream) committed(res commitResult) error {
+	job := s.inflight
+	s.inflight = nil
+	if res.err != nil {
+		s.orphan = !res.ended
+		return res.err
+	}
+	// Flush returned before the commit: every record of the transaction
+	// has had its promise, and the producer holds none of them.
+	s.enc.Recycle(job.records)
+	return nil
+}
+
+// release begins the open transaction in Kafka, once no commit is in
+// flight, and produces the records held for it.
+func (s *stream) release(ctx context.Context) error {
+	if !s.inTxn || s.begun || s.inflight != nil {
+		return nil
+	}
+	if err := s.begin(); err != nil {
+		return err
+	}
+	for i, rec := range s.held {
+		s.cl.Produce(ctx, rec, s.promise)
+		s.held[i] = nil
+	}
+	s.held, s.heldSize = s.held[:0], 0
+	return nil
+}
+
+func (s *stream) ensureTopic(ctx context.Context, topic string) error {
+	policy := s.r.cfg.TopicCleanupPolicy
+	configs := map[string]*string{"cleanup.policy": &policy}
+	if n := s.maxRecordBytes(); n > config.DefaultMaxRecordBytes {
+		// A topic takes batches up to the cluster default unless told
+		// otherwise; a batch never grows in compression.
+		limit := strconv.Itoa(int(n))
+		configs["max.message.bytes"] = &limit
+	}
+	resp, err := s.adm.CreateTopic(ctx, s.r.cfg.TopicPartitions, s.r.cfg.TopicReplication, configs, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("relay: create topic %q: %w", topic, err)
+	}
+	switch {
+	case err == nil && s.r.used[topic]:
+		s.r.log.Warn("topic was deleted while the relay wrote to it; created it again. It holds only changes from now on: to put the table's rows back, run cdcrelay snapshot for it",
+			"topic", topic, "partitions", s.r.cfg.TopicPartitions, "cleanup.policy", policy)
+	case err == nil:
+		s.r.log.Info("created topic", "topic", topic, "partitions", s.r.cfg.TopicPartitions, "cleanup.policy", policy)
+	}
+	s.known[topic] = true
+	s.r.used[topic] = true
+	return nil
+}
+
+// commit ends the open transaction at its pending checkpoint: it waits for
+// the commit in flight (and produces the held records), produces the offsets
+// record, and hands the transaction to a commit goroutine.
+func (s *stream) commit(ctx context.Context) error {
+	if err := s.awaitCommit(ctx); err != nil {
+		return err
+	}
+	cp := s.pending
+	s.countRun()
+	off := offsets.NewRecord(s.r.cfg.ID, cp, s.r.cfg.Version, time.Now())
+	s.cl.Produce(ctx, off.KafkaRecord(s.r.cfg.OffsetsTopic), s.promise)
+	job := &commitJob{cp: cp, started: s.txnStart, events: s.events, counts: s.counts, records: s.enc.Cut()}
+	s.counts = make(map[countKey]int, len(job.counts))
+	s.inTxn, s.begun = false, false
+	s.pending, s.events = nil, 0
+	s.inflight = job
+	go func() { s.done <- s.finish(s.cctx, job) }()
+	return nil
+}
+
+// fenced returns the error for a fencing answer to job's transaction. Kafka
+// answers a transaction that its coordinator aborted for outlasting the
+// transaction timeout just as it answers a newer instance's fencing, so a
+// transaction open that long is reported as what it most likely is: a
+// source transaction too large for kafka.transaction_timeout. Both stop
+// the relay: a restart would replay the same transaction into the same
+// timeout, or fence the newer instance in turn.
+func (s *stream) fenced(job *commitJob) error {
+	if open := time.Since(job.started); open >= s.r.cfg.TransactionTimeout {
+		return Fatal(fmt.Errorf("%w: the broker aborted a transaction open for %v, longer than kafka.transaction_timeout (%v); raise kafka.transaction_timeout (and the broker's transaction.max.timeout.ms) above the time the largest source transaction takes to pass",
+			ErrTxnTimedOut, open.Round(time.Millisecond), s.r.cfg.TransactionTimeout))
+	}
+	return ErrFenced
+}
+
+// finish flushes and commits job's transaction, then acks the source. It
+// runs on the commit goroutine; the loop does not touch the client until it
+// has the result.
+func (s *stream) finish(ctx context.Context, job *commitJob) commitResult {
+	if err := s.cl.Flush(ctx); err != nil {
+		return commitResult{err: fmt.Errorf("relay: flush: %w", err)}
+	}
+	if err := s.produceErr(); err != nil {
+		// A produce that failed in a transaction older than the timeout
+		// is the coordinator's abort, whatever code the broker gave it
+		// (fencing, TRANSACTION_ABORTABLE): replaying it would run into
+		// the same timeout.
+		if isFenced(err) || time.Since(job.started) >= s.r.cfg.TransactionTimeout {
+			return commitResult{err: s.fenced(job)}
+		}
+		if errors.Is(err, kerr.MessageTooLarge) {
+			// The same row comes again after a restart: only a setting
+			// can help.
+			return commitResult{err: Fatal(fmt.Errorf("relay: an event is larger than kafka.max_record_bytes (%d) or than its topic's max.message.bytes; raise both to more than the largest row's event: %w", s.maxRecordBytes(), err))}
+		}
+		return commitResult{err: fmt.Errorf("relay: produce: %w", err)}
+	}
+	if h := s.r.cfg.Hooks; h != nil && h.AfterProduce != nil {
+		h.AfterProduce()
+	}
+	// EndTransaction gets its own context: cancelling it mid-request would
+	// leave the outcome unknown.
+	ectx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err := s.cl.EndTransaction(ectx, kgo.TryCommit)
+	cancel()
+	elapsed := time.Since(job.started)
+	if err != nil {
+		s.r.m.Transactions.WithLabelValues("abort").Inc()
+		if isFenced(err) {
+			return commitResult{err: s.fenced(job), ended: true}
+		}
+		// Maybe committed, maybe not: never ack; restart from the offsets.
+		return commitResult{err: fmt.Errorf("%w: %w", errOutcomeUnknown, err), ended: true}
+	}
+	if h := s.r.cfg.Hooks; h != nil && h.AfterCommit != nil {
+		h.AfterCommit()
+	}
+	cp := job.cp
+	s.r.src.Ack(cp)
+
+	m := s.r.m
+	m.Transactions.WithLabelValues("commit").Inc()
+	m.TransactionSeconds.Observe(elapsed.Seconds())
+	m.BatchEvents.Observe(float64(job.events))
+	for k, n := range job.counts {
+		m.Events.WithLabelValues(k.table.String(), k.op.String()).Add(float64(n))
+	}
+	if cp.LSN != 0 {
+		m.CommittedLSN.Set(float64(cp.LSN))
+	}
+	if !cp.CommitTime.IsZero() {
+		m.CommittedTimestamp.Set(float64(cp.CommitTime.UnixMilli()) / 1000)
+		m.SourceLagSeconds.Set(max(0, time.Since(cp.CommitTime).Seconds()))
+	}
+	s.r.log.Debug("committed", "events", job.events, "position", cp.Label, "took", elapsed)
+	return commitResult{ended: true}
+}
+
+// abort ends the open transaction without committing, after the commit in
+// flight (if any) has been stopped or has finished. Its outcome does not
+// matter: the next session re-reads the offsets either way.
+func (s *stream) abort() {
+	if s.inflight != nil {
+		// Its flush is cut short; an EndTransaction already sent completes.
+		s.ccancel()
+		_ = s.committed(<-s.done)
+	}
+	for i := range s.held {
+		s.held[i] = nil
+	}
+	s.held, s.heldSize = s.held[:0], 0
+	for k := range s.counts {
+		delete(s.counts, k)
+	}
+	s.runN = 0
+	open := s.begun || s.orphan
+	s.inTxn, s.begun, s.orphan = false, false, false
+	if !open {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.cl.AbortBufferedRecords(ctx)
+	if err := s.cl.EndTransaction(ctx, kgo.TryAbort); err == nil {
+		s.r.m.Transactions.WithLabelValues("abort").Inc()
+	}
+}
+
+// shutdown ends the open transaction on SIGTERM: it lets the commit in
+// flight finish, then commits the open transaction when it ends at a
+// checkpoint and aborts it when it holds part of a source transaction. The
+// flushes get ShutdownGrace in all.
+func (s *stream) shutdown() error {
+	grace := time.AfterFunc(s.r.cfg.ShutdownGrace, s.ccancel)
+	defer grace.Stop()
+	err := s.awaitCommit(s.cctx)
+	if err == nil && s.inTxn && s.pending != nil && !s.dirty {
+		label := s.pending.Label
+		if err = s.commit(s.cctx); err == nil {
+			err = s.committed(<-s.done)
+		}
+		if err == nil {
+			s.r.log.Info("stopped after committing", "position", label)
+			return nil
+		}
+	}
+	if err != nil {
+		s.r.log.Warn("final commit failed; the next start resumes from the last committed position", "err", err)
+	}
+	s.abort()
+	if err == nil {
+		s.r.log.Info("stopped")
+	}
+	return nil
+}

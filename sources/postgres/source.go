@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/metrics"
 )
@@ -373,4 +374,23 @@ func (s *Source) connectReplication(ctx context.Context) (*pgconn.PgConn, error)
 		return nil, fmt.Errorf("postgres: connect %s for replication: %w", pc.Host, err)
 	}
 	return conn, nil
+}
+
+// Ack records that every message up to cp is committed in Kafka. The next
+// standby status update, sent by Run, reports cp's LSN as written, flushed
+// and applied. Ack never blocks.
+func (s *Source) Ack(cp *change.Checkpoint) {
+	if cp == nil {
+		return
+	}
+	s.raiseAcked(cp.LSN)
+}
+
+func (s *Source) raiseAcked(lsn uint64) {
+	for {
+		cur := s.acked.Load()
+		if lsn <= cur || s.acked.CompareAndSwap(cur, lsn) {
+			return
+		}
+	}
 }

@@ -20,25 +20,6 @@ import (
 	"github.com/cdcrelay/cdcrelay/sources/snapshot"
 )
 
-// Ack records that every message up to cp is committed in Kafka. The next
-// standby status update, sent by Run, reports cp's LSN as written, flushed
-// and applied. Ack never blocks.
-func (s *Source) Ack(cp *change.Checkpoint) {
-	if cp == nil {
-		return
-	}
-	s.raiseAcked(cp.LSN)
-}
-
-func (s *Source) raiseAcked(lsn uint64) {
-	for {
-		cur := s.acked.Load()
-		if lsn <= cur || s.acked.CompareAndSwap(cur, lsn) {
-			return
-		}
-	}
-}
-
 // relation is a table as the stream describes it, with its encoders.
 type relation struct {
 	schema, name string

@@ -56,9 +56,13 @@ func TestVerifyPostgresTypes(t *testing.T) {
 	pg.Exec(t, "shop", `UPDATE types SET c_text = 'streamed', c_jsonb = '{"z": [1, 2],   "a": {"y": 1, "b": 2}}' WHERE id = 2`)
 	pg.Exec(t, "shop", "DELETE FROM types WHERE id = 3")
 
+	// verify may read the topic before the relay has committed these
+	// changes: it then re-checks the keys that differ once the stored
+	// position passes the database's, and the key count it prints is
+	// that of its first read.
 	out, code := verifyCmd(t, cfg, env, "--table", "public.types", "--settle", "1m")
 	t.Logf("verify:\n%s", out)
-	if code != 0 || !strings.Contains(out, "1 table(s) match") || !strings.Contains(out, "2 rows in the database, 2 keys") {
+	if code != 0 || !strings.Contains(out, "1 table(s) match") || !strings.Contains(out, "2 rows in the database") || !strings.Contains(out, "missing 0, extra 0, differing 0") {
 		t.Fatalf("verify of the types table exited %d", code)
 	}
 	if strings.Contains(out, "not compared") {
@@ -118,7 +122,7 @@ metrics:
 
 	out, code := verifyCmd(t, cfg, env, "--table", "shop.types", "--settle", "1m")
 	t.Logf("verify:\n%s", out)
-	if code != 0 || !strings.Contains(out, "1 table(s) match") || !strings.Contains(out, "4 rows in the database, 4 keys") {
+	if code != 0 || !strings.Contains(out, "1 table(s) match") || !strings.Contains(out, "4 rows in the database") || !strings.Contains(out, "missing 0, extra 0, differing 0") {
 		t.Fatalf("verify of the types table exited %d", code)
 	}
 	if strings.Contains(out, "not compared") {

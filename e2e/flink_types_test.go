@@ -426,47 +426,13 @@ func parseAnyTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("time %q", s)
 }
 
-// myTypesDDL and myTypesRow are the table and values of
-// sources/mysql/types_test.go, whose golden file pins the JSON the relay
-// writes for each (docs/types-mysql.md).
-const myTypesDDL = `CREATE TABLE shop.types (
-  id INT PRIMARY KEY,
-  ti TINYINT, tiu TINYINT UNSIGNED, si SMALLINT, siu SMALLINT UNSIGNED,
-  mi MEDIUMINT, miu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED,
-  bi BIGINT, biu BIGINT UNSIGNED, b BOOL,
-  d DECIMAL(20,6), dn DECIMAL(5,2), f FLOAT, db DOUBLE,
-  bit1 BIT(1), bit12 BIT(12),
-  c CHAR(10), vc VARCHAR(100), tx TEXT, l1 VARCHAR(20) CHARACTER SET latin1,
-  bn BINARY(4), vb VARBINARY(10), bl BLOB,
-  dt DATE, dtm DATETIME(6), dt0 DATETIME, ts TIMESTAMP(6) NULL DEFAULT NULL,
-  tm TIME(6), tm0 TIME, yr YEAR,
-  js JSON, en ENUM('a','b','c'), st SET('x','y','z'),
-  zd DATE, dz DECIMAL(8,2) ZEROFILL, iz INT ZEROFILL, u UUID, ip6 INET6, ip4 INET4, nul INT
-) DEFAULT CHARSET=utf8mb4`
-
-const myTypesRow = `INSERT INTO shop.types VALUES (%d,
-  -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295,
-  -9223372036854775808, 18446744073709551615, 1,
-  -12345678901234.123456, 0.50, 3.14159, 2.718281828459045,
-  b'1', b'101010101010',
-  'abc', _utf8mb4'ünï😀 "q"\n\\<&>', 'long text', _utf8mb4'café',
-  X'0102', X'00FF', X'DEADBEEF',
-  '2024-01-31', '2024-01-31 12:34:56.123456', '2024-01-31 12:34:56', '2024-01-31 12:34:56.123456',
-  '12:34:56.000000', '838:59:59', 2024,
-  '{"a": [1, 2.5, "x"]}', 'b', 'x,z',
-  '0000-00-00', 12.5, 7, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2001:db8::1', '10.0.0.1', NULL)`
-
-const myTypesEdge = `INSERT INTO shop.types VALUES (%d,
-  127, 0, 32767, 0, 8388607, 0, 2147483647, 0,
-  9223372036854775807, 0, 0,
-  0, -0.01, -1.5e-7, 1e300,
-  b'0', b'000000000001',
-  '', '', '', '',
-  X'', X'', X'',
-  '1000-01-01', '9999-12-31 23:59:59.999999', '1970-01-01 00:00:00', '1970-01-01 00:00:01.000001',
-  '-01:02:03.500000', '-838:59:59', 1901,
-  'null', 'a', '',
-  NULL, 0, 0, 'a0eebc99-9c0b-11e8-bb6d-6bb9bd380a00', '::ffff:1.2.3.0', '0.0.0.0', 7)`
+// The MariaDB golden types table, whose JSON sources/mysql/types_test.go
+// pins (docs/types-mysql.md).
+const (
+	myTypesDDL  = goldentypes.MariaDBTable
+	myTypesRow  = goldentypes.MariaDBRow
+	myTypesEdge = goldentypes.MariaDBEdge
+)
 
 // flinkKnownDifferencesMySQL are the columns of myTypesDDL that Flink reads
 // differently from what the relay wrote, with the reason.

@@ -148,7 +148,13 @@ func StartDevBroker(t testing.TB, opts ...BrokerOption) *Broker {
 	var ready chan string
 	b.spec = func() procSpec {
 		ready = make(chan string, 1)
-		w, err := newReadyWriter(b.logFile, ready)
+		w, err := newLineWatcher(b.logFile, func(line string) bool {
+			addr, ok := strings.CutPrefix(line, brokerReady)
+			if ok {
+				ready <- strings.TrimSpace(addr)
+			}
+			return ok
+		})
 		if err != nil {
 			return procSpec{err: err}
 		}
@@ -194,48 +200,46 @@ func (notYet) Error() string { return "no ready line yet" }
 
 var errNotYet error = notYet{}
 
-// readyWriter copies the broker's stdout into its log and reports the
-// address from the ready line.
+// lineWatcher copies a process's stdout into its log and hands each whole
+// line to onLine until onLine reports it has seen what it waited for;
 // startProc closes it once the process has ended.
-type readyWriter struct {
-	mu    sync.Mutex
-	dst   *os.File
-	buf   []byte
-	seen  bool
-	ready chan<- string
+type lineWatcher struct {
+	mu     sync.Mutex
+	dst    *os.File
+	buf    []byte
+	done   bool
+	onLine func(line string) (done bool)
 }
 
-func newReadyWriter(log string, ready chan<- string) (*readyWriter, error) {
+func newLineWatcher(log string, onLine func(string) bool) (*lineWatcher, error) {
 	f, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	return &readyWriter{dst: f, ready: ready}, nil
+	return &lineWatcher{dst: f, onLine: onLine}, nil
 }
 
-func (w *readyWriter) Close() error { return w.dst.Close() }
+func (w *lineWatcher) Close() error { return w.dst.Close() }
 
-func (w *readyWriter) Write(p []byte) (int, error) {
+func (w *lineWatcher) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.dst.Write(p)
-	if w.seen {
+	if w.done {
 		return len(p), nil
 	}
 	w.buf = append(w.buf, p...)
-	for {
+	for !w.done {
 		i := bytes.IndexByte(w.buf, '\n')
 		if i < 0 {
 			break
 		}
 		line := string(w.buf[:i])
 		w.buf = w.buf[i+1:]
-		if addr, ok := strings.CutPrefix(line, brokerReady); ok {
-			w.seen = true
-			w.buf = nil
-			w.ready <- strings.TrimSpace(addr)
-			break
-		}
+		w.done = w.onLine(line)
+	}
+	if w.done {
+		w.buf = nil
 	}
 	return len(p), nil
 }

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -89,22 +88,35 @@ func StartFlink(t testing.TB, bootstrap string, files []string, conf ...string) 
 
 func (f *Flink) start() error {
 	f.proc = nil
-	logf, err := os.OpenFile(f.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	// The runner prints "flink-runner: running NAME JOBID" per job, then
+	// "flink-runner: ready".
+	ready := make(chan map[string]string, 1)
+	jobs := map[string]string{}
+	w, err := newLineWatcher(f.logFile, func(line string) bool {
+		if rest, ok := strings.CutPrefix(line, "flink-runner: running "); ok {
+			if fs := strings.Fields(rest); len(fs) == 2 {
+				jobs[fs[0]] = fs[1]
+			}
+		}
+		if line == "flink-runner: ready" {
+			ready <- jobs
+			return true
+		}
+		return false
+	})
 	if err != nil {
 		return err
 	}
-	w := &runnerWriter{dst: logf, ready: make(chan map[string]string, 1)}
 	f.started = time.Now()
 	pr, err := startProc(procSpec{name: "flink", argv: f.argv, dir: f.dir, log: f.logFile, stdout: w, env: f.env})
 	if err != nil {
-		logf.Close()
+		w.Close()
 		return err
 	}
 	f.proc = pr
-	go func() { <-pr.done; logf.Close() }()
 	err = waitFor(pr, flinkStartTimeout, func() error {
 		select {
-		case jobs := <-w.ready:
+		case jobs := <-ready:
 			f.Jobs = jobs
 			return nil
 		default:
@@ -150,50 +162,6 @@ func (f *Flink) Exited() bool { return f.proc == nil || f.proc.exited() }
 
 // LogTail returns the end of the runner's log, for failure messages.
 func (f *Flink) LogTail() string { return tail(f.logFile) }
-
-// runnerWriter copies the runner's stdout into its log and reports the jobs
-// once the ready line is seen.
-type runnerWriter struct {
-	mu    sync.Mutex
-	dst   *os.File
-	buf   []byte
-	jobs  map[string]string
-	done  bool
-	ready chan map[string]string
-}
-
-func (w *runnerWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.dst.Write(p)
-	if w.done {
-		return len(p), nil
-	}
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			break
-		}
-		line := string(w.buf[:i])
-		w.buf = w.buf[i+1:]
-		if rest, ok := strings.CutPrefix(line, "flink-runner: running "); ok {
-			if f := strings.Fields(rest); len(f) == 2 {
-				if w.jobs == nil {
-					w.jobs = map[string]string{}
-				}
-				w.jobs[f[0]] = f[1]
-			}
-		}
-		if line == "flink-runner: ready" {
-			w.done = true
-			w.buf = nil
-			w.ready <- w.jobs
-			break
-		}
-	}
-	return len(p), nil
-}
 
 // FlinkSelect runs the statements of files (CREATE TABLE, SET) and then
 // query in a runner of its own, and returns the rows it printed: the final

@@ -68,6 +68,13 @@ type Source struct {
 	// SnapshotChunkSize is the number of rows per snapshot chunk.
 	// Default: 10000.
 	SnapshotChunkSize int `yaml:"snapshot_chunk_size"`
+	// SnapshotWatermark is how a MySQL/MariaDB snapshot chunk is placed in
+	// the binlog: table (watermark rows written to cdcrelay_watermark),
+	// binlog (a consistent read whose binlog position the server reports;
+	// nothing is written, MariaDB only) or auto (binlog when the server is
+	// read_only or the user cannot write the watermark table, else table).
+	// Default: auto.
+	SnapshotWatermark string `yaml:"snapshot_watermark"`
 	// Slot is the PostgreSQL replication slot. Default: cdcrelay_<id>.
 	Slot string `yaml:"slot"`
 	// Publication is the PostgreSQL publication. Default: cdcrelay_<id>.

@@ -81,6 +81,7 @@ func TestDefaults(t *testing.T) {
 		{"source.publication", cfg.Source.Publication, "cdcrelay_shop"},
 		{"source.heartbeat_interval", cfg.Source.HeartbeatInterval, 10 * time.Second},
 		{"source.snapshot_chunk_size", cfg.Source.SnapshotChunkSize, 10000},
+		{"source.snapshot_watermark", cfg.Source.SnapshotWatermark, "auto"},
 		{"kafka.topic_prefix", cfg.Kafka.TopicPrefix, "shop"},
 		{"kafka.offsets_topic", cfg.Kafka.OffsetsTopic, "cdcrelay_offsets"},
 		{"kafka.topic_partitions", cfg.Kafka.TopicPartitions, int32(3)},

@@ -30,6 +30,9 @@ func (c *Config) SetDefaults() {
 	if s.Snapshot == "" {
 		s.Snapshot = "initial"
 	}
+	if s.SnapshotWatermark == "" {
+		s.SnapshotWatermark = "auto"
+	}
 	if s.SnapshotChunkSize == 0 {
 		s.SnapshotChunkSize = 10000
 	}
@@ -144,6 +147,11 @@ func (c *Config) Validate() Errors {
 	case "initial", "never":
 	default:
 		bad("source.snapshot", "%q is not allowed; one of initial, never", s.Snapshot)
+	}
+	switch s.SnapshotWatermark {
+	case "auto", "table", "binlog":
+	default:
+		bad("source.snapshot_watermark", "%q is not allowed; one of auto, table, binlog", s.SnapshotWatermark)
 	}
 	if s.SnapshotChunkSize < 1 || s.SnapshotChunkSize > 1_000_000 {
 		bad("source.snapshot_chunk_size", "%d is out of range; use 1 to 1000000", s.SnapshotChunkSize)

@@ -60,14 +60,26 @@ func (s *Source) watermarkDDL() string {
 }
 
 // Setup creates the watermark table in the DSN's database when it is
-// missing. It is one CREATE TABLE IF NOT EXISTS statement, so it either
-// happens whole or not at all.
+// missing and snapshots use it (see snapshotMode). It is one CREATE TABLE
+// IF NOT EXISTS statement, so it either happens whole or not at all.
 func (s *Source) Setup(ctx context.Context) error {
 	c, err := s.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer s.release(c)
+	mariadb, err := isMariaDB(c)
+	if err != nil {
+		return err
+	}
+	mode, why, err := s.snapshotMode(c, mariadb)
+	if err != nil {
+		return err
+	}
+	if mode == markBinlog {
+		s.log.Info("mysql: snapshots write nothing to the server; the watermark table is not created", "why", why)
+		return nil
+	}
 	if _, err := c.Execute(s.watermarkDDL()); err != nil {
 		return fmt.Errorf("mysql: create %s.%s: %w (grant CREATE, INSERT, UPDATE on %s.* or create the table as shown in docs/mysql.md)",
 			s.db, WatermarkTable, err, s.db)

@@ -82,7 +82,8 @@ func (s *Source) Check(ctx context.Context) (sources.Report, error) {
 		}
 	}
 	s.checkRetention(v, add)
-	s.checkGrants(c, mariadb, add)
+	mode := s.checkMarkMode(c, mariadb, add)
+	s.checkGrants(c, mariadb, mode, add)
 	s.checkTables(ctx, c, add)
 	return rep, nil
 }
@@ -117,7 +118,33 @@ func secondsText(s int64) string {
 	return strconv.FormatInt(s, 10) + "s"
 }
 
-func (s *Source) checkGrants(c *client.Conn, mariadb bool, add addFunc) {
+// checkMarkMode reports how snapshot chunks will be placed in the binlog
+// and why, and in binlog mode whether the server reports the point of a
+// consistent read. It returns the mode, "" when it cannot run.
+func (s *Source) checkMarkMode(c *client.Conn, mariadb bool, add addFunc) string {
+	mode, why, err := s.snapshotMode(c, mariadb)
+	if err != nil {
+		add(sources.Block, "snapshot watermark", "%v", err)
+		return ""
+	}
+	if mode == markTable {
+		add(sources.OK, "snapshot watermark", "table: watermark rows in %s.%s (%s)", s.db, WatermarkTable, why)
+		return mode
+	}
+	d := &dialect{s: s, c: c}
+	at, err := d.consistentRead()
+	if _, rerr := c.Execute("ROLLBACK"); err == nil && rerr != nil {
+		err = rerr
+	}
+	if err != nil {
+		add(sources.Block, "snapshot watermark", "binlog: a consistent read failed: %v", err)
+		return ""
+	}
+	add(sources.OK, "snapshot watermark", "binlog: each chunk is a consistent read placed at its binlog point (now %s); nothing is written to the server (%s)", at, why)
+	return mode
+}
+
+func (s *Source) checkGrants(c *client.Conn, mariadb bool, mode string, add addFunc) {
 	rows, err := queryRows(c, "SHOW GRANTS FOR CURRENT_USER()")
 	if err != nil {
 		add(sources.Block, "privileges", "cannot read the grants: %v", err)
@@ -144,6 +171,10 @@ func (s *Source) checkGrants(c *client.Conn, mariadb bool, add addFunc) {
 		add(sources.Block, monitor, "missing (needed for SHOW BINARY LOGS and SHOW MASTER STATUS); GRANT %s ON *.* TO '%s'@'<host>'", monitor, user)
 	}
 	wm := s.db + "." + WatermarkTable
+	if mode == markBinlog {
+		add(sources.OK, "table "+wm, "not needed: snapshots write nothing (on-demand snapshot requests need it, see docs/mysql.md)")
+		return
+	}
 	var need []string
 	exists, err := watermarkExists(c, s.db)
 	if err != nil {

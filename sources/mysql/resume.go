@@ -163,3 +163,30 @@ func errorCode(err error) uint16 {
 	}
 	return 0
 }
+
+// canResumeInPlace tells whether a lost stream can be picked up again by
+// this Run. Not when a snapshot window is open (its high watermark might
+// be gone with a crashed server) or a transaction was cut without a GTID to
+// recognise it by; the relay then restarts Run from the committed state.
+func (r *reader) canResumeInPlace() bool {
+	if r.snap != nil && r.snap.InWindow() {
+		return false
+	}
+	return !r.inTxn || r.gtid != ""
+}
+
+// prepareReplay resets the transaction state for a reconnect at r.st.
+func (r *reader) prepareReplay() {
+	if r.inTxn {
+		r.replayGTID, r.skip = r.gtid, r.txnRows
+	}
+	r.inTxn, r.began, r.gtid = false, false, ""
+	if r.snap != nil && r.snap.InFlight() {
+		r.snap.Abandon() // its watermarks, if they come, are ignored; the chunk is read again
+	}
+	if r.marks != nil {
+		r.marks.pending = nil
+	}
+	// The new dump names its file first.
+	r.at, r.txnAt = binlogPos{}, binlogPos{}
+}

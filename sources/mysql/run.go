@@ -174,28 +174,6 @@ func (r *reader) stream(ctx context.Context, flavor string) error {
 // errStreamLost marks a binlog stream that broke (server restart, network).
 var errStreamLost = errors.New("binlog stream lost")
 
-// canResumeInPlace tells whether a lost stream can be picked up again by
-// this Run. Not when a snapshot window is open (its high watermark might
-// be gone with a crashed server) or a transaction was cut without a GTID to
-// recognise it by; the relay then restarts Run from the committed state.
-func (r *reader) canResumeInPlace() bool {
-	if r.snap != nil && r.snap.InWindow() {
-		return false
-	}
-	return !r.inTxn || r.gtid != ""
-}
-
-// prepareReplay resets the transaction state for a reconnect at r.st.
-func (r *reader) prepareReplay() {
-	if r.inTxn {
-		r.replayGTID, r.skip = r.gtid, r.txnRows
-	}
-	r.inTxn, r.began, r.gtid = false, false, ""
-	if r.snap != nil && r.snap.InFlight() {
-		r.snap.Abandon() // its watermarks, if they come, are ignored; the chunk is read again
-	}
-}
-
 // startDump registers as a replica and starts the binlog dump at st,
 // retrying with backoff while the server refuses the connection.
 func (s *Source) startDump(ctx context.Context, syncer *replication.BinlogSyncer, flavor string, st *state) (*replication.BinlogStreamer, error) {
@@ -381,6 +359,13 @@ type reader struct {
 
 	snap    *snapshot.Snapshotter
 	dialect *dialect
+	// marks and at serve binlog mode (markBinlog): the watermarks waiting
+	// for the stream to reach their binlog point, and the point just after
+	// the last event handled (zero until the stream names its file).
+	// txnAt is where the last transaction the stream handled starts.
+	marks *markList
+	at    binlogPos
+	txnAt binlogPos
 	// chunkMem is the memory snapshot chunks are read into, reused once
 	// the relay has acked a checkpoint after their rows.
 	chunkMem snapshot.Memories
@@ -459,9 +444,13 @@ func (r *reader) loop(ctx context.Context, streamer *replication.BinlogStreamer)
 		r.s.mu.Lock()
 		r.s.attempts = 0
 		r.s.mu.Unlock()
+		if err := r.beforeEvent(ctx, ev); err != nil {
+			return err
+		}
 		if err := r.handle(ctx, ev); err != nil {
 			return err
 		}
+		r.afterEvent(ev)
 	}
 }
 
@@ -482,6 +471,9 @@ func (r *reader) idleWork(ctx context.Context, heartbeat bool) error {
 			}
 			return r.s.classify(err)
 		}
+	}
+	if err := r.passMarks(ctx, r.at); err != nil {
+		return err
 	}
 	if r.pre != nil && !r.snap.Active() {
 		r.s.release(r.pre)

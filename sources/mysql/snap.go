@@ -33,11 +33,19 @@ func (r *reader) initSnapshot(ctx context.Context, q *client.Conn, fresh bool) e
 		}
 	}
 	initial := fresh && r.s.cfg.Source.Snapshot != "never"
+	mode, why, err := r.s.snapshotMode(q, r.flavor == flavorMariaDB)
+	if err != nil {
+		var bad *errMarkMode
+		if errors.As(err, &bad) {
+			return relay.Fatal(err)
+		}
+		return r.s.classify(err)
+	}
 	exists, err := watermarkExists(q, r.s.db)
 	if err != nil {
 		return r.s.classify(err)
 	}
-	if !exists {
+	if mode == markTable && !exists {
 		if initial || len(st.Queue) > 0 {
 			return relay.Fatal(fmt.Errorf("mysql: table %s.%s is missing; it holds the snapshot watermarks. Create it with: cdcrelay setup --config <file>", r.s.db, WatermarkTable))
 		}
@@ -45,6 +53,14 @@ func (r *reader) initSnapshot(ctx context.Context, q *client.Conn, fresh bool) e
 		return nil
 	}
 	r.dialect = &dialect{s: r.s, c: q}
+	if mode == markBinlog {
+		r.marks = &markList{}
+		r.dialect.marks = r.marks
+		if !exists {
+			r.s.log.Info("mysql: no watermark table; on-demand snapshot requests are off", "table", r.s.db+"."+WatermarkTable)
+		}
+	}
+	r.s.log.Info("mysql: snapshot watermarks", "mode", mode, "why", why)
 	sn, err := snapshot.New(snapshot.Config{
 		ChunkSize:  r.s.cfg.Source.SnapshotChunkSize,
 		MarkPrefix: r.s.cfg.ID,
@@ -134,26 +150,12 @@ func (r *reader) watermark(ctx context.Context, e *replication.RowsEvent) error 
 		switch col(row, "kind") {
 		case "mark":
 			m, ok := snapshot.ParseMark(value)
-			if !ok || r.snap == nil {
+			if !ok || r.snap == nil || r.marks != nil {
 				continue
 			}
-			events, closed, err := r.snap.OnMark(m)
-			if err != nil {
+			if err := r.onMark(ctx, m); err != nil {
 				return err
 			}
-			if !closed {
-				continue
-			}
-			r.prefetch(ctx)
-			for _, ev := range events {
-				ev.Source.File, ev.Source.Pos, ev.Source.ServerID = r.st.File, uint64(r.st.Pos), r.st.ServerID
-			}
-			r.events += len(events)
-			if err := change.SendRuns(events, func(m change.Message) error { return r.send(ctx, m) }); err != nil {
-				return err
-			}
-			r.chunkMem.Sent(r.snap.ClosedMemory())
-			r.force = true
 		case "snapshot":
 			db, name := splitTable(value)
 			if !r.s.captured(db, name) {
@@ -166,6 +168,30 @@ func (r *reader) watermark(ctx context.Context, e *replication.RowsEvent) error 
 			}
 		}
 	}
+	return nil
+}
+
+// onMark hands a watermark to the Snapshotter and, when it closes the
+// chunk in flight, sends the chunk's rows; the checkpoint that carries the
+// new progress follows (r.force).
+func (r *reader) onMark(ctx context.Context, m snapshot.Mark) error {
+	events, closed, err := r.snap.OnMark(m)
+	if err != nil {
+		return err
+	}
+	if !closed {
+		return nil
+	}
+	r.prefetch(ctx)
+	for _, ev := range events {
+		ev.Source.File, ev.Source.Pos, ev.Source.ServerID = r.st.File, uint64(r.st.Pos), r.st.ServerID
+	}
+	r.events += len(events)
+	if err := change.SendRuns(events, func(m change.Message) error { return r.send(ctx, m) }); err != nil {
+		return err
+	}
+	r.chunkMem.Sent(r.snap.ClosedMemory())
+	r.force = true
 	return nil
 }
 
@@ -241,6 +267,11 @@ type dialect struct {
 	// for the stream's window rules (reader.chunkKey).
 	chunkNames map[string][]string
 	alloc      *change.Alloc // where ReadChunk builds the rows; nil: a new one
+	// marks, in binlog mode (markBinlog), receives the watermarks placed
+	// at the binlog point of each chunk's consistent read, at; nil in
+	// table mode.
+	marks *markList
+	at    binlogPos
 }
 
 // snapshotRefused is a table that cannot be snapshotted; err is the line
@@ -263,7 +294,9 @@ func (d *dialect) Memory() any {
 // connection (the server refused it) chunks are read one after the other,
 // as they would be anyway.
 func (r *reader) prefetch(ctx context.Context) {
-	if !r.snap.Active() || r.snap.InFlight() || r.preFailed {
+	// In binlog mode the chunk's binlog point must be taken while the
+	// stream stands still, which a read ahead would not.
+	if !r.snap.Active() || r.snap.InFlight() || r.preFailed || r.marks != nil {
 		return
 	}
 	table := r.snap.Next()
@@ -417,6 +450,9 @@ func (d *dialect) Estimate(ctx context.Context, table string) (int64, error) {
 }
 
 func (d *dialect) WriteMark(ctx context.Context, m snapshot.Mark) error {
+	if d.marks != nil {
+		return d.binlogMark(m)
+	}
 	_, err := d.c.Execute("INSERT INTO " + quoteTable(d.s.db, WatermarkTable) +
 		" (source_id, kind, value, seq) VALUES (" + quoteString(d.s.cfg.ID) + ", 'mark', " + quoteString(m.String()) +
 		", 1) ON DUPLICATE KEY UPDATE value = VALUES(value), seq = seq + 1")

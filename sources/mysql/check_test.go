@@ -44,6 +44,10 @@ func TestCheckGood(t *testing.T) {
 	if _, ok := findings(rep, sources.Warn)["binlog retention"]; !ok {
 		t.Errorf("no warning for binlogs that never expire")
 	}
+	// A user who may write the watermark table keeps table mode.
+	if f := findings(rep, sources.OK)["snapshot watermark"]; !strings.HasPrefix(f, "table:") || !strings.Contains(f, "auto: the user may write") {
+		t.Errorf("snapshot watermark finding %q, want table mode chosen by auto", f)
+	}
 }
 
 // TestCheckWrongSettings starts a server with every binlog setting wrong

@@ -205,3 +205,29 @@ func waitReplica(t *testing.T, primary, replica *testenv.MariaDB) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestBinlogPosOrder: binlog points order by file number, then offset, and
+// the zero point is before every other.
+func TestBinlogPosOrder(t *testing.T) {
+	ordered := []binlogPos{
+		{},
+		{"binlog.000009", 4},
+		{"binlog.000009", 1200},
+		{"binlog.000010", 4},
+		{"binlog.100000", 4},
+	}
+	for i, a := range ordered {
+		for j, b := range ordered {
+			want := 0
+			switch {
+			case i < j:
+				want = -1
+			case i > j:
+				want = 1
+			}
+			if got := a.compare(b); got != want {
+				t.Errorf("%v compare %v = %d, want %d", a, b, got, want)
+			}
+		}
+	}
+}

@@ -461,7 +461,7 @@ func (r *reader) idleWork(ctx context.Context, heartbeat bool) error {
 	if r.inTxn {
 		return nil
 	}
-	if r.snap != nil && r.snap.Active() && !r.snap.InFlight() {
+	for r.snap != nil && r.snap.Active() && !r.snap.InFlight() {
 		r.dialect.alloc = r.chunkMem.Get(r.s.ackedSeq.Load())
 		err := r.snap.ReadNext(ctx, r.dialect)
 		r.dialect.alloc = nil
@@ -470,6 +470,16 @@ func (r *reader) idleWork(ctx context.Context, heartbeat bool) error {
 				return nil
 			}
 			return r.s.classify(err)
+		}
+		// Table mode: the chunk's marks come back through the stream.
+		// Binlog mode: a chunk placed where the stream stands closes at
+		// once, and the next is read without waiting for an event; one
+		// placed further on waits for the stream.
+		if r.marks == nil {
+			break
+		}
+		if err := r.passMarks(ctx, r.at); err != nil {
+			return err
 		}
 	}
 	if err := r.passMarks(ctx, r.at); err != nil {
@@ -580,14 +590,4 @@ func (r *reader) begin(h *replication.EventHeader) {
 	r.thread = 0
 	r.rowsQuery = ""
 	r.txnTime = h.Timestamp
-}
-
-// firstLine is the message of err without the stack that go-mysql's
-// errors print on their following lines.
-func firstLine(err error) string {
-	s := err.Error()
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }

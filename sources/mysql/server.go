@@ -175,3 +175,13 @@ func (si *serverInfo) requireRowFormat() error {
 	}
 	return nil
 }
+
+// firstLine is the message of err without the stack that go-mysql's
+// errors print on their following lines.
+func firstLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -21,15 +21,36 @@ import (
 // every key once and in order, equal the table at the end, and hold at most
 // one snapshot row per key (no chunk read twice).
 func TestMySQLKillsDuringSnapshotAndStream(t *testing.T) {
+	mysqlKills(t, "table", false,
+		"GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'relay'@'%'",
+		"GRANT SELECT, INSERT, UPDATE, CREATE ON shop.* TO 'relay'@'%'")
+}
+
+// TestMySQLReadOnlyKills is the same against a read_only MariaDB with a
+// user that may only SELECT and replicate: the snapshot runs in binlog
+// watermark mode and survives the kills alike.
+func TestMySQLReadOnlyKills(t *testing.T) {
+	mysqlKills(t, "binlog", true,
+		"GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'relay'@'%'",
+		"GRANT SELECT ON shop.* TO 'relay'@'%'")
+}
+
+// mysqlKills runs the kill test with these grants for the relay's user,
+// requiring the relay to log this snapshot watermark mode.
+func mysqlKills(t *testing.T, mode string, readOnly bool, grants ...string) {
 	const rows = 100000
 	b := testenv.StartBroker(t)
 	m := testenv.StartMariaDB(t)
 	m.Exec(t, "CREATE DATABASE shop")
 	m.Exec(t, "CREATE USER 'relay'@'%' IDENTIFIED BY 'relay-pw'")
-	m.Exec(t, "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'relay'@'%'")
-	m.Exec(t, "GRANT SELECT, INSERT, UPDATE, CREATE ON shop.* TO 'relay'@'%'")
+	for _, g := range grants {
+		m.Exec(t, g)
+	}
 	m.Exec(t, "CREATE TABLE shop.vers (id INT PRIMARY KEY, v INT NOT NULL, pad VARCHAR(100) NOT NULL)")
 	m.Exec(t, fmt.Sprintf("INSERT INTO shop.vers SELECT seq, 1, REPEAT('p', 100) FROM shop.seq_1_to_%d", rows))
+	if readOnly {
+		m.Exec(t, "SET GLOBAL read_only = ON")
+	}
 	cfg := writeConfig(t, fmt.Sprintf(`id: mk
 source:
   type: mysql
@@ -192,6 +213,9 @@ metrics:
 			bad++
 			t.Errorf("id %d: table v%d, topic %+v (present %v)", id, v, got, ok)
 		}
+	}
+	if !strings.Contains(strings.Join(outputs, ""), "mode="+mode) {
+		t.Errorf("the relay did not log snapshot watermark mode %s", mode)
 	}
 	// A restarted relay resumes the snapshot; once a chunk is committed it
 	// never starts it over.

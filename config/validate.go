@@ -149,7 +149,11 @@ func (c *Config) Validate() Errors {
 		bad("source.snapshot", "%q is not allowed; one of initial, never", s.Snapshot)
 	}
 	switch s.SnapshotWatermark {
-	case "auto", "table", "binlog":
+	case "auto":
+	case "table", "binlog":
+		if s.Type == "postgres" {
+			bad("source.snapshot_watermark", "applies to MySQL/MariaDB only; PostgreSQL writes its watermarks as logical decoding messages, so remove the key")
+		}
 	default:
 		bad("source.snapshot_watermark", "%q is not allowed; one of auto, table, binlog", s.SnapshotWatermark)
 	}

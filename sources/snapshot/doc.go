@@ -68,6 +68,15 @@
 // belong to the chunk in flight, such as one written by a run that has since
 // died, is ignored.
 //
+// A dialect may place both watermarks of a chunk at one stream point P
+// when its chunk query reads a view that matches P exactly, as MariaDB's
+// consistent read does with its binlog position (MySQL binlog mode). The
+// window is then empty and the chunk sees exactly the transactions before
+// P, which is the case above with no change of k in the window; nothing is
+// written to the database. The source must hand both marks over before
+// the first change after P, and drop the chunk when it has already passed
+// P.
+//
 // A key change (an update of the primary key) must be fed as a delete of the
 // old key and an insert of the new one, each passing through Admit.
 //

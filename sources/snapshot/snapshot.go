@@ -94,6 +94,11 @@ type Dialect interface {
 	// WriteMark writes m into the change stream so that the source later
 	// reads it back in stream order, after every transaction that committed
 	// before WriteMark returned. It must commit before returning.
+	//
+	// A dialect whose chunk query reads a view that matches one point of
+	// the stream exactly (every transaction before it visible, none after)
+	// may instead place both marks of the chunk at that point, writing
+	// nothing; the window is then empty (see the package doc).
 	WriteMark(ctx context.Context, m Mark) error
 	// ReadChunk reads, in one statement, up to limit rows of table whose key
 	// is greater than after (every row when after is nil), in key order.

@@ -231,3 +231,51 @@ func TestBinlogPosOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestBinlogSnapshotServerKill kills a read_only MariaDB with SIGKILL in
+// the middle of a binlog-mode snapshot. The source reconnects to the
+// restarted server, whose binlog has moved to a new file, resumes at the
+// next chunk, and the events, with writes after the restart, fold to the
+// table with no row read twice.
+func TestBinlogSnapshotServerKill(t *testing.T) {
+	t.Parallel()
+	const rows = 40_000
+	m := testenv.StartMariaDB(t, testenv.MariaConf("read_only = ON"))
+	fillShop(t, m, rows)
+	src, _ := newSource(t, readOnlyConfig(m))
+	var k sink
+	sv := k.supervise(t, src)
+	k.waitFor(t, 3*time.Minute, "some chunks", func(evs []*change.Event) bool {
+		return countOps(evs, "big", change.OpRead) >= rows/4
+	})
+	m.Kill(t)
+	time.Sleep(500 * time.Millisecond)
+	m.Start(t)
+	evs, _ := k.snapshot()
+	t.Logf("server killed after %d snapshot rows", countOps(evs, "big", change.OpRead))
+	w := startWriter(t, m, rows)
+	k.waitFor(t, 5*time.Minute, "snapshot end", func(evs []*change.Event) bool {
+		for _, e := range evs {
+			if e.Source.Snapshot == change.SnapshotLast && e.Table.Name == "big" {
+				return true
+			}
+		}
+		return false
+	})
+	ops := w.finish()
+	m.Exec(t, "INSERT INTO shop.sentinel VALUES (1)")
+	evs = k.waitFor(t, 2*time.Minute, "sentinel", func(evs []*change.Event) bool { return countOps(evs, "sentinel", change.OpCreate) == 1 })
+	t.Logf("%d writes after the restart, %d Run restarts, %d events", ops, sv.restartCount(), len(evs))
+	checkOrder(t, evs)
+	got, want := applyEvents(evs, "big"), tableState(t, m)
+	if len(got) != len(want) {
+		t.Errorf("folded events hold %d rows, the table %d", len(got), len(want))
+	}
+	bad := 0
+	for key, row := range want {
+		if got[key] != row && bad < 5 {
+			bad++
+			t.Errorf("key %s: events say %s, table says %s", key, got[key], row)
+		}
+	}
+}

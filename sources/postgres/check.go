@@ -48,7 +48,7 @@ FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(&walLevel, &kee
 	case versionNum < minVersionNum:
 		add(sources.Block, "server version", "PostgreSQL %s is older than 14: its pgoutput cannot send the logical decoding messages that the relay's snapshot watermarks and heartbeats are (pgoutput's messages option came with 14); upgrade to PostgreSQL 14 or later", version)
 	case standby:
-		add(sources.Block, "server version", "PostgreSQL %s is a standby (pg_is_in_recovery): the relay writes its watermarks and heartbeats with pg_logical_emit_message, which a standby cannot run, and creates its publication there; point source.dsn at the primary", version)
+		add(sources.Block, "server version", "PostgreSQL %s is a standby (pg_is_in_recovery): the relay writes its snapshot watermarks and heartbeats with pg_logical_emit_message and creates its publication, which a standby cannot do, so it does not use PostgreSQL 16's logical decoding on standbys; point source.dsn at the primary (with source.failover_slot on 17, the slot survives a failover)", version)
 	default:
 		add(sources.OK, "server version", "PostgreSQL %s, primary", version)
 	}
@@ -85,9 +85,12 @@ FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(&walLevel, &kee
 		add(sources.Block, "slot "+s.slot, "wal_status=lost: its WAL was removed; %s", ResyncHint)
 	case slot.active:
 		add(sources.Warn, "slot "+s.slot, "is in use by another connection (another relay running?)")
+	case versionNum >= failoverVersionNum:
+		add(sources.OK, "slot "+s.slot, "exists (pgoutput, wal_status=%s, confirmed_flush_lsn=%s, failover=%t, synced=%t)", slot.walStatus, slot.confirmed, slot.failover, slot.synced)
 	default:
 		add(sources.OK, "slot "+s.slot, "exists (pgoutput, wal_status=%s, confirmed_flush_lsn=%s)", slot.walStatus, slot.confirmed)
 	}
+	s.checkFailover(ctx, conn, versionNum, version, slot, add)
 	if senders >= maxSenders {
 		add(sources.Block, "max_wal_senders", "all %d WAL senders are busy; raise max_wal_senders", maxSenders)
 	} else {
@@ -266,13 +269,16 @@ func (s *Source) Setup(ctx context.Context) error {
 	}
 	if err == nil && !slot.exists {
 		// Returns once the slot has reached its consistent point.
-		_, err = conn.Exec(ctx, "SELECT pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')", s.slot)
+		_, err = conn.Exec(ctx, s.createSlotSQL(), s.slot)
 		if err == nil {
 			s.slotCreated.Store(true)
-			s.log.Info("postgres: replication slot created", "slot", s.slot)
+			s.log.Info("postgres: replication slot created", "slot", s.slot, "failover", s.cfg.FailoverSlot)
 		} else {
 			err = fmt.Errorf("postgres: create replication slot %s: %w", s.slot, err)
 		}
+	}
+	if err == nil && slot.exists && s.cfg.FailoverSlot && !slot.failover {
+		err = s.setFailover(ctx)
 	}
 	if err != nil && created {
 		if _, derr := conn.Exec(context.Background(), "DROP PUBLICATION IF EXISTS "+pubIdent); derr != nil {

@@ -48,7 +48,7 @@ FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(&walLevel, &kee
 	case versionNum < minVersionNum:
 		add(sources.Block, "server version", "PostgreSQL %s is older than 14: its pgoutput cannot send the logical decoding messages that the relay's snapshot watermarks and heartbeats are (pgoutput's messages option came with 14); upgrade to PostgreSQL 14 or later", version)
 	case standby:
-		add(sources.Block, "server version", "PostgreSQL %s is a standby (pg_is_in_recovery): the relay writes its snapshot watermarks and heartbeats with pg_logical_emit_message and creates its publication, which a standby cannot do, so it does not use PostgreSQL 16's logical decoding on standbys; point source.dsn at the primary (with source.failover_slot on 17, the slot survives a failover)", version)
+		add(sources.Block, "server version", "PostgreSQL %s is a standby (pg_is_in_recovery): the relay needs a writable server for its publication, snapshot watermarks and heartbeats (pg_logical_emit_message), so it does not decode on standbys, not even on 16 and later; point source.dsn at the primary (on 17, source.failover_slot keeps the slot across a failover)", version)
 	default:
 		add(sources.OK, "server version", "PostgreSQL %s, primary", version)
 	}

@@ -168,6 +168,9 @@ const ResyncHint = "to re-sync from a fresh snapshot, run `cdcrelay offsets rese
 // server's timeline history.
 func checkResumable(name string, slot slotInfo, stored *state, sys pglogrepl.IdentifySystemResult, db string) error {
 	if !slot.exists {
+		if stored != nil && stored.SystemID == sys.SystemID && stored.Timeline != sys.Timeline {
+			return fmt.Errorf("postgres: replication slot %s is missing but a position (%s) is stored, and the server moved from timeline %d to %d: after a failover a slot stays on the old primary unless it is a failover slot synchronized to the standby (source.failover_slot, PostgreSQL 17), so the changes since are lost to the relay; %s", name, stored.lsn, stored.Timeline, sys.Timeline, ResyncHint)
+		}
 		if stored != nil {
 			return fmt.Errorf("postgres: replication slot %s is missing but a position (%s) is stored: the slot was dropped and the changes since are lost to the relay; %s", name, stored.lsn, ResyncHint)
 		}

@@ -133,7 +133,9 @@ type failoverWorld struct {
 
 const failoverTable = "fo_items"
 
-func newFailoverWorld(t *testing.T) *failoverWorld {
+// newFailoverWorld starts the servers; waitForStandby sets
+// synchronized_standby_slots on the primary to the standby's slot.
+func newFailoverWorld(t *testing.T, waitForStandby bool) *failoverWorld {
 	t.Helper()
 	w := &failoverWorld{b: testenv.StartBroker(t)}
 	w.primary = testenv.StartPostgres(t, testenv.PGVersion(17))
@@ -153,9 +155,11 @@ func newFailoverWorld(t *testing.T) *failoverWorld {
 		t.Fatal(err)
 	}
 	w.standby = testenv.StartPGStandby(t, w.primary, "standby1", testenv.PGConf("sync_replication_slots = on"))
-	// Logical walsenders on the primary send nothing the standby lacks.
-	w.primary.Exec(t, "postgres", "ALTER SYSTEM SET synchronized_standby_slots = 'standby1'")
-	w.primary.Exec(t, "postgres", "SELECT pg_reload_conf()")
+	if waitForStandby {
+		// Logical walsenders on the primary send nothing the standby lacks.
+		w.primary.Exec(t, "postgres", "ALTER SYSTEM SET synchronized_standby_slots = 'standby1'")
+		w.primary.Exec(t, "postgres", "SELECT pg_reload_conf()")
+	}
 	w.topic = format.Topic("failover", change.TableID{Namespace: "public", Name: failoverTable})
 	return w
 }
@@ -205,9 +209,10 @@ func currentLSN(t *testing.T, pg *testenv.Postgres) pglogrepl.LSN {
 // writing, waits until the standby holds a synchronized, persistent copy of
 // the slot that has followed the stream, then kills the primary with
 // SIGKILL mid-workload, kills the relay, promotes the standby and points
-// the still running workload at it. It returns the first transaction id
-// written after the snapshot.
-func (w *failoverWorld) streamThenKill(t *testing.T, failover bool) int64 {
+// the still running workload at it. beforeKill, when set, runs just before
+// the primary is killed; a standby it stopped is started again. It returns
+// the first transaction id written after the snapshot.
+func (w *failoverWorld) streamThenKill(t *testing.T, failover bool, beforeKill func(cfg string)) int64 {
 	t.Helper()
 	cfg := w.config(t, w.primary, failover)
 	p := startRelay(t, cfg, "CDCRELAY_SOURCE_PASSWORD=relay-pw")
@@ -233,9 +238,15 @@ func (w *failoverWorld) streamThenKill(t *testing.T, failover bool) int64 {
 			return err == nil && ok
 		})
 	}
+	if beforeKill != nil {
+		beforeKill(cfg)
+	}
 	time.Sleep(time.Second) // the workload writes on while the primary dies
 	w.primary.Kill(t)
 	p.kill()
+	if w.standby.Exited() {
+		w.standby.Start(t)
+	}
 	t.Logf("primary killed; relay stored %s; workload so far: %d committed, %d failed (last error: %s)",
 		storedLSN(t, cfg), w.wl.Committed(), w.wl.Failed(), w.wl.LastError())
 	w.standby.Promote(t)
@@ -253,8 +264,8 @@ func TestPostgresFailoverSlot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	w := newFailoverWorld(t)
-	strictFrom := w.streamThenKill(t, true)
+	w := newFailoverWorld(t, true)
+	strictFrom := w.streamThenKill(t, true, nil)
 
 	// The workload goes on against the promoted server.
 	cfg := w.config(t, w.standby, true)
@@ -329,8 +340,8 @@ func TestPostgresFailoverWithoutFailoverSlot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	w := newFailoverWorld(t)
-	w.streamThenKill(t, false)
+	w := newFailoverWorld(t, true)
+	w.streamThenKill(t, false, nil)
 	w.stopWorkload()
 	cfg := w.config(t, w.standby, false)
 	before := offsetsState(t, cfg)
@@ -350,6 +361,45 @@ func TestPostgresFailoverWithoutFailoverSlot(t *testing.T) {
 	}
 	if objs := pgRelayObjects(t, w.standby); len(objs) != 1 || objs[0] != "publication cdcrelay_failover" {
 		t.Errorf("promoted standby holds %v; want only the publication replicated from the primary", objs)
+	}
+	t.Logf("refusal: %s", lastLine(out))
+}
+
+// A failover slot without synchronized_standby_slots: the standby is down
+// while the relay streams on, so the relay stores a position the standby
+// never received. On the promoted standby the synchronized slot exists, but
+// the stored position lies past the point where the standby left timeline
+// 1: the relay refuses, naming synchronized_standby_slots and the re-sync
+// command, and leaves the offsets record as it was.
+func TestPostgresFailoverAheadOfStandby(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	w := newFailoverWorld(t, false)
+	w.streamThenKill(t, true, func(cfg string) {
+		w.standby.Stop(t)
+		time.Sleep(2 * time.Second)
+		mark := currentLSN(t, w.primary)
+		eventually(t, 2*time.Minute, "the relay's position to pass "+mark.String()+" with the standby down", func() bool {
+			return storedLSN(t, cfg) >= mark
+		})
+	})
+	w.stopWorkload()
+	cfg := w.config(t, w.standby, true)
+	before := offsetsState(t, cfg)
+	p := startRelay(t, cfg, "CDCRELAY_SOURCE_PASSWORD=relay-pw")
+	st := p.wait(t, 2*time.Minute)
+	out := p.out.String()
+	if st.Success() {
+		t.Fatalf("the relay resumed on a standby that lacks part of what it sent:\n%s", out)
+	}
+	for _, want := range []string{"where this server left timeline 1", "set synchronized_standby_slots", "cdcrelay offsets reset --config <file> --yes"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if after := offsetsState(t, cfg); after != before {
+		t.Errorf("offsets record changed:\nbefore %s\nafter  %s", before, after)
 	}
 	t.Logf("refusal: %s", lastLine(out))
 }

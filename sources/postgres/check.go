@@ -72,30 +72,8 @@ FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(&walLevel, &kee
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case !slot.exists && usedSlots >= maxSlots:
-		add(sources.Block, "slot "+s.slot, "missing, and all %d replication slots are used; raise max_replication_slots or drop an unused slot", maxSlots)
-	case !slot.exists:
-		add(sources.OK, "slot "+s.slot, "missing; run creates it (%d of %d slots free)", maxSlots-usedSlots, maxSlots)
-	case slot.kind != "logical" || slot.plugin != "pgoutput":
-		add(sources.Block, "slot "+s.slot, "exists with plugin %q; drop it or configure another source.slot", slot.plugin)
-	case slot.database != db:
-		add(sources.Block, "slot "+s.slot, "belongs to database %s; configure another source.slot", slot.database)
-	case slot.walStatus == "lost":
-		add(sources.Block, "slot "+s.slot, "wal_status=lost: its WAL was removed; %s", ResyncHint)
-	case slot.active:
-		add(sources.Warn, "slot "+s.slot, "is in use by another connection (another relay running?)")
-	case versionNum >= failoverVersionNum:
-		add(sources.OK, "slot "+s.slot, "exists (pgoutput, wal_status=%s, confirmed_flush_lsn=%s, failover=%t, synced=%t)", slot.walStatus, slot.confirmed, slot.failover, slot.synced)
-	default:
-		add(sources.OK, "slot "+s.slot, "exists (pgoutput, wal_status=%s, confirmed_flush_lsn=%s)", slot.walStatus, slot.confirmed)
-	}
-	s.checkFailover(ctx, conn, versionNum, version, slot, add)
-	if senders >= maxSenders {
-		add(sources.Block, "max_wal_senders", "all %d WAL senders are busy; raise max_wal_senders", maxSenders)
-	} else {
-		add(sources.OK, "max_wal_senders", "%d of %d free", maxSenders-senders, maxSenders)
-	}
+	s.checkReplication(ctx, conn, replicationState{slot: slot, db: db, version: version, versionNum: versionNum,
+		usedSlots: usedSlots, maxSlots: maxSlots, senders: senders, maxSenders: maxSenders}, add)
 
 	tables, err := s.listTables(ctx, conn, catalogTypes(ctx, conn))
 	if err != nil {
@@ -135,6 +113,44 @@ FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(&walLevel, &kee
 		add(sources.OK, "publication "+s.publication, "covers all %d captured tables", len(tables))
 	}
 	return rep, nil
+}
+
+// replicationState is what the preflight read about slots and senders.
+type replicationState struct {
+	slot                slotInfo
+	db, version         string
+	versionNum          int
+	usedSlots, maxSlots int
+	senders, maxSenders int
+}
+
+// checkReplication adds the findings about the replication slot, failover
+// slots and WAL senders.
+func (s *Source) checkReplication(ctx context.Context, conn *pgx.Conn, r replicationState, add func(sources.Level, string, string, ...any)) {
+	switch {
+	case !r.slot.exists && r.usedSlots >= r.maxSlots:
+		add(sources.Block, "slot "+s.slot, "missing, and all %d replication slots are used; raise max_replication_slots or drop an unused slot", r.maxSlots)
+	case !r.slot.exists:
+		add(sources.OK, "slot "+s.slot, "missing; run creates it (%d of %d slots free)", r.maxSlots-r.usedSlots, r.maxSlots)
+	case r.slot.kind != "logical" || r.slot.plugin != "pgoutput":
+		add(sources.Block, "slot "+s.slot, "exists with plugin %q; drop it or configure another source.slot", r.slot.plugin)
+	case r.slot.database != r.db:
+		add(sources.Block, "slot "+s.slot, "belongs to database %s; configure another source.slot", r.slot.database)
+	case r.slot.walStatus == "lost":
+		add(sources.Block, "slot "+s.slot, "wal_status=lost: its WAL was removed; %s", ResyncHint)
+	case r.slot.active:
+		add(sources.Warn, "slot "+s.slot, "is in use by another connection (another relay running?)")
+	case r.versionNum >= failoverVersionNum:
+		add(sources.OK, "slot "+s.slot, "exists (pgoutput, wal_status=%s, confirmed_flush_lsn=%s, failover=%t, synced=%t)", r.slot.walStatus, r.slot.confirmed, r.slot.failover, r.slot.synced)
+	default:
+		add(sources.OK, "slot "+s.slot, "exists (pgoutput, wal_status=%s, confirmed_flush_lsn=%s)", r.slot.walStatus, r.slot.confirmed)
+	}
+	s.checkFailover(ctx, conn, r.versionNum, r.version, r.slot, add)
+	if r.senders >= r.maxSenders {
+		add(sources.Block, "max_wal_senders", "all %d WAL senders are busy; raise max_wal_senders", r.maxSenders)
+	} else {
+		add(sources.OK, "max_wal_senders", "%d of %d free", r.maxSenders-r.senders, r.maxSenders)
+	}
 }
 
 func (s *Source) checkTable(ctx context.Context, conn *pgx.Conn, t *tableMeta, add func(sources.Level, string, string, ...any)) {

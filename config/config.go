@@ -79,6 +79,11 @@ type Source struct {
 	Slot string `yaml:"slot"`
 	// Publication is the PostgreSQL publication. Default: cdcrelay_<id>.
 	Publication string `yaml:"publication"`
+	// FailoverSlot creates the PostgreSQL replication slot with FAILOVER
+	// (PostgreSQL 17 and later), so that standbys running
+	// sync_replication_slots keep a copy of it and the relay can resume on
+	// a promoted standby. Refused on older servers. Default: false.
+	FailoverSlot bool `yaml:"failover_slot"`
 	// HeartbeatInterval is, for PostgreSQL, how often a heartbeat is
 	// written to the source so that an idle capture still advances its
 	// position; 0 disables. For MySQL/MariaDB nothing is written: it is the

@@ -79,6 +79,7 @@ func TestDefaults(t *testing.T) {
 		{"source.snapshot", cfg.Source.Snapshot, "initial"},
 		{"source.slot", cfg.Source.Slot, "cdcrelay_shop"},
 		{"source.publication", cfg.Source.Publication, "cdcrelay_shop"},
+		{"source.failover_slot", cfg.Source.FailoverSlot, false},
 		{"source.heartbeat_interval", cfg.Source.HeartbeatInterval, 10 * time.Second},
 		{"source.snapshot_chunk_size", cfg.Source.SnapshotChunkSize, 10000},
 		{"source.snapshot_watermark", cfg.Source.SnapshotWatermark, "auto"},

@@ -124,6 +124,9 @@ func (c *Config) Validate() Errors {
 		bad("source.type", "%q is not supported; one of postgres, mysql", s.Type)
 	}
 	validateDSN(s, bad)
+	if s.FailoverSlot && s.Type != "postgres" {
+		bad("source.failover_slot", "only applies to source.type postgres (PostgreSQL 17 failover slots); remove it")
+	}
 	if len(s.Tables) == 0 {
 		bad("source.tables", "required; list the tables to capture, e.g. [public.orders] or [shop.*]")
 	}

@@ -33,6 +33,11 @@
 // and MariaDB with innodb_flush_log_at_trx_commit=2 and sync_binlog=0, so a
 // SIGKILL of the server loses nothing committed but a machine crash would.
 //
+// A PostgreSQL primary can get hot standbys (StartPGStandby): a base backup
+// taken with pg_backup_start and pg_backup_stop, streaming through a
+// physical slot on the primary; a standby waits for replay (CatchUp) and
+// becomes a primary with Promote.
+//
 // Server directories are named cdcrelay-env-<kind>-<pid>-*, after the test
 // process that owns them. A test binary that panics or times out runs no
 // cleanups; the next test process to start a server removes the directories

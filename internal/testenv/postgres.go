@@ -41,6 +41,8 @@ type Postgres struct {
 	Version   string // the server's version, such as "17.2.0", or "15 (Debian)"
 
 	dataDir string
+	binDir  string
+	primary *Postgres // the server a standby replicates from; nil on a primary
 }
 
 type pgOptions struct {
@@ -87,34 +89,7 @@ func StartPostgres(t testing.TB, opts ...PGOption) *Postgres {
 	Require(t, filepath.Join(bin, "postgres"))
 
 	dir := serverDir(t, "pg", true)
-	p := &Postgres{
-		Host:      "127.0.0.1",
-		Dir:       dir,
-		SuperUser: "postgres",
-		dataDir:   filepath.Join(dir, "data"),
-		Version:   version,
-	}
-	// SIGINT is what pg_ctl stop -m fast sends: open transactions are
-	// rolled back and clients disconnected.
-	p.server = server{kind: "postgres", dir: dir, logFile: filepath.Join(dir, "postgres.log"), stopSig: syscall.SIGINT}
-	p.spec = func() procSpec {
-		return procSpec{
-			name:   "postgres",
-			argv:   []string{filepath.Join(bin, "postgres"), "-D", p.dataDir, "-p", strconv.Itoa(p.Port)},
-			dir:    p.Dir,
-			log:    p.logFile,
-			nobody: true,
-		}
-	}
-	p.ready = func(*proc) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, p.DSN(p.SuperUser, "postgres"))
-		if err != nil {
-			return err
-		}
-		return c.Close(ctx)
-	}
+	p := newPostgres(dir, bin, version)
 
 	out, err := runAs(dir, true, 2*time.Minute, initdb,
 		"-D", p.dataDir, "-U", p.SuperUser, "--no-sync", "-E", "UTF8", "--locale=C",
@@ -158,6 +133,41 @@ func StartPostgres(t testing.TB, opts ...PGOption) *Postgres {
 
 	if err := p.startFirst(t, nil); err != nil {
 		t.Fatalf("testenv: %v", err)
+	}
+	return p
+}
+
+// newPostgres describes a server whose data directory is dir/data, run from
+// the binaries in bin; the caller fills the data directory and starts it.
+func newPostgres(dir, bin, version string) *Postgres {
+	p := &Postgres{
+		Host:      "127.0.0.1",
+		Dir:       dir,
+		SuperUser: "postgres",
+		dataDir:   filepath.Join(dir, "data"),
+		binDir:    bin,
+		Version:   version,
+	}
+	// SIGINT is what pg_ctl stop -m fast sends: open transactions are
+	// rolled back and clients disconnected.
+	p.server = server{kind: "postgres", dir: dir, logFile: filepath.Join(dir, "postgres.log"), stopSig: syscall.SIGINT}
+	p.spec = func() procSpec {
+		return procSpec{
+			name:   "postgres",
+			argv:   []string{filepath.Join(bin, "postgres"), "-D", p.dataDir, "-p", strconv.Itoa(p.Port)},
+			dir:    p.Dir,
+			log:    p.logFile,
+			nobody: true,
+		}
+	}
+	p.ready = func(*proc) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, p.DSN(p.SuperUser, "postgres"))
+		if err != nil {
+			return err
+		}
+		return c.Close(ctx)
 	}
 	return p
 }

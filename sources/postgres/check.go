@@ -48,7 +48,7 @@ FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(&walLevel, &kee
 	case versionNum < minVersionNum:
 		add(sources.Block, "server version", "PostgreSQL %s is older than 14: its pgoutput cannot send the logical decoding messages that the relay's snapshot watermarks and heartbeats are (pgoutput's messages option came with 14); upgrade to PostgreSQL 14 or later", version)
 	case standby:
-		add(sources.Block, "server version", "PostgreSQL %s is a standby (pg_is_in_recovery): the relay writes its watermarks and heartbeats with pg_logical_emit_message, which a standby cannot run, and creates its publication there; point source.dsn at the primary", version)
+		add(sources.Block, "server version", "PostgreSQL %s is a standby (pg_is_in_recovery): the relay needs a writable server for its publication, snapshot watermarks and heartbeats (pg_logical_emit_message), so it does not decode on standbys, not even on 16 and later; point source.dsn at the primary (on 17, source.failover_slot keeps the slot across a failover)", version)
 	default:
 		add(sources.OK, "server version", "PostgreSQL %s, primary", version)
 	}
@@ -72,27 +72,8 @@ FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(&walLevel, &kee
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case !slot.exists && usedSlots >= maxSlots:
-		add(sources.Block, "slot "+s.slot, "missing, and all %d replication slots are used; raise max_replication_slots or drop an unused slot", maxSlots)
-	case !slot.exists:
-		add(sources.OK, "slot "+s.slot, "missing; run creates it (%d of %d slots free)", maxSlots-usedSlots, maxSlots)
-	case slot.kind != "logical" || slot.plugin != "pgoutput":
-		add(sources.Block, "slot "+s.slot, "exists with plugin %q; drop it or configure another source.slot", slot.plugin)
-	case slot.database != db:
-		add(sources.Block, "slot "+s.slot, "belongs to database %s; configure another source.slot", slot.database)
-	case slot.walStatus == "lost":
-		add(sources.Block, "slot "+s.slot, "wal_status=lost: its WAL was removed; %s", ResyncHint)
-	case slot.active:
-		add(sources.Warn, "slot "+s.slot, "is in use by another connection (another relay running?)")
-	default:
-		add(sources.OK, "slot "+s.slot, "exists (pgoutput, wal_status=%s, confirmed_flush_lsn=%s)", slot.walStatus, slot.confirmed)
-	}
-	if senders >= maxSenders {
-		add(sources.Block, "max_wal_senders", "all %d WAL senders are busy; raise max_wal_senders", maxSenders)
-	} else {
-		add(sources.OK, "max_wal_senders", "%d of %d free", maxSenders-senders, maxSenders)
-	}
+	s.checkReplication(ctx, conn, replicationState{slot: slot, db: db, version: version, versionNum: versionNum,
+		usedSlots: usedSlots, maxSlots: maxSlots, senders: senders, maxSenders: maxSenders}, add)
 
 	tables, err := s.listTables(ctx, conn, catalogTypes(ctx, conn))
 	if err != nil {
@@ -132,6 +113,44 @@ FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(&walLevel, &kee
 		add(sources.OK, "publication "+s.publication, "covers all %d captured tables", len(tables))
 	}
 	return rep, nil
+}
+
+// replicationState is what the preflight read about slots and senders.
+type replicationState struct {
+	slot                slotInfo
+	db, version         string
+	versionNum          int
+	usedSlots, maxSlots int
+	senders, maxSenders int
+}
+
+// checkReplication adds the findings about the replication slot, failover
+// slots and WAL senders.
+func (s *Source) checkReplication(ctx context.Context, conn *pgx.Conn, r replicationState, add func(sources.Level, string, string, ...any)) {
+	switch {
+	case !r.slot.exists && r.usedSlots >= r.maxSlots:
+		add(sources.Block, "slot "+s.slot, "missing, and all %d replication slots are used; raise max_replication_slots or drop an unused slot", r.maxSlots)
+	case !r.slot.exists:
+		add(sources.OK, "slot "+s.slot, "missing; run creates it (%d of %d slots free)", r.maxSlots-r.usedSlots, r.maxSlots)
+	case r.slot.kind != "logical" || r.slot.plugin != "pgoutput":
+		add(sources.Block, "slot "+s.slot, "exists with plugin %q; drop it or configure another source.slot", r.slot.plugin)
+	case r.slot.database != r.db:
+		add(sources.Block, "slot "+s.slot, "belongs to database %s; configure another source.slot", r.slot.database)
+	case r.slot.walStatus == "lost":
+		add(sources.Block, "slot "+s.slot, "wal_status=lost: its WAL was removed; %s", ResyncHint)
+	case r.slot.active:
+		add(sources.Warn, "slot "+s.slot, "is in use by another connection (another relay running?)")
+	case r.versionNum >= failoverVersionNum:
+		add(sources.OK, "slot "+s.slot, "exists (pgoutput, wal_status=%s, confirmed_flush_lsn=%s, failover=%t, synced=%t)", r.slot.walStatus, r.slot.confirmed, r.slot.failover, r.slot.synced)
+	default:
+		add(sources.OK, "slot "+s.slot, "exists (pgoutput, wal_status=%s, confirmed_flush_lsn=%s)", r.slot.walStatus, r.slot.confirmed)
+	}
+	s.checkFailover(ctx, conn, r.versionNum, r.version, r.slot, add)
+	if r.senders >= r.maxSenders {
+		add(sources.Block, "max_wal_senders", "all %d WAL senders are busy; raise max_wal_senders", r.maxSenders)
+	} else {
+		add(sources.OK, "max_wal_senders", "%d of %d free", r.maxSenders-r.senders, r.maxSenders)
+	}
 }
 
 func (s *Source) checkTable(ctx context.Context, conn *pgx.Conn, t *tableMeta, add func(sources.Level, string, string, ...any)) {
@@ -266,13 +285,16 @@ func (s *Source) Setup(ctx context.Context) error {
 	}
 	if err == nil && !slot.exists {
 		// Returns once the slot has reached its consistent point.
-		_, err = conn.Exec(ctx, "SELECT pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')", s.slot)
+		_, err = conn.Exec(ctx, s.createSlotSQL(), s.slot)
 		if err == nil {
 			s.slotCreated.Store(true)
-			s.log.Info("postgres: replication slot created", "slot", s.slot)
+			s.log.Info("postgres: replication slot created", "slot", s.slot, "failover", s.cfg.FailoverSlot)
 		} else {
 			err = fmt.Errorf("postgres: create replication slot %s: %w", s.slot, err)
 		}
+	}
+	if err == nil && slot.exists && s.cfg.FailoverSlot && !slot.failover {
+		err = s.setFailover(ctx)
 	}
 	if err != nil && created {
 		if _, derr := conn.Exec(context.Background(), "DROP PUBLICATION IF EXISTS "+pubIdent); derr != nil {

@@ -122,14 +122,19 @@ type slotInfo struct {
 	walStatus string
 	active    bool
 	confirmed pglogrepl.LSN
+	failover  bool // PostgreSQL 17: a failover slot, synchronized to standbys
+	synced    bool // PostgreSQL 17: a copy synchronized from a primary
 }
 
 func readSlot(ctx context.Context, conn *pgx.Conn, name string) (slotInfo, error) {
 	var si slotInfo
 	var plugin, db, ws *string
 	var confirmed *string
-	err := conn.QueryRow(ctx, `SELECT plugin, slot_type, database, wal_status, active, confirmed_flush_lsn::text
-FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, name).Scan(&plugin, &si.kind, &db, &ws, &si.active, &confirmed)
+	var failover, synced *bool
+	// Through to_jsonb, the columns that came with 17 read as NULL before.
+	err := conn.QueryRow(ctx, `SELECT plugin, slot_type, database, wal_status, active, confirmed_flush_lsn::text,
+  (to_jsonb(s) ->> 'failover')::bool, (to_jsonb(s) ->> 'synced')::bool
+FROM pg_catalog.pg_replication_slots s WHERE slot_name = $1`, name).Scan(&plugin, &si.kind, &db, &ws, &si.active, &confirmed, &failover, &synced)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return si, nil
 	}
@@ -149,6 +154,8 @@ FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, name).Scan(&plugin, 
 	if confirmed != nil {
 		si.confirmed, _ = pglogrepl.ParseLSN(*confirmed)
 	}
+	si.failover = failover != nil && *failover
+	si.synced = synced != nil && *synced
 	return si, nil
 }
 
@@ -157,8 +164,13 @@ FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, name).Scan(&plugin, 
 const ResyncHint = "to re-sync from a fresh snapshot, run `cdcrelay offsets reset --config <file> --yes` and start the relay again"
 
 // checkResumable refuses a stored position that the slot cannot continue.
+// A change of timeline is judged by runner.resumable, which reads the
+// server's timeline history.
 func checkResumable(name string, slot slotInfo, stored *state, sys pglogrepl.IdentifySystemResult, db string) error {
 	if !slot.exists {
+		if stored != nil && stored.SystemID == sys.SystemID && stored.Timeline != sys.Timeline {
+			return fmt.Errorf("postgres: replication slot %s is missing but a position (%s) is stored, and the server moved from timeline %d to %d: after a failover a slot stays on the old primary unless it is a failover slot synchronized to the standby (source.failover_slot, PostgreSQL 17), so the changes since are lost to the relay; %s", name, stored.lsn, stored.Timeline, sys.Timeline, ResyncHint)
+		}
 		if stored != nil {
 			return fmt.Errorf("postgres: replication slot %s is missing but a position (%s) is stored: the slot was dropped and the changes since are lost to the relay; %s", name, stored.lsn, ResyncHint)
 		}
@@ -181,9 +193,6 @@ func checkResumable(name string, slot slotInfo, stored *state, sys pglogrepl.Ide
 	}
 	if stored.SystemID != sys.SystemID {
 		return fmt.Errorf("postgres: server system identifier is %s, the stored position was taken on %s: this is another database cluster (restored or replaced); %s", sys.SystemID, stored.SystemID, ResyncHint)
-	}
-	if stored.Timeline != sys.Timeline {
-		return fmt.Errorf("postgres: server is on timeline %d, the stored position was taken on timeline %d (failover or point-in-time recovery); %s", sys.Timeline, stored.Timeline, ResyncHint)
 	}
 	if slot.confirmed > stored.lsn {
 		return fmt.Errorf("postgres: replication slot %s has confirmed_flush_lsn %s, past the stored position %s: the slot was recreated or advanced outside the relay, so changes in between are lost; %s", name, slot.confirmed, stored.lsn, ResyncHint)

@@ -23,7 +23,9 @@
 //	    drops every transaction whose commit LSN is below it (PostgreSQL
 //	    resends some after a reconnect).
 //	  - system_id, timeline: IDENTIFY_SYSTEM at the time; a resume on another
-//	    cluster or timeline is refused.
+//	    cluster is refused, and on another timeline unless that timeline's
+//	    history shows the stored lsn before the switch (a promoted standby
+//	    with a synchronized failover slot).
 //	  - slot: the replication slot the position belongs to.
 //	  - snapshot.queue: tables still to snapshot, in order; last_key is the
 //	    text of each key column of the last row of the last finished chunk

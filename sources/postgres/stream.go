@@ -210,8 +210,8 @@ func (r *runner) start(ctx context.Context, stored *state) error {
 	if err != nil {
 		return err
 	}
-	if err := checkResumable(s.slot, slot, stored, sys, r.db); err != nil {
-		return relay.Fatal(err)
+	if stored, err = r.resumable(ctx, slot, stored, sys); err != nil {
+		return err
 	}
 	if stored != nil {
 		r.st = *stored

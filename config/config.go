@@ -72,6 +72,14 @@ type Source struct {
 	Slot string `yaml:"slot"`
 	// Publication is the PostgreSQL publication. Default: cdcrelay_<id>.
 	Publication string `yaml:"publication"`
+	// UnchangedToast is what PostgreSQL's unchanged TOASTed values become
+	// when no full old row can fill them (REPLICA IDENTITY other than
+	// FULL): refuse (check and run refuse such tables, and an update that
+	// carries one stops the relay before its transaction reaches Kafka) or
+	// omit (the column is left out of the after image; a consumer that
+	// reads rows whole, as Flink does, reads NULL). PostgreSQL only.
+	// Default: refuse.
+	UnchangedToast string `yaml:"unchanged_toast"`
 	// HeartbeatInterval is, for PostgreSQL, how often a heartbeat is
 	// written to the source so that an idle capture still advances its
 	// position; 0 disables. For MySQL/MariaDB nothing is written: it is the
@@ -208,6 +216,12 @@ type Format struct {
 	// Default: skip.
 	Truncate string `yaml:"truncate"`
 }
+
+// Values of source.unchanged_toast.
+const (
+	UnchangedToastRefuse = "refuse"
+	UnchangedToastOmit   = "omit"
+)
 
 // Values of format.truncate.
 const (

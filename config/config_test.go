@@ -80,6 +80,7 @@ func TestDefaults(t *testing.T) {
 		{"source.slot", cfg.Source.Slot, "cdcrelay_shop"},
 		{"source.publication", cfg.Source.Publication, "cdcrelay_shop"},
 		{"source.heartbeat_interval", cfg.Source.HeartbeatInterval, 10 * time.Second},
+		{"source.unchanged_toast", cfg.Source.UnchangedToast, "refuse"},
 		{"source.snapshot_chunk_size", cfg.Source.SnapshotChunkSize, 10000},
 		{"kafka.topic_prefix", cfg.Kafka.TopicPrefix, "shop"},
 		{"kafka.offsets_topic", cfg.Kafka.OffsetsTopic, "cdcrelay_offsets"},

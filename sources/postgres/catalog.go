@@ -42,6 +42,11 @@ type colMeta struct {
 	notNull  bool
 	typeName string // format_type
 	typ      colType
+	// toastable: a variable-length column whose storage lets PostgreSQL
+	// move its values out of line (attlen -1, attstorage not plain). An
+	// update that leaves such a value unchanged sends no value for it
+	// unless the old row is logged whole (REPLICA IDENTITY FULL).
+	toastable bool
 }
 
 func (t *tableMeta) id() change.TableID { return change.TableID{Namespace: t.schema, Name: t.name} }
@@ -97,7 +102,8 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
 // loadColumns fills t's columns and primary key.
 func loadColumns(ctx context.Context, conn *pgx.Conn, t *tableMeta, lookup typeResolver) error {
 	rows, err := conn.Query(ctx, `
-SELECT attname, atttypid, atttypmod, attnotnull, pg_catalog.format_type(atttypid, atttypmod)
+SELECT attname, atttypid, atttypmod, attnotnull, pg_catalog.format_type(atttypid, atttypmod),
+  attlen = -1 AND attstorage <> 'p'
 FROM pg_catalog.pg_attribute
 WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
 ORDER BY attnum`, t.oid)
@@ -107,7 +113,7 @@ ORDER BY attnum`, t.oid)
 	t.cols = t.cols[:0]
 	for rows.Next() {
 		var c colMeta
-		if err := rows.Scan(&c.name, &c.oid, &c.typmod, &c.notNull, &c.typeName); err != nil {
+		if err := rows.Scan(&c.name, &c.oid, &c.typmod, &c.notNull, &c.typeName, &c.toastable); err != nil {
 			rows.Close()
 			return fmt.Errorf("postgres: columns of %s: %w", t.ident, err)
 		}

@@ -75,6 +75,8 @@ type runner struct {
 	events     int
 	notable    bool // the transaction carries a heartbeat, signal or closed chunk
 
+	toastWarned map[string]bool // tables warned about under source.unchanged_toast: omit
+
 	lastCkpt      time.Time
 	idleEvery     time.Duration
 	nextHeartbeat time.Time
@@ -828,6 +830,9 @@ func (r *runner) change(ctx context.Context, walStart pglogrepl.LSN) error {
 		after := rel.row(&r.alloc, m.new, nil)
 		return r.emit(ctx, rel, change.Event{Table: id, Op: change.OpCreate, After: after, Source: src, Position: r.txnLabel}, after, m.new)
 	case 'U':
+		if err := r.checkUnchangedToast(rel, walStart); err != nil {
+			return err
+		}
 		var old []tupleCol
 		if m.oldKind == 'O' {
 			old = m.old

@@ -38,6 +38,7 @@ type relation struct {
 	kafka      []int
 	kafkaNames []string
 	chunk      []int
+	arrays     bool // the table has array columns (arraydims.go)
 }
 
 // runner is the state of one Run call.
@@ -491,6 +492,10 @@ func (r *runner) sqlError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return nil
 	}
+	var fatal *relay.FatalError
+	if errors.As(err, &fatal) {
+		return err
+	}
 	r.s.m.Reconnects.WithLabelValues("sql_lost").Inc()
 	return classify(fmt.Errorf("postgres: %w", err))
 }
@@ -781,6 +786,9 @@ func (r *runner) relation(ctx context.Context, m *relationMsg) error {
 			rel.kafkaNames = append(rel.kafkaNames, k)
 		}
 	}
+	for _, c := range t.cols {
+		rel.arrays = rel.arrays || c.dims > 0
+	}
 	for _, k := range t.chunk {
 		if i := slices.Index(rel.names, k); i >= 0 {
 			rel.chunk = append(rel.chunk, i)
@@ -823,6 +831,9 @@ func (r *runner) change(ctx context.Context, walStart pglogrepl.LSN) error {
 		TsMs:      r.commitTime.UnixMilli(),
 		LSN:       uint64(walStart),
 		TxID:      r.xid,
+	}
+	if err := r.checkDims(rel, walStart); err != nil {
+		return err
 	}
 	id := change.TableID{Namespace: rel.schema, Name: rel.name}
 	switch m.kind {

@@ -270,6 +270,7 @@ func (r *runner) relation(ctx context.Context, m *relationMsg) error {
 			rel.keyNames = append(rel.keyNames, n)
 		}
 	}
+	r.warnIdentity(rel, t)
 	rel.kafka, rel.kafkaNames = rel.key, rel.keyNames
 	if t.kafka != nil {
 		rel.kafka, rel.kafkaNames = nil, nil

@@ -56,6 +56,20 @@ func (s *Source) checkIdentity(t *tableMeta, add func(sources.Level, string, str
 	}
 }
 
+// warnIdentity warns, when the stream describes a captured table without
+// REPLICA IDENTITY FULL that has TOASTable columns (a table created or
+// altered since the preflight), that under refuse its first update leaving
+// such a value unchanged will stop the relay.
+func (r *runner) warnIdentity(rel *relation, t *tableMeta) {
+	if rel.identity == 'f' || r.s.omitToast {
+		return
+	}
+	if cols := r.s.toastColumns(t); len(cols) > 0 {
+		r.s.log.Warn("postgres: captured table is not REPLICA IDENTITY FULL and has TOASTable columns; an update that leaves one of their values unchanged will stop the relay (source.unchanged_toast: refuse)",
+			"table", rel.ident, "columns", strings.Join(cols, ","), "fix", "ALTER TABLE "+rel.ident+" REPLICA IDENTITY FULL")
+	}
+}
+
 // unfilled returns the first column of an update's new tuple that came as
 // unchanged TOAST with no full old value to fill it from and that the
 // column rules send; "" when there is none.

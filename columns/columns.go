@@ -85,6 +85,16 @@ func New(cfg *config.Source) *Rules {
 	return r
 }
 
+// Keeps reports whether the rules send column col of table id. A nil
+// *Rules keeps every column.
+func (r *Rules) Keeps(id change.TableID, col string) bool {
+	if r == nil {
+		return true
+	}
+	t := r.tables[id]
+	return t == nil || t.keeps(col)
+}
+
 func (t *table) keeps(col string) bool {
 	if t.exclude[col] {
 		return false

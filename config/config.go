@@ -84,6 +84,14 @@ type Source struct {
 	// sync_replication_slots keep a copy of it and the relay can resume on
 	// a promoted standby. Refused on older servers. Default: false.
 	FailoverSlot bool `yaml:"failover_slot"`
+	// UnchangedToast is what PostgreSQL's unchanged TOASTed values become
+	// when no full old row can fill them (REPLICA IDENTITY other than
+	// FULL): refuse (check and run refuse such tables, and an update that
+	// carries one stops the relay before its transaction reaches Kafka) or
+	// omit (the column is left out of the after image; a consumer that
+	// reads rows whole, as Flink does, reads NULL). PostgreSQL only.
+	// Default: refuse.
+	UnchangedToast string `yaml:"unchanged_toast"`
 	// HeartbeatInterval is, for PostgreSQL, how often a heartbeat is
 	// written to the source so that an idle capture still advances its
 	// position; 0 disables. For MySQL/MariaDB nothing is written: it is the
@@ -220,6 +228,12 @@ type Format struct {
 	// Default: skip.
 	Truncate string `yaml:"truncate"`
 }
+
+// Values of source.unchanged_toast.
+const (
+	UnchangedToastRefuse = "refuse"
+	UnchangedToastOmit   = "omit"
+)
 
 // Values of format.truncate.
 const (

@@ -81,6 +81,7 @@ func TestDefaults(t *testing.T) {
 		{"source.publication", cfg.Source.Publication, "cdcrelay_shop"},
 		{"source.failover_slot", cfg.Source.FailoverSlot, false},
 		{"source.heartbeat_interval", cfg.Source.HeartbeatInterval, 10 * time.Second},
+		{"source.unchanged_toast", cfg.Source.UnchangedToast, "refuse"},
 		{"source.snapshot_chunk_size", cfg.Source.SnapshotChunkSize, 10000},
 		{"source.snapshot_watermark", cfg.Source.SnapshotWatermark, "auto"},
 		{"kafka.topic_prefix", cfg.Kafka.TopicPrefix, "shop"},

@@ -45,6 +45,9 @@ func (c *Config) SetDefaults() {
 	if s.HeartbeatInterval == 0 {
 		s.HeartbeatInterval = 10 * time.Second
 	}
+	if s.UnchangedToast == "" {
+		s.UnchangedToast = UnchangedToastRefuse
+	}
 	k := &c.Kafka
 	if k.TopicPrefix == "" {
 		k.TopicPrefix = id
@@ -170,6 +173,11 @@ func (c *Config) Validate() Errors {
 		if n.v != "" && !regexp.MustCompile(`^[a-z0-9_]{1,63}$`).MatchString(n.v) {
 			bad(n.key, "%q is not allowed; PostgreSQL needs 1 to 63 of a-z, 0-9 and _", n.v)
 		}
+	}
+	switch s.UnchangedToast {
+	case UnchangedToastRefuse, UnchangedToastOmit:
+	default:
+		bad("source.unchanged_toast", "%q is not allowed; one of refuse, omit", s.UnchangedToast)
 	}
 	validateTLS("source.tls", &s.TLS, bad)
 

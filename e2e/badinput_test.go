@@ -110,6 +110,13 @@ func badCases() []badCase {
 			w.pg.Exec(t, "shop", "SET ROLE relay; CREATE TABLE public.events (at timestamptz, what text)")
 			return pgSource(w, "sslmode=disable", "public.orders, public.events"), pwEnv
 		}},
+		// A TOASTable column under REPLICA IDENTITY DEFAULT: an unchanged
+		// value would reach consumers as NULL.
+		{name: "pg-toast-identity-default", kind: "postgres", setup: func(t *testing.T, w *badWorld) (string, []string) {
+			pgRelayRole(t, w.pg, true)
+			w.pg.Exec(t, "shop", "SET ROLE relay; CREATE TABLE public.notes (id int PRIMARY KEY, body text)")
+			return pgSource(w, "sslmode=disable", "public.orders, public.notes"), pwEnv
+		}},
 		{name: "pg-odd-identifier-missing", kind: "postgres", setup: func(t *testing.T, w *badWorld) (string, []string) {
 			pgRelayRole(t, w.pg, true)
 			w.pg.Exec(t, "shop", `SET ROLE relay; CREATE TABLE public."Odd.Name ""q""" (id int PRIMARY KEY)`)

@@ -154,12 +154,10 @@ func ddlTopic(t *testing.T, path string) string {
 // flinkKnownDifferences are the columns of pgTypeCases that Flink reads
 // differently from what the relay wrote, with the reason (docs/types-postgres.md).
 // A reason that starts with "unreadable" means Flink fails on the value,
-// so the column is read through a table of its own.
-var flinkKnownDifferences = map[string]string{
-	"c_tstz_bc": "unreadable: a date BC, which Flink's JSON formats cannot parse (docs/types-postgres.md)",
-	"c_ts_big":  "unreadable: a year past 9999, which Flink's JSON formats cannot parse (docs/types-postgres.md)",
-	"c_2d_arr":  "unreadable: a two-dimensional array, which needs ARRAY<ARRAY<BIGINT>> by hand (docs/types-postgres.md)",
-}
+// so the column is read through a table of its own. None is left: years BC
+// and past 9999 are written in ISO-8601's signed form, which Flink parses,
+// and flink-ddl nests ARRAY once per declared dimension.
+var flinkKnownDifferences = map[string]string{}
 
 // ddlTypes returns the Flink type of each column in a flink-ddl script.
 func ddlTypes(t *testing.T, path string) map[string]string {
@@ -416,15 +414,31 @@ func ratOf(v any) *big.Rat {
 
 // parseAnyTime reads the time texts of the relay ("2024-01-31 12:34:56.5",
 // with Z for TIMESTAMP_LTZ, or a time of day) and of the runner (ISO-8601).
+// A signed or five-digit year (ISO-8601's form for years BC and past 9999)
+// is read apart, since Go's layouts take four digits.
 func parseAnyTime(s string) (time.Time, error) {
 	s = strings.Replace(s, " ", "T", 1)
+	year, setYear := 0, false
+	if m := isoYearPattern.FindStringSubmatch(s); m != nil {
+		y, err := strconv.Atoi(m[1])
+		if err != nil {
+			return time.Time{}, fmt.Errorf("time %q: %v", s, err)
+		}
+		// 2000 is a leap year, so that a 29 February parses.
+		year, setYear, s = y, true, "2000"+m[2]
+	}
 	for _, layout := range []string{"2006-01-02T15:04:05.999999999Z", "2006-01-02T15:04:05.999999999", "15:04:05.999999999", "2006-01-02T15:04Z", "2006-01-02T15:04", "15:04"} {
 		if t, err := time.Parse(layout, s); err == nil {
+			if setYear {
+				t = time.Date(year, t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), t.Location())
+			}
 			return t, nil
 		}
 	}
 	return time.Time{}, fmt.Errorf("time %q", s)
 }
+
+var isoYearPattern = regexp.MustCompile(`^([+-]?[0-9]{4,})(-[0-9]{2}-[0-9]{2}T.*)$`)
 
 // The MariaDB golden types table, whose JSON sources/mysql/types_test.go
 // pins (docs/types-mysql.md).

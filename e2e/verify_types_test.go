@@ -43,6 +43,7 @@ func TestVerifyPostgresTypes(t *testing.T) {
 	pg.Exec(t, "shop", "CREATE ROLE relay LOGIN REPLICATION PASSWORD 'relay-pw'")
 	pg.Exec(t, "shop", "GRANT CREATE ON DATABASE shop TO relay")
 	pg.Exec(t, "shop", goldentypes.PostgresTable())
+	pg.Exec(t, "shop", "ALTER TABLE types REPLICA IDENTITY FULL")
 	pg.Exec(t, "shop", "ALTER TABLE types OWNER TO relay")
 	pg.Exec(t, "shop", "INSERT INTO types VALUES (1, "+goldentypes.PostgresValues()+")")
 	cfg := pgRelayConfig(t, pg, b, "vtypes", "public.types")

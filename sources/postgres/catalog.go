@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -42,6 +43,15 @@ type colMeta struct {
 	notNull  bool
 	typeName string // format_type
 	typ      colType
+	// toastable: a variable-length column whose storage lets PostgreSQL
+	// move its values out of line (attlen -1, attstorage not plain). An
+	// update that leaves such a value unchanged sends no value for it
+	// unless the old row is logged whole (REPLICA IDENTITY FULL).
+	toastable bool
+	// dims is the number of array dimensions the column was declared with
+	// (attndims, at least 1 for an array); 0 for a column that is not an
+	// array. PostgreSQL records it but does not enforce it (arraydims.go).
+	dims int
 }
 
 func (t *tableMeta) id() change.TableID { return change.TableID{Namespace: t.schema, Name: t.name} }
@@ -97,7 +107,8 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
 // loadColumns fills t's columns and primary key.
 func loadColumns(ctx context.Context, conn *pgx.Conn, t *tableMeta, lookup typeResolver) error {
 	rows, err := conn.Query(ctx, `
-SELECT attname, atttypid, atttypmod, attnotnull, pg_catalog.format_type(atttypid, atttypmod)
+SELECT attname, atttypid, atttypmod, attnotnull, pg_catalog.format_type(atttypid, atttypmod),
+  attlen = -1 AND attstorage <> 'p', attndims
 FROM pg_catalog.pg_attribute
 WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
 ORDER BY attnum`, t.oid)
@@ -107,7 +118,7 @@ ORDER BY attnum`, t.oid)
 	t.cols = t.cols[:0]
 	for rows.Next() {
 		var c colMeta
-		if err := rows.Scan(&c.name, &c.oid, &c.typmod, &c.notNull, &c.typeName); err != nil {
+		if err := rows.Scan(&c.name, &c.oid, &c.typmod, &c.notNull, &c.typeName, &c.toastable, &c.dims); err != nil {
 			rows.Close()
 			return fmt.Errorf("postgres: columns of %s: %w", t.ident, err)
 		}
@@ -122,7 +133,13 @@ ORDER BY attnum`, t.oid)
 		if err != nil {
 			return fmt.Errorf("postgres: type of %s.%s: %w", t.ident, t.cols[i].name, err)
 		}
+		ct.flink = nestArray(ct.flink, t.cols[i].dims)
 		t.cols[i].typ = ct
+		if strings.HasPrefix(ct.flink, "ARRAY<") {
+			t.cols[i].dims = max(t.cols[i].dims, 1)
+		} else {
+			t.cols[i].dims = 0
+		}
 	}
 	t.names = make([]string, len(t.cols))
 	for i, c := range t.cols {
@@ -140,6 +157,19 @@ ORDER BY attnum`, t.oid)
 		}
 	}
 	return nil
+}
+
+// nestArray returns the Flink type of an array column declared with dims
+// dimensions: ARRAY<T> nested once per dimension past the first, as the
+// encoder writes a value of that many dimensions (nested JSON arrays).
+func nestArray(flink string, dims int) string {
+	if !strings.HasPrefix(flink, "ARRAY<") {
+		return flink
+	}
+	for ; dims > 1; dims-- {
+		flink = "ARRAY<" + flink + ">"
+	}
+	return flink
 }
 
 // uniqueKey picks the snapshot key of a table without a primary key: the

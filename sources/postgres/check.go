@@ -198,11 +198,7 @@ func (s *Source) checkTable(ctx context.Context, conn *pgx.Conn, t *tableMeta, a
 			return
 		}
 	}
-	if t.identity == 'f' {
-		add(sources.OK, subj, "primary key (%s), REPLICA IDENTITY FULL", strings.Join(t.key, ", "))
-	} else {
-		add(sources.Warn, subj, "REPLICA IDENTITY is not FULL: update and delete events carry only the key columns in before, and unchanged TOASTed columns are absent from after; run ALTER TABLE %s REPLICA IDENTITY FULL for full images", t.ident)
-	}
+	s.checkIdentity(t, add)
 }
 
 // publicationTables returns the tables a publication covers, by quoted name.

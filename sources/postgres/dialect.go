@@ -163,6 +163,10 @@ func (d dialect) scan(ctx context.Context, t *tableMeta, sql string, params [][]
 				}
 				v = text
 			}
+			if err := t.checkDims(i, v); err != nil && d.r.s.rules.Keeps(id, t.cols[i].name) {
+				rr.Close()
+				return nil, err
+			}
 			w.B = t.cols[i].typ.enc(w.B, v)
 			rv[i] = w.Value(m)
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
 	"github.com/cdcrelay/cdcrelay/relay"
 	"github.com/cdcrelay/cdcrelay/sources"
@@ -17,10 +18,16 @@ import (
 func TestPreflight(t *testing.T) {
 	e := startPG(t, testenv.PGConf("wal_level = replica"))
 	e.exec(t, `CREATE TABLE nokey (a int); CREATE TABLE withkey (id int PRIMARY KEY, v text);
-CREATE TABLE loose (a int); CREATE TABLE badkey (p point, id int, PRIMARY KEY (id))`)
+CREATE TABLE loose (a int); CREATE TABLE badkey (p point, id int, PRIMARY KEY (id));
+CREATE TABLE fixed (id int PRIMARY KEY, n bigint, at timestamptz);
+CREATE TABLE plain (id int PRIMARY KEY, v text); ALTER TABLE plain ALTER COLUMN v SET STORAGE PLAIN;
+CREATE TABLE ruled (id int PRIMARY KEY, n int, note text);
+CREATE TABLE full_img (id int PRIMARY KEY, v text); ALTER TABLE full_img REPLICA IDENTITY FULL`)
 	e.pg.Exec(t, "postgres", "ALTER ROLE "+testRole+" NOREPLICATION")
-	cfg := e.config("public.nokey", "public.withkey", "public.loose", "public.missing")
+	cfg := e.config("public.nokey", "public.withkey", "public.loose", "public.missing",
+		"public.fixed", "public.plain", "public.ruled", "public.full_img")
 	cfg.Source.Keyless = []string{"public.loose"}
+	cfg.Source.ColumnExclude = []string{"public.ruled.note"}
 	s := newSource(t, cfg)
 	rep, err := s.Check(context.Background())
 	if err != nil {
@@ -41,7 +48,12 @@ CREATE TABLE loose (a int); CREATE TABLE badkey (p point, id int, PRIMARY KEY (i
 		{sources.Block, `table "public"."missing"`, "not found"},
 		{sources.Block, `table "public"."nokey"`, "no primary key"},
 		{sources.Block, `table "public"."loose"`, "REPLICA IDENTITY FULL"},
-		{sources.Warn, `table "public"."withkey"`, "REPLICA IDENTITY is not FULL"},
+		{sources.Block, `table "public"."withkey"`, `v can be TOASTed`},
+		{sources.Block, `table "public"."withkey"`, `ALTER TABLE "public"."withkey" REPLICA IDENTITY FULL (or set source.unchanged_toast: omit`},
+		{sources.Warn, `table "public"."fixed"`, "carry only the key columns in before"},
+		{sources.Warn, `table "public"."plain"`, "carry only the key columns in before"},
+		{sources.Warn, `table "public"."ruled"`, "carry only the key columns in before"},
+		{sources.OK, `table "public"."full_img"`, "REPLICA IDENTITY FULL"},
 		{sources.OK, "publication cdcrelay_t1", "missing; run creates it"},
 	}
 	for _, w := range want {
@@ -55,8 +67,32 @@ CREATE TABLE loose (a int); CREATE TABLE badkey (p point, id int, PRIMARY KEY (i
 			t.Errorf("no %s finding for %s containing %q", w.level, w.subject, w.detail)
 		}
 	}
-	if len(rep.Blocking()) < 5 {
+	for _, f := range rep {
+		for _, ok := range []string{"fixed", "plain", "ruled", "full_img"} {
+			if f.Level == sources.Block && f.Subject == `table "public"."`+ok+`"` {
+				t.Errorf("%s refused: %s", ok, f.Detail)
+			}
+		}
+	}
+	if len(rep.Blocking()) < 6 {
 		t.Errorf("blocking findings: %d", len(rep.Blocking()))
+	}
+	// source.unchanged_toast: omit turns the refusal into a warning.
+	cfgOmit := e.config("public.withkey")
+	cfgOmit.Source.UnchangedToast = config.UnchangedToastOmit
+	rep, err = newSource(t, cfgOmit).Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	omitted := false
+	for _, f := range rep {
+		if f.Subject == `table "public"."withkey"` {
+			t.Logf("with omit: %s %s", f.Level, f.Detail)
+			omitted = f.Level == sources.Warn && strings.Contains(f.Detail, "Flink reads as NULL")
+		}
+	}
+	if !omitted {
+		t.Errorf("with source.unchanged_toast: omit, no warning for withkey")
 	}
 	// A refused start: Setup fails on the slot (wal_level) and must not
 	// leave the publication it created.

@@ -11,7 +11,8 @@ import (
 // row encodes a tuple. A column sent as unchanged TOAST ('u') takes its value
 // from old when the old tuple is a full image (REPLICA IDENTITY FULL), and is
 // otherwise left absent: a nil value, which the encoders omit. A placeholder
-// is never sent as data.
+// is never sent as data. Under source.unchanged_toast: refuse, such an
+// update has stopped the relay before it gets here (toast.go).
 func (rel *relation) row(a *change.Alloc, tup, old []tupleCol) *change.Row {
 	return rel.image(a, tup, old, false)
 }

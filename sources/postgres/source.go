@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/columns"
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/metrics"
 )
@@ -56,6 +57,8 @@ type Source struct {
 	chunkSize   int
 	heartbeat   time.Duration
 	truncate    string // format.truncate: skip, event or fail
+	omitToast   bool   // source.unchanged_toast is omit
+	rules       *columns.Rules
 	cfg         config.Source
 	log         *slog.Logger
 	m           *metrics.Metrics
@@ -103,6 +106,7 @@ func New(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Source, err
 		chunkSize:   sc.SnapshotChunkSize,
 		heartbeat:   sc.HeartbeatInterval,
 		truncate:    cfg.Format.Truncate,
+		rules:       columns.New(&sc),
 		cfg:         sc,
 		log:         log.With("source", "postgres"),
 		m:           m,
@@ -134,6 +138,13 @@ func New(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Source, err
 	}
 	if s.heartbeat < 0 {
 		errs = append(errs, errors.New("source.heartbeat_interval: must not be negative"))
+	}
+	switch sc.UnchangedToast {
+	case "", config.UnchangedToastRefuse:
+	case config.UnchangedToastOmit:
+		s.omitToast = true
+	default:
+		errs = append(errs, fmt.Errorf("source.unchanged_toast: %q is not refuse or omit", sc.UnchangedToast))
 	}
 	if _, err := s.connConfig(false); err != nil {
 		errs = append(errs, fmt.Errorf("source.dsn: %w", err))

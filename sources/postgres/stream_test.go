@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/config"
 )
 
 // TestAcksNeverAheadOfKafka acks only some checkpoints, late, and samples
@@ -113,7 +114,9 @@ func TestHeartbeatAdvancesIdleSlot(t *testing.T) {
 }
 
 // TestOddIdentifiersSchemaChangeTruncate covers quoted names, ADD and DROP
-// COLUMN mid-stream, TOAST with and without FULL identity, and TRUNCATE.
+// COLUMN mid-stream, TOAST with and without FULL identity (without it,
+// under source.unchanged_toast: omit; TestUnchangedToastStream covers the
+// default), and TRUNCATE.
 func TestOddIdentifiersSchemaChangeTruncate(t *testing.T) {
 	e := startPG(t)
 	e.exec(t, `CREATE SCHEMA "Odd.Schema";
@@ -122,7 +125,9 @@ ALTER TABLE "Odd.Schema"."Table ""q"" é" REPLICA IDENTITY FULL;
 INSERT INTO "Odd.Schema"."Table ""q"" é" VALUES (1, 'one', 1);
 CREATE TABLE toasty (id int PRIMARY KEY, big text, n int);
 INSERT INTO toasty VALUES (1, (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 400) g), 0)`)
-	s := newSource(t, e.config(`"Odd.Schema"."Table ""q"" é"`, "public.toasty"))
+	cfg := e.config(`"Odd.Schema"."Table ""q"" é"`, "public.toasty")
+	cfg.Source.UnchangedToast = config.UnchangedToastOmit
+	s := newSource(t, cfg)
 	if err := s.Setup(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -218,7 +219,7 @@ func encDate(dst, v []byte) []byte {
 	case "-infinity":
 		return change.AppendString(dst, dateMin)
 	}
-	return change.AppendBytes(dst, v)
+	return change.AppendBytes(dst, isoYear(v))
 }
 
 func encTimestamp(dst, v []byte) []byte {
@@ -228,7 +229,38 @@ func encTimestamp(dst, v []byte) []byte {
 	case "-infinity":
 		return change.AppendString(dst, tsMin)
 	}
-	return change.AppendBytes(dst, v)
+	return change.AppendBytes(dst, isoYear(v))
+}
+
+// isoYear rewrites the two year forms of PostgreSQL's ISO output that
+// ISO-8601, and java.time's ISO_LOCAL_DATE with it (which Flink's JSON
+// formats parse dates and timestamps with), do not have: a year BC, printed
+// with a trailing " BC", becomes the signed astronomical year (1 BC is
+// 0000, 44 BC is -0043), and a year past 9999 gets its "+" sign. The
+// instant is the same; every other value is returned as it is.
+func isoYear(v []byte) []byte {
+	bc := bytes.HasSuffix(v, []byte(" BC"))
+	i := bytes.IndexByte(v, '-')
+	if !bc && i == 4 || i < 4 {
+		return v
+	}
+	year, err := strconv.Atoi(string(v[:i]))
+	if err != nil {
+		return v
+	}
+	rest := v[i:]
+	out := make([]byte, 0, len(v)+2)
+	switch {
+	case bc:
+		rest = rest[:len(rest)-len(" BC")]
+		if year--; year > 0 {
+			out = append(out, '-')
+		}
+	default:
+		out = append(out, '+')
+	}
+	out = fmt.Appendf(out, "%04d", year)
+	return append(out, rest...)
 }
 
 // encTimestamptz expects the session time zone UTC, so the text ends in
@@ -240,6 +272,7 @@ func encTimestamptz(dst, v []byte) []byte {
 	case "-infinity":
 		return change.AppendString(dst, tsMin+"Z")
 	}
+	v = isoYear(v)
 	if n := len(v); n > 3 && v[n-3] == '+' && v[n-2] == '0' && v[n-1] == '0' {
 		dst = change.AppendBytes(dst, v[:n-3])
 		return append(dst[:len(dst)-1], 'Z', '"') // the Z inside the closing quote

@@ -73,3 +73,26 @@ INSERT INTO types VALUES (1, `+goldentypes.PostgresValues()+`)`)
 		t.Errorf("encoding differs from %s (-update to accept):\n%s", golden, b.String())
 	}
 }
+
+// TestISOYear: years BC and past 9999 get ISO-8601's signed astronomical
+// form, which java.time (and so Flink) parses; other values pass as they are.
+func TestISOYear(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"2024-01-31", "2024-01-31"},
+		{"0044-03-15 BC", "-0043-03-15"},
+		{"0001-01-01 00:00:00 BC", "0000-01-01 00:00:00"},
+		{"0002-12-31 23:59:59.5+00 BC", "-0001-12-31 23:59:59.5+00"},
+		{"4713-01-01 BC", "-4712-01-01"},
+		{"10000-01-01 00:00:00.25", "+10000-01-01 00:00:00.25"},
+		{"294276-12-31 23:59:59.999999+00", "+294276-12-31 23:59:59.999999+00"},
+		{"0000-01-01 00:00:00", "0000-01-01 00:00:00"},
+		{"infinity", "infinity"},
+	} {
+		if got := string(isoYear([]byte(c.in))); got != c.want {
+			t.Errorf("isoYear(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	if got := string(encTimestamptz(nil, []byte("0044-03-15 12:00:00+00 BC"))); got != `"-0043-03-15 12:00:00Z"` {
+		t.Errorf("encTimestamptz BC = %s", got)
+	}
+}

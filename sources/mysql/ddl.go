@@ -185,6 +185,7 @@ func (r *reader) renamed(ctx context.Context, db1, t1, db2, t2 string) error {
 // forget takes a table out of the snapshot queue, unless a chunk of it is
 // in flight (its reads then find no rows and the table finishes).
 func (r *reader) forget(table string) {
+	r.schemas.Forget(table)
 	if r.snap != nil {
 		r.snap.Forget(table)
 	}

@@ -59,6 +59,8 @@ type runner struct {
 	types  typeResolver
 	msg    pgMessage
 	alloc  change.Alloc // for the rows and events of the stream
+	// schemas holds the captured tables' shapes for the fingerprint.
+	schemas change.Schemas
 
 	// The memory snapshot chunks are read into, reused once acked.
 	chunkMem snapshot.Memories
@@ -228,6 +230,9 @@ func (r *runner) start(ctx context.Context, stored *state) error {
 	}
 	for _, t := range tables {
 		r.tables[t.ident] = t
+	}
+	if err := r.seedShapes(); err != nil {
+		return relay.Fatal(err)
 	}
 	r.sn, err = snapshot.New(snapshot.Config{
 		ChunkSize:  s.chunkSize,
@@ -627,11 +632,13 @@ func (r *runner) commit(ctx context.Context, end pglogrepl.LSN, at time.Time) er
 	}
 	r.st.lsn = end
 	r.st.Snapshot = r.sn.State()
+	r.st.Schemas = r.schemas.JSON()
 	cp := &change.Checkpoint{
-		State:      r.st.encode(),
-		CommitTime: at,
-		Label:      end.String(),
-		LSN:        uint64(end),
+		State:             r.st.encode(),
+		SchemaFingerprint: r.schemas.Fingerprint(),
+		CommitTime:        at,
+		Label:             end.String(),
+		LSN:               uint64(end),
 	}
 	if r.events == 0 && !r.notable {
 		cp.CommitTime = time.Time{}
@@ -786,6 +793,9 @@ func (r *runner) relation(ctx context.Context, m *relationMsg) error {
 	}
 	if len(rel.chunk) != len(t.chunk) {
 		rel.chunk = nil
+	}
+	if err := r.observeShape(ctx, rel, t, m); err != nil {
+		return r.sqlError(ctx, err)
 	}
 	return nil
 }

@@ -40,6 +40,9 @@ type Metrics struct {
 	// TruncatesSkipped counts TRUNCATEs of captured tables that sent
 	// nothing to Kafka (format.truncate: skip), by table.
 	TruncatesSkipped *prometheus.CounterVec
+	// SchemaChanges counts changes of a captured table's columns, types or
+	// key seen in the stream, by table.
+	SchemaChanges *prometheus.CounterVec
 }
 
 // New creates the metrics and registers them on reg.
@@ -95,11 +98,14 @@ func New(reg prometheus.Registerer) *Metrics {
 		TruncatesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdcrelay_truncates_skipped_total", Help: "TRUNCATEs of captured tables that sent nothing to Kafka (format.truncate: skip), by table.",
 		}, []string{"table"}),
+		SchemaChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdcrelay_schema_changes_total", Help: "Changes of a captured table's columns, types or key seen in the stream, by table.",
+		}, []string{"table"}),
 	}
 	reg.MustRegister(m.Events, m.Transactions, m.TransactionSeconds, m.BatchEvents,
 		m.SourceLagBytes, m.SourceLagSeconds, m.SnapshotRowsDone, m.SnapshotRowsEstimated,
 		m.SnapshotChunksDone, m.SnapshotRowsPerSecond, m.Reconnects, m.Restarts,
-		m.CommittedLSN, m.CommittedTimestamp, m.Up, m.TruncatesSkipped)
+		m.CommittedLSN, m.CommittedTimestamp, m.Up, m.TruncatesSkipped, m.SchemaChanges)
 	return m
 }
 

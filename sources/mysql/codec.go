@@ -40,6 +40,8 @@ type tableCodec struct {
 	// snapshot key (see keys.go).
 	chosen bool
 	chunk  []int
+	// shape describes the table version for the schema fingerprint.
+	shape string
 }
 
 const binaryCollation = 63

@@ -14,10 +14,12 @@ import (
 )
 
 // ddl handles a statement logged as text. Row events already carry the
-// column names of their own table version, so a schema change needs no
-// bookkeeping; what changes is which tables are captured and snapshotted:
+// column names of their own table version, so decoding needs no schema
+// history; the fingerprint follows each new version at its first TABLE_MAP
+// (schema.go). What a statement changes here is which tables are captured
+// and snapshotted:
 //
-//   - ALTER TABLE (columns, keys): logged; later events carry the new shape.
+//   - ALTER TABLE (columns, keys): later events carry the new shape.
 //   - RENAME TABLE / ALTER TABLE ... RENAME: events follow the new name. A
 //     table renamed out of the include list stops being captured; one
 //     renamed into it is queued for a snapshot, so its new topic gets the
@@ -185,6 +187,7 @@ func (r *reader) renamed(ctx context.Context, db1, t1, db2, t2 string) error {
 // forget takes a table out of the snapshot queue, unless a chunk of it is
 // in flight (its reads then find no rows and the table finishes).
 func (r *reader) forget(table string) {
+	r.schemas.Forget(table)
 	if r.snap != nil {
 		r.snap.Forget(table)
 	}

@@ -73,6 +73,7 @@ type sink struct {
 	mu        sync.Mutex
 	committed []*change.Event
 	state     []byte
+	fp        string // SchemaFingerprint of the last checkpoint
 	cps       int
 }
 
@@ -121,6 +122,7 @@ func (k *sink) start(t *testing.T, src *Source) *running {
 			k.mu.Lock()
 			k.committed = append(k.committed, pending...)
 			k.state = m.Checkpoint.State
+			k.fp = m.Checkpoint.SchemaFingerprint
 			k.cps++
 			k.mu.Unlock()
 			pending = nil

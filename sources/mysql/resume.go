@@ -6,9 +6,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/cdcrelay/cdcrelay/change"
 )
 
 // ResyncHint ends every error about a position that cannot be resumed.
@@ -189,4 +192,29 @@ func (r *reader) prepareReplay() {
 	}
 	// The new dump names its file first.
 	r.at, r.txnAt = binlogPos{}, binlogPos{}
+}
+
+// newReader sets up the reader of one Run from the position st.
+func newReader(s *Source, out chan<- change.Message, st *state, flavor string, q *client.Conn) (*reader, error) {
+	r := &reader{
+		s: s, out: out, st: st, flavor: flavor, q: q,
+		byID: map[uint64]*tableCodec{}, byBody: map[string]*tableCodec{},
+		lastSent: time.Now(),
+	}
+	if flavor == flavorMariaDB {
+		var err error
+		if r.mpos, err = parseMariaPos(st.GTID); err != nil {
+			return nil, fmt.Errorf("mysql: stored GTID position %q: %v", st.GTID, err)
+		}
+	} else if st.GTID != "" {
+		gs, err := gomysql.ParseMysqlGTIDSet(st.GTID)
+		if err != nil {
+			return nil, fmt.Errorf("mysql: stored GTID set %q: %v", st.GTID, err)
+		}
+		r.mset = gs.(*gomysql.MysqlGTIDSet)
+	}
+	if err := r.schemas.Restore(st.Schemas); err != nil {
+		return nil, fmt.Errorf("mysql: stored schema digests: %v", err)
+	}
+	return r, nil
 }

@@ -77,10 +77,10 @@ func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Messa
 		return s.classify(fmt.Errorf("mysql: set time_zone: %w", err))
 	}
 
-	r := &reader{
-		s: s, out: out, st: st, flavor: si.flavor, q: q,
-		byID: map[uint64]*tableCodec{}, byBody: map[string]*tableCodec{},
-		lastSent: time.Now(),
+	r, err := newReader(s, out, st, si.flavor, q)
+	if err != nil {
+		s.release(q)
+		return relay.Fatal(err)
 	}
 	defer func() {
 		if r.snap != nil {
@@ -89,17 +89,6 @@ func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Messa
 		s.release(r.pre)
 		s.release(r.q)
 	}()
-	if si.flavor == flavorMariaDB {
-		if r.mpos, err = parseMariaPos(st.GTID); err != nil {
-			return relay.Fatal(fmt.Errorf("mysql: stored GTID position %q: %v", st.GTID, err))
-		}
-	} else if st.GTID != "" {
-		gs, err := gomysql.ParseMysqlGTIDSet(st.GTID)
-		if err != nil {
-			return relay.Fatal(fmt.Errorf("mysql: stored GTID set %q: %v", st.GTID, err))
-		}
-		r.mset = gs.(*gomysql.MysqlGTIDSet)
-	}
 	if err := r.initSnapshot(ctx, q, fresh); err != nil {
 		return err
 	}
@@ -356,6 +345,8 @@ type reader struct {
 	byID   map[uint64]*tableCodec // table id -> codec of a captured table
 	byBody map[string]*tableCodec // TABLE_MAP body -> codec
 	alloc  change.Alloc           // for the rows and events of the stream
+	// schemas holds the captured tables' shapes for the fingerprint.
+	schemas change.Schemas
 
 	snap    *snapshot.Snapshotter
 	dialect *dialect
@@ -417,11 +408,13 @@ func (r *reader) checkpoint(ctx context.Context, commit time.Time) error {
 		r.st.Snapshot = b
 	}
 	r.s.cpSeq++
+	r.st.Schemas = r.schemas.JSON()
 	cp := &change.Checkpoint{
-		State:      r.st.encode(),
-		CommitTime: commit,
-		Label:      r.st.label(),
-		Seq:        r.s.cpSeq,
+		State:             r.st.encode(),
+		SchemaFingerprint: r.schemas.Fingerprint(),
+		CommitTime:        commit,
+		Label:             r.st.label(),
+		Seq:               r.s.cpSeq,
 	}
 	r.chunkMem.Passed(cp.Seq)
 	r.dirty, r.force = false, false

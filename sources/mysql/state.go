@@ -27,6 +27,7 @@ const stateVersion = 1
 //	  "domain_id": 0,                 // MariaDB @@gtid_domain_id
 //	  "server_uuid": "",              // MySQL @@server_uuid
 //	  "snapshot": {...}               // snapshot progress, owned by sources/snapshot
+//	  "schemas": {"shop.t": "9f86d081884c7d65"} // digest of each table's shape
 //	}
 //
 // When GTIDs are on, "gtid" is the resume point and file/pos are kept for
@@ -41,6 +42,9 @@ type state struct {
 	DomainID   uint32          `json:"domain_id,omitempty"`
 	ServerUUID string          `json:"server_uuid,omitempty"`
 	Snapshot   json.RawMessage `json:"snapshot,omitempty"`
+	// Schemas holds the digest of each captured table's shape as the
+	// binlog last described it (change.Schemas).
+	Schemas json.RawMessage `json:"schemas,omitempty"`
 }
 
 func decodeState(b []byte) (*state, error) {

@@ -118,12 +118,16 @@ func (r *reader) tableMap(raw []byte, tm *replication.TableMapEvent) error {
 		if err := r.s.chooseKafkaKey(c); err != nil {
 			return err
 		}
+		if c.shape, err = shapeOf(tm, c.keyNames); err != nil {
+			return fatalf("%v", err)
+		}
 		if len(r.byBody) > 4096 {
 			clear(r.byBody)
 		}
 		r.byBody[key] = c
 	}
 	r.byID[tm.TableID] = c
+	r.observeShape(c)
 	return nil
 }
 

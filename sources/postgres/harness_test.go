@@ -128,6 +128,7 @@ type relaySim struct {
 	state     []byte
 	ckpts     int
 	lastLSN   uint64
+	fp        string // SchemaFingerprint of the last checkpoint
 	noAck     bool
 	onCkpt    func(cp *change.Checkpoint)
 	restarts  int
@@ -200,6 +201,7 @@ func (r *relaySim) take(m change.Message) {
 	r.state = cp.State
 	r.ckpts++
 	r.lastLSN = cp.LSN
+	r.fp = cp.SchemaFingerprint
 	noAck, hook := r.noAck, r.onCkpt
 	r.mu.Unlock()
 	if hook != nil {

@@ -130,11 +130,13 @@ func (r *runner) commit(ctx context.Context, end pglogrepl.LSN, at time.Time) er
 	}
 	r.st.lsn = end
 	r.st.Snapshot = r.sn.State()
+	r.st.Schemas = r.schemas.JSON()
 	cp := &change.Checkpoint{
-		State:      r.st.encode(),
-		CommitTime: at,
-		Label:      end.String(),
-		LSN:        uint64(end),
+		State:             r.st.encode(),
+		SchemaFingerprint: r.schemas.Fingerprint(),
+		CommitTime:        at,
+		Label:             end.String(),
+		LSN:               uint64(end),
 	}
 	if r.events == 0 && !r.notable {
 		cp.CommitTime = time.Time{}
@@ -293,6 +295,9 @@ func (r *runner) relation(ctx context.Context, m *relationMsg) error {
 	}
 	if len(rel.chunk) != len(t.chunk) {
 		rel.chunk = nil
+	}
+	if err := r.observeShape(ctx, rel, t, m); err != nil {
+		return r.sqlError(ctx, err)
 	}
 	return nil
 }

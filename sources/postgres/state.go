@@ -21,6 +21,9 @@ type state struct {
 	Timeline int32          `json:"timeline"`
 	Slot     string         `json:"slot"`
 	Snapshot snapshot.State `json:"snapshot"`
+	// Schemas holds the digest of each captured table's shape
+	// (change.Schemas), from which the checkpoint's fingerprint comes.
+	Schemas json.RawMessage `json:"schemas,omitempty"`
 
 	lsn pglogrepl.LSN
 }

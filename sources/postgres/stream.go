@@ -36,6 +36,8 @@ type runner struct {
 	types  typeResolver
 	msg    pgMessage
 	alloc  change.Alloc // for the rows and events of the stream
+	// schemas holds the captured tables' shapes for the fingerprint.
+	schemas change.Schemas
 
 	// The memory snapshot chunks are read into, reused once acked.
 	chunkMem snapshot.Memories
@@ -207,6 +209,9 @@ func (r *runner) start(ctx context.Context, stored *state) error {
 	}
 	for _, t := range tables {
 		r.tables[t.ident] = t
+	}
+	if err := r.seedShapes(); err != nil {
+		return relay.Fatal(err)
 	}
 	r.sn, err = snapshot.New(snapshot.Config{
 		ChunkSize:  s.chunkSize,

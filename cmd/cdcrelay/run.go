@@ -18,7 +18,6 @@ import (
 	"github.com/cdcrelay/cdcrelay/columns"
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/format"
-	"github.com/cdcrelay/cdcrelay/internal/devbroker"
 	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
 	"github.com/cdcrelay/cdcrelay/metrics"
 	"github.com/cdcrelay/cdcrelay/offsets"
@@ -69,12 +68,11 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	if cfg.Kafka.Embedded.Enabled {
-		b, err := devbroker.Start(devbroker.Config{Listen: cfg.Kafka.Brokers[0], DataDir: cfg.Kafka.Embedded.DataDir}, log.With("component", "embedded-broker"))
+		b, err := startEmbeddedBroker(&cfg.Kafka, log.With("component", "embedded-broker"))
 		if err != nil {
-			return fmt.Errorf("kafka.embedded: start the embedded broker on %s: %w", cfg.Kafka.Brokers[0], err)
+			return err
 		}
 		defer b.Close()
-		log.Info("embedded development broker started", "addr", b.Addr(), "data_dir", cfg.Kafka.Embedded.DataDir)
 	}
 	if metricsLn != nil {
 		g.Go(func() error { return metrics.Serve(ctx, metricsLn, reg, health, log) })

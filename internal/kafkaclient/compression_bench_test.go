@@ -26,7 +26,7 @@ import (
 )
 
 // BenchmarkCompression produces debezium-json change records of an orders
-// table into a `cdcrelay dev-broker` process with each kafka.compression
+// table into a cdcrelay-devbroker process with each kafka.compression
 // codec, with the relay's producer options, in Kafka transactions of 2000
 // records (kafka.batch_max_events) each followed by an offsets record, as
 // the relay writes them. One op is one record. Besides ns/op it reports:
@@ -212,7 +212,7 @@ func brokerPID(dataDir string) (int, error) {
 			continue
 		}
 		args := strings.Split(string(cmd), "\x00")
-		if len(args) > 1 && args[1] == "dev-broker" && strings.Contains(string(cmd), dataDir) {
+		if filepath.Base(args[0]) == "cdcrelay-devbroker" && strings.Contains(string(cmd), dataDir) {
 			return strconv.Atoi(filepath.Base(d))
 		}
 	}

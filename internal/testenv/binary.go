@@ -25,10 +25,11 @@ var build struct {
 // test process's pid follows, so stale ones can be found and removed.
 const binPrefix = "cdcrelay-testbin-"
 
-// Binary builds ./cmd/cdcrelay once per test process and returns the path of
-// the executable. The build runs in the module that contains the current
-// directory; a failed build fails every test that asks, with the compiler's
-// output.
+// Binary builds ./cmd/cdcrelay and ./cmd/cdcrelay-devbroker once per test
+// process and returns the path of the cdcrelay executable; the dev broker
+// lies beside it (DevBrokerBinary), where kafka.embedded looks for it. The
+// build runs in the module that contains the current directory; a failed
+// build fails every test that asks, with the compiler's output.
 func Binary(t testing.TB) string {
 	t.Helper()
 	build.once.Do(func() { build.path, build.err = buildBinary() })
@@ -36,6 +37,13 @@ func Binary(t testing.TB) string {
 		t.Fatalf("testenv: build cdcrelay: %v", build.err)
 	}
 	return build.path
+}
+
+// DevBrokerBinary returns the path of the cdcrelay-devbroker executable
+// that Binary builds.
+func DevBrokerBinary(t testing.TB) string {
+	t.Helper()
+	return filepath.Join(filepath.Dir(Binary(t)), "cdcrelay-devbroker")
 }
 
 func buildBinary() (string, error) {
@@ -59,16 +67,16 @@ func buildBinary() (string, error) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "cdcrelay")
 	// The cdcrelay_testing tag adds the generator source and the crash
-	// points that the fault-injection tests drive.
-	cmd := exec.Command(goTool, "build", "-tags", "cdcrelay_testing", "-o", bin, "./cmd/cdcrelay")
+	// points that the fault-injection tests drive. With -o naming a
+	// directory, go build writes each command there under its own name.
+	cmd := exec.Command(goTool, "build", "-tags", "cdcrelay_testing", "-o", dir+string(filepath.Separator), "./cmd/cdcrelay", "./cmd/cdcrelay-devbroker")
 	cmd.Dir = filepath.Dir(gomod)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
-		return "", fmt.Errorf("go build ./cmd/cdcrelay: %v\n%s", err, out)
+		return "", fmt.Errorf("go build ./cmd/cdcrelay ./cmd/cdcrelay-devbroker: %v\n%s", err, out)
 	}
-	return bin, nil
+	return filepath.Join(dir, "cdcrelay"), nil
 }
 
 // removeStaleBinDirs removes the binaries of test processes that are gone:

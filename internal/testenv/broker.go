@@ -17,7 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// brokerReady starts the line the dev-broker prints once it accepts
+// brokerReady starts the line cdcrelay-devbroker prints once it accepts
 // connections.
 const brokerReady = "dev-broker listening on "
 
@@ -28,7 +28,7 @@ const brokerKindEnv = "CDCRELAY_TEST_KAFKA"
 // The kinds of broker.
 const (
 	KindApache = "apache" // Apache Kafka from Maven Central's jars (kafka.go)
-	KindDev    = "dev"    // `cdcrelay dev-broker`, franz-go's kfake
+	KindDev    = "dev"    // cdcrelay-devbroker, franz-go's kfake
 )
 
 // BrokerKind returns the kind of broker StartBroker runs, from
@@ -119,9 +119,9 @@ func StartBroker(t testing.TB, opts ...BrokerOption) *Broker {
 	return StartKafka(t, opts...)
 }
 
-// StartDevBroker runs `cdcrelay dev-broker --listen 127.0.0.1:<free port>
-// --data-dir <temp dir>` (built by Binary) and waits until it prints that it
-// is listening. The broker is killed and its directory removed when the
+// StartDevBroker runs `cdcrelay-devbroker --listen 127.0.0.1:<free port>
+// --data-dir <temp dir>` (built by DevBrokerBinary) and waits until it
+// prints that it is listening. The broker is killed and its directory removed when the
 // test ends.
 func StartDevBroker(t testing.TB, opts ...BrokerOption) *Broker {
 	t.Helper()
@@ -141,7 +141,7 @@ func StartDevBroker(t testing.TB, opts ...BrokerOption) *Broker {
 		args = append(args, "--sasl-user", u.mech+":"+u.user)
 		env = append(env, "CDCRELAY_DEV_BROKER_PASSWORD_"+strings.ToUpper(u.user)+"="+u.password)
 	}
-	bin := Binary(t)
+	bin := DevBrokerBinary(t)
 	dir := serverDir(t, "broker", false)
 	b := &Broker{Kind: KindDev, Version: "dev", DataDir: filepath.Join(dir, "data")}
 	b.server = server{kind: "dev-broker", dir: dir, logFile: filepath.Join(dir, "broker.log"), stopSig: syscall.SIGTERM}
@@ -160,7 +160,7 @@ func StartDevBroker(t testing.TB, opts ...BrokerOption) *Broker {
 		}
 		return procSpec{
 			name: "dev-broker",
-			argv: append(append([]string{bin, "dev-broker"}, args...),
+			argv: append(append([]string{bin}, args...),
 				"--listen", "127.0.0.1:"+strconv.Itoa(b.Port), "--data-dir", b.DataDir),
 			dir:    dir,
 			log:    b.logFile,

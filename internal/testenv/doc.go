@@ -3,7 +3,7 @@
 // under the system temp dir, and stops and removes them when the test ends.
 //
 // Kafka is Apache Kafka unless CDCRELAY_TEST_KAFKA=dev picks the embedded
-// dev broker (`cdcrelay dev-broker`, franz-go's kfake); see StartBroker.
+// dev broker (cdcrelay-devbroker, franz-go's kfake); see StartBroker.
 // Apache Kafka runs from the jars the Maven project deploy/jvm/kafka names
 // (Kafka 4.2.0, as docker-compose.yml, and a log4j2 binding), resolved by mvn once into a cache
 // (Jars) and started as `java -cp … kafka.Kafka server.properties` after

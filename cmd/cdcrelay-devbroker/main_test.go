@@ -86,13 +86,13 @@ func TestDevBrokerUsage(t *testing.T) {
 		code     int
 		inStderr string
 	}{
-		{"help", []string{"dev-broker", "--help"}, 0, "Durability"},
-		{"positional", []string{"dev-broker", "extra"}, 2, "unexpected arguments"},
-		{"sync-without-dir", []string{"dev-broker", "--listen", "127.0.0.1:0", "--sync"}, 2, "sync_writes: needs data_dir"},
-		{"bad-user", []string{"dev-broker", "--sasl-user", "GSSAPI:x"}, 2, "is not one of"},
-		{"no-password", []string{"dev-broker", "--sasl-user", "PLAIN:nopw_user_for_test"}, 2, "CDCRELAY_DEV_BROKER_PASSWORD_NOPW_USER_FOR_TEST"},
-		{"bad-log-level", []string{"dev-broker", "--log-level", "loud"}, 2, "--log-level"},
-		{"bad-flag", []string{"dev-broker", "--nope"}, 2, "flag provided but not defined"},
+		{"help", []string{"--help"}, 0, "Durability"},
+		{"positional", []string{"extra"}, 2, "unexpected arguments"},
+		{"sync-without-dir", []string{"--listen", "127.0.0.1:0", "--sync"}, 2, "sync_writes: needs data_dir"},
+		{"bad-user", []string{"--sasl-user", "GSSAPI:x"}, 2, "is not one of"},
+		{"no-password", []string{"--sasl-user", "PLAIN:nopw_user_for_test"}, 2, "CDCRELAY_DEV_BROKER_PASSWORD_NOPW_USER_FOR_TEST"},
+		{"bad-log-level", []string{"--log-level", "loud"}, 2, "--log-level"},
+		{"bad-flag", []string{"--nope"}, 2, "flag provided but not defined"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -122,7 +122,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestDevBrokerRun runs the subcommand in process: it prints the ready line
+// TestDevBrokerRun runs the command in process: it prints the ready line
 // and exits 0 once its context is cancelled.
 func TestDevBrokerRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -130,7 +130,7 @@ func TestDevBrokerRun(t *testing.T) {
 	var stdout, stderr syncBuffer
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, []string{"dev-broker", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, &stdout, &stderr)
+		code <- run(ctx, []string{"--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, &stdout, &stderr)
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.HasPrefix(stdout.String(), "dev-broker listening on 127.0.0.1:") {

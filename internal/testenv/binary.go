@@ -32,18 +32,35 @@ const binPrefix = "cdcrelay-testbin-"
 // build fails every test that asks, with the compiler's output.
 func Binary(t testing.TB) string {
 	t.Helper()
+	v, err := BinaryPath()
+	check(t, err)
+	return v
+}
+
+// BinaryPath is Binary for a program: it returns the build's error.
+func BinaryPath() (string, error) {
 	build.once.Do(func() { build.path, build.err = buildBinary() })
 	if build.err != nil {
-		t.Fatalf("testenv: build cdcrelay: %v", build.err)
+		return "", fmt.Errorf("build cdcrelay: %w", build.err)
 	}
-	return build.path
+	return build.path, nil
 }
 
 // DevBrokerBinary returns the path of the cdcrelay-devbroker executable
 // that Binary builds.
 func DevBrokerBinary(t testing.TB) string {
 	t.Helper()
-	return filepath.Join(filepath.Dir(Binary(t)), "cdcrelay-devbroker")
+	v, err := devBrokerPath()
+	check(t, err)
+	return v
+}
+
+func devBrokerPath() (string, error) {
+	bin, err := BinaryPath()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(filepath.Dir(bin), "cdcrelay-devbroker"), nil
 }
 
 func buildBinary() (string, error) {
@@ -113,6 +130,14 @@ var aptPackages = map[string]string{
 // with the apt-get command that installs it.
 func Require(t testing.TB, name string) string {
 	t.Helper()
+	v, err := lookExecutable(name)
+	check(t, err)
+	return v
+}
+
+// lookExecutable is Require's core; a missing executable is a
+// *MissingError.
+func lookExecutable(name string) (string, error) {
 	var path string
 	var err error
 	if strings.Contains(name, "/") {
@@ -125,18 +150,13 @@ func Require(t testing.TB, name string) string {
 		path, err = exec.LookPath(name)
 	}
 	if err == nil {
-		return path
+		return path, nil
 	}
 	pkg := aptPackages[filepath.Base(name)]
 	if pkg == "" {
 		pkg = filepath.Base(name)
 	}
-	msg := fmt.Sprintf("testenv: %s is missing (%v); install it with: apt-get install -y %s", name, err, pkg)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return "", &MissingError{Name: name, Package: pkg, Err: err}
 }
 
 var ports struct {
@@ -150,6 +170,12 @@ var ports struct {
 // start on a fresh port when that happens.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	v, err := freePort()
+	check(t, err)
+	return v
+}
+
+func freePort() (int, error) {
 	ports.mu.Lock()
 	defer ports.mu.Unlock()
 	if ports.given == nil {
@@ -158,17 +184,16 @@ func FreePort(t testing.TB) int {
 	for range 100 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatalf("testenv: free port: %v", err)
+			return 0, fmt.Errorf("free port: %w", err)
 		}
 		port := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
 		if !ports.given[port] {
 			ports.given[port] = true
-			return port
+			return port, nil
 		}
 	}
-	t.Fatalf("testenv: free port: no new port after 100 tries")
-	return 0
+	return 0, fmt.Errorf("free port: no new port after 100 tries")
 }
 
 // portTaken reports whether a server log says its port was in use.

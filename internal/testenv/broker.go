@@ -121,16 +121,23 @@ func StartBroker(t testing.TB, opts ...BrokerOption) *Broker {
 
 // StartDevBroker runs `cdcrelay-devbroker --listen 127.0.0.1:<free port>
 // --data-dir <temp dir>` (built by DevBrokerBinary) and waits until it
-// prints that it is listening. The broker is killed and its directory removed when the
-// test ends.
+// prints that it is listening. The broker is killed and its directory
+// removed when the test ends.
 func StartDevBroker(t testing.TB, opts ...BrokerOption) *Broker {
 	t.Helper()
+	v, err := NewDevBroker(t, opts...)
+	check(t, err)
+	return v
+}
+
+// NewDevBroker is StartDevBroker for any Env: it returns what went wrong.
+func NewDevBroker(e Env, opts ...BrokerOption) (*Broker, error) {
 	var o brokerOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if len(o.conf) > 0 || o.txnMaxTimeout > 0 {
-		t.Fatalf("testenv: dev-broker: KafkaConf and KafkaTxnMaxTimeout are for Apache Kafka")
+		return nil, fmt.Errorf("dev-broker: KafkaConf and KafkaTxnMaxTimeout are for Apache Kafka")
 	}
 	args := append([]string(nil), o.args...)
 	env := append([]string(nil), o.env...)
@@ -141,8 +148,14 @@ func StartDevBroker(t testing.TB, opts ...BrokerOption) *Broker {
 		args = append(args, "--sasl-user", u.mech+":"+u.user)
 		env = append(env, "CDCRELAY_DEV_BROKER_PASSWORD_"+strings.ToUpper(u.user)+"="+u.password)
 	}
-	bin := DevBrokerBinary(t)
-	dir := serverDir(t, "broker", false)
+	bin, err := devBrokerPath()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := serverDir(e, "broker", false)
+	if err != nil {
+		return nil, err
+	}
 	b := &Broker{Kind: KindDev, Version: "dev", DataDir: filepath.Join(dir, "data")}
 	b.server = server{kind: "dev-broker", dir: dir, logFile: filepath.Join(dir, "broker.log"), stopSig: syscall.SIGTERM}
 	var ready chan string
@@ -177,10 +190,10 @@ func StartDevBroker(t testing.TB, opts ...BrokerOption) *Broker {
 			return errNotYet
 		}
 	}
-	if err := b.startFirst(t, nil); err != nil {
-		t.Fatalf("testenv: %v", err)
+	if err := b.startFirst(e); err != nil {
+		return nil, err
 	}
-	return b
+	return b, nil
 }
 
 // Stop shuts the broker down cleanly (SIGTERM) and fails the test unless it

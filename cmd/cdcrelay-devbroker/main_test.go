@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -104,22 +103,23 @@ func TestDevBrokerUsage(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// outFile is a file the command writes to while the test reads it.
+type outFile struct{ *os.File }
+
+func newOutFile(t *testing.T, name string) outFile {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return outFile{f}
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// String returns what was written so far.
+func (f outFile) String() string {
+	b, _ := os.ReadFile(f.Name())
+	return string(b)
 }
 
 // TestDevBrokerRun runs the command in process: it prints the ready line
@@ -127,10 +127,10 @@ func (s *syncBuffer) String() string {
 func TestDevBrokerRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	stdout, stderr := newOutFile(t, "stdout"), newOutFile(t, "stderr")
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, []string{"--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, &stdout, &stderr)
+		code <- run(ctx, []string{"--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, stdout, stderr)
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.HasPrefix(stdout.String(), "dev-broker listening on 127.0.0.1:") {

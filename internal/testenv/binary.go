@@ -32,9 +32,7 @@ const binPrefix = "cdcrelay-testbin-"
 // build fails every test that asks, with the compiler's output.
 func Binary(t testing.TB) string {
 	t.Helper()
-	v, err := BinaryPath()
-	check(t, err)
-	return v
+	return must(BinaryPath())(t)
 }
 
 // BinaryPath is Binary for a program: it returns the build's error.
@@ -50,9 +48,7 @@ func BinaryPath() (string, error) {
 // that Binary builds.
 func DevBrokerBinary(t testing.TB) string {
 	t.Helper()
-	v, err := devBrokerPath()
-	check(t, err)
-	return v
+	return must(devBrokerPath())(t)
 }
 
 func devBrokerPath() (string, error) {
@@ -130,9 +126,7 @@ var aptPackages = map[string]string{
 // with the apt-get command that installs it.
 func Require(t testing.TB, name string) string {
 	t.Helper()
-	v, err := lookExecutable(name)
-	check(t, err)
-	return v
+	return must(lookExecutable(name))(t)
 }
 
 // lookExecutable is Require's core; a missing executable is a
@@ -170,9 +164,7 @@ var ports struct {
 // start on a fresh port when that happens.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	v, err := freePort()
-	check(t, err)
-	return v
+	return must(freePort())(t)
 }
 
 func freePort() (int, error) {

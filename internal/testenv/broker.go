@@ -125,9 +125,7 @@ func StartBroker(t testing.TB, opts ...BrokerOption) *Broker {
 // removed when the test ends.
 func StartDevBroker(t testing.TB, opts ...BrokerOption) *Broker {
 	t.Helper()
-	v, err := NewDevBroker(t, opts...)
-	check(t, err)
-	return v
+	return must(NewDevBroker(t, opts...))(t)
 }
 
 // NewDevBroker is StartDevBroker for any Env: it returns what went wrong.

@@ -100,3 +100,13 @@ func check(t testing.TB, err error) {
 	}
 	t.Fatalf("testenv: %v", err)
 }
+
+// must returns a function that ends the test on err (see check), or else
+// returns v: a wrapper calls it as must(core(...))(t).
+func must[T any](v T, err error) func(testing.TB) T {
+	return func(t testing.TB) T {
+		t.Helper()
+		check(t, err)
+		return v
+	}
+}

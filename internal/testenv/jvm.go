@@ -29,9 +29,7 @@ const jvmModulesDir = "deploy/jvm"
 // otherwise, with the install command.
 func Java(t testing.TB) string {
 	t.Helper()
-	v, err := java()
-	check(t, err)
-	return v
+	return must(java())(t)
 }
 
 func java() (string, error) {
@@ -54,9 +52,7 @@ func java() (string, error) {
 // wait for one another on a file lock.
 func Jars(t testing.TB, module string) string {
 	t.Helper()
-	v, err := jars(module)
-	check(t, err)
-	return v
+	return must(jars(module))(t)
 }
 
 func jars(module string) (string, error) {

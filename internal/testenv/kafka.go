@@ -70,9 +70,7 @@ func KafkaACLs(superUsers ...string) BrokerOption {
 // otherwise.
 func StartKafka(t testing.TB, opts ...BrokerOption) *Broker {
 	t.Helper()
-	v, err := NewKafka(t, opts...)
-	check(t, err)
-	return v
+	return must(NewKafka(t, opts...))(t)
 }
 
 // NewKafka is StartKafka for any Env: it returns what went wrong (a
@@ -91,9 +89,7 @@ func NewKafka(e Env, opts ...BrokerOption) (*Broker, error) {
 // min.insync.replicas=2; with one, 1 and 1.
 func StartKafkaCluster(t testing.TB, n int, opts ...BrokerOption) *KafkaCluster {
 	t.Helper()
-	v, err := NewKafkaCluster(t, n, opts...)
-	check(t, err)
-	return v
+	return must(NewKafkaCluster(t, n, opts...))(t)
 }
 
 // NewKafkaCluster is StartKafkaCluster for any Env: it returns what went

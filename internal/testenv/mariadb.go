@@ -64,9 +64,7 @@ func MariaSSL(caFile, certFile, keyFile string) MariaOption {
 // removed when the test ends.
 func StartMariaDB(t testing.TB, opts ...MariaOption) *MariaDB {
 	t.Helper()
-	v, err := NewMariaDB(t, opts...)
-	check(t, err)
-	return v
+	return must(NewMariaDB(t, opts...))(t)
 }
 
 // NewMariaDB is StartMariaDB for any Env: it returns what went wrong (a

@@ -78,9 +78,7 @@ host  replication all      127.0.0.1/32   scram-sha-256
 // ends.
 func StartPostgres(t testing.TB, opts ...PGOption) *Postgres {
 	t.Helper()
-	v, err := NewPostgres(t, opts...)
-	check(t, err)
-	return v
+	return must(NewPostgres(t, opts...))(t)
 }
 
 // NewPostgres is StartPostgres for any Env: it returns what went wrong (a
@@ -205,9 +203,7 @@ func (p *Postgres) Conn(t testing.TB, db string) *pgx.Conn {
 // own, and returns its command tag.
 func (p *Postgres) Exec(t testing.TB, db, sql string, args ...any) pgconn.CommandTag {
 	t.Helper()
-	v, err := p.ExecErr(db, sql, args...)
-	check(t, err)
-	return v
+	return must(p.ExecErr(db, sql, args...))(t)
 }
 
 // ExecErr is Exec returning its error.

@@ -115,27 +115,7 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return stoppedEarly(err)
 	}
 
-	rcfg := relay.Config{
-		ID:                 cfg.ID,
-		Kafka:              kopts,
-		OffsetsTopic:       cfg.Kafka.OffsetsTopic,
-		TopicPartitions:    cfg.Kafka.TopicPartitions,
-		TopicReplication:   cfg.Kafka.TopicReplicationFactor,
-		TopicCleanupPolicy: cfg.Kafka.TopicCleanupPolicy,
-		TransactionTimeout: cfg.Kafka.TransactionTimeout,
-		BatchMaxEvents:     cfg.Kafka.BatchMaxEvents,
-		BatchLinger:        cfg.Kafka.BatchLinger,
-		MaxRecordBytes:     cfg.Kafka.MaxRecordBytes,
-		Format: format.Options{
-			Value:       cfg.Format.Value,
-			Tombstones:  *cfg.Format.Tombstones,
-			Headers:     *cfg.Format.Headers,
-			TopicPrefix: cfg.Kafka.TopicPrefix,
-			Version:     version,
-		},
-		Version: version,
-		Columns: columns.New(&cfg.Source),
-	}
+	rcfg := relayConfig(cfg, kopts)
 	if testHooks != nil {
 		rcfg.Hooks = testHooks(log)
 	}
@@ -166,6 +146,32 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 }
 
 var errStopped = errors.New("stopped")
+
+// relayConfig is the relay loop's configuration, from the config file and
+// the Kafka client options built from it.
+func relayConfig(cfg *config.Config, kopts []kgo.Opt) relay.Config {
+	return relay.Config{
+		ID:                 cfg.ID,
+		Kafka:              kopts,
+		OffsetsTopic:       cfg.Kafka.OffsetsTopic,
+		TopicPartitions:    cfg.Kafka.TopicPartitions,
+		TopicReplication:   cfg.Kafka.TopicReplicationFactor,
+		TopicCleanupPolicy: cfg.Kafka.TopicCleanupPolicy,
+		TransactionTimeout: cfg.Kafka.TransactionTimeout,
+		BatchMaxEvents:     cfg.Kafka.BatchMaxEvents,
+		BatchLinger:        cfg.Kafka.BatchLinger,
+		MaxRecordBytes:     cfg.Kafka.MaxRecordBytes,
+		Format: format.Options{
+			Value:       cfg.Format.Value,
+			Tombstones:  *cfg.Format.Tombstones,
+			Headers:     *cfg.Format.Headers,
+			TopicPrefix: cfg.Kafka.TopicPrefix,
+			Version:     version,
+		},
+		Version: version,
+		Columns: columns.New(&cfg.Source),
+	}
+}
 
 // loadStored reads the stored position. Brokers that cannot be reached yet
 // (Kafka still starting, a network fault) are waited for with backoff, as

@@ -25,6 +25,11 @@
 // unprivileged user nobody (uid and gid 65534) when the test runs as root, in
 // a directory owned by nobody. Both brokers run as the test's own user.
 //
+// Each Start function that takes a testing.TB is a thin wrapper over a New
+// function that returns an error and takes an Env: a testing.TB, or for a
+// program such as the bench command, a *Cleanups that stops everything on
+// Close. A missing program is then a *MissingError.
+//
 // Every kind of server is a server underneath: one process in its own
 // process group, a log, a port, and Stop (a clean shutdown), Kill (SIGKILL
 // of the whole group), Start and Restart.

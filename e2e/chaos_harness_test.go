@@ -314,19 +314,26 @@ func (e *chaosEnv) sourcePosition() (string, func(*offsets.Record) bool) {
 	}
 	res := e.my.Exec(e.t, "SELECT @@gtid_binlog_pos")
 	s, _ := res.GetString(0, 0)
-	want, err := mysql.MariaDBSeqs(s)
-	if err != nil {
+	if _, err := mysql.MariaDBSeqs(s); err != nil {
 		e.t.Fatal(err)
 	}
-	return s, func(r *offsets.Record) bool {
-		got, _ := mysql.MariaDBSeqs(r.Position)
-		for dom, seq := range want {
-			if got[dom] < seq {
-				return false
-			}
-		}
-		return true
+	return s, func(r *offsets.Record) bool { return gtidAtLeast(r.Position, s) }
+}
+
+// gtidAtLeast reports whether the MariaDB GTID position got is at or past
+// want in every replication domain of want.
+func gtidAtLeast(got, want string) bool {
+	w, err := mysql.MariaDBSeqs(want)
+	if err != nil {
+		return false
 	}
+	g, _ := mysql.MariaDBSeqs(got)
+	for dom, seq := range w {
+		if g[dom] < seq {
+			return false
+		}
+	}
+	return true
 }
 
 // settle stops the workload, makes sure a relay runs, waits until it has

@@ -81,7 +81,11 @@ func startEmbeddedBroker(k *config.Kafka, log *slog.Logger) (*embeddedBroker, er
 		return nil, fmt.Errorf("kafka.embedded: start %s: %w", path, err)
 	}
 	b := &embeddedBroker{cmd: cmd, done: make(chan error, 1)}
-	go logLines(stderr, log)
+	logged := make(chan struct{})
+	go func() {
+		logLines(stderr, log)
+		close(logged)
+	}()
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -92,6 +96,8 @@ func startEmbeddedBroker(k *config.Kafka, log *slog.Logger) (*embeddedBroker, er
 			}
 		}
 		_, _ = io.Copy(io.Discard, stdout)
+		// Wait closes the pipes: both must be read to the end first.
+		<-logged
 		b.done <- cmd.Wait()
 		close(b.done)
 	}()

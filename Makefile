@@ -9,8 +9,12 @@ PKGS ?= ./...
 # leaves it to the build info (see cmd/cdcrelay/version.go).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
+# bin/cdcrelay, and beside it bin/cdcrelay-devbroker, the development broker
+# for demos and tests (kafka.embedded runs it); the container image ships
+# only cdcrelay.
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/cdcrelay ./cmd/cdcrelay
+	$(GO) build -o bin/cdcrelay-devbroker ./cmd/cdcrelay-devbroker
 
 # vet, then every test with the race detector, the integration tests
 # against real PostgreSQL, MariaDB and Apache Kafka included. Set

@@ -17,6 +17,7 @@ import (
 	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
 	"github.com/cdcrelay/cdcrelay/offsets"
 	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources/mysql"
 )
 
 const offsetsTopic = "cdcrelay_offsets"
@@ -152,15 +153,10 @@ func parseLSN(s string) uint64 {
 }
 
 // gtidSeq returns the sequence number of the domain 0 entry of a MariaDB
-// GTID position such as "0-1-1234,1-7-88".
+// GTID position such as "0-1-1234,1-7-88"; 0 when it has none.
 func gtidSeq(s string) uint64 {
-	for _, part := range strings.Split(s, ",") {
-		var d, srv, seq uint64
-		if _, err := fmt.Sscanf(strings.TrimSpace(part), "%d-%d-%d", &d, &srv, &seq); err == nil && d == 0 {
-			return seq
-		}
-	}
-	return 0
+	seqs, _ := mysql.MariaDBSeqs(s)
+	return seqs[0]
 }
 
 func fmtLSN(v uint64) string { return fmt.Sprintf("%X/%X", uint32(v>>32), uint32(v)) }

@@ -113,32 +113,7 @@ func (b *bench) latencyAt(ctx context.Context, rate int) result {
 		}
 		defer cl.Close()
 		w := &insertWriter{perTxn: max(1, rate/100)}
-		var mu sync.Mutex
-		seen := map[int64]time.Time{}
-		cctx, stopConsumer := context.WithCancel(ctx)
-		consumed := make(chan struct{})
-		go func() {
-			defer close(consumed)
-			for cctx.Err() == nil {
-				fs := cl.PollFetches(cctx)
-				now := time.Now()
-				fs.EachRecord(func(rec *kgo.Record) {
-					var k struct {
-						ID int64 `json:"id"`
-					}
-					if json.Unmarshal(rec.Key, &k) != nil || rec.Value == nil {
-						return
-					}
-					// The commit time is looked up at the end: the
-					// writer may not have recorded it yet.
-					mu.Lock()
-					if _, dup := seen[k.ID]; !dup {
-						seen[k.ID] = now
-					}
-					mu.Unlock()
-				})
-			}
-		}()
+		arr, stopConsumer := consumeArrivals(ctx, cl)
 		// Let the consumer join before writing.
 		time.Sleep(time.Second)
 		stop := make(chan struct{})
@@ -158,24 +133,12 @@ func (b *bench) latencyAt(ctx context.Context, rate int) result {
 		}
 		wrote := w.rows.Load()
 		actual := float64(wrote) / time.Since(t0).Seconds()
-		deadline := time.Now().Add(time.Minute)
-		for time.Now().Before(deadline) {
-			mu.Lock()
-			n := len(seen)
-			mu.Unlock()
-			if int64(n) >= wrote {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		arr.waitFor(wrote, time.Minute)
 		stopConsumer()
-		<-consumed
 		r.PeakRSS = f64(p.peakRSSMiB())
 		p.stop()
-		mu.Lock()
-		defer mu.Unlock()
 		var lats []float64
-		for id, at := range seen {
+		for id, at := range arr.seen {
 			if c, ok := w.commitOf(id); ok {
 				lats = append(lats, float64(at.Sub(c).Microseconds())/1000)
 			}
@@ -198,4 +161,60 @@ func (b *bench) latencyAt(ctx context.Context, rate int) result {
 	}
 	fmt.Fprintf(os.Stderr, "bench: %s: p50 %s p99 %s max %s ms\n", r.Scenario, fmtOpt(r.P50, 1), fmtOpt(r.P99, 1), fmtOpt(r.Max, 1))
 	return r
+}
+
+// arrivals records when each row id first reached a read_committed
+// consumer.
+type arrivals struct {
+	mu   sync.Mutex
+	seen map[int64]time.Time
+}
+
+// consumeArrivals polls cl until stop is called, noting the arrival time of
+// each key's first record; stop waits for the poller to end, after which
+// seen may be read without the lock.
+func consumeArrivals(ctx context.Context, cl *kgo.Client) (a *arrivals, stop func()) {
+	a = &arrivals{seen: map[int64]time.Time{}}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for cctx.Err() == nil {
+			fs := cl.PollFetches(cctx)
+			now := time.Now()
+			fs.EachRecord(func(rec *kgo.Record) {
+				var k struct {
+					ID int64 `json:"id"`
+				}
+				if json.Unmarshal(rec.Key, &k) != nil || rec.Value == nil {
+					return
+				}
+				// The commit time is looked up at the end: the writer may
+				// not have recorded it yet.
+				a.mu.Lock()
+				if _, dup := a.seen[k.ID]; !dup {
+					a.seen[k.ID] = now
+				}
+				a.mu.Unlock()
+			})
+		}
+	}()
+	return a, func() {
+		cancel()
+		<-done
+	}
+}
+
+// waitFor waits up to d until n rows have arrived.
+func (a *arrivals) waitFor(n int64, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		a.mu.Lock()
+		got := len(a.seen)
+		a.mu.Unlock()
+		if int64(got) >= n {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

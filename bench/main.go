@@ -88,7 +88,7 @@ type bench struct {
 	// limit's producer.
 	compression string
 
-	tb         *testenv.Standalone
+	env        *testenv.Cleanups // the servers' cleanups
 	workDir    string
 	relayBin   string
 	pgDSN      string
@@ -158,34 +158,30 @@ func run() error {
 	fmt.Println(mach.markdown())
 	fmt.Printf("kafka.compression: %s (relays and produce limit)\n\n", b.compression)
 
-	b.tb = testenv.NewStandalone("bench")
-	defer b.tb.Close()
-	var results []result
-	err := b.tb.Run(func() {
-		if err := b.setup(ctx); err != nil {
-			panic(&testenv.StandaloneFailure{Msg: err.Error()})
-		}
-		for _, sc := range b.scenarios() {
-			if b.only != nil && !b.only[sc.name] {
-				continue
-			}
-			fmt.Fprintf(os.Stderr, "bench: %s ...\n", sc.name)
-			t0 := time.Now()
-			rs := sc.run(ctx)
-			for _, r := range rs {
-				if r.Error != "" {
-					fmt.Fprintf(os.Stderr, "bench: %s: %s\n", r.Scenario, r.Error)
-				}
-			}
-			fmt.Fprintf(os.Stderr, "bench: %s done in %v\n", sc.name, time.Since(t0).Round(time.Second))
-			results = append(results, rs...)
-			if ctx.Err() != nil {
-				return
-			}
-		}
-	})
-	if err != nil {
+	b.env = &testenv.Cleanups{}
+	defer b.env.Close()
+	if err := b.setup(ctx); err != nil {
+		b.env.Fail()
 		return err
+	}
+	var results []result
+	for _, sc := range b.scenarios() {
+		if b.only != nil && !b.only[sc.name] {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s ...\n", sc.name)
+		t0 := time.Now()
+		rs := sc.run(ctx)
+		for _, r := range rs {
+			if r.Error != "" {
+				fmt.Fprintf(os.Stderr, "bench: %s: %s\n", r.Scenario, r.Error)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s done in %v\n", sc.name, time.Since(t0).Round(time.Second))
+		results = append(results, rs...)
+		if ctx.Err() != nil {
+			break
+		}
 	}
 	fmt.Println(markdownTable(results))
 	doc := struct {
@@ -224,7 +220,12 @@ func (b *bench) scenarios() []scenario {
 // setup builds the relay, starts PostgreSQL and the broker, and starts
 // tailing the offsets topic.
 func (b *bench) setup(ctx context.Context) error {
-	b.workDir = b.tb.TempDir()
+	dir, err := os.MkdirTemp("", "cdcrelay-bench-")
+	if err != nil {
+		return err
+	}
+	b.env.Cleanup(func() { os.RemoveAll(dir) })
+	b.workDir = dir
 	b.relayBin = filepath.Join(b.workDir, "cdcrelay")
 	build := exec.Command("go", "build", "-o", b.relayBin, "./cmd/cdcrelay")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -233,13 +234,20 @@ func (b *bench) setup(ctx context.Context) error {
 	if b.pprofID != "" {
 		b.pprofAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
 	}
-	b.pg = testenv.StartPostgres(b.tb, testenv.PGConf("shared_buffers = 256MB", "max_wal_size = 4GB", "autovacuum = off"))
-	b.pg.CreateDB(b.tb, "bench")
+	if b.pg, err = testenv.NewPostgres(b.env, testenv.PGConf("shared_buffers = 256MB", "max_wal_size = 4GB", "autovacuum = off")); err != nil {
+		return err
+	}
+	if err := b.pg.CreateDatabase("bench"); err != nil {
+		return err
+	}
 	b.pgDSN = b.pg.DSN(b.pg.SuperUser, "bench")
 	if b.brokerKind == testenv.KindDev {
-		b.broker = testenv.StartDevBroker(b.tb)
+		b.broker, err = testenv.NewDevBroker(b.env)
 	} else {
-		b.broker = testenv.StartKafka(b.tb)
+		b.broker, err = testenv.NewKafka(b.env)
+	}
+	if err != nil {
+		return err
 	}
 	b.brokerAddr = b.broker.Addr
 	fmt.Printf("broker: %s %s at %s\n\n", b.broker.Kind, b.broker.Version, b.brokerAddr)

@@ -89,22 +89,18 @@ func (b *bench) mysqlScenario(ctx context.Context) []result {
 	if !mysqlWired() {
 		return []result{{Scenario: "mysql", Note: "skipped: sources/mysql is not wired into cdcrelay run in this build"}}
 	}
-	var startErr error
-	err := b.tb.Run(func() {
-		b.my = testenv.StartMariaDB(b.tb, testenv.MariaConf("innodb_buffer_pool_size = 512M", "max_binlog_size = 1G"))
-	})
+	my, err := testenv.NewMariaDB(b.env, testenv.MariaConf("innodb_buffer_pool_size = 512M", "max_binlog_size = 1G"))
 	if err == nil {
-		b.myDSN = b.my.DSN("root", "bench")
+		b.my = my
+		b.myDSN = my.DSN("root", "bench")
 		var c *client.Conn
-		if c, startErr = client.Connect(b.my.Addr(), "root", "", ""); startErr == nil {
-			_, startErr = c.Execute("CREATE DATABASE bench")
+		if c, err = client.Connect(my.Addr(), "root", "", ""); err == nil {
+			_, err = c.Execute("CREATE DATABASE bench")
 			c.Close()
 		}
-	} else {
-		startErr = err
 	}
-	if startErr != nil {
-		return []result{{Scenario: "mysql", Error: startErr.Error()}}
+	if err != nil {
+		return []result{{Scenario: "mysql", Error: err.Error()}}
 	}
 	return []result{b.mysqlStream(ctx), b.mysqlSnapshot(ctx)}
 }

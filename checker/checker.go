@@ -137,37 +137,30 @@ type keyHistory struct {
 	last      int64              // highest committed version
 }
 
-// Check judges events against the ledger and the database's final state
-// (each live row's version; deleted rows are absent). events must be in the
-// order read from each partition; events of different partitions may be
-// interleaved in any way.
-func Check(ledger []Txn, events []Event, final map[RowID]int64, opt Options) *Report {
-	if opt.Examples <= 0 {
-		opt.Examples = 10
-	}
-	lim := opt.Examples
-	rep := &Report{Counts: map[string]int{}, Examples: map[string][]string{}, Events: len(events)}
-	for _, k := range Kinds {
-		rep.Counts[k] = 0
-	}
+// ledgerIndex is the ledger read by key and by transaction.
+type ledgerIndex struct {
+	hist          map[RowID]*keyHistory
+	aborted       map[int64]bool  // rolled-back transaction ids
+	abortedWrites map[Write]int64 // write -> the rolled-back transaction that made it
+	committed     int             // committed transactions
+}
 
-	hist := map[RowID]*keyHistory{}
-	aborted := map[int64]bool{}
-	abortedWrites := map[Write]int64{}
+func indexLedger(ledger []Txn) ledgerIndex {
+	idx := ledgerIndex{hist: map[RowID]*keyHistory{}, aborted: map[int64]bool{}, abortedWrites: map[Write]int64{}}
 	for _, tx := range ledger {
 		if !tx.Committed {
-			aborted[tx.ID] = true
+			idx.aborted[tx.ID] = true
 			for _, w := range tx.Writes {
-				abortedWrites[w] = tx.ID
+				idx.abortedWrites[w] = tx.ID
 			}
 			continue
 		}
-		rep.Transactions++
+		idx.committed++
 		for _, w := range tx.Writes {
-			h := hist[w.Row]
+			h := idx.hist[w.Row]
 			if h == nil {
 				h = &keyHistory{committed: map[int64]writeRef{}, first: tx.ID}
-				hist[w.Row] = h
+				idx.hist[w.Row] = h
 			}
 			h.committed[w.Version] = writeRef{txn: tx.ID, delete: w.Delete}
 			if w.Version == 1 || tx.ID < h.first {
@@ -178,13 +171,42 @@ func Check(ledger []Txn, events []Event, final map[RowID]int64, opt Options) *Re
 			}
 		}
 	}
+	return idx
+}
+
+// judge is what Check keeps across keys.
+type judge struct {
+	rep        *Report
+	lim        int
+	strictFrom int64
+	idx        ledgerIndex
+	// Per committed transaction: how many of its writes were lost, and how
+	// many reached Kafka (seen, or absorbed by a snapshot).
+	lostBy, deliveredBy map[int64]int
+}
+
+// Check judges events against the ledger and the database's final state
+// (each live row's version; deleted rows are absent). events must be in the
+// order read from each partition; events of different partitions may be
+// interleaved in any way.
+func Check(ledger []Txn, events []Event, final map[RowID]int64, opt Options) *Report {
+	if opt.Examples <= 0 {
+		opt.Examples = 10
+	}
+	rep := &Report{Counts: map[string]int{}, Examples: map[string][]string{}, Events: len(events)}
+	for _, k := range Kinds {
+		rep.Counts[k] = 0
+	}
+	j := &judge{rep: rep, lim: opt.Examples, strictFrom: opt.StrictFrom, idx: indexLedger(ledger),
+		lostBy: map[int64]int{}, deliveredBy: map[int64]int{}}
+	rep.Transactions = j.idx.committed
 
 	byKey := map[RowID][]Event{}
 	for _, ev := range events {
 		byKey[ev.Row] = append(byKey[ev.Row], ev)
 	}
 	keys := map[RowID]bool{}
-	for k := range hist {
+	for k := range j.idx.hist {
 		keys[k] = true
 	}
 	for k := range byKey {
@@ -195,108 +217,125 @@ func Check(ledger []Txn, events []Event, final map[RowID]int64, opt Options) *Re
 	}
 	rep.Keys = len(keys)
 
-	// delivered[txn][version-of-write] tells, per committed transaction,
-	// which of its writes reached Kafka (seen, or absorbed by a snapshot).
-	lostBy := map[int64]int{}
-	deliveredBy := map[int64]int{}
-
 	for _, row := range sortedRows(keys) {
-		h := hist[row]
-		if h == nil {
-			h = &keyHistory{committed: map[int64]writeRef{}}
-		}
-		evs := byKey[row]
-		seen := map[int64]bool{}
-		var prev int64 // last accepted version; 0 = none yet
-		var start int64
-		lastDelete := false
-		for _, ev := range evs {
-			ref, ok := h.committed[ev.Version]
-			switch {
-			case ev.TxID != 0 && aborted[ev.TxID]:
-				rep.add(AbortedRead, lim, "%s v%d from rolled-back txn %d at p%d@%d", row, ev.Version, ev.TxID, ev.Partition, ev.Offset)
-				continue
-			case !ok || ref.delete != ev.Delete || (ev.TxID != 0 && ev.TxID != ref.txn) || (ev.Snapshot && ev.Delete):
-				if atx, isAborted := abortedWrites[Write{Row: row, Version: ev.Version, Delete: ev.Delete}]; isAborted {
-					rep.add(AbortedRead, lim, "%s v%d (delete=%v) matches only rolled-back txn %d, at p%d@%d", row, ev.Version, ev.Delete, atx, ev.Partition, ev.Offset)
-				} else {
-					rep.add(Unknown, lim, "%s v%d (delete=%v, txid %d) matches no committed write, at p%d@%d", row, ev.Version, ev.Delete, ev.TxID, ev.Partition, ev.Offset)
-				}
-				continue
-			}
-			if seen[ev.Version] {
-				rep.add(Duplicated, lim, "%s v%d seen again at p%d@%d", row, ev.Version, ev.Partition, ev.Offset)
-				continue
-			}
-			seen[ev.Version] = true
-			if prev == 0 {
-				start = ev.Version
-				if h.first >= opt.StrictFrom && ev.Version > 1 {
-					// A strict key must start at its first write: every
-					// committed version below the first event was lost.
-					for v := int64(1); v < ev.Version; v++ {
-						if r, ok := h.committed[v]; ok {
-							rep.add(Lost, lim, "%s v%d (txn %d): key created after the snapshot, first seen at v%d", row, v, r.txn, ev.Version)
-							lostBy[r.txn]++
-						}
-					}
-					start = 1
-				}
-			} else if ev.Version < prev {
-				rep.add(NonMonotonic, lim, "%s v%d after v%d at p%d@%d", row, ev.Version, prev, ev.Partition, ev.Offset)
-				continue
-			} else if ev.Version > prev+1 {
-				for v := prev + 1; v < ev.Version; v++ {
-					r := h.committed[v]
-					rep.add(Lost, lim, "%s v%d (txn %d): jumped from v%d to v%d at p%d@%d", row, v, r.txn, prev, ev.Version, ev.Partition, ev.Offset)
-					lostBy[r.txn]++
-				}
-			}
-			prev = ev.Version
-			lastDelete = ev.Delete
-		}
-		// Tail: committed versions after the last one seen.
-		if prev == 0 {
-			if h.last > 0 && (h.first >= opt.StrictFrom || finalHas(final, row)) {
-				for v := int64(1); v <= h.last; v++ {
-					if r, ok := h.committed[v]; ok {
-						rep.add(Lost, lim, "%s v%d (txn %d): key never seen", row, v, r.txn)
-						lostBy[r.txn]++
-					}
-				}
-			}
-		} else {
-			for v := prev + 1; v <= h.last; v++ {
-				r := h.committed[v]
-				rep.add(Lost, lim, "%s v%d (txn %d): last seen v%d", row, v, r.txn, prev)
-				lostBy[r.txn]++
-			}
-		}
-		for v, r := range h.committed {
-			if prev != 0 && (v < start || seen[v]) {
-				deliveredBy[r.txn]++
-			}
-		}
-		// Final state.
-		want, live := final[row]
-		switch {
-		case prev == 0 && live:
-			rep.add(FinalState, lim, "%s: database has v%d, topic has nothing", row, want)
-		case prev == 0:
-		case lastDelete && live:
-			rep.add(FinalState, lim, "%s: database has v%d, topic says deleted at v%d", row, want, prev)
-		case !lastDelete && !live:
-			rep.add(FinalState, lim, "%s: database has no row, topic has v%d", row, prev)
-		case !lastDelete && want != prev:
-			rep.add(FinalState, lim, "%s: database has v%d, topic has v%d", row, want, prev)
-		}
+		prev, lastDelete := j.key(row, byKey[row], finalHas(final, row))
+		j.finalState(row, prev, lastDelete, final)
 	}
 	for _, tx := range ledger {
-		if tx.Committed && lostBy[tx.ID] > 0 && deliveredBy[tx.ID] > 0 {
-			rep.add(Torn, lim, "txn %d: %d of %d writes visible", tx.ID, deliveredBy[tx.ID], len(tx.Writes))
+		if tx.Committed && j.lostBy[tx.ID] > 0 && j.deliveredBy[tx.ID] > 0 {
+			rep.add(Torn, j.lim, "txn %d: %d of %d writes visible", tx.ID, j.deliveredBy[tx.ID], len(tx.Writes))
 		}
 	}
 	return rep
+}
+
+// key judges the events of one key, in the order read, against its
+// committed writes, and returns the last version accepted (0 for none) and
+// whether it was a delete. live says whether the database still has the
+// row.
+func (j *judge) key(row RowID, evs []Event, live bool) (prev int64, lastDelete bool) {
+	h := j.idx.hist[row]
+	if h == nil {
+		h = &keyHistory{committed: map[int64]writeRef{}}
+	}
+	seen := map[int64]bool{}
+	var start int64
+	for _, ev := range evs {
+		if !j.known(row, h, ev) {
+			continue
+		}
+		if seen[ev.Version] {
+			j.rep.add(Duplicated, j.lim, "%s v%d seen again at p%d@%d", row, ev.Version, ev.Partition, ev.Offset)
+			continue
+		}
+		seen[ev.Version] = true
+		switch {
+		case prev == 0:
+			start = ev.Version
+			if h.first >= j.strictFrom && ev.Version > 1 {
+				// A strict key must start at its first write: every
+				// committed version below the first event was lost.
+				for v := int64(1); v < ev.Version; v++ {
+					if r, ok := h.committed[v]; ok {
+						j.lost(r.txn, "%s v%d (txn %d): key created after the snapshot, first seen at v%d", row, v, r.txn, ev.Version)
+					}
+				}
+				start = 1
+			}
+		case ev.Version < prev:
+			j.rep.add(NonMonotonic, j.lim, "%s v%d after v%d at p%d@%d", row, ev.Version, prev, ev.Partition, ev.Offset)
+			continue
+		case ev.Version > prev+1:
+			for v := prev + 1; v < ev.Version; v++ {
+				r := h.committed[v]
+				j.lost(r.txn, "%s v%d (txn %d): jumped from v%d to v%d at p%d@%d", row, v, r.txn, prev, ev.Version, ev.Partition, ev.Offset)
+			}
+		}
+		prev = ev.Version
+		lastDelete = ev.Delete
+	}
+	// Tail: committed versions after the last one seen.
+	if prev == 0 {
+		if h.last > 0 && (h.first >= j.strictFrom || live) {
+			for v := int64(1); v <= h.last; v++ {
+				if r, ok := h.committed[v]; ok {
+					j.lost(r.txn, "%s v%d (txn %d): key never seen", row, v, r.txn)
+				}
+			}
+		}
+	} else {
+		for v := prev + 1; v <= h.last; v++ {
+			r := h.committed[v]
+			j.lost(r.txn, "%s v%d (txn %d): last seen v%d", row, v, r.txn, prev)
+		}
+	}
+	for v, r := range h.committed {
+		if prev != 0 && (v < start || seen[v]) {
+			j.deliveredBy[r.txn]++
+		}
+	}
+	return prev, lastDelete
+}
+
+// known reports whether ev matches a committed write of its key; if not,
+// it counts ev as an aborted read or an unknown write.
+func (j *judge) known(row RowID, h *keyHistory, ev Event) bool {
+	ref, ok := h.committed[ev.Version]
+	switch {
+	case ev.TxID != 0 && j.idx.aborted[ev.TxID]:
+		j.rep.add(AbortedRead, j.lim, "%s v%d from rolled-back txn %d at p%d@%d", row, ev.Version, ev.TxID, ev.Partition, ev.Offset)
+		return false
+	case !ok || ref.delete != ev.Delete || (ev.TxID != 0 && ev.TxID != ref.txn) || (ev.Snapshot && ev.Delete):
+		if atx, isAborted := j.idx.abortedWrites[Write{Row: row, Version: ev.Version, Delete: ev.Delete}]; isAborted {
+			j.rep.add(AbortedRead, j.lim, "%s v%d (delete=%v) matches only rolled-back txn %d, at p%d@%d", row, ev.Version, ev.Delete, atx, ev.Partition, ev.Offset)
+		} else {
+			j.rep.add(Unknown, j.lim, "%s v%d (delete=%v, txid %d) matches no committed write, at p%d@%d", row, ev.Version, ev.Delete, ev.TxID, ev.Partition, ev.Offset)
+		}
+		return false
+	}
+	return true
+}
+
+// lost counts one lost write of transaction txn.
+func (j *judge) lost(txn int64, format string, args ...any) {
+	j.rep.add(Lost, j.lim, format, args...)
+	j.lostBy[txn]++
+}
+
+// finalState compares the key's last event with the database's row.
+func (j *judge) finalState(row RowID, prev int64, lastDelete bool, final map[RowID]int64) {
+	want, live := final[row]
+	switch {
+	case prev == 0 && live:
+		j.rep.add(FinalState, j.lim, "%s: database has v%d, topic has nothing", row, want)
+	case prev == 0:
+	case lastDelete && live:
+		j.rep.add(FinalState, j.lim, "%s: database has v%d, topic says deleted at v%d", row, want, prev)
+	case !lastDelete && !live:
+		j.rep.add(FinalState, j.lim, "%s: database has no row, topic has v%d", row, prev)
+	case !lastDelete && want != prev:
+		j.rep.add(FinalState, j.lim, "%s: database has v%d, topic has v%d", row, want, prev)
+	}
 }
 
 func finalHas(final map[RowID]int64, r RowID) bool {

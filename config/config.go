@@ -167,8 +167,9 @@ type Kafka struct {
 	TLS TLS `yaml:"tls"`
 	// SASL authentication to the brokers.
 	SASL SASL `yaml:"sasl"`
-	// Embedded starts an in-process development broker listening on
-	// Brokers[0]. For demos and tests only.
+	// Embedded runs the development broker (the cdcrelay-devbroker
+	// command, beside cdcrelay or on PATH) listening on Brokers[0] for as
+	// long as the relay runs. For demos and tests only.
 	Embedded Embedded `yaml:"embedded"`
 }
 
@@ -201,7 +202,7 @@ type SASL struct {
 	PasswordFile string `yaml:"password_file"`
 }
 
-// Embedded is the in-process development broker.
+// Embedded is the development broker that run starts beside the relay.
 type Embedded struct {
 	// Enabled starts it. Default: false.
 	Enabled bool `yaml:"enabled"`

@@ -181,7 +181,42 @@ func (c *Config) Validate() Errors {
 	}
 	validateTLS("source.tls", &s.TLS, bad)
 
-	k := &c.Kafka
+	validateKafka(&c.Kafka, bad)
+
+	switch c.Format.Value {
+	case "debezium-json", "upsert":
+	default:
+		bad("format.value", "%q is not supported; one of debezium-json, upsert", c.Format.Value)
+	}
+	switch c.Format.Truncate {
+	case TruncateSkip, TruncateFail:
+	case TruncateEvent:
+		if c.Format.Value == "upsert" {
+			bad("format.truncate", "event needs format.value debezium-json: upsert-kafka has no record that empties a table (a null value deletes one key); use skip or fail")
+		}
+	default:
+		bad("format.truncate", "%q is not allowed; one of skip, event, fail", c.Format.Truncate)
+	}
+	if c.Metrics.Listen != "off" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			bad("metrics.listen", "%q is not host:port (or off)", c.Metrics.Listen)
+		}
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q is not allowed; one of text, json", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not allowed; one of debug, info, warn, error", c.Log.Level)
+	}
+	return errs
+}
+
+// validateKafka checks the kafka section.
+func validateKafka(k *Kafka, bad func(key, format string, args ...any)) {
 	if len(k.Brokers) == 0 {
 		bad("kafka.brokers", "required; list host:port seeds, e.g. [127.0.0.1:9092]")
 	}
@@ -238,37 +273,6 @@ func (c *Config) Validate() Errors {
 	if k.Embedded.Enabled && (k.TLS.Enabled || k.SASL.Mechanism != "") {
 		bad("kafka.embedded.enabled", "the embedded broker has no TLS or SASL; turn off kafka.tls and kafka.sasl")
 	}
-
-	switch c.Format.Value {
-	case "debezium-json", "upsert":
-	default:
-		bad("format.value", "%q is not supported; one of debezium-json, upsert", c.Format.Value)
-	}
-	switch c.Format.Truncate {
-	case TruncateSkip, TruncateFail:
-	case TruncateEvent:
-		if c.Format.Value == "upsert" {
-			bad("format.truncate", "event needs format.value debezium-json: upsert-kafka has no record that empties a table (a null value deletes one key); use skip or fail")
-		}
-	default:
-		bad("format.truncate", "%q is not allowed; one of skip, event, fail", c.Format.Truncate)
-	}
-	if c.Metrics.Listen != "off" {
-		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
-			bad("metrics.listen", "%q is not host:port (or off)", c.Metrics.Listen)
-		}
-	}
-	switch c.Log.Format {
-	case "text", "json":
-	default:
-		bad("log.format", "%q is not allowed; one of text, json", c.Log.Format)
-	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log.level", "%q is not allowed; one of debug, info, warn, error", c.Log.Level)
-	}
-	return errs
 }
 
 func validateDSN(s *Source, bad func(key, format string, args ...any)) {

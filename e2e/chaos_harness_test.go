@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +21,7 @@ import (
 	"github.com/cdcrelay/cdcrelay/format"
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
 	"github.com/cdcrelay/cdcrelay/offsets"
+	"github.com/cdcrelay/cdcrelay/sources/mysql"
 )
 
 // The nemesis suite runs the real binary against a real PostgreSQL or
@@ -314,30 +314,26 @@ func (e *chaosEnv) sourcePosition() (string, func(*offsets.Record) bool) {
 	}
 	res := e.my.Exec(e.t, "SELECT @@gtid_binlog_pos")
 	s, _ := res.GetString(0, 0)
-	want := mariaGTIDs(s)
-	return s, func(r *offsets.Record) bool {
-		got := mariaGTIDs(r.Position)
-		for dom, seq := range want {
-			if got[dom] < seq {
-				return false
-			}
-		}
-		return true
+	if _, err := mysql.MariaDBSeqs(s); err != nil {
+		e.t.Fatal(err)
 	}
+	return s, func(r *offsets.Record) bool { return gtidAtLeast(r.Position, s) }
 }
 
-// mariaGTIDs reads "d-s-n,d-s-n" into domain -> sequence number.
-func mariaGTIDs(s string) map[string]uint64 {
-	out := map[string]uint64{}
-	for _, g := range strings.Split(s, ",") {
-		p := strings.Split(strings.TrimSpace(g), "-")
-		if len(p) != 3 {
-			continue
-		}
-		n, _ := strconv.ParseUint(p[2], 10, 64)
-		out[p[0]] = n
+// gtidAtLeast reports whether the MariaDB GTID position got is at or past
+// want in every replication domain of want.
+func gtidAtLeast(got, want string) bool {
+	w, err := mysql.MariaDBSeqs(want)
+	if err != nil {
+		return false
 	}
-	return out
+	g, _ := mysql.MariaDBSeqs(got)
+	for dom, seq := range w {
+		if g[dom] < seq {
+			return false
+		}
+	}
+	return true
 }
 
 // settle stops the workload, makes sure a relay runs, waits until it has

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
 	"github.com/cdcrelay/cdcrelay/offsets"
+	"github.com/cdcrelay/cdcrelay/sources/mysql"
 )
 
 // TestMySQLPositionFollowsUncapturedTraffic writes only to a table the
@@ -54,7 +55,10 @@ metrics:
 		s, _ := m.Exec(t, "SELECT @@gtid_binlog_pos").GetString(0, 0)
 		return s
 	}
-	seq := func(gtid string) uint64 { return mariaGTIDs(gtid)["0"] }
+	seq := func(gtid string) uint64 {
+		seqs, _ := mysql.MariaDBSeqs(gtid)
+		return seqs[0]
+	}
 
 	// serverAt[i] is the server's position at sample i, taken every 250ms.
 	var serverAt []uint64

@@ -46,17 +46,12 @@ var (
 )
 
 // isFenced reports whether err means another producer took over our
-// transactional id.
-//
-// INVALID_TXN_STATE counts too. kfake answers an EndTxn whose epoch another
-// instance's InitProducerID has just bumped with it (KIP-890's retry
-// detection takes the request for a retry of an ended transaction), where
-// Kafka answers PRODUCER_FENCED. In a session that saw no broker fault it
-// means the coordinator no longer has our transaction: restarting would
-// fence the newer instance in turn, so the relay stops, as when fenced.
-// After a broker fault it is retried (see connWatch).
+// transactional id: Apache Kafka answers PRODUCER_FENCED to the EndTxn and
+// INVALID_PRODUCER_EPOCH to the produce of a producer whose epoch a newer
+// InitProducerID has bumped (TestFencedErrorsOnBroker). In a session that
+// saw a broker fault it is retried instead (see connWatch).
 func isFenced(err error) bool {
-	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.InvalidTxnState)
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
 }
 
 // connectFatal returns a one-line error for connection failures that no

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make demo: a throwaway PostgreSQL, the embedded development broker and the
-# relay on the embedded defaults. It inserts, updates and deletes rows and
+# make demo: a throwaway PostgreSQL, the development broker (cdcrelay-devbroker,
+# which the relay starts for kafka.embedded) and the relay on the defaults. It inserts, updates and deletes rows and
 # prints the change events as a read_committed consumer (kcat) sees them,
 # then restarts the relay to show it resumes without a new snapshot.
 set -euo pipefail
@@ -20,7 +20,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-go build -o bin/cdcrelay ./cmd/cdcrelay
+# kafka.embedded runs bin/cdcrelay-devbroker, found beside bin/cdcrelay.
+go build -o bin/ ./cmd/cdcrelay ./cmd/cdcrelay-devbroker
 BIN=$PWD/bin/cdcrelay
 WORK=$(mktemp -d /tmp/cdcrelay-demo-XXXXXX)
 chmod 755 "$WORK"

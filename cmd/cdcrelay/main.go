@@ -32,6 +32,11 @@ type cliEnv struct {
 
 var commands = map[string]*command{}
 
+// movedCommands maps a former subcommand to the command that replaced it.
+// The development broker left the production binary so that its storage
+// and crash-repair code do not ship with the relay.
+var movedCommands = map[string]string{"dev-broker": "cdcrelay-devbroker"}
+
 func register(c *command) {
 	if _, dup := commands[c.name]; dup {
 		panic("cdcrelay: subcommand registered twice: " + c.name)
@@ -76,6 +81,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if args[0] == "--version" || args[0] == "version" {
 		fmt.Fprintln(stdout, "cdcrelay", version)
 		return 0
+	}
+	if to, ok := movedCommands[args[0]]; ok {
+		fmt.Fprintf(stderr, "cdcrelay: %q is a command of its own now: run %s with the same flags (make build puts it in bin/)\n", args[0], to)
+		return 2
 	}
 	c, ok := commands[args[0]]
 	if !ok {

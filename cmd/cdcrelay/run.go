@@ -18,7 +18,6 @@ import (
 	"github.com/cdcrelay/cdcrelay/columns"
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/format"
-	"github.com/cdcrelay/cdcrelay/internal/devbroker"
 	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
 	"github.com/cdcrelay/cdcrelay/metrics"
 	"github.com/cdcrelay/cdcrelay/offsets"
@@ -69,12 +68,11 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	if cfg.Kafka.Embedded.Enabled {
-		b, err := devbroker.Start(devbroker.Config{Listen: cfg.Kafka.Brokers[0], DataDir: cfg.Kafka.Embedded.DataDir}, log.With("component", "embedded-broker"))
+		b, err := startEmbeddedBroker(&cfg.Kafka, log.With("component", "embedded-broker"))
 		if err != nil {
-			return fmt.Errorf("kafka.embedded: start the embedded broker on %s: %w", cfg.Kafka.Brokers[0], err)
+			return err
 		}
 		defer b.Close()
-		log.Info("embedded development broker started", "addr", b.Addr(), "data_dir", cfg.Kafka.Embedded.DataDir)
 	}
 	if metricsLn != nil {
 		g.Go(func() error { return metrics.Serve(ctx, metricsLn, reg, health, log) })
@@ -117,27 +115,7 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return stoppedEarly(err)
 	}
 
-	rcfg := relay.Config{
-		ID:                 cfg.ID,
-		Kafka:              kopts,
-		OffsetsTopic:       cfg.Kafka.OffsetsTopic,
-		TopicPartitions:    cfg.Kafka.TopicPartitions,
-		TopicReplication:   cfg.Kafka.TopicReplicationFactor,
-		TopicCleanupPolicy: cfg.Kafka.TopicCleanupPolicy,
-		TransactionTimeout: cfg.Kafka.TransactionTimeout,
-		BatchMaxEvents:     cfg.Kafka.BatchMaxEvents,
-		BatchLinger:        cfg.Kafka.BatchLinger,
-		MaxRecordBytes:     cfg.Kafka.MaxRecordBytes,
-		Format: format.Options{
-			Value:       cfg.Format.Value,
-			Tombstones:  *cfg.Format.Tombstones,
-			Headers:     *cfg.Format.Headers,
-			TopicPrefix: cfg.Kafka.TopicPrefix,
-			Version:     version,
-		},
-		Version: version,
-		Columns: columns.New(&cfg.Source),
-	}
+	rcfg := relayConfig(cfg, kopts)
 	if testHooks != nil {
 		rcfg.Hooks = testHooks(log)
 	}
@@ -168,6 +146,32 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 }
 
 var errStopped = errors.New("stopped")
+
+// relayConfig is the relay loop's configuration, from the config file and
+// the Kafka client options built from it.
+func relayConfig(cfg *config.Config, kopts []kgo.Opt) relay.Config {
+	return relay.Config{
+		ID:                 cfg.ID,
+		Kafka:              kopts,
+		OffsetsTopic:       cfg.Kafka.OffsetsTopic,
+		TopicPartitions:    cfg.Kafka.TopicPartitions,
+		TopicReplication:   cfg.Kafka.TopicReplicationFactor,
+		TopicCleanupPolicy: cfg.Kafka.TopicCleanupPolicy,
+		TransactionTimeout: cfg.Kafka.TransactionTimeout,
+		BatchMaxEvents:     cfg.Kafka.BatchMaxEvents,
+		BatchLinger:        cfg.Kafka.BatchLinger,
+		MaxRecordBytes:     cfg.Kafka.MaxRecordBytes,
+		Format: format.Options{
+			Value:       cfg.Format.Value,
+			Tombstones:  *cfg.Format.Tombstones,
+			Headers:     *cfg.Format.Headers,
+			TopicPrefix: cfg.Kafka.TopicPrefix,
+			Version:     version,
+		},
+		Version: version,
+		Columns: columns.New(&cfg.Source),
+	}
+}
 
 // loadStored reads the stored position. Brokers that cannot be reached yet
 // (Kafka still starting, a network fault) are waited for with backoff, as

@@ -19,7 +19,7 @@ import (
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
 )
 
-// These tests run `cdcrelay dev-broker` as a separate process, so that they
+// These tests run cdcrelay-devbroker as a separate process, so that they
 // can kill it with SIGKILL.
 
 const (

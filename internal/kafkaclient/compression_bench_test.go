@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,8 +25,8 @@ import (
 )
 
 // BenchmarkCompression produces debezium-json change records of an orders
-// table into a `cdcrelay dev-broker` process with each kafka.compression
-// codec, with the relay's producer options, in Kafka transactions of 2000
+// table into the broker StartBroker runs (CDCRELAY_TEST_KAFKA) with each
+// kafka.compression codec, with the relay's producer options, in Kafka transactions of 2000
 // records (kafka.batch_max_events) each followed by an offsets record, as
 // the relay writes them. One op is one record. Besides ns/op it reports:
 //
@@ -41,10 +40,7 @@ import (
 //	go test -run '^$' -bench Compression -benchtime 100000x -count 5 ./internal/kafkaclient
 func BenchmarkCompression(b *testing.B) {
 	brk := testenv.StartBroker(b)
-	pid, err := brokerPID(brk.DataDir)
-	if err != nil {
-		b.Fatal(err)
-	}
+	pid := brk.Pid()
 	recs := orderRecords(20000)
 	for _, codec := range config.Compressions {
 		b.Run(codec, func(b *testing.B) {
@@ -201,22 +197,6 @@ func orderRecords(n int) []*kgo.Record {
 		out = enc.Append(out, ev)
 	}
 	return out[:n]
-}
-
-// brokerPID finds the dev-broker process that uses dataDir.
-func brokerPID(dataDir string) (int, error) {
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		cmd, err := os.ReadFile(filepath.Join(d, "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmd), "\x00")
-		if len(args) > 1 && args[1] == "dev-broker" && strings.Contains(string(cmd), dataDir) {
-			return strconv.Atoi(filepath.Base(d))
-		}
-	}
-	return 0, fmt.Errorf("no dev-broker process with data dir %s", dataDir)
 }
 
 // procCPU is the user+system CPU time of process pid so far.

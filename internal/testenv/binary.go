@@ -25,17 +25,38 @@ var build struct {
 // test process's pid follows, so stale ones can be found and removed.
 const binPrefix = "cdcrelay-testbin-"
 
-// Binary builds ./cmd/cdcrelay once per test process and returns the path of
-// the executable. The build runs in the module that contains the current
-// directory; a failed build fails every test that asks, with the compiler's
-// output.
+// Binary builds ./cmd/cdcrelay and ./cmd/cdcrelay-devbroker once per test
+// process and returns the path of the cdcrelay executable; the dev broker
+// lies beside it (DevBrokerBinary), where kafka.embedded looks for it. The
+// build runs in the module that contains the current directory; a failed
+// build fails every test that asks, with the compiler's output.
 func Binary(t testing.TB) string {
 	t.Helper()
+	return must(BinaryPath())(t)
+}
+
+// BinaryPath is Binary for a program: it returns the build's error.
+func BinaryPath() (string, error) {
 	build.once.Do(func() { build.path, build.err = buildBinary() })
 	if build.err != nil {
-		t.Fatalf("testenv: build cdcrelay: %v", build.err)
+		return "", fmt.Errorf("build cdcrelay: %w", build.err)
 	}
-	return build.path
+	return build.path, nil
+}
+
+// DevBrokerBinary returns the path of the cdcrelay-devbroker executable
+// that Binary builds.
+func DevBrokerBinary(t testing.TB) string {
+	t.Helper()
+	return must(devBrokerPath())(t)
+}
+
+func devBrokerPath() (string, error) {
+	bin, err := BinaryPath()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(filepath.Dir(bin), "cdcrelay-devbroker"), nil
 }
 
 func buildBinary() (string, error) {
@@ -59,16 +80,16 @@ func buildBinary() (string, error) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "cdcrelay")
 	// The cdcrelay_testing tag adds the generator source and the crash
-	// points that the fault-injection tests drive.
-	cmd := exec.Command(goTool, "build", "-tags", "cdcrelay_testing", "-o", bin, "./cmd/cdcrelay")
+	// points that the fault-injection tests drive. With -o naming a
+	// directory, go build writes each command there under its own name.
+	cmd := exec.Command(goTool, "build", "-tags", "cdcrelay_testing", "-o", dir+string(filepath.Separator), "./cmd/cdcrelay", "./cmd/cdcrelay-devbroker")
 	cmd.Dir = filepath.Dir(gomod)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
-		return "", fmt.Errorf("go build ./cmd/cdcrelay: %v\n%s", err, out)
+		return "", fmt.Errorf("go build ./cmd/cdcrelay ./cmd/cdcrelay-devbroker: %v\n%s", err, out)
 	}
-	return bin, nil
+	return filepath.Join(dir, "cdcrelay"), nil
 }
 
 // removeStaleBinDirs removes the binaries of test processes that are gone:
@@ -105,6 +126,12 @@ var aptPackages = map[string]string{
 // with the apt-get command that installs it.
 func Require(t testing.TB, name string) string {
 	t.Helper()
+	return must(lookExecutable(name))(t)
+}
+
+// lookExecutable is Require's core; a missing executable is a
+// *MissingError.
+func lookExecutable(name string) (string, error) {
 	var path string
 	var err error
 	if strings.Contains(name, "/") {
@@ -117,18 +144,13 @@ func Require(t testing.TB, name string) string {
 		path, err = exec.LookPath(name)
 	}
 	if err == nil {
-		return path
+		return path, nil
 	}
 	pkg := aptPackages[filepath.Base(name)]
 	if pkg == "" {
 		pkg = filepath.Base(name)
 	}
-	msg := fmt.Sprintf("testenv: %s is missing (%v); install it with: apt-get install -y %s", name, err, pkg)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return "", &MissingError{Name: name, Package: pkg, Err: err}
 }
 
 var ports struct {
@@ -142,6 +164,10 @@ var ports struct {
 // start on a fresh port when that happens.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	return must(freePort())(t)
+}
+
+func freePort() (int, error) {
 	ports.mu.Lock()
 	defer ports.mu.Unlock()
 	if ports.given == nil {
@@ -150,17 +176,16 @@ func FreePort(t testing.TB) int {
 	for range 100 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatalf("testenv: free port: %v", err)
+			return 0, fmt.Errorf("free port: %w", err)
 		}
 		port := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
 		if !ports.given[port] {
 			ports.given[port] = true
-			return port
+			return port, nil
 		}
 	}
-	t.Fatalf("testenv: free port: no new port after 100 tries")
-	return 0
+	return 0, fmt.Errorf("free port: no new port after 100 tries")
 }
 
 // portTaken reports whether a server log says its port was in use.

@@ -17,7 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// brokerReady starts the line the dev-broker prints once it accepts
+// brokerReady starts the line cdcrelay-devbroker prints once it accepts
 // connections.
 const brokerReady = "dev-broker listening on "
 
@@ -28,7 +28,7 @@ const brokerKindEnv = "CDCRELAY_TEST_KAFKA"
 // The kinds of broker.
 const (
 	KindApache = "apache" // Apache Kafka from Maven Central's jars (kafka.go)
-	KindDev    = "dev"    // `cdcrelay dev-broker`, franz-go's kfake
+	KindDev    = "dev"    // cdcrelay-devbroker, franz-go's kfake
 )
 
 // BrokerKind returns the kind of broker StartBroker runs, from
@@ -119,18 +119,23 @@ func StartBroker(t testing.TB, opts ...BrokerOption) *Broker {
 	return StartKafka(t, opts...)
 }
 
-// StartDevBroker runs `cdcrelay dev-broker --listen 127.0.0.1:<free port>
-// --data-dir <temp dir>` (built by Binary) and waits until it prints that it
-// is listening. The broker is killed and its directory removed when the
-// test ends.
+// StartDevBroker runs `cdcrelay-devbroker --listen 127.0.0.1:<free port>
+// --data-dir <temp dir>` (built by DevBrokerBinary) and waits until it
+// prints that it is listening. The broker is killed and its directory
+// removed when the test ends.
 func StartDevBroker(t testing.TB, opts ...BrokerOption) *Broker {
 	t.Helper()
+	return must(NewDevBroker(t, opts...))(t)
+}
+
+// NewDevBroker is StartDevBroker for any Env: it returns what went wrong.
+func NewDevBroker(e Env, opts ...BrokerOption) (*Broker, error) {
 	var o brokerOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if len(o.conf) > 0 || o.txnMaxTimeout > 0 {
-		t.Fatalf("testenv: dev-broker: KafkaConf and KafkaTxnMaxTimeout are for Apache Kafka")
+		return nil, fmt.Errorf("dev-broker: KafkaConf and KafkaTxnMaxTimeout are for Apache Kafka")
 	}
 	args := append([]string(nil), o.args...)
 	env := append([]string(nil), o.env...)
@@ -141,8 +146,14 @@ func StartDevBroker(t testing.TB, opts ...BrokerOption) *Broker {
 		args = append(args, "--sasl-user", u.mech+":"+u.user)
 		env = append(env, "CDCRELAY_DEV_BROKER_PASSWORD_"+strings.ToUpper(u.user)+"="+u.password)
 	}
-	bin := Binary(t)
-	dir := serverDir(t, "broker", false)
+	bin, err := devBrokerPath()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := serverDir(e, "broker", false)
+	if err != nil {
+		return nil, err
+	}
 	b := &Broker{Kind: KindDev, Version: "dev", DataDir: filepath.Join(dir, "data")}
 	b.server = server{kind: "dev-broker", dir: dir, logFile: filepath.Join(dir, "broker.log"), stopSig: syscall.SIGTERM}
 	var ready chan string
@@ -160,7 +171,7 @@ func StartDevBroker(t testing.TB, opts ...BrokerOption) *Broker {
 		}
 		return procSpec{
 			name: "dev-broker",
-			argv: append(append([]string{bin, "dev-broker"}, args...),
+			argv: append(append([]string{bin}, args...),
 				"--listen", "127.0.0.1:"+strconv.Itoa(b.Port), "--data-dir", b.DataDir),
 			dir:    dir,
 			log:    b.logFile,
@@ -177,10 +188,10 @@ func StartDevBroker(t testing.TB, opts ...BrokerOption) *Broker {
 			return errNotYet
 		}
 	}
-	if err := b.startFirst(t, nil); err != nil {
-		t.Fatalf("testenv: %v", err)
+	if err := b.startFirst(e); err != nil {
+		return nil, err
 	}
-	return b
+	return b, nil
 }
 
 // Stop shuts the broker down cleanly (SIGTERM) and fails the test unless it

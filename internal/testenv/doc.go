@@ -3,7 +3,7 @@
 // under the system temp dir, and stops and removes them when the test ends.
 //
 // Kafka is Apache Kafka unless CDCRELAY_TEST_KAFKA=dev picks the embedded
-// dev broker (`cdcrelay dev-broker`, franz-go's kfake); see StartBroker.
+// dev broker (cdcrelay-devbroker, franz-go's kfake); see StartBroker.
 // Apache Kafka runs from the jars the Maven project deploy/jvm/kafka names
 // (Kafka 4.2.0, as docker-compose.yml, and a log4j2 binding), resolved by mvn once into a cache
 // (Jars) and started as `java -cp … kafka.Kafka server.properties` after
@@ -24,6 +24,11 @@
 // The servers refuse to run as root, so PostgreSQL and MariaDB run as the
 // unprivileged user nobody (uid and gid 65534) when the test runs as root, in
 // a directory owned by nobody. Both brokers run as the test's own user.
+//
+// Each Start function that takes a testing.TB is a thin wrapper over a New
+// function that returns an error and takes an Env: a testing.TB, or for a
+// program such as the bench command, a *Cleanups that stops everything on
+// Close. A missing program is then a *MissingError.
 //
 // Every kind of server is a server underneath: one process in its own
 // process group, a log, a port, and Stop (a clean shutdown), Kill (SIGKILL

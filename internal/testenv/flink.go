@@ -61,7 +61,8 @@ func StartFlink(t testing.TB, bootstrap string, files []string, conf ...string) 
 	t.Helper()
 	java := Java(t)
 	cp := Jars(t, "flink")
-	dir := serverDir(t, "flink", false)
+	dir, err := serverDir(t, "flink", false)
+	check(t, err)
 	f := &Flink{
 		Files:   files,
 		Jobs:    map[string]string{},

@@ -29,12 +29,16 @@ const jvmModulesDir = "deploy/jvm"
 // otherwise, with the install command.
 func Java(t testing.TB) string {
 	t.Helper()
+	return must(java())(t)
+}
+
+func java() (string, error) {
 	if home := os.Getenv("JAVA_HOME"); home != "" {
 		if p := filepath.Join(home, "bin", "java"); isExecutable(p) {
-			return p
+			return p, nil
 		}
 	}
-	return Require(t, "java")
+	return lookExecutable("java")
 }
 
 // Jars returns the class path of the Maven project deploy/jvm/<module>: the
@@ -48,13 +52,22 @@ func Java(t testing.TB) string {
 // wait for one another on a file lock.
 func Jars(t testing.TB, module string) string {
 	t.Helper()
-	Java(t)
-	mvn := Require(t, "mvn")
+	return must(jars(module))(t)
+}
+
+func jars(module string) (string, error) {
+	if _, err := java(); err != nil {
+		return "", err
+	}
+	mvn, err := lookExecutable("mvn")
+	if err != nil {
+		return "", err
+	}
 	cp, err := ResolveJars(mvn, module)
 	if err != nil {
-		t.Fatalf("testenv: resolve the %s jars: %v", module, err)
+		return "", fmt.Errorf("resolve the %s jars: %w", module, err)
 	}
-	return cp
+	return cp, nil
 }
 
 // ResolveJars is Jars without a test: mvn is the path of Maven's launcher.

@@ -70,7 +70,17 @@ func KafkaACLs(superUsers ...string) BrokerOption {
 // otherwise.
 func StartKafka(t testing.TB, opts ...BrokerOption) *Broker {
 	t.Helper()
-	return StartKafkaCluster(t, 1, opts...).Brokers[0]
+	return must(NewKafka(t, opts...))(t)
+}
+
+// NewKafka is StartKafka for any Env: it returns what went wrong (a
+// *MissingError when the JVM or Maven is not installed).
+func NewKafka(e Env, opts ...BrokerOption) (*Broker, error) {
+	c, err := NewKafkaCluster(e, 1, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return c.Brokers[0], nil
 }
 
 // StartKafkaCluster starts n Apache Kafka nodes that form one KRaft
@@ -79,22 +89,37 @@ func StartKafka(t testing.TB, opts ...BrokerOption) *Broker {
 // min.insync.replicas=2; with one, 1 and 1.
 func StartKafkaCluster(t testing.TB, n int, opts ...BrokerOption) *KafkaCluster {
 	t.Helper()
+	return must(NewKafkaCluster(t, n, opts...))(t)
+}
+
+// NewKafkaCluster is StartKafkaCluster for any Env: it returns what went
+// wrong.
+func NewKafkaCluster(e Env, n int, opts ...BrokerOption) (*KafkaCluster, error) {
 	var o brokerOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if len(o.args) > 0 || len(o.env) > 0 {
-		t.Fatalf("testenv: kafka: BrokerArgs and BrokerEnv are for the dev broker")
+		return nil, fmt.Errorf("kafka: BrokerArgs and BrokerEnv are for the dev broker")
 	}
-	java := Java(t)
-	cp := Jars(t, kafkaModule)
+	java, err := java()
+	if err != nil {
+		return nil, err
+	}
+	cp, err := jars(kafkaModule)
+	if err != nil {
+		return nil, err
+	}
 	version := kafkaVersion(cp)
 
 	c := &KafkaCluster{id: newClusterID()}
 	ctrl := make([]int, n)  // controller ports
 	inter := make([]int, n) // inter-broker ports
 	for i := range n {
-		dir := serverDir(t, "kafka", false)
+		dir, err := serverDir(e, "kafka", false)
+		if err != nil {
+			return nil, err
+		}
 		b := &Broker{Kind: KindApache, Version: version, DataDir: filepath.Join(dir, "data"), cluster: c, node: i + 1}
 		b.server = server{kind: fmt.Sprintf("kafka node %d", i+1), dir: dir, logFile: filepath.Join(dir, "kafka.log"), stopSig: syscall.SIGTERM}
 		props := filepath.Join(dir, "server.properties")
@@ -109,7 +134,7 @@ func StartKafkaCluster(t testing.TB, n int, opts ...BrokerOption) *KafkaCluster 
 			}
 		}
 		b.ready = func(*proc) error { return b.serving() }
-		t.Cleanup(b.cleanup)
+		e.Cleanup(b.cleanup)
 		c.Brokers = append(c.Brokers, b)
 	}
 	// Every node must know every controller's port before any starts, so
@@ -117,7 +142,13 @@ func StartKafkaCluster(t testing.TB, n int, opts ...BrokerOption) *KafkaCluster 
 	// port clash.
 	for attempt := 1; ; attempt++ {
 		for i, b := range c.Brokers {
-			b.Port, ctrl[i], inter[i] = FreePort(t), FreePort(t), FreePort(t)
+			var ports [3]int
+			for j := range ports {
+				if ports[j], err = freePort(); err != nil {
+					return nil, err
+				}
+			}
+			b.Port, ctrl[i], inter[i] = ports[0], ports[1], ports[2]
 			b.Addr = "127.0.0.1:" + strconv.Itoa(b.Port)
 			b.internal = "127.0.0.1:" + strconv.Itoa(inter[i])
 		}
@@ -135,9 +166,9 @@ func StartKafkaCluster(t testing.TB, n int, opts ...BrokerOption) *KafkaCluster 
 		if attempt < 3 && clash {
 			continue
 		}
-		t.Fatalf("testenv: start a %d-node Apache Kafka %s cluster: %v", n, version, err)
+		return nil, fmt.Errorf("start a %d-node Apache Kafka %s cluster: %w", n, version, err)
 	}
-	return c
+	return c, nil
 }
 
 // startAll starts every node at once: a KRaft controller waits for a

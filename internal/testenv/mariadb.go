@@ -64,14 +64,27 @@ func MariaSSL(caFile, certFile, keyFile string) MariaOption {
 // removed when the test ends.
 func StartMariaDB(t testing.TB, opts ...MariaOption) *MariaDB {
 	t.Helper()
+	return must(NewMariaDB(t, opts...))(t)
+}
+
+// NewMariaDB is StartMariaDB for any Env: it returns what went wrong (a
+// *MissingError when the server is not installed).
+func NewMariaDB(e Env, opts ...MariaOption) (*MariaDB, error) {
 	var o mariaOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
-	install := Require(t, MariaDBInstall)
-	Require(t, MariaDBServer)
-
-	dir := serverDir(t, "mariadb", true)
+	install, err := lookExecutable(MariaDBInstall)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := lookExecutable(MariaDBServer); err != nil {
+		return nil, err
+	}
+	dir, err := serverDir(e, "mariadb", true)
+	if err != nil {
+		return nil, err
+	}
 	m := &MariaDB{Host: "127.0.0.1", Dir: dir, cnf: filepath.Join(dir, "my.cnf")}
 	m.server = server{kind: "mariadb", dir: dir, logFile: filepath.Join(dir, "mariadbd.log"), stopSig: syscall.SIGTERM}
 	m.spec = func() procSpec {
@@ -99,7 +112,7 @@ func StartMariaDB(t testing.TB, opts ...MariaOption) *MariaDB {
 		// shared /tmp can collide on temporary table names.
 		"--tmpdir="+dir)
 	if err != nil {
-		t.Fatalf("testenv: mariadb-install-db: %v\n%s", err, out)
+		return nil, fmt.Errorf("mariadb-install-db: %w\n%s", err, out)
 	}
 
 	conf := []string{
@@ -133,20 +146,19 @@ func StartMariaDB(t testing.TB, opts ...MariaOption) *MariaDB {
 			}
 			dst := filepath.Join(dir, f.dst)
 			if err := copyOwned(f.src, dst, 0o600, true); err != nil {
-				t.Fatalf("testenv: mariadb ssl: %v", err)
+				return nil, fmt.Errorf("mariadb ssl: %w", err)
 			}
 			conf = append(conf, f.key+" = "+dst)
 		}
 	}
 	conf = append(conf, o.conf...)
 	if err := writeOwned(m.cnf, []byte(strings.Join(conf, "\n")+"\n"), 0o644, true); err != nil {
-		t.Fatalf("testenv: mariadb: %v", err)
+		return nil, fmt.Errorf("mariadb: %w", err)
 	}
-
-	if err := m.startFirst(t, nil); err != nil {
-		t.Fatalf("testenv: %v", err)
+	if err := m.startFirst(e); err != nil {
+		return nil, err
 	}
-	return m
+	return m, nil
 }
 
 func (m *MariaDB) connect(timeout time.Duration) (*client.Conn, error) {

@@ -50,7 +50,10 @@ func StartPGStandby(t testing.TB, primary *Postgres, slot string, opts ...PGOpti
 		t.Fatalf("testenv: standby: create physical slot %s on the primary: %v", slot, err)
 	}
 
-	dir := serverDir(t, "pg", true)
+	dir, err := serverDir(t, "pg", true)
+	if err != nil {
+		t.Fatalf("testenv: standby: %v", err)
+	}
 	p := newPostgres(dir, primary.binDir, primary.Version)
 	p.primary = primary
 	label, err := baseBackup(ctx, c, versionNum, primary.dataDir, p.dataDir)
@@ -83,7 +86,7 @@ func StartPGStandby(t testing.TB, primary *Postgres, slot string, opts ...PGOpti
 	if err := appendFile(filepath.Join(p.dataDir, "postgresql.auto.conf"), strings.Join(conf, "\n")+"\n"); err != nil {
 		t.Fatalf("testenv: standby: %v", err)
 	}
-	if err := p.startFirst(t, nil); err != nil {
+	if err := p.startFirst(t); err != nil {
 		t.Fatalf("testenv: standby: %v", err)
 	}
 	p.CatchUp(t)

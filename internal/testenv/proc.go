@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -31,29 +30,28 @@ func asRoot() bool { return os.Geteuid() == 0 }
 // owned is set and the test runs as root, and removes it when the test ends
 // (unless the test failed and CDCRELAY_TESTENV_KEEP is set). Register it
 // before the server's own cleanup, so that the server stops first.
-func serverDir(t testing.TB, kind string, owned bool) string {
-	t.Helper()
+func serverDir(e Env, kind string, owned bool) (string, error) {
 	sweepOnce.Do(sweepStaleDirs)
 	dir, err := os.MkdirTemp("", dirPrefix+kind+"-"+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
-		t.Fatalf("testenv: %s: temp dir: %v", kind, err)
+		return "", fmt.Errorf("%s: temp dir: %w", kind, err)
 	}
 	if owned && asRoot() {
 		if err := os.Chown(dir, nobodyID, nobodyID); err != nil {
 			os.RemoveAll(dir)
-			t.Fatalf("testenv: %s: chown %s to nobody: %v", kind, dir, err)
+			return "", fmt.Errorf("%s: chown %s to nobody: %w", kind, dir, err)
 		}
 	}
-	t.Cleanup(func() {
-		if t.Failed() && os.Getenv(keepEnv) != "" {
-			t.Logf("testenv: kept %s (%s is set)", dir, keepEnv)
+	e.Cleanup(func() {
+		if e.Failed() && os.Getenv(keepEnv) != "" {
+			e.Logf("testenv: kept %s (%s is set)", dir, keepEnv)
 			return
 		}
 		if err := os.RemoveAll(dir); err != nil {
-			t.Logf("testenv: remove %s: %v", dir, err)
+			e.Logf("testenv: remove %s: %v", dir, err)
 		}
 	})
-	return dir
+	return dir, nil
 }
 
 // dirPrefix starts the names of server directories, followed by the kind of

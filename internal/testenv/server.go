@@ -28,17 +28,16 @@ type server struct {
 }
 
 // startFirst starts the server for the first time on a free port, retrying
-// on a fresh port twice when another process took the port first. more
-// hands out any further ports the server needs, before each attempt.
-func (s *server) startFirst(t testing.TB, more func()) error {
-	t.Helper()
-	t.Cleanup(s.cleanup)
+// on a fresh port twice when another process took the port first.
+func (s *server) startFirst(e Env) error {
+	e.Cleanup(s.cleanup)
 	for attempt := 1; ; attempt++ {
-		s.Port = FreePort(t)
-		if more != nil {
-			more()
+		port, err := freePort()
+		if err != nil {
+			return err
 		}
-		err := s.start()
+		s.Port = port
+		err = s.start()
 		if err == nil {
 			return nil
 		}

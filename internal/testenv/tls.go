@@ -32,7 +32,8 @@ type TLSFiles struct {
 // day, in a directory removed when the test ends.
 func NewTLSFiles(t testing.TB) *TLSFiles {
 	t.Helper()
-	dir := serverDir(t, "tls", true)
+	dir, err := serverDir(t, "tls", true)
+	check(t, err)
 	f := &TLSFiles{
 		Dir:            dir,
 		CAFile:         filepath.Join(dir, "ca.pem"),

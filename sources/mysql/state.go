@@ -123,6 +123,22 @@ func parseMariaPos(s string) (mariaPos, error) {
 	return p, nil
 }
 
+// MariaDBSeqs reads a MariaDB GTID position, such as "0-1-1234,1-7-88" in
+// the form of @@gtid_binlog_pos and of the stored position, into each
+// replication domain's last sequence number. It is the one parser of that
+// form; tools and tests that compare positions call it.
+func MariaDBSeqs(pos string) (map[uint32]uint64, error) {
+	p, err := parseMariaPos(pos)
+	if err != nil {
+		return nil, fmt.Errorf("mysql: MariaDB GTID position %q: %w", pos, err)
+	}
+	seqs := make(map[uint32]uint64, len(p))
+	for d, g := range p {
+		seqs[d] = g.SequenceNumber
+	}
+	return seqs, nil
+}
+
 func (p mariaPos) add(g gomysql.MariadbGTID) { p[g.DomainID] = g }
 
 // covers reports whether every transaction up to g is at or before p.

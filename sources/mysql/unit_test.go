@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"maps"
 	"strings"
 	"testing"
 
@@ -48,6 +49,31 @@ func TestMariaPos(t *testing.T) {
 	p.add(g)
 	if p.String() != "0-1-9,1-2-30" || !p.covers(g) {
 		t.Fatalf("after add: %q", p.String())
+	}
+}
+
+func TestMariaDBSeqs(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    map[uint32]uint64
+		wantErr bool
+	}{
+		{in: "0-1-1234", want: map[uint32]uint64{0: 1234}},
+		{in: "1-7-88, 0-1-5", want: map[uint32]uint64{0: 5, 1: 88}},
+		{in: "0-1-5,0-2-3", want: map[uint32]uint64{0: 5}}, // one domain twice: the higher wins
+		{in: "", want: map[uint32]uint64{}},
+		{in: "0-1", wantErr: true},
+		{in: "a-b-c", wantErr: true},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := MariaDBSeqs(tc.in)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("MariaDBSeqs(%q) error %v, want error %v", tc.in, err, tc.wantErr)
+			}
+			if !tc.wantErr && !maps.Equal(got, tc.want) {
+				t.Fatalf("MariaDBSeqs(%q) = %v, want %v", tc.in, got, tc.want)
+			}
+		})
 	}
 }
 

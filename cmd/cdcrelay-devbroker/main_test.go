@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -86,13 +85,13 @@ func TestDevBrokerUsage(t *testing.T) {
 		code     int
 		inStderr string
 	}{
-		{"help", []string{"dev-broker", "--help"}, 0, "Durability"},
-		{"positional", []string{"dev-broker", "extra"}, 2, "unexpected arguments"},
-		{"sync-without-dir", []string{"dev-broker", "--listen", "127.0.0.1:0", "--sync"}, 2, "sync_writes: needs data_dir"},
-		{"bad-user", []string{"dev-broker", "--sasl-user", "GSSAPI:x"}, 2, "is not one of"},
-		{"no-password", []string{"dev-broker", "--sasl-user", "PLAIN:nopw_user_for_test"}, 2, "CDCRELAY_DEV_BROKER_PASSWORD_NOPW_USER_FOR_TEST"},
-		{"bad-log-level", []string{"dev-broker", "--log-level", "loud"}, 2, "--log-level"},
-		{"bad-flag", []string{"dev-broker", "--nope"}, 2, "flag provided but not defined"},
+		{"help", []string{"--help"}, 0, "Durability"},
+		{"positional", []string{"extra"}, 2, "unexpected arguments"},
+		{"sync-without-dir", []string{"--listen", "127.0.0.1:0", "--sync"}, 2, "sync_writes: needs data_dir"},
+		{"bad-user", []string{"--sasl-user", "GSSAPI:x"}, 2, "is not one of"},
+		{"no-password", []string{"--sasl-user", "PLAIN:nopw_user_for_test"}, 2, "CDCRELAY_DEV_BROKER_PASSWORD_NOPW_USER_FOR_TEST"},
+		{"bad-log-level", []string{"--log-level", "loud"}, 2, "--log-level"},
+		{"bad-flag", []string{"--nope"}, 2, "flag provided but not defined"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -104,33 +103,34 @@ func TestDevBrokerUsage(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// outFile is a file the command writes to while the test reads it.
+type outFile struct{ *os.File }
+
+func newOutFile(t *testing.T, name string) outFile {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return outFile{f}
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+// String returns what was written so far.
+func (f outFile) String() string {
+	b, _ := os.ReadFile(f.Name())
+	return string(b)
 }
 
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// TestDevBrokerRun runs the subcommand in process: it prints the ready line
+// TestDevBrokerRun runs the command in process: it prints the ready line
 // and exits 0 once its context is cancelled.
 func TestDevBrokerRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	stdout, stderr := newOutFile(t, "stdout"), newOutFile(t, "stderr")
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, []string{"dev-broker", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, &stdout, &stderr)
+		code <- run(ctx, []string{"--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, stdout, stderr)
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.HasPrefix(stdout.String(), "dev-broker listening on 127.0.0.1:") {

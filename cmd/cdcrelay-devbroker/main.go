@@ -1,3 +1,8 @@
+// Command cdcrelay-devbroker runs a Kafka-compatible development broker,
+// franz-go's kfake with a data directory, for demos and tests. It is a
+// command of its own so that the production cdcrelay binary carries none of
+// its storage and crash-repair code; `make build` builds both, and
+// kafka.embedded in a relay config runs this command beside the relay.
 package main
 
 import (
@@ -5,9 +10,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/cdcrelay/cdcrelay/internal/devbroker"
 )
@@ -52,13 +60,14 @@ NAME in upper case with characters other than A-Z, 0-9 and _ replaced by _.
 The users given are the only ones on every start; every user may do
 everything (no ACLs).`
 
-func init() {
-	register(&command{
-		name:    "dev-broker",
-		summary: "run a Kafka-compatible development broker (demos and tests only)",
-		usage:   "[--listen HOST:PORT] [--data-dir DIR [--sync]] [--auto-create-topics] [--partitions N] [--tls-cert F --tls-key F [--tls-client-ca F]] [--sasl-user MECH:NAME ...]",
-		flags:   devBrokerFlags,
-	})
+// usage is the first line of --help.
+const usage = "usage: cdcrelay-devbroker [--listen HOST:PORT] [--data-dir DIR [--sync]] [--auto-create-topics] [--partitions N] [--tls-cert F --tls-key F [--tls-client-ca F]] [--sasl-user MECH:NAME ...]"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 // listFlag collects a repeatable string flag.
@@ -67,13 +76,18 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
-func devBrokerFlags(fs *flag.FlagSet) func(context.Context, *cliEnv) error {
+// run parses args and runs the broker until ctx ends. It returns the exit
+// code: 0 after a clean stop, 2 for a usage or configuration error, 1 for
+// anything else.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var (
 		cfg           devbroker.Config
 		users         listFlag
 		passwordFiles listFlag
 		logLevel      string
 	)
+	fs := flag.NewFlagSet("cdcrelay-devbroker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9092", "`host:port` to listen on; port 0 picks a free port")
 	fs.StringVar(&cfg.Advertise, "advertise", "", "`host:port` given to clients in metadata (default: the listen address, 0.0.0.0 shown as 127.0.0.1)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "`directory` to keep state in and reload it from (default: memory only)")
@@ -87,36 +101,44 @@ func devBrokerFlags(fs *flag.FlagSet) func(context.Context, *cliEnv) error {
 	fs.Var(&passwordFiles, "sasl-password-file", "read the password of user NAME from FILE (`NAME=FILE`); repeatable")
 	fs.DurationVar(&cfg.CompactInterval, "compact-interval", 0, "compact cleanup.policy=compact topics and apply retention this often (default 0: never; see below)")
 	fs.StringVar(&logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
-
-	if base := fs.Usage; base != nil {
-		fs.Usage = func() {
-			base()
-			fmt.Fprintf(fs.Output(), "\n%s\n", devBrokerHelp)
-		}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "%s\n\nflags:\n", usage)
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\n%s\n", devBrokerHelp)
 	}
-
-	return func(ctx context.Context, env *cliEnv) error {
-		if len(env.args) > 0 {
-			return &exitError{code: 2, err: fmt.Errorf("unexpected arguments: %q", env.args)}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
 		}
-		var level slog.Level
-		if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("--log-level: %w", err)}
-		}
-		sasl, err := devBrokerUsers(users, passwordFiles, os.Getenv)
-		if err != nil {
-			return &exitError{code: 2, err: err}
-		}
-		cfg.SASL = sasl
-		log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
-		err = devbroker.Run(ctx, cfg, log, func(addr string) {
-			fmt.Fprintf(env.stdout, "dev-broker listening on %s\n", addr)
-		})
-		if errors.Is(err, devbroker.ErrInvalidConfig) {
-			return &exitError{code: 2, err: err}
-		}
-		return err
+		return 2
 	}
+	fail := func(code int, err error) int {
+		fmt.Fprintf(stderr, "cdcrelay-devbroker: %v\n", err)
+		return code
+	}
+	if fs.NArg() > 0 {
+		return fail(2, fmt.Errorf("unexpected arguments: %q", fs.Args()))
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return fail(2, fmt.Errorf("--log-level: %w", err))
+	}
+	sasl, err := devBrokerUsers(users, passwordFiles, os.Getenv)
+	if err != nil {
+		return fail(2, err)
+	}
+	cfg.SASL = sasl
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	err = devbroker.Run(ctx, cfg, log, func(addr string) {
+		fmt.Fprintf(stdout, "dev-broker listening on %s\n", addr)
+	})
+	switch {
+	case errors.Is(err, devbroker.ErrInvalidConfig):
+		return fail(2, err)
+	case err != nil:
+		return fail(1, err)
+	}
+	return 0
 }
 
 // devBrokerUsers builds the SASL users from --sasl-user values, taking each

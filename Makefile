@@ -87,7 +87,7 @@ demo:
 # jars come from Maven Central once (docs/deploy.md).
 .PHONY: flink-e2e
 flink-e2e:
-	CDCRELAY_FLINK_E2E=1 $(GO) test -count=1 -timeout 30m -run '^TestFlink' -v ./e2e/
+	CDCRELAY_FLINK_E2E=1 $(GO) test -count=1 -timeout 45m -run '^TestFlink' -v ./e2e/
 
 # The same stack, narrated: the sink topics before and after changes, and a
 # kill -9 of Flink that resumes (e2e/flink_demo_test.go).

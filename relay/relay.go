@@ -215,12 +215,12 @@ func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 	}
 
 	s := &stream{
-		r:      r,
-		cl:     cl,
-		adm:    adm,
-		enc:    format.NewEncoder(r.cfg.Format),
-		known:  make(map[string]bool),
-		counts: make(map[countKey]int),
+		r:     r,
+		cl:    cl,
+		adm:   adm,
+		enc:   format.NewEncoder(r.cfg.Format),
+		known: make(map[string]bool),
+		txn:   openTxn{counts: make(map[countKey]int)},
 	}
 	return s.run(ctx, resume)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cdcrelay/cdcrelay/columns"
 	"github.com/cdcrelay/cdcrelay/format"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
 	"github.com/cdcrelay/cdcrelay/metrics"
 	"github.com/cdcrelay/cdcrelay/offsets"
 )
@@ -183,7 +184,7 @@ func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 		if isFenced(err) {
 			return ErrFenced
 		}
-		if fatal := connectFatal(err); fatal != nil {
+		if fatal := kafkaclient.ConnectFatal(err); fatal != nil {
 			return Fatal(fatal)
 		}
 		return fmt.Errorf("relay: init producer id: %w", err)

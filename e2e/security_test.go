@@ -75,7 +75,8 @@ func saslFor(mech string) sasl.Mechanism {
 // password never gets it streaming; the dev broker (kfake) drops the
 // connection instead of answering SASL_AUTHENTICATION_FAILED as Kafka does,
 // so the relay keeps retrying with backoff here, while against Kafka the
-// answer is fatal (see relay's TestConnectFatal). The password never shows.
+// answer is fatal (see kafkaclient's TestConnectFatal). The password never
+// shows.
 func TestKafkaAuthFailures(t *testing.T) {
 	tf := testenv.NewTLSFiles(t)
 	other := testenv.NewTLSFiles(t)

@@ -1,10 +1,7 @@
 package relay
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
 	"net"
 	"sync/atomic"
 	"time"
@@ -52,27 +49,6 @@ var (
 // saw a broker fault it is retried instead (see connWatch).
 func isFenced(err error) bool {
 	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
-}
-
-// connectFatal returns a one-line error for connection failures that no
-// retry can fix (bad credentials, an untrusted certificate), nil otherwise.
-func connectFatal(err error) error {
-	var uae x509.UnknownAuthorityError
-	var cve *tls.CertificateVerificationError
-	var hne x509.HostnameError
-	switch {
-	case errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.IllegalSaslState) || errors.Is(err, kerr.UnsupportedSaslMechanism):
-		return fmt.Errorf("kafka: SASL authentication failed; check kafka.sasl.mechanism, kafka.sasl.username and the password (CDCRELAY_KAFKA_SASL_PASSWORD or kafka.sasl.password_file): %w", err)
-	case errors.As(err, &hne):
-		return fmt.Errorf("kafka: the broker's TLS certificate does not match the host; check kafka.tls.server_name: %w", err)
-	case errors.As(err, &uae) || errors.As(err, &cve):
-		return fmt.Errorf("kafka: the broker's TLS certificate is not signed by a trusted CA; check kafka.tls.ca_file: %w", err)
-	case errors.Is(err, kerr.TransactionalIDAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed):
-		return fmt.Errorf("kafka: not authorized to use transactional id; grant the relay's user WRITE and DESCRIBE on transactional id cdcrelay-<id>: %w", err)
-	case errors.Is(err, kerr.InvalidTransactionTimeout):
-		return fmt.Errorf("kafka: the brokers refuse kafka.transaction_timeout as longer than their transaction.max.timeout.ms; lower kafka.transaction_timeout or raise transaction.max.timeout.ms: %w", err)
-	}
-	return nil
 }
 
 // connWatch notes failed broker connections. A broker that crashed and came

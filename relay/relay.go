@@ -13,6 +13,7 @@ import (
 
 	"github.com/cdcrelay/cdcrelay/columns"
 	"github.com/cdcrelay/cdcrelay/format"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
 	"github.com/cdcrelay/cdcrelay/metrics"
 	"github.com/cdcrelay/cdcrelay/offsets"
 )
@@ -183,7 +184,7 @@ func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 		if isFenced(err) {
 			return ErrFenced
 		}
-		if fatal := connectFatal(err); fatal != nil {
+		if fatal := kafkaclient.ConnectFatal(err); fatal != nil {
 			return Fatal(fatal)
 		}
 		return fmt.Errorf("relay: init producer id: %w", err)
@@ -215,12 +216,12 @@ func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 	}
 
 	s := &stream{
-		r:      r,
-		cl:     cl,
-		adm:    adm,
-		enc:    format.NewEncoder(r.cfg.Format),
-		known:  make(map[string]bool),
-		counts: make(map[countKey]int),
+		r:     r,
+		cl:    cl,
+		adm:   adm,
+		enc:   format.NewEncoder(r.cfg.Format),
+		known: make(map[string]bool),
+		txn:   openTxn{counts: make(map[countKey]int)},
 	}
 	return s.run(ctx, resume)
 }

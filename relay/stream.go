@@ -51,17 +51,10 @@ type stream struct {
 	in    chan change.Message // the source's output, for its backlog
 	known map[string]bool     // topics known to exist
 
-	// The open transaction: the messages received since the last commit was
-	// handed off.
-	inTxn    bool
-	begun    bool // BeginTransaction was called for it; false while its records are held
-	txnStart time.Time
-	events   int
-	counts   map[countKey]int
-	pending  *change.Checkpoint // last checkpoint in the open transaction
-	dirty    bool               // events received after pending
-	held     []*kgo.Record      // its records, while a commit is in flight
-	heldSize int
+	txn openTxn
+	// linger ends the batching of the open transaction: it commits at its
+	// checkpoint once BatchLinger has passed since it opened.
+	linger *time.Timer
 
 	// The commit in flight, nil when there is none.
 	inflight *commitJob
@@ -78,17 +71,6 @@ type stream struct {
 
 	now       time.Time // when the loop took the messages it is handling
 	lastTopic string    // topic of the last event, known to exist
-	// The events of one table and op in a row, not yet in counts.
-	runKey countKey
-	runN   int
-}
-
-// countRun adds the run of events of one table and op to counts.
-func (s *stream) countRun() {
-	if s.runN > 0 {
-		s.counts[s.runKey] += s.runN
-		s.runN = 0
-	}
 }
 
 // commitJob is one Kafka transaction handed to the commit goroutine, its
@@ -171,8 +153,8 @@ func (s *stream) run(ctx context.Context, resume []byte) error {
 
 	s.r.health.SetReady(true)
 	s.r.m.Up.Set(1)
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
+	s.linger = time.NewTimer(time.Hour)
+	s.linger.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -197,14 +179,14 @@ func (s *stream) run(ctx context.Context, resume []byte) error {
 				return err
 			}
 			// The open transaction may have reached its checkpoint meanwhile.
-			if s.inTxn && s.pending != nil && !s.dirty && s.commitDue() {
+			if s.txn.endsAtCheckpoint() && s.commitDue() {
 				if err := s.commit(ctx); err != nil {
 					s.abort()
 					return err
 				}
 			}
-		case <-linger.C:
-			if s.inTxn && s.pending != nil && !s.dirty {
+		case <-s.linger.C:
+			if s.txn.endsAtCheckpoint() {
 				if err := s.commit(ctx); err != nil {
 					s.abort()
 					return err
@@ -214,11 +196,11 @@ func (s *stream) run(ctx context.Context, resume []byte) error {
 			// One clock reading for the run of messages drain takes with
 			// it: ts_ms and the record timestamps.
 			s.now = time.Now()
-			if err := s.handle(ctx, msg, linger); err != nil {
+			if err := s.handle(ctx, msg); err != nil {
 				s.abort()
 				return err
 			}
-			if err := s.drain(ctx, linger); err != nil {
+			if err := s.drain(ctx); err != nil {
 				s.abort()
 				return err
 			}
@@ -233,11 +215,11 @@ const drainMax = 64
 // drain handles the messages already queued, up to drainMax, by receiving
 // from the input alone: the loop's select locks all of its channels for
 // each message, which costs as much as the hand-off itself under a backlog.
-func (s *stream) drain(ctx context.Context, linger *time.Timer) error {
+func (s *stream) drain(ctx context.Context) error {
 	for range drainMax {
 		select {
 		case msg := <-s.in:
-			if err := s.handle(ctx, msg, linger); err != nil {
+			if err := s.handle(ctx, msg); err != nil {
 				return err
 			}
 		default:
@@ -247,11 +229,10 @@ func (s *stream) drain(ctx context.Context, linger *time.Timer) error {
 	return nil
 }
 
-func (s *stream) handle(ctx context.Context, msg change.Message, linger *time.Timer) error {
-	if !s.inTxn {
-		s.inTxn, s.txnStart, s.events = true, time.Now(), 0
-		s.pending, s.dirty = nil, false
-		linger.Reset(s.r.cfg.BatchLinger)
+func (s *stream) handle(ctx context.Context, msg change.Message) error {
+	if s.txn.phase == txnNone {
+		s.txn.open(time.Now())
+		s.linger.Reset(s.r.cfg.BatchLinger)
 		if s.inflight == nil {
 			if err := s.begin(); err != nil {
 				return err
@@ -267,7 +248,7 @@ func (s *stream) handle(ctx context.Context, msg change.Message, linger *time.Ti
 		}
 	}
 	if cp := msg.Checkpoint; cp != nil {
-		s.pending, s.dirty = cp, false
+		s.txn.end = cp
 		if s.commitDue() {
 			return s.commit(ctx)
 		}
@@ -295,14 +276,8 @@ func (s *stream) event(ctx context.Context, ev *change.Event) error {
 	if err := s.produce(ctx, s.recs); err != nil {
 		return err
 	}
-	s.events++
-	if k := (countKey{ev.Table, ev.Op}); k == s.runKey {
-		s.runN++
-	} else {
-		s.countRun()
-		s.runKey, s.runN = k, 1
-	}
-	s.dirty = true
+	s.txn.count(ev)
+	s.txn.end = nil
 	return nil
 }
 
@@ -311,7 +286,7 @@ func (s *stream) event(ctx context.Context, ev *change.Event) error {
 // nothing more queued: waiting for the linger then only adds latency. With a
 // backlog it batches up to the linger or the size limit, for fewer commits.
 func (s *stream) commitDue() bool {
-	return len(s.in) == 0 || s.events >= s.r.cfg.BatchMaxEvents || time.Since(s.txnStart) >= s.r.cfg.BatchLinger
+	return len(s.in) == 0 || s.txn.events >= s.r.cfg.BatchMaxEvents || time.Since(s.txn.start) >= s.r.cfg.BatchLinger
 }
 
 // begin begins the Kafka transaction of the open transaction.
@@ -319,29 +294,26 @@ func (s *stream) begin() error {
 	if err := s.cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("relay: begin transaction: %w", err)
 	}
-	s.begun = true
+	s.txn.phase = txnBegun
 	return nil
 }
 
 // produce produces recs into the open transaction, or holds them while a
 // commit is in flight; a full hold buffer waits for that commit.
 func (s *stream) produce(ctx context.Context, recs []*kgo.Record) error {
-	if !s.begun && s.inflight == nil {
+	if s.txn.phase != txnBegun && s.inflight == nil {
 		if err := s.release(ctx); err != nil {
 			return err
 		}
 	}
-	if s.begun {
+	if s.txn.phase == txnBegun {
 		for _, rec := range recs {
 			s.cl.Produce(ctx, rec, s.promise)
 		}
 		return nil
 	}
-	for _, rec := range recs {
-		s.held = append(s.held, rec)
-		s.heldSize += len(rec.Key) + len(rec.Value)
-	}
-	if s.heldSize >= maxHeld {
+	s.txn.hold(recs)
+	if s.txn.heldSize >= maxHeld {
 		return s.awaitCommit(ctx)
 	}
 	return nil
@@ -375,17 +347,17 @@ func (s *stream) committed(res commitResult) error {
 // release begins the open transaction in Kafka, once no commit is in
 // flight, and produces the records held for it.
 func (s *stream) release(ctx context.Context) error {
-	if !s.inTxn || s.begun || s.inflight != nil {
+	if s.txn.phase != txnHeld || s.inflight != nil {
 		return nil
 	}
 	if err := s.begin(); err != nil {
 		return err
 	}
-	for i, rec := range s.held {
+	for i, rec := range s.txn.held {
 		s.cl.Produce(ctx, rec, s.promise)
-		s.held[i] = nil
+		s.txn.held[i] = nil
 	}
-	s.held, s.heldSize = s.held[:0], 0
+	s.txn.held, s.txn.heldSize = s.txn.held[:0], 0
 	return nil
 }
 
@@ -417,21 +389,20 @@ func (s *stream) ensureTopic(ctx context.Context, topic string) error {
 	return nil
 }
 
-// commit ends the open transaction at its pending checkpoint: it waits for
+// commit ends the open transaction at its end checkpoint: it waits for
 // the commit in flight (and produces the held records), produces the offsets
 // record, and hands the transaction to a commit goroutine.
 func (s *stream) commit(ctx context.Context) error {
 	if err := s.awaitCommit(ctx); err != nil {
 		return err
 	}
-	cp := s.pending
-	s.countRun()
+	cp := s.txn.end
+	s.txn.countRun()
 	off := offsets.NewRecord(s.r.cfg.ID, cp, s.r.cfg.Version, time.Now())
 	s.cl.Produce(ctx, off.KafkaRecord(s.r.cfg.OffsetsTopic), s.promise)
-	job := &commitJob{cp: cp, started: s.txnStart, events: s.events, counts: s.counts, records: s.enc.Cut()}
-	s.counts = make(map[countKey]int, len(job.counts))
-	s.inTxn, s.begun = false, false
-	s.pending, s.events = nil, 0
+	job := &commitJob{cp: cp, started: s.txn.start, events: s.txn.events, counts: s.txn.counts, records: s.enc.Cut()}
+	s.txn.counts = make(map[countKey]int, len(job.counts))
+	s.txn.phase, s.txn.end, s.txn.events = txnNone, nil, 0
 	s.inflight = job
 	go func() { s.done <- s.finish(s.cctx, job) }()
 	return nil
@@ -524,16 +495,9 @@ func (s *stream) abort() {
 		s.ccancel()
 		_ = s.committed(<-s.done)
 	}
-	for i := range s.held {
-		s.held[i] = nil
-	}
-	s.held, s.heldSize = s.held[:0], 0
-	for k := range s.counts {
-		delete(s.counts, k)
-	}
-	s.runN = 0
-	open := s.begun || s.orphan
-	s.inTxn, s.begun, s.orphan = false, false, false
+	open := s.txn.phase == txnBegun || s.orphan
+	s.txn.discard()
+	s.orphan = false
 	if !open {
 		return
 	}
@@ -553,8 +517,8 @@ func (s *stream) shutdown() error {
 	grace := time.AfterFunc(s.r.cfg.ShutdownGrace, s.ccancel)
 	defer grace.Stop()
 	err := s.awaitCommit(s.cctx)
-	if err == nil && s.inTxn && s.pending != nil && !s.dirty {
-		label := s.pending.Label
+	if err == nil && s.txn.endsAtCheckpoint() {
+		label := s.txn.end.Label
 		if err = s.commit(s.cctx); err == nil {
 			err = s.committed(<-s.done)
 		}

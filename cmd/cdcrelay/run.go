@@ -186,7 +186,10 @@ func loadStored(ctx context.Context, cfg *config.Config, kopts []kgo.Opt, log *s
 		if err == nil {
 			return stored, nil
 		}
-		err = fmt.Errorf("read the stored position from %s: %w", cfg.Kafka.OffsetsTopic, kafkaclient.Describe(err, &cfg.Kafka))
+		if fatal := kafkaclient.ConnectFatal(err); fatal != nil {
+			err = fatal
+		}
+		err = fmt.Errorf("read the stored position from %s: %w", cfg.Kafka.OffsetsTopic, err)
 		if ctx.Err() != nil || kafkaclient.Permanent(err) {
 			return nil, err
 		}

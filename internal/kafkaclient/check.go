@@ -163,8 +163,11 @@ func (c *checker) brokers(ctx context.Context) bool {
 	defer cancel()
 	m, err := c.adm.BrokerMetadata(rctx)
 	if err != nil {
+		if fatal := ConnectFatal(err); fatal != nil {
+			err = fatal
+		}
 		c.add(sources.Block, "kafka brokers", "cannot reach %s: %v; check kafka.brokers, kafka.tls and kafka.sasl",
-			strings.Join(c.cfg.Brokers, ","), connectHint(Describe(err, c.cfg)))
+			strings.Join(c.cfg.Brokers, ","), err)
 		return false
 	}
 	for _, b := range m.Brokers {
@@ -172,14 +175,6 @@ func (c *checker) brokers(ctx context.Context) bool {
 	}
 	c.add(sources.OK, "kafka brokers", "%d broker(s) answer at %s (cluster %s)", len(m.Brokers), strings.Join(c.cfg.Brokers, ","), m.Cluster)
 	return true
-}
-
-// connectHint names the setting behind an authentication failure.
-func connectHint(err error) error {
-	if errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.UnsupportedSaslMechanism) || errors.Is(err, kerr.IllegalSaslState) {
-		return fmt.Errorf("SASL authentication failed; check kafka.sasl.mechanism, kafka.sasl.username and the password (CDCRELAY_KAFKA_SASL_PASSWORD or kafka.sasl.password_file): %w", err)
-	}
-	return err
 }
 
 // transactions checks that every broker serves the transactional producer's

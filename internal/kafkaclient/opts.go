@@ -4,14 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
@@ -122,39 +120,6 @@ func TLSConfig(t *config.TLS, key string) (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
-}
-
-// Describe turns a connection failure into one line that says what to
-// check.
-func Describe(err error, cfg *config.Kafka) error {
-	if err == nil {
-		return nil
-	}
-	var cve *tls.CertificateVerificationError
-	var uae x509.UnknownAuthorityError
-	var hne x509.HostnameError
-	switch {
-	case errors.As(err, &uae) || errors.As(err, &cve):
-		return fmt.Errorf("kafka: the broker's TLS certificate is not signed by a trusted CA; check kafka.tls.ca_file: %w", err)
-	case errors.As(err, &hne):
-		return fmt.Errorf("kafka: the broker's TLS certificate does not name the host; check kafka.tls.server_name: %w", err)
-	}
-	return err
-}
-
-// Permanent reports whether a failure to talk to the brokers is one that
-// waiting cannot fix: credentials, certificates or permissions. Anything
-// else (a broker that is down or still starting, a network fault) is worth
-// retrying.
-func Permanent(err error) bool {
-	var cve *tls.CertificateVerificationError
-	var uae x509.UnknownAuthorityError
-	var hne x509.HostnameError
-	return errors.As(err, &uae) || errors.As(err, &cve) || errors.As(err, &hne) ||
-		errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.IllegalSaslState) ||
-		errors.Is(err, kerr.UnsupportedSaslMechanism) || errors.Is(err, kerr.TopicAuthorizationFailed) ||
-		errors.Is(err, kerr.GroupAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed) ||
-		errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
 }
 
 type kgoLogger struct{ log *slog.Logger }

@@ -1,5 +1,12 @@
 package postgres
 
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
 // PostgreSQL writes a transaction's commit record to the WAL before the
 // transaction becomes visible to new snapshots, and the gap can last as long
 // as the committing backend waits for a CPU. A transaction X whose commit
@@ -13,17 +20,18 @@ package postgres
 // knows which transactions its snapshot did not see (chunkVis). A chunk
 // that missed one is dropped before its window opens and read again.
 //
-// The stream keeps the xids it decoded since the low watermark before the
-// last one checked. That is enough: if X committed before that earlier
-// watermark, the chunk checked there was read earlier still, so it did not
-// see X either, and its own check dropped it. At the first check of a run
-// the xids decoded since the run started stand in for those: a transaction
-// committed before the run's start position and still invisible by its
-// first chunk read, a whole restart later, would not be noticed.
+// The stream keeps, while a snapshot runs, the xids it decoded that no
+// snapshot has yet been shown to see. Once one snapshot sees a committed
+// transaction every later one does, so an xid leaves the set when a chunk's
+// snapshot sees it, or a snapshot taken to keep the set small does. At the
+// first check of a run the set holds the xids decoded since the run
+// started: a transaction committed before the run's start position and
+// still invisible at its first chunk read, a whole restart later, would not
+// be noticed.
 
-// maxSeenXids bounds the xids kept between two checked low watermarks. Past
-// it the next chunk is read again rather than checked.
-const maxSeenXids = 1 << 16
+// maxUnseenXids is the size of the set past which the stream prunes it
+// with a fresh snapshot.
+const maxUnseenXids = 1 << 16
 
 // chunkDialect returns the dialect for a chunk read that the stream will
 // check at its low watermark.
@@ -37,24 +45,48 @@ func (r *runner) chunkDialect(d dialect) dialect {
 }
 
 // sawXid records a transaction the stream decoded, while a snapshot runs.
-func (r *runner) sawXid(xid uint32) {
+func (r *runner) sawXid(ctx context.Context, xid uint32) error {
 	if !r.sn.Active() {
-		if len(r.seen)+len(r.seenPrev) > 0 || r.seenFull {
-			clear(r.seen)
-			clear(r.seenPrev)
-			r.seenFull = false
+		clear(r.unseen)
+		return nil
+	}
+	if r.unseen == nil {
+		r.unseen = map[uint32]struct{}{}
+	}
+	r.unseen[xid] = struct{}{}
+	if len(r.unseen) < maxUnseenXids {
+		return nil
+	}
+	v, err := snapshotVis(ctx, r.sql)
+	if err != nil {
+		return r.sqlError(ctx, err)
+	}
+	for x := range r.unseen {
+		if v.sees(x) {
+			delete(r.unseen, x)
 		}
-		return
 	}
-	if len(r.seen) >= maxSeenXids {
-		r.seenFull = true
-		return
+	return nil
+}
+
+// snapshotVis returns the xmax and in-progress list of the snapshot of the
+// statement it runs, or, in a REPEATABLE READ transaction, of that
+// transaction.
+func snapshotVis(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (*chunkVis, error) {
+	var xmax int64
+	var xip []int64
+	if err := q.QueryRow(ctx, `SELECT (pg_catalog.pg_snapshot_xmax(s)::text::numeric % 4294967296)::bigint,
+	coalesce((SELECT array_agg((x::text::numeric % 4294967296)::bigint) FROM pg_catalog.pg_snapshot_xip(s) x), '{}')
+FROM (SELECT pg_catalog.pg_current_snapshot() AS s) q`).Scan(&xmax, &xip); err != nil {
+		return nil, fmt.Errorf("read the transactions a snapshot does not see: %w", err)
 	}
-	if r.seen == nil {
-		r.seen = map[uint32]struct{}{}
-		r.seenPrev = map[uint32]struct{}{}
+	v := &chunkVis{xmax: uint32(xmax), xip: make([]uint32, len(xip))}
+	for i, x := range xip {
+		v.xip[i] = uint32(x)
 	}
-	r.seen[xid] = struct{}{}
+	return v, nil
 }
 
 // checkChunk runs at the low watermark id that has just opened the window
@@ -71,36 +103,27 @@ func (r *runner) checkChunk(id string) {
 	}
 	clear(r.vis)
 	r.vis = r.vis[:0]
-	missed, full := uint32(0), r.seenFull
-	found := false
-	if v != nil && !full {
-	check:
-		for _, m := range []map[uint32]struct{}{r.seen, r.seenPrev} {
-			for x := range m {
-				if !v.sees(x) {
-					missed, found = x, true
-					break check
-				}
+	missed, found := uint32(0), false
+	if v != nil {
+		for x := range r.unseen {
+			if v.sees(x) {
+				delete(r.unseen, x)
+			} else {
+				missed, found = x, true
 			}
 		}
-	}
-	r.seen, r.seenPrev = r.seenPrev, r.seen
-	clear(r.seen)
-	r.seenFull = false
-	if v != nil && !found && !full {
-		return
+		if !found {
+			return
+		}
 	}
 	r.sn.Abandon()
 	if v != nil && v.alloc != nil {
 		v.alloc.Reset() // the dropped rows are nowhere else
 		r.chunkMem.Put(v.alloc)
 	}
-	switch {
-	case found:
+	if found {
 		r.s.log.Info("postgres: snapshot chunk read again: a transaction committed before its low watermark was not yet visible to its read", "xid", missed)
-	case full:
-		r.s.log.Info("postgres: snapshot chunk read again: too many transactions since the last one to check it against", "xids", maxSeenXids)
-	default:
+	} else {
 		r.s.log.Warn("postgres: snapshot chunk read again: nothing is known of its read", "mark", id)
 	}
 	r.s.chunkRereads.Add(1)

@@ -136,11 +136,8 @@ func (d dialect) ReadChunk(ctx context.Context, table string, after snapshot.Key
 			}
 		}
 	}
-	var xmax int64
-	var xip []int64
-	if err := tx.QueryRow(ctx, `SELECT (pg_catalog.pg_snapshot_xmax(s)::text::numeric % 4294967296)::bigint,
-	coalesce((SELECT array_agg((x::text::numeric % 4294967296)::bigint) FROM pg_catalog.pg_snapshot_xip(s) x), '{}')
-FROM (SELECT pg_catalog.pg_current_snapshot() AS s) q`).Scan(&xmax, &xip); err != nil {
+	vis, err := snapshotVis(ctx, tx)
+	if err != nil {
 		return nil, fmt.Errorf("postgres: snapshot of a chunk: %w", err)
 	}
 	rows, err := d.readRows(ctx, t, cmp, after, limit)
@@ -151,12 +148,7 @@ FROM (SELECT pg_catalog.pg_current_snapshot() AS s) q`).Scan(&xmax, &xip); err !
 		return nil, err
 	}
 	if d.vis != nil {
-		d.vis.xmax = uint32(xmax)
-		d.vis.xip = d.vis.xip[:0]
-		for _, x := range xip {
-			d.vis.xip = append(d.vis.xip, uint32(x))
-		}
-		d.vis.alloc = d.alloc
+		d.vis.xmax, d.vis.xip, d.vis.alloc = vis.xmax, vis.xip, d.alloc
 	}
 	return rows, nil
 }

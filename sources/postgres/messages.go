@@ -52,7 +52,9 @@ func (r *runner) handle(ctx context.Context, walStart pglogrepl.LSN, data []byte
 		r.inTxn = true
 		r.skip = r.st.lsn != 0 && m.lsn < uint64(r.st.lsn)
 		r.xid = m.xid
-		r.sawXid(m.xid)
+		if err := r.sawXid(ctx, m.xid); err != nil {
+			return err
+		}
 		r.commitTime = pgTime(m.time)
 		r.txnLabel = []byte(pglogrepl.LSN(m.lsn).String())
 		r.events = 0

@@ -52,11 +52,11 @@ type runner struct {
 	events     int
 	notable    bool // the transaction carries a heartbeat, signal or closed chunk
 
-	// The chunk reads and decoded xids that each chunk is checked against
-	// at its low watermark (chunkcheck.go).
-	vis            []*chunkVis
-	seen, seenPrev map[uint32]struct{}
-	seenFull       bool
+	// The chunk reads, and the decoded xids no snapshot was shown to see
+	// yet, that each chunk is checked against at its low watermark
+	// (chunkcheck.go).
+	vis    []*chunkVis
+	unseen map[uint32]struct{}
 
 	toastWarned map[string]bool // tables warned about under source.unchanged_toast: omit
 

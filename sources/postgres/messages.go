@@ -52,6 +52,9 @@ func (r *runner) handle(ctx context.Context, walStart pglogrepl.LSN, data []byte
 		r.inTxn = true
 		r.skip = r.st.lsn != 0 && m.lsn < uint64(r.st.lsn)
 		r.xid = m.xid
+		if err := r.sawXid(ctx, m.xid); err != nil {
+			return err
+		}
 		r.commitTime = pgTime(m.time)
 		r.txnLabel = []byte(pglogrepl.LSN(m.lsn).String())
 		r.events = 0
@@ -158,9 +161,13 @@ func (r *runner) message(ctx context.Context) error {
 		if !ok {
 			return nil
 		}
+		opened := r.sn.InWindow()
 		rows, closed, err := r.sn.OnMark(mark)
 		if err != nil {
 			return r.sqlError(ctx, err)
+		}
+		if mark.Kind == snapshot.Low && !opened && r.sn.InWindow() {
+			r.checkChunk(mark.ID)
 		}
 		if !closed {
 			return nil

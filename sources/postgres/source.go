@@ -67,6 +67,9 @@ type Source struct {
 	// chunkMems counts the snapshot chunk memories the current Run made;
 	// the others were reused (see runner.chunkAlloc).
 	chunkMems atomic.Int64
+	// chunkRereads counts the snapshot chunks dropped at their low
+	// watermark and read again (see chunkcheck.go).
+	chunkRereads atomic.Int64
 
 	// resuming is set when the offsets topic holds a position for this
 	// source: Setup then never creates the slot, so a dropped slot is

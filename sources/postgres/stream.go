@@ -54,6 +54,12 @@ type runner struct {
 	events     int
 	notable    bool // the transaction carries a heartbeat, signal or closed chunk
 
+	// The chunk reads, and the decoded xids no snapshot was shown to see
+	// yet, that each chunk is checked against at its low watermark
+	// (chunkcheck.go).
+	vis    []*chunkVis
+	unseen map[uint32]struct{}
+
 	toastWarned map[string]bool // tables warned about under source.unchanged_toast: omit
 
 	lastCkpt      time.Time
@@ -144,7 +150,7 @@ func (r *runner) prefetch(ctx context.Context) {
 		r.pre = c
 	}
 	a := r.chunkAlloc()
-	r.sn.Prefetch(ctx, dialect{r: r, conn: r.pre, table: t, alloc: a})
+	r.sn.Prefetch(ctx, r.chunkDialect(dialect{r: r, conn: r.pre, table: t, alloc: a}))
 	if !r.sn.InFlight() {
 		r.chunkMem.Put(a)
 	}
@@ -358,7 +364,7 @@ func (r *runner) loop(ctx context.Context) error {
 						return err
 					}
 				}
-			} else if err := r.sn.ReadNext(ctx, dialect{r: r, alloc: r.chunkAlloc()}); err != nil {
+			} else if err := r.sn.ReadNext(ctx, r.chunkDialect(dialect{r: r, alloc: r.chunkAlloc()})); err != nil {
 				return r.sqlError(ctx, err)
 			}
 		}

@@ -44,6 +44,12 @@
 // before it started: all of those before the low watermark, and a prefix of
 // those in the window. Logical decoding delivers transactions in commit
 // order, so every transaction after the high watermark is invisible to it.
+// This needs every transaction before the low watermark in the stream to
+// be visible to the chunk query. Where the database makes a commit visible
+// only some time after it enters the stream (PostgreSQL), the source checks
+// at the low watermark that the chunk's read saw every transaction the
+// stream delivered before it; if not, it calls Abandon before any change
+// enters the window, and the chunk is read again from the same key.
 //
 // Take a key k in (L, H].
 //

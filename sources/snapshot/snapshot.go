@@ -438,8 +438,11 @@ func (s *Snapshotter) join() error {
 }
 
 // Abandon forgets the chunk in flight, for a source that starts over from
-// its last checkpoint. It waits for a read ahead to end first, so that the
-// source may close the connection it used.
+// its last checkpoint, or that finds at the chunk's low watermark, before
+// any change entered the window, that the chunk's read missed a
+// transaction the stream delivered before that watermark; the next ReadNext
+// reads the chunk again. It waits for a read ahead to end first, so that
+// the source may close the connection it used.
 func (s *Snapshotter) Abandon() {
 	if s.pre != nil {
 		<-s.pre.done

@@ -232,7 +232,7 @@ func (b *bench) mysqlSnapshot(ctx context.Context) result {
 		cpu0 := b.sampleCPU(p.cmd.Process.Pid)
 		stopProf := b.profile(rc.id, map[bool]int{true: 1, false: 5}[b.quick])
 		pos, err := b.offsets.waitFor(ctx, rc.id, p, 15*time.Minute, func(s storedPos) bool {
-			return s.seq > 0 && len(s.snapDone) > 0 && s.snapQ == 0
+			return s.seq > 0 && s.snapDone > 0 && s.snapQ == 0
 		})
 		if err != nil {
 			return err

@@ -15,8 +15,8 @@ import (
 // in sequence, never two at once.
 type Source interface {
 	// Run streams changes that come after resume, the State of the last
-	// checkpoint committed to Kafka (nil when nothing was ever committed),
-	// and sends them to out in source order until ctx is done or a fatal
+	// checkpoint committed to Kafka and the parts committed up to it (nil
+	// when nothing was ever committed), and sends them to out in source order until ctx is done or a fatal
 	// error occurs. It returns nil only when ctx is done.
 	//
 	// Every event must be followed, eventually, by a Checkpoint whose State
@@ -30,7 +30,7 @@ type Source interface {
 	// An error that a restart cannot fix (the stored position cannot be
 	// resumed, a setting is wrong) must be returned wrapped in a *FatalError,
 	// so the relay exits instead of retrying.
-	Run(ctx context.Context, resume []byte, out chan<- change.Message) error
+	Run(ctx context.Context, resume *change.Resume, out chan<- change.Message) error
 
 	// Ack reports that every message up to and including cp is committed
 	// in Kafka, so the source may let the database discard it (PostgreSQL:

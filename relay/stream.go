@@ -59,6 +59,7 @@ type stream struct {
 	events   int
 	counts   map[countKey]int
 	pending  *change.Checkpoint // last checkpoint in the open transaction
+	parts    []change.Part      // the parts of its checkpoints, in order
 	dirty    bool               // events received after pending
 	held     []*kgo.Record      // its records, while a commit is in flight
 	heldSize int
@@ -140,7 +141,7 @@ func (s *stream) produceErr() error {
 	return s.prodErr
 }
 
-func (s *stream) run(ctx context.Context, resume []byte) error {
+func (s *stream) run(ctx context.Context, resume *change.Resume) error {
 	srcCtx, stopSource := context.WithCancel(context.Background())
 	in := make(chan change.Message, 1024)
 	s.in = in
@@ -251,6 +252,7 @@ func (s *stream) handle(ctx context.Context, msg change.Message, linger *time.Ti
 	if !s.inTxn {
 		s.inTxn, s.txnStart, s.events = true, time.Now(), 0
 		s.pending, s.dirty = nil, false
+		s.parts = s.parts[:0]
 		linger.Reset(s.r.cfg.BatchLinger)
 		if s.inflight == nil {
 			if err := s.begin(); err != nil {
@@ -268,6 +270,9 @@ func (s *stream) handle(ctx context.Context, msg change.Message, linger *time.Ti
 	}
 	if cp := msg.Checkpoint; cp != nil {
 		s.pending, s.dirty = cp, false
+		// Only the last checkpoint's record is written; the parts of each
+		// are written once, so none may be dropped.
+		s.parts = append(s.parts, cp.Parts...)
 		if s.commitDue() {
 			return s.commit(ctx)
 		}
@@ -426,6 +431,11 @@ func (s *stream) commit(ctx context.Context) error {
 	}
 	cp := s.pending
 	s.countRun()
+	for i, p := range s.parts {
+		s.cl.Produce(ctx, offsets.PartRecord(s.r.cfg.OffsetsTopic, s.r.cfg.ID, p), s.promise)
+		s.parts[i] = change.Part{}
+	}
+	s.parts = s.parts[:0]
 	off := offsets.NewRecord(s.r.cfg.ID, cp, s.r.cfg.Version, time.Now())
 	s.cl.Produce(ctx, off.KafkaRecord(s.r.cfg.OffsetsTopic), s.promise)
 	job := &commitJob{cp: cp, started: s.txnStart, events: s.events, counts: s.counts, records: s.enc.Cut()}
@@ -531,6 +541,7 @@ func (s *stream) abort() {
 	for k := range s.counts {
 		delete(s.counts, k)
 	}
+	s.parts = s.parts[:0]
 	s.runN = 0
 	open := s.begun || s.orphan
 	s.inTxn, s.begun, s.orphan = false, false, false

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,7 @@ type sink struct {
 	mu        sync.Mutex
 	committed []*change.Event
 	state     []byte
+	parts     map[string][]byte // committed parts, as the offsets topic keeps them
 	cps       int
 }
 
@@ -95,7 +97,13 @@ func (k *sink) start(t *testing.T, src *Source) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan change.Message, 16)
 	r := &running{cancel: cancel, finished: make(chan struct{})}
-	_, resume := k.snapshot()
+	_, state := k.snapshot()
+	var resume *change.Resume
+	if state != nil {
+		k.mu.Lock()
+		resume = &change.Resume{State: state, Parts: maps.Clone(k.parts)}
+		k.mu.Unlock()
+	}
 	go func() {
 		r.err = src.Run(ctx, resume, out)
 		close(out)
@@ -120,7 +128,9 @@ func (k *sink) start(t *testing.T, src *Source) *running {
 			}
 			k.mu.Lock()
 			k.committed = append(k.committed, pending...)
-			k.state = m.Checkpoint.State
+			res := change.Resume{State: k.state, Parts: k.parts}
+			res.Apply(m.Checkpoint)
+			k.state, k.parts = res.State, res.Parts
 			k.cps++
 			k.mu.Unlock()
 			pending = nil

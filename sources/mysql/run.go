@@ -37,8 +37,12 @@ const (
 // error (after counting it in Reconnects): the relay calls Run again with
 // the state of the last committed checkpoint, and Run reconnects with
 // jittered exponential backoff. Nothing is re-snapshotted by a reconnect.
-func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Message) error {
-	st, err := decodeState(resume)
+func (s *Source) Run(ctx context.Context, resume *change.Resume, out chan<- change.Message) error {
+	var stored []byte
+	if resume != nil {
+		stored = resume.State
+	}
+	st, err := decodeState(stored)
 	if err != nil {
 		return relay.Fatal(err)
 	}
@@ -100,7 +104,11 @@ func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Messa
 		}
 		r.mset = gs.(*gomysql.MysqlGTIDSet)
 	}
-	if err := r.initSnapshot(ctx, q, fresh); err != nil {
+	var parts map[string][]byte
+	if resume != nil {
+		parts = resume.Parts
+	}
+	if err := r.initSnapshot(ctx, q, fresh, parts); err != nil {
 		return err
 	}
 	origin := originStored
@@ -424,15 +432,18 @@ func (r *reader) send(ctx context.Context, m change.Message) error {
 
 // checkpoint sends the current position.
 func (r *reader) checkpoint(ctx context.Context, commit time.Time) error {
+	var parts []change.Part
 	if r.snap != nil {
-		b, err := json.Marshal(r.snap.State())
+		st, p := r.snap.Checkpoint()
+		b, err := json.Marshal(st)
 		if err != nil {
 			return err
 		}
-		r.st.Snapshot = b
+		r.st.Snapshot, parts = b, p
 	}
 	r.s.cpSeq++
 	cp := &change.Checkpoint{
+		Parts:      parts,
 		State:      r.st.encode(),
 		CommitTime: commit,
 		Label:      r.st.label(),

@@ -22,15 +22,19 @@ import (
 	"github.com/cdcrelay/cdcrelay/sources/snapshot"
 )
 
-// initSnapshot restores the snapshot progress of the state and, on a fresh
-// start with source.snapshot=initial, queues every captured table that has
-// a primary key.
-func (r *reader) initSnapshot(ctx context.Context, q *client.Conn, fresh bool) error {
+// initSnapshot restores the snapshot progress of the state and its parts
+// and, on a fresh start with source.snapshot=initial, queues every captured
+// table that has a primary key.
+func (r *reader) initSnapshot(ctx context.Context, q *client.Conn, fresh bool, parts map[string][]byte) error {
 	var st snapshot.State
 	if len(r.st.Snapshot) > 0 {
 		if err := json.Unmarshal(r.st.Snapshot, &st); err != nil {
 			return relay.Fatal(fmt.Errorf("mysql: stored snapshot progress: %v", err))
 		}
+	}
+	st, err := snapshot.Restore(st, parts)
+	if err != nil {
+		return relay.Fatal(fmt.Errorf("mysql: %w", err))
 	}
 	initial := fresh && r.s.cfg.Source.Snapshot != "never"
 	exists, err := watermarkExists(q, r.s.db)

@@ -90,12 +90,15 @@ type runner struct {
 // Kafka, and Run resumes from there. Connecting retries by itself, with
 // jittered exponential backoff, while the server is down or refuses
 // connections.
-func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Message) error {
+func (s *Source) Run(ctx context.Context, resume *change.Resume, out chan<- change.Message) error {
 	var stored *state
-	if resume != nil {
-		st, err := decodeState(resume)
+	if resume != nil && resume.State != nil {
+		st, err := decodeState(resume.State)
 		if err != nil {
 			return relay.Fatal(err)
+		}
+		if st.Snapshot, err = snapshot.Restore(st.Snapshot, resume.Parts); err != nil {
+			return relay.Fatal(fmt.Errorf("postgres: %w", err))
 		}
 		stored = st
 	}
@@ -277,7 +280,7 @@ func (r *runner) start(ctx context.Context, stored *state) error {
 	}
 	from, origin := startPosition(stored, slot, s.slotCreated.Load())
 	s.log.Info("postgres: streaming", "slot", s.slot, "from", from.String(), "origin", origin,
-		"tables", len(tables), "snapshot_queue", len(r.st.Snapshot.Queue))
+		"tables", len(tables), "snapshot_queue", r.sn.Waiting())
 	now := time.Now()
 	r.lastCkpt = now
 	r.idleEvery = s.heartbeat
@@ -626,8 +629,10 @@ func (r *runner) commit(ctx context.Context, end pglogrepl.LSN, at time.Time) er
 		return nil
 	}
 	r.st.lsn = end
-	r.st.Snapshot = r.sn.State()
+	var parts []change.Part
+	r.st.Snapshot, parts = r.sn.Checkpoint()
 	cp := &change.Checkpoint{
+		Parts:      parts,
 		State:      r.st.encode(),
 		CommitTime: at,
 		Label:      end.String(),

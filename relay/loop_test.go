@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
@@ -495,4 +496,81 @@ func TestLoopWritesParts(t *testing.T) {
 		}
 		checkParts(t, opts)
 	}
+}
+
+// withTables is a generator whose first checkpoint lists tables.
+type withTables struct {
+	*gensource.Source
+	tables []change.TableID
+}
+
+func (s withTables) Run(ctx context.Context, resume *change.Resume, out chan<- change.Message) error {
+	mid := make(chan change.Message)
+	errc := make(chan error, 1)
+	go func() { errc <- s.Source.Run(ctx, resume, mid) }()
+	first := true
+	for {
+		select {
+		case m := <-mid:
+			if cp := m.Checkpoint; cp != nil && first {
+				c := *cp
+				c.Tables, first = s.tables, false
+				m.Checkpoint = &c
+			}
+			select {
+			case out <- m:
+			case <-ctx.Done():
+			}
+		case err := <-errc:
+			return err
+		}
+	}
+}
+
+// The tables a source lists get their topics, more than one request's
+// worth, with the configured partitions, before the first commit.
+func TestLoopCreatesListedTopics(t *testing.T) {
+	opts, log := loopBroker(t)
+	cfg := loopConfig(opts)
+	// One partition each keeps the test broker's partitions few.
+	cfg.TopicPartitions = 1
+	const n = 700
+	src := withTables{Source: gensource.New(gensource.Params{Txns: 5, PerTxn: 2, Keys: 7, Payload: 10})}
+	for i := range n {
+		src.tables = append(src.tables, change.TableID{Namespace: "many", Name: "t" + strconv.Itoa(i)})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- relay.New(cfg, src, log, metrics.New(prometheus.NewRegistry()), nil).Run(ctx) }()
+	waitAcked(t, src.Source, 1, done)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	enc := format.NewEncoder(cfg.Format)
+	// The broker answering metadata may learn of the last topics created a
+	// moment after the controller.
+	var missing []string
+	for try := 0; try < 60; try++ {
+		details, err := kadm.NewClient(cl).ListTopics(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		missing = missing[:0]
+		for _, tb := range src.tables {
+			if d, ok := details[enc.Topic(tb)]; !ok || len(d.Partitions) != int(cfg.TopicPartitions) {
+				missing = append(missing, fmt.Sprintf("%s (exists %v, %d partitions, err %v)", enc.Topic(tb), ok, len(d.Partitions), d.Err))
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("%d of %d topics missing or with other partitions, e.g. %s", len(missing), n, missing[0])
 }

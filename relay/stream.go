@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -269,6 +268,11 @@ func (s *stream) handle(ctx context.Context, msg change.Message, linger *time.Ti
 		}
 	}
 	if cp := msg.Checkpoint; cp != nil {
+		if len(cp.Tables) > 0 {
+			if err := s.ensureTopics(ctx, cp.Tables); err != nil {
+				return err
+			}
+		}
 		s.pending, s.dirty = cp, false
 		// Only the last checkpoint's record is written; the parts of each
 		// are written once, so none may be dropped.
@@ -391,34 +395,6 @@ func (s *stream) release(ctx context.Context) error {
 		s.held[i] = nil
 	}
 	s.held, s.heldSize = s.held[:0], 0
-	return nil
-}
-
-func (s *stream) ensureTopic(ctx context.Context, topic string) error {
-	policy := s.r.cfg.TopicCleanupPolicy
-	configs := map[string]*string{"cleanup.policy": &policy}
-	if n := s.maxRecordBytes(); n > config.DefaultMaxRecordBytes {
-		// A topic takes batches up to the cluster default unless told
-		// otherwise; a batch never grows in compression.
-		limit := strconv.Itoa(int(n))
-		configs["max.message.bytes"] = &limit
-	}
-	resp, err := s.adm.CreateTopic(ctx, s.r.cfg.TopicPartitions, s.r.cfg.TopicReplication, configs, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("relay: create topic %q: %w", topic, err)
-	}
-	switch {
-	case err == nil && s.r.used[topic]:
-		s.r.log.Warn("topic was deleted while the relay wrote to it; created it again. It holds only changes from now on: to put the table's rows back, run cdcrelay snapshot for it",
-			"topic", topic, "partitions", s.r.cfg.TopicPartitions, "cleanup.policy", policy)
-	case err == nil:
-		s.r.log.Info("created topic", "topic", topic, "partitions", s.r.cfg.TopicPartitions, "cleanup.policy", policy)
-	}
-	s.known[topic] = true
-	s.r.used[topic] = true
 	return nil
 }
 

@@ -1,6 +1,10 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics is every metric the relay and its sources export. All fields are
 // safe for concurrent use.
@@ -40,6 +44,51 @@ type Metrics struct {
 	// TruncatesSkipped counts TRUNCATEs of captured tables that sent
 	// nothing to Kafka (format.truncate: skip), by table.
 	TruncatesSkipped *prometheus.CounterVec
+	// SnapshotTables counts the tables waiting for their snapshot (state
+	// waiting, the one being read included) and those finished (done), in
+	// series whose number does not grow with the tables.
+	SnapshotTables *prometheus.GaugeVec
+
+	tables tableLabels
+}
+
+// OtherTable is the table label of every table past the limit set with
+// LimitTables.
+const OtherTable = "_other"
+
+// tableLabels bounds the values of the table label.
+type tableLabels struct {
+	mu    sync.Mutex
+	limit int
+	seen  map[string]bool
+}
+
+// LimitTables bounds the table label to n values: the first n tables a
+// metric is recorded for keep their name, every later one is counted under
+// OtherTable. Counters of those tables add up there; gauges hold the last
+// value set. 0, the default, keeps every name. It must be called before the
+// metrics are used.
+func (m *Metrics) LimitTables(n int) {
+	m.tables.limit = n
+	m.tables.seen = map[string]bool{}
+}
+
+// Table returns the table label value for table (see LimitTables).
+func (m *Metrics) Table(table string) string {
+	t := &m.tables
+	if t.limit <= 0 {
+		return table
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.seen[table] {
+		return table
+	}
+	if len(t.seen) < t.limit {
+		t.seen[table] = true
+		return table
+	}
+	return OtherTable
 }
 
 // New creates the metrics and registers them on reg.
@@ -95,11 +144,14 @@ func New(reg prometheus.Registerer) *Metrics {
 		TruncatesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdcrelay_truncates_skipped_total", Help: "TRUNCATEs of captured tables that sent nothing to Kafka (format.truncate: skip), by table.",
 		}, []string{"table"}),
+		SnapshotTables: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdcrelay_snapshot_tables", Help: "Tables waiting for their snapshot (the one being read included) and finished, by state.",
+		}, []string{"state"}),
 	}
 	reg.MustRegister(m.Events, m.Transactions, m.TransactionSeconds, m.BatchEvents,
 		m.SourceLagBytes, m.SourceLagSeconds, m.SnapshotRowsDone, m.SnapshotRowsEstimated,
 		m.SnapshotChunksDone, m.SnapshotRowsPerSecond, m.Reconnects, m.Restarts,
-		m.CommittedLSN, m.CommittedTimestamp, m.Up, m.TruncatesSkipped)
+		m.CommittedLSN, m.CommittedTimestamp, m.Up, m.TruncatesSkipped, m.SnapshotTables)
 	return m
 }
 

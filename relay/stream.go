@@ -488,7 +488,7 @@ func (s *stream) finish(ctx context.Context, job *commitJob) commitResult {
 	m.TransactionSeconds.Observe(elapsed.Seconds())
 	m.BatchEvents.Observe(float64(job.events))
 	for k, n := range job.counts {
-		m.Events.WithLabelValues(k.table.String(), k.op.String()).Add(float64(n))
+		m.Events.WithLabelValues(m.Table(k.table.String()), k.op.String()).Add(float64(n))
 	}
 	if cp.LSN != 0 {
 		m.CommittedLSN.Set(float64(cp.LSN))

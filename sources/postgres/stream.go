@@ -620,7 +620,7 @@ func (r *runner) truncated(ctx context.Context, rel *relation, walStart pglogrep
 		}
 		return r.send(ctx, change.Message{Event: r.alloc.Event(ev)})
 	}
-	r.s.m.TruncatesSkipped.WithLabelValues(change.TableID{Namespace: rel.schema, Name: rel.name}.String()).Inc()
+	r.s.m.TruncatesSkipped.WithLabelValues(r.s.m.Table(change.TableID{Namespace: rel.schema, Name: rel.name}.String())).Inc()
 	r.s.log.Warn("postgres: TRUNCATE not sent to Kafka (format.truncate: skip); consumers keep the table's rows", "table", rel.ident, "lsn", walStart.String())
 	return nil
 }

@@ -208,7 +208,7 @@ func (s *Snapshotter) ReadNext(ctx context.Context, d Dialect) error {
 		r = &run{started: time.Now(), startRows: p.Rows, estimate: est, lastLog: time.Now()}
 		s.runs[p.Table] = r
 		if m := s.cfg.Metrics; m != nil {
-			m.SnapshotRowsEstimated.WithLabelValues(p.Table).Set(float64(est))
+			m.SnapshotRowsEstimated.WithLabelValues(m.Table(p.Table)).Set(float64(est))
 		}
 		s.cfg.Log.Info("snapshot: reading table", "table", p.Table, "rows_done", p.Rows, "rows_estimated", est, "resumed", p.LastKey != nil)
 	}
@@ -448,9 +448,10 @@ func (s *Snapshotter) progress(p *Progress, finished bool) {
 		rate = float64(p.Rows-r.startRows) / el
 	}
 	if m := s.cfg.Metrics; m != nil {
-		m.SnapshotRowsDone.WithLabelValues(p.Table).Set(float64(p.Rows))
-		m.SnapshotChunksDone.WithLabelValues(p.Table).Set(float64(p.Chunks))
-		m.SnapshotRowsPerSecond.WithLabelValues(p.Table).Set(rate)
+		table := m.Table(p.Table)
+		m.SnapshotRowsDone.WithLabelValues(table).Set(float64(p.Rows))
+		m.SnapshotChunksDone.WithLabelValues(table).Set(float64(p.Chunks))
+		m.SnapshotRowsPerSecond.WithLabelValues(table).Set(rate)
 	}
 	if finished {
 		s.cfg.Log.Info("snapshot: table done", "table", p.Table, "rows", p.Rows, "chunks", p.Chunks,

@@ -267,6 +267,10 @@ func (s *Snapshotter) Checkpoint() (State, []change.Part) {
 			s.touch(d)
 		}
 	}
+	if m := s.cfg.Metrics; m != nil {
+		m.SnapshotTables.WithLabelValues("waiting").Set(float64(len(s.queue)))
+		m.SnapshotTables.WithLabelValues("done").Set(float64(len(s.done)))
+	}
 	st := s.State()
 	if len(s.dirty) == 0 {
 		return st, nil

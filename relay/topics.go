@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/config"
@@ -49,6 +50,7 @@ func (s *stream) ensureTopics(ctx context.Context, tables []change.TableID) erro
 		return nil
 	}
 	started, created := time.Now(), 0
+	var fresh []string
 	configs := s.topicConfigs()
 	for len(missing) > 0 {
 		batch := missing[:min(len(missing), topicsPerRequest)]
@@ -65,10 +67,12 @@ func (s *stream) ensureTopics(ctx context.Context, tables []change.TableID) erro
 			switch {
 			case resp.Err == nil && s.r.used[topic]:
 				created++
+				fresh = append(fresh, topic)
 				s.r.log.Warn("topic was deleted while the relay wrote to it; created it again. It holds only changes from now on: to put the table's rows back, run cdcrelay snapshot for it",
 					"topic", topic)
 			case resp.Err == nil:
 				created++
+				fresh = append(fresh, topic)
 				s.r.log.Debug("created topic", "topic", topic)
 			case !errors.Is(resp.Err, kerr.TopicAlreadyExists):
 				return fmt.Errorf("relay: create topic %q: %w", topic, resp.Err)
@@ -77,9 +81,63 @@ func (s *stream) ensureTopics(ctx context.Context, tables []change.TableID) erro
 			s.r.used[topic] = true
 		}
 	}
+	if err := s.awaitLeaders(ctx, fresh); err != nil {
+		return err
+	}
 	if created > 0 {
 		s.r.log.Info("created topics", "count", created, "partitions", s.r.cfg.TopicPartitions,
 			"cleanup.policy", s.r.cfg.TopicCleanupPolicy, "took", time.Since(started).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// leaderWait bounds how long awaitLeaders waits.
+const leaderWait = 2 * time.Minute
+
+// awaitLeaders waits until every partition of topics has a leader. A broker
+// answers CreateTopics before it leads the new partitions; with hundreds
+// created at once, producing at once runs into NOT_LEADER_FOR_PARTITION
+// for longer than the producer retries.
+func (s *stream) awaitLeaders(ctx context.Context, topics []string) error {
+	deadline := time.Now().Add(leaderWait)
+	for len(topics) > 0 {
+		batch := topics[:min(len(topics), topicsPerRequest)]
+		req := kmsg.NewPtrMetadataRequest()
+		req.AllowAutoTopicCreation = false
+		for _, t := range batch {
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(t)
+			req.Topics = append(req.Topics, rt)
+		}
+		resp, err := req.RequestWith(ctx, s.cl)
+		if err != nil {
+			return fmt.Errorf("relay: metadata of new topics: %w", err)
+		}
+		ready := 0
+		for _, t := range resp.Topics {
+			if t.ErrorCode != 0 || len(t.Partitions) < int(s.r.cfg.TopicPartitions) {
+				continue
+			}
+			led := true
+			for _, p := range t.Partitions {
+				led = led && p.ErrorCode == 0 && p.Leader >= 0
+			}
+			if led {
+				ready++
+			}
+		}
+		if ready == len(batch) {
+			topics = topics[len(batch):]
+			continue
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("relay: %d of %d new topics still have partitions without a leader after %v", len(batch)-ready, len(batch), leaderWait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	return nil
 }

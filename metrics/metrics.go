@@ -29,6 +29,9 @@ type Metrics struct {
 	SnapshotRowsEstimated *prometheus.GaugeVec
 	SnapshotChunksDone    *prometheus.GaugeVec
 	SnapshotRowsPerSecond *prometheus.GaugeVec
+	// SnapshotSecondsLeft is the estimated time left of the table being
+	// snapshotted, at its rate so far; -1 when unknown, 0 when done.
+	SnapshotSecondsLeft *prometheus.GaugeVec
 	// Reconnects counts reconnects to the source or Kafka, by cause.
 	Reconnects *prometheus.CounterVec
 	// Restarts counts restarts of the relay loop, by cause.
@@ -126,6 +129,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		SnapshotRowsPerSecond: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cdcrelay_snapshot_rows_per_second", Help: "Recent snapshot read rate, by table.",
 		}, []string{"table"}),
+		SnapshotSecondsLeft: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdcrelay_snapshot_seconds_left", Help: "Estimated seconds left of the table's snapshot (estimated rows over the rate so far); -1 when unknown, 0 when done.",
+		}, []string{"table"}),
 		Reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdcrelay_reconnects_total", Help: "Reconnects to the source or Kafka, by cause.",
 		}, []string{"cause"}),
@@ -150,7 +156,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.Events, m.Transactions, m.TransactionSeconds, m.BatchEvents,
 		m.SourceLagBytes, m.SourceLagSeconds, m.SnapshotRowsDone, m.SnapshotRowsEstimated,
-		m.SnapshotChunksDone, m.SnapshotRowsPerSecond, m.Reconnects, m.Restarts,
+		m.SnapshotChunksDone, m.SnapshotRowsPerSecond, m.SnapshotSecondsLeft, m.Reconnects, m.Restarts,
 		m.CommittedLSN, m.CommittedTimestamp, m.Up, m.TruncatesSkipped, m.SnapshotTables)
 	return m
 }

@@ -447,11 +447,21 @@ func (s *Snapshotter) progress(p *Progress, finished bool) {
 	if el > 0 {
 		rate = float64(p.Rows-r.startRows) / el
 	}
+	// The estimate (pg_class.reltuples, TABLE_ROWS) may be stale; past it
+	// the time left is unknown.
+	left := -1.0
+	switch {
+	case finished:
+		left = 0
+	case rate > 0 && r.estimate > p.Rows:
+		left = float64(r.estimate-p.Rows) / rate
+	}
 	if m := s.cfg.Metrics; m != nil {
 		table := m.Table(p.Table)
 		m.SnapshotRowsDone.WithLabelValues(table).Set(float64(p.Rows))
 		m.SnapshotChunksDone.WithLabelValues(table).Set(float64(p.Chunks))
 		m.SnapshotRowsPerSecond.WithLabelValues(table).Set(rate)
+		m.SnapshotSecondsLeft.WithLabelValues(table).Set(left)
 	}
 	if finished {
 		s.cfg.Log.Info("snapshot: table done", "table", p.Table, "rows", p.Rows, "chunks", p.Chunks,
@@ -463,8 +473,8 @@ func (s *Snapshotter) progress(p *Progress, finished bool) {
 	}
 	r.lastLog = now
 	eta := "unknown"
-	if rate > 0 && r.estimate > p.Rows {
-		eta = (time.Duration(float64(r.estimate-p.Rows)/rate) * time.Second).Round(time.Second).String()
+	if left >= 0 {
+		eta = (time.Duration(left) * time.Second).String()
 	}
 	s.cfg.Log.Info("snapshot: progress", "table", p.Table, "rows_done", p.Rows, "rows_estimated", r.estimate,
 		"rows_per_sec", int64(rate), "eta", eta)

@@ -6,8 +6,13 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/metrics"
 )
 
 // committed plays the offsets topic: the state and parts of every
@@ -205,5 +210,40 @@ func TestInlineStateFromEarlierVersion(t *testing.T) {
 func TestRestoreRefusesABadPart(t *testing.T) {
 	if _, err := Restore(State{Apart: true}, map[string][]byte{PartPrefix + "t": []byte("{")}); err == nil {
 		t.Fatal("a part that is not JSON was accepted")
+	}
+}
+
+// The seconds-left gauge is the estimate over the rate while a table is
+// read, and 0 once it is done.
+func TestSecondsLeftGauge(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	s, err := New(Config{ChunkSize: 4, MarkPrefix: "p", Metrics: m, Compare: func(string) (Compare, error) { return intCompare, nil }}, State{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enqueue("t"); err != nil {
+		t.Fatal(err)
+	}
+	tbl := &memTable{rows: map[int]int{}}
+	for k := range 10 {
+		tbl.rows[k] = 0
+	}
+	left := func() float64 {
+		var g dto.Metric
+		if err := m.SnapshotSecondsLeft.WithLabelValues("t").Write(&g); err != nil {
+			t.Fatal(err)
+		}
+		return g.GetGauge().GetValue()
+	}
+	time.Sleep(5 * time.Millisecond) // a rate over a measurable time
+	snapOneChunk(t, s, tbl)
+	if l := left(); l <= 0 {
+		t.Fatalf("after 4 of 10 rows: %v seconds left, want > 0", l)
+	}
+	snapOneChunk(t, s, tbl)
+	snapOneChunk(t, s, tbl)
+	if l := left(); l != 0 {
+		t.Fatalf("done: %v seconds left, want 0", l)
 	}
 }

@@ -148,11 +148,6 @@ type Checkpoint struct {
 	// changes, in the Kafka transaction that ends at this checkpoint. The
 	// parts of every checkpoint in one transaction are written, in order.
 	Parts []Part
-	// Tables, when set, lists captured tables whose events may come later.
-	// The relay creates their missing topics then, many per request, rather
-	// than one request per table at its first event. A source sets it on
-	// the first checkpoint of a Run.
-	Tables []TableID
 }
 
 // Part is one piece of a source's state stored apart from State, e.g. one

@@ -498,37 +498,16 @@ func TestLoopWritesParts(t *testing.T) {
 	}
 }
 
-// withTables is a generator whose first checkpoint lists tables.
+// withTables is a generator that lists tables (relay.TableLister).
 type withTables struct {
 	*gensource.Source
 	tables []change.TableID
 }
 
-func (s withTables) Run(ctx context.Context, resume *change.Resume, out chan<- change.Message) error {
-	mid := make(chan change.Message)
-	errc := make(chan error, 1)
-	go func() { errc <- s.Source.Run(ctx, resume, mid) }()
-	first := true
-	for {
-		select {
-		case m := <-mid:
-			if cp := m.Checkpoint; cp != nil && first {
-				c := *cp
-				c.Tables, first = s.tables, false
-				m.Checkpoint = &c
-			}
-			select {
-			case out <- m:
-			case <-ctx.Done():
-			}
-		case err := <-errc:
-			return err
-		}
-	}
-}
+func (s withTables) Tables(context.Context) ([]change.TableID, error) { return s.tables, nil }
 
 // The tables a source lists get their topics, more than one request's
-// worth, with the configured partitions, before the first commit.
+// worth, with the configured partitions, before the source runs.
 func TestLoopCreatesListedTopics(t *testing.T) {
 	opts, log := loopBroker(t)
 	cfg := loopConfig(opts)

@@ -223,5 +223,14 @@ func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 		known:  make(map[string]bool),
 		counts: make(map[countKey]int),
 	}
+	if l, ok := r.src.(TableLister); ok {
+		tables, err := l.Tables(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.ensureTopics(ctx, tables); err != nil {
+			return err
+		}
+	}
 	return s.run(ctx, resume)
 }

@@ -45,6 +45,16 @@ type Source interface {
 	Ack(cp *change.Checkpoint)
 }
 
+// TableLister is a Source that can list the tables it captures. The relay
+// calls Tables at the start of each session, before Run, and creates their
+// missing topics many per request, rather than one request per table at its
+// first event; the source is not running yet, so a long wait for the
+// broker keeps nothing of it waiting. Tables may be called from the
+// goroutine that calls Run, never at the same time as Run.
+type TableLister interface {
+	Tables(ctx context.Context) ([]change.TableID, error)
+}
+
 // FatalError is an error after which retrying cannot help: the relay stops
 // and the process exits non-zero with its message.
 type FatalError struct{ Err error }

@@ -268,11 +268,6 @@ func (s *stream) handle(ctx context.Context, msg change.Message, linger *time.Ti
 		}
 	}
 	if cp := msg.Checkpoint; cp != nil {
-		if len(cp.Tables) > 0 {
-			if err := s.ensureTopics(ctx, cp.Tables); err != nil {
-				return err
-			}
-		}
 		s.pending, s.dirty = cp, false
 		// Only the last checkpoint's record is written; the parts of each
 		// are written once, so none may be dropped.

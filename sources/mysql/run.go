@@ -419,9 +419,6 @@ type reader struct {
 	lastLag  time.Time
 	q        *client.Conn // the query connection of this Run
 	commit   time.Time    // commit time of the last transaction with events
-	// announce lists the captured tables of an initial snapshot until the
-	// first checkpoint carries them (change.Checkpoint.Tables).
-	announce []change.TableID
 }
 
 func (r *reader) send(ctx context.Context, m change.Message) error {
@@ -446,7 +443,6 @@ func (r *reader) checkpoint(ctx context.Context, commit time.Time) error {
 	}
 	r.s.cpSeq++
 	cp := &change.Checkpoint{
-		Tables:     r.announce,
 		Parts:      parts,
 		State:      r.st.encode(),
 		CommitTime: commit,
@@ -454,7 +450,6 @@ func (r *reader) checkpoint(ctx context.Context, commit time.Time) error {
 		Seq:        r.s.cpSeq,
 	}
 	r.chunkMem.Passed(cp.Seq)
-	r.announce = nil
 	r.dirty, r.force = false, false
 	r.lastSent = time.Now()
 	return r.send(ctx, change.Message{Checkpoint: cp})

@@ -67,9 +67,7 @@ func (r *reader) initSnapshot(ctx context.Context, q *client.Conn, fresh bool, p
 	if err != nil {
 		return r.s.classify(err)
 	}
-	r.announce = make([]change.TableID, 0, len(tables))
 	for _, t := range tables {
-		r.announce = append(r.announce, change.TableID{Namespace: t.db, Name: t.name})
 		if err := sn.Enqueue(t.db + "." + t.name); err != nil {
 			var refused *snapshotRefused
 			if errors.As(err, &refused) {

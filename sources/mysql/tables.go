@@ -6,6 +6,8 @@ import (
 	"sort"
 
 	"github.com/go-mysql-org/go-mysql/client"
+
+	"github.com/cdcrelay/cdcrelay/change"
 )
 
 // captured reports whether db.tbl is in the include list. The watermark
@@ -40,6 +42,25 @@ type tableInfo struct {
 
 // listTables returns the existing base tables that the include list
 // covers, sorted by name.
+// Tables lists the captured tables, for the relay to create their topics
+// (relay.TableLister).
+func (s *Source) Tables(ctx context.Context) ([]change.TableID, error) {
+	c, err := s.connectRetry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.release(c)
+	tables, err := s.listTables(ctx, c)
+	if err != nil {
+		return nil, s.classify(err)
+	}
+	ids := make([]change.TableID, len(tables))
+	for i, t := range tables {
+		ids[i] = change.TableID{Namespace: t.db, Name: t.name}
+	}
+	return ids, nil
+}
+
 func (s *Source) listTables(ctx context.Context, c *client.Conn) ([]tableInfo, error) {
 	dbs := map[string]bool{}
 	for _, r := range s.include {

@@ -81,9 +81,6 @@ type runner struct {
 	nextStatus    time.Time
 	sentAck       uint64
 	tick          *time.Ticker
-	// announce lists the captured tables until the first checkpoint
-	// carries them (change.Checkpoint.Tables).
-	announce []change.TableID
 }
 
 // Run streams changes after resume into out. See relay.Source.
@@ -232,10 +229,8 @@ func (r *runner) start(ctx context.Context, stored *state) error {
 	if err != nil {
 		return err
 	}
-	r.announce = make([]change.TableID, 0, len(tables))
 	for _, t := range tables {
 		r.tables[t.ident] = t
-		r.announce = append(r.announce, change.TableID{Namespace: t.schema, Name: t.name})
 	}
 	r.sn, err = snapshot.New(snapshot.Config{
 		ChunkSize:  s.chunkSize,
@@ -637,7 +632,6 @@ func (r *runner) commit(ctx context.Context, end pglogrepl.LSN, at time.Time) er
 	var parts []change.Part
 	r.st.Snapshot, parts = r.sn.Checkpoint()
 	cp := &change.Checkpoint{
-		Tables:     r.announce,
 		Parts:      parts,
 		State:      r.st.encode(),
 		CommitTime: at,
@@ -648,7 +642,6 @@ func (r *runner) commit(ctx context.Context, end pglogrepl.LSN, at time.Time) er
 		cp.CommitTime = time.Time{}
 	}
 	r.lastCkpt = time.Now()
-	r.announce = nil
 	return r.send(ctx, change.Message{Checkpoint: cp})
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"time"
@@ -332,29 +331,6 @@ func retryableCause(err error) string {
 		return "network"
 	}
 	return ""
-}
-
-// connectRetry opens a query connection, retrying with jittered exponential
-// backoff (200ms doubling to 10s) while the server is down or full.
-func (s *Source) connectRetry(ctx context.Context) (*client.Conn, error) {
-	for {
-		c, err := s.connect(ctx)
-		if err == nil {
-			return c, nil
-		}
-		if err := s.backoffOrFail(ctx, err); err != nil {
-			return nil, err
-		}
-	}
-}
-
-func backoff(attempt int) time.Duration {
-	d := 200 * time.Millisecond
-	for i := 1; i < attempt && d < 10*time.Second; i++ {
-		d *= 2
-	}
-	d = min(d, 10*time.Second)
-	return d/2 + rand.N(d/2+1)
 }
 
 // streamLost wraps a broken binlog stream: counted as a reconnect and

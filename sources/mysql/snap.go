@@ -67,6 +67,12 @@ func (r *reader) initSnapshot(ctx context.Context, q *client.Conn, fresh bool, p
 	if err != nil {
 		return r.s.classify(err)
 	}
+	// Queueing a table reads its key; for many tables, one read per
+	// database instead of one per table.
+	if r.dialect.keys, err = readKeys(q, tables); err != nil {
+		return r.s.classify(err)
+	}
+	defer func() { r.dialect.keys = nil }()
 	for _, t := range tables {
 		if err := sn.Enqueue(t.db + "." + t.name); err != nil {
 			var refused *snapshotRefused
@@ -211,9 +217,7 @@ func tableColumns(c *client.Conn, db, name string) (cols []column, key []int, er
 	}
 	idx := map[string]int{}
 	for i, r := range rows {
-		col := column{name: r[0], dataType: strings.ToLower(r[1]), columnType: strings.ToLower(r[2]), nullable: r[3] == "YES"}
-		col.enc = textEncoderFor(col.dataType, col.columnType, r[4])
-		cols = append(cols, col)
+		cols = append(cols, columnOf(r))
 		idx[r[0]] = i
 	}
 	// STATISTICS, unlike KEY_COLUMN_USAGE, shows the key to a user with
@@ -245,6 +249,9 @@ type dialect struct {
 	// for the stream's window rules (reader.chunkKey).
 	chunkNames map[string][]string
 	alloc      *change.Alloc // where ReadChunk builds the rows; nil: a new one
+	// keys, while the initial snapshot is queued, holds every captured
+	// table's columns and primary key, read at once (readKeys).
+	keys map[string]*tableKey
 }
 
 // snapshotRefused is a table that cannot be snapshotted; err is the line
@@ -302,8 +309,16 @@ func (r *reader) prefetch(ctx context.Context) {
 
 func (d *dialect) compare(table string) (snapshot.Compare, error) {
 	db, name := splitTable(table)
-	cols, key, index, _, err := d.s.snapshotKey(d.c, db, name)
-	if err != nil {
+	var (
+		cols  []column
+		key   []int
+		index string
+		err   error
+	)
+	if k := d.keys[table]; k != nil && len(k.key) > 0 {
+		// A primary key is what snapshotKey would choose.
+		cols, key = k.cols, k.key
+	} else if cols, key, index, _, err = d.s.snapshotKey(d.c, db, name); err != nil {
 		return nil, err
 	}
 	if len(key) == 0 {

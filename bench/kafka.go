@@ -36,7 +36,7 @@ type storedPos struct {
 	seq      int // how many records of this id were seen
 	lsn      uint64
 	gtid     uint64 // MariaDB: sequence number of the domain 0 GTID
-	snapDone []string
+	snapDone int
 	snapQ    int
 	size     int // bytes of the record value
 	seen     time.Time
@@ -89,8 +89,11 @@ func (b *bench) watchOffsets(ctx context.Context) (*offsetsWatch, error) {
 					LSN      string `json:"lsn"`
 					GTID     string `json:"gtid"`
 					Snapshot struct {
-						Queue []json.RawMessage `json:"queue"`
-						Done  []string          `json:"done"`
+						Queue    []json.RawMessage `json:"queue"`
+						Done     []string          `json:"done"`
+						Apart    bool              `json:"apart"`
+						Waiting  int               `json:"waiting"`
+						Finished int               `json:"finished"`
 					} `json:"snapshot"`
 				}
 				_ = json.Unmarshal(rec.State, &st)
@@ -99,8 +102,11 @@ func (b *bench) watchOffsets(ctx context.Context) (*offsetsWatch, error) {
 				p.seq++
 				p.lsn = parseLSN(st.LSN)
 				p.gtid = gtidSeq(st.GTID)
-				p.snapDone = st.Snapshot.Done
+				p.snapDone = len(st.Snapshot.Done) + st.Snapshot.Finished
 				p.snapQ = len(st.Snapshot.Queue)
+				if st.Snapshot.Apart {
+					p.snapQ = st.Snapshot.Waiting
+				}
 				p.size = len(r.Value)
 				p.seen = now
 				w.last[string(r.Key)] = p

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -44,8 +45,18 @@ type result struct {
 	ResumeMs   *float64 `json:"resume_ms,omitempty"`
 	RowsReread *int64   `json:"rows_reread,omitempty"`
 	StateBytes *int     `json:"state_bytes,omitempty"`
-	Note       string   `json:"note,omitempty"`
-	Error      string   `json:"error,omitempty"`
+	// The many-tables scenario: tables captured, seconds from the process
+	// start to the committed end of the snapshot and to the topics created,
+	// the snapshot time over that of the first size, and one /metrics
+	// scrape's series and bytes at the end.
+	Tables       *int     `json:"tables,omitempty"`
+	SnapshotS    *float64 `json:"snapshot_s,omitempty"`
+	StartupS     *float64 `json:"startup_s,omitempty"`
+	Growth       *float64 `json:"growth,omitempty"`
+	MetricSeries *int     `json:"metric_series,omitempty"`
+	MetricBytes  *int     `json:"metric_bytes,omitempty"`
+	Note         string   `json:"note,omitempty"`
+	Error        string   `json:"error,omitempty"`
 }
 
 type limit struct {
@@ -78,6 +89,8 @@ type bench struct {
 	bigRows    int
 	latencyDur time.Duration
 	only       map[string]bool
+	manySizes  []int    // table counts of the many-tables scenario
+	manySrcs   []string // its sources: postgres, mariadb
 	peerCmd    string
 	peerTopic  string
 	pprofID    string
@@ -112,7 +125,9 @@ func run() error {
 	b := &bench{}
 	flag.BoolVar(&b.quick, "quick", false, "about 100,000 changes per scenario instead of 1,000,000")
 	out := flag.String("out", "bench/results.json", "where to write the results `file`")
-	only := flag.String("only", "", "comma-separated scenarios to run (stream,snapshot,latency,bigtxn,restart,mysql,peer); default all")
+	only := flag.String("only", "", "comma-separated scenarios to run (stream,snapshot,latency,bigtxn,restart,mysql,many-tables,peer); default all")
+	sizes := flag.String("tables", "", "comma-separated table counts of the many-tables scenario (default 2000,10000; -quick 200,1000)")
+	srcs := flag.String("many-sources", "postgres,mariadb", "comma-separated sources of the many-tables scenario")
 	flag.StringVar(&b.peerCmd, "peer-cmd", "", "shell `command` of another CDC tool to run on a copy of the streaming slot (see docs/benchmarks.md for its environment)")
 	flag.StringVar(&b.peerTopic, "peer-topic", "", "`topic` the peer writes into; required with --peer-cmd")
 	flag.StringVar(&b.pprofID, "profile", "", "relay `id` that serves pprof (stream, snap, big, mystream or mysnap); a trace, a CPU and an allocation profile of it go to -profile-dir")
@@ -134,6 +149,26 @@ func run() error {
 	}
 	if *rows > 0 {
 		b.changes, b.bigRows = *rows, *rows
+	}
+	b.manySizes = []int{2000, 10000}
+	if b.quick {
+		b.manySizes = []int{200, 1000}
+	}
+	for _, s := range strings.Split(*srcs, ",") {
+		if s = strings.TrimSpace(s); s != "postgres" && s != "mariadb" {
+			return fmt.Errorf("-many-sources: %q is not postgres or mariadb", s)
+		}
+		b.manySrcs = append(b.manySrcs, strings.TrimSpace(s))
+	}
+	if *sizes != "" {
+		b.manySizes = nil
+		for _, f := range strings.Split(*sizes, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return fmt.Errorf("-tables: %q is not a table count", f)
+			}
+			b.manySizes = append(b.manySizes, n)
+		}
 	}
 	if *only != "" {
 		b.only = map[string]bool{}
@@ -214,6 +249,7 @@ func (b *bench) scenarios() []scenario {
 		{"bigtxn", b.bigTxnScenario},
 		{"restart", b.restartScenario},
 		{"mysql", b.mysqlScenario},
+		{"many-tables", b.manyTablesScenario},
 	}
 }
 

@@ -89,20 +89,30 @@ func (b *bench) mysqlScenario(ctx context.Context) []result {
 	if !mysqlWired() {
 		return []result{{Scenario: "mysql", Note: "skipped: sources/mysql is not wired into cdcrelay run in this build"}}
 	}
-	my, err := testenv.NewMariaDB(b.env, testenv.MariaConf("innodb_buffer_pool_size = 512M", "max_binlog_size = 1G"))
-	if err == nil {
-		b.my = my
-		b.myDSN = my.DSN("root", "bench")
-		var c *client.Conn
-		if c, err = client.Connect(my.Addr(), "root", "", ""); err == nil {
-			_, err = c.Execute("CREATE DATABASE bench")
-			c.Close()
-		}
-	}
-	if err != nil {
+	if err := b.startMaria(); err != nil {
 		return []result{{Scenario: "mysql", Error: err.Error()}}
 	}
 	return []result{b.mysqlStream(ctx), b.mysqlSnapshot(ctx)}
+}
+
+// startMaria starts MariaDB with database bench, once for every scenario.
+func (b *bench) startMaria() error {
+	if b.my != nil {
+		return nil
+	}
+	my, err := testenv.NewMariaDB(b.env, testenv.MariaConf("innodb_buffer_pool_size = 512M", "max_binlog_size = 1G"))
+	if err != nil {
+		return err
+	}
+	b.my = my
+	b.myDSN = my.DSN("root", "bench")
+	c, err := client.Connect(my.Addr(), "root", "", "")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Execute("CREATE DATABASE bench")
+	return err
 }
 
 func (b *bench) mysqlStream(ctx context.Context) result {
@@ -228,7 +238,7 @@ func (b *bench) mysqlSnapshot(ctx context.Context) result {
 		cpu0 := b.sampleCPU(p.cmd.Process.Pid)
 		stopProf := b.profile(rc.id, map[bool]int{true: 1, false: 5}[b.quick])
 		pos, err := b.offsets.waitFor(ctx, rc.id, p, 15*time.Minute, func(s storedPos) bool {
-			return s.seq > 0 && len(s.snapDone) > 0 && s.snapQ == 0
+			return s.seq > 0 && s.snapDone > 0 && s.snapQ == 0
 		})
 		if err != nil {
 			return err

@@ -31,7 +31,8 @@ type relayConf struct {
 	table      string // schema.table
 	snapshot   string // initial | never
 	txnTimeout time.Duration
-	mysql      bool // source.type mysql against b.my
+	mysql      bool  // source.type mysql against b.my
+	partitions int32 // kafka.topic_partitions; 0 for the default
 }
 
 func (b *bench) writeRelayConfig(rc relayConf, metricsAddr string) (string, error) {
@@ -47,6 +48,10 @@ func (b *bench) writeRelayConfig(rc relayConf, metricsAddr string) (string, erro
 	if rc.mysql {
 		typ, dsn = "mysql", b.myDSN
 	}
+	parts := ""
+	if rc.partitions > 0 {
+		parts = fmt.Sprintf("\n  topic_partitions: %d", rc.partitions)
+	}
 	cfg := fmt.Sprintf(`id: %s
 source:
   type: %s
@@ -57,12 +62,12 @@ kafka:
   brokers: [%s]
   topic_prefix: %s
   transaction_timeout: %s
-  compression: %s
+  compression: %s%s
 metrics:
   listen: %s
 log:
   level: info
-`, rc.id, typ, dsn, rc.table, snap, b.brokerAddr, rc.id, tt, b.compression, metricsAddr)
+`, rc.id, typ, dsn, rc.table, snap, b.brokerAddr, rc.id, tt, b.compression, parts, metricsAddr)
 	path := filepath.Join(b.workDir, rc.id+".yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o644)
 }

@@ -23,7 +23,7 @@ func (b *bench) prime(ctx context.Context, rc relayConf) (*relayProc, error) {
 		return nil, err
 	}
 	_, err = b.offsets.waitFor(ctx, rc.id, p, time.Minute, func(s storedPos) bool {
-		return s.seq > 0 && len(s.snapDone) > 0 && s.snapQ == 0
+		return s.seq > 0 && s.snapDone > 0 && s.snapQ == 0
 	})
 	if err != nil {
 		p.kill()
@@ -192,7 +192,7 @@ func (b *bench) snapshotScenario(ctx context.Context) []result {
 		cpu0 := b.sampleCPU(p.cmd.Process.Pid)
 		stopProf := b.profile("snap", map[bool]int{true: 3, false: 5}[b.quick])
 		pos, err := b.offsets.waitFor(ctx, rc.id, p, 15*time.Minute, func(s storedPos) bool {
-			return s.seq > 0 && len(s.snapDone) > 0 && s.snapQ == 0
+			return s.seq > 0 && s.snapDone > 0 && s.snapQ == 0
 		})
 		if err != nil {
 			return err

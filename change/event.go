@@ -142,6 +142,46 @@ type Checkpoint struct {
 	// order it sends them, to tell from Ack which ones are committed. The
 	// relay does not read it.
 	Seq uint64
+	// Parts are the pieces of the source's state kept under keys of their
+	// own, so that State, written with every transaction, stays small
+	// however much work is done: each part is written once, when it
+	// changes, in the Kafka transaction that ends at this checkpoint. The
+	// parts of every checkpoint in one transaction are written, in order.
+	Parts []Part
+}
+
+// Part is one piece of a source's state stored apart from State, e.g. one
+// table's finished snapshot. A part replaces the earlier part of the same
+// name; a nil Value deletes it.
+type Part struct {
+	// Name is unique within the source, e.g. "table/public.orders".
+	Name  string
+	Value []byte
+}
+
+// Resume is what a source resumes from: the State of the last committed
+// checkpoint and every part committed up to it, by name.
+type Resume struct {
+	State []byte
+	Parts map[string][]byte
+}
+
+// Apply makes r the resume point right after cp: cp's State, and its parts
+// on top of the earlier ones. It is how a reader of committed checkpoints,
+// such as a test standing in for the relay, keeps what the offsets topic
+// would hold.
+func (r *Resume) Apply(cp *Checkpoint) {
+	r.State = cp.State
+	for _, p := range cp.Parts {
+		if p.Value == nil {
+			delete(r.Parts, p.Name)
+			continue
+		}
+		if r.Parts == nil {
+			r.Parts = map[string][]byte{}
+		}
+		r.Parts[p.Name] = p.Value
+	}
 }
 
 // Message is what a source sends: exactly one of Event, Events and

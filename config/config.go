@@ -249,6 +249,10 @@ type Metrics struct {
 	// disables the server. Each relay on a host needs its own port; the
 	// relay binds it before anything else. Default: 127.0.0.1:9187.
 	Listen string `yaml:"listen"`
+	// TableLimit bounds the values of the table label of the per-table
+	// metrics: past that many tables, the others share the label _other.
+	// 0 keeps one series per table. Default: 0.
+	TableLimit int `yaml:"table_limit"`
 }
 
 // Log is the process log.

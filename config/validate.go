@@ -202,6 +202,9 @@ func (c *Config) Validate() Errors {
 			bad("metrics.listen", "%q is not host:port (or off)", c.Metrics.Listen)
 		}
 	}
+	if c.Metrics.TableLimit < 0 {
+		bad("metrics.table_limit", "%d is negative; use 0 for one series per table, or the number of tables that keep their own", c.Metrics.TableLimit)
+	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:

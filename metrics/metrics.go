@@ -1,6 +1,10 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics is every metric the relay and its sources export. All fields are
 // safe for concurrent use.
@@ -25,6 +29,9 @@ type Metrics struct {
 	SnapshotRowsEstimated *prometheus.GaugeVec
 	SnapshotChunksDone    *prometheus.GaugeVec
 	SnapshotRowsPerSecond *prometheus.GaugeVec
+	// SnapshotSecondsLeft is the estimated time left of the table being
+	// snapshotted, at its rate so far; -1 when unknown, 0 when done.
+	SnapshotSecondsLeft *prometheus.GaugeVec
 	// Reconnects counts reconnects to the source or Kafka, by cause.
 	Reconnects *prometheus.CounterVec
 	// Restarts counts restarts of the relay loop, by cause.
@@ -43,6 +50,51 @@ type Metrics struct {
 	// SchemaChanges counts changes of a captured table's columns, types or
 	// key seen in the stream, by table.
 	SchemaChanges *prometheus.CounterVec
+	// SnapshotTables counts the tables waiting for their snapshot (state
+	// waiting, the one being read included) and those finished (done), in
+	// series whose number does not grow with the tables.
+	SnapshotTables *prometheus.GaugeVec
+
+	tables tableLabels
+}
+
+// OtherTable is the table label of every table past the limit set with
+// LimitTables.
+const OtherTable = "_other"
+
+// tableLabels bounds the values of the table label.
+type tableLabels struct {
+	mu    sync.Mutex
+	limit int
+	seen  map[string]bool
+}
+
+// LimitTables bounds the table label to n values: the first n tables a
+// metric is recorded for keep their name, every later one is counted under
+// OtherTable. Counters of those tables add up there; gauges hold the last
+// value set. 0, the default, keeps every name. It must be called before the
+// metrics are used.
+func (m *Metrics) LimitTables(n int) {
+	m.tables.limit = n
+	m.tables.seen = map[string]bool{}
+}
+
+// Table returns the table label value for table (see LimitTables).
+func (m *Metrics) Table(table string) string {
+	t := &m.tables
+	if t.limit <= 0 {
+		return table
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.seen[table] {
+		return table
+	}
+	if len(t.seen) < t.limit {
+		t.seen[table] = true
+		return table
+	}
+	return OtherTable
 }
 
 // New creates the metrics and registers them on reg.
@@ -80,6 +132,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		SnapshotRowsPerSecond: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cdcrelay_snapshot_rows_per_second", Help: "Recent snapshot read rate, by table.",
 		}, []string{"table"}),
+		SnapshotSecondsLeft: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdcrelay_snapshot_seconds_left", Help: "Estimated seconds left of the table's snapshot (estimated rows over the rate so far); -1 when unknown, 0 when done.",
+		}, []string{"table"}),
 		Reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdcrelay_reconnects_total", Help: "Reconnects to the source or Kafka, by cause.",
 		}, []string{"cause"}),
@@ -101,11 +156,14 @@ func New(reg prometheus.Registerer) *Metrics {
 		SchemaChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdcrelay_schema_changes_total", Help: "Changes of a captured table's columns, types or key seen in the stream, by table.",
 		}, []string{"table"}),
+		SnapshotTables: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdcrelay_snapshot_tables", Help: "Tables waiting for their snapshot (the one being read included) and finished, by state.",
+		}, []string{"state"}),
 	}
 	reg.MustRegister(m.Events, m.Transactions, m.TransactionSeconds, m.BatchEvents,
 		m.SourceLagBytes, m.SourceLagSeconds, m.SnapshotRowsDone, m.SnapshotRowsEstimated,
-		m.SnapshotChunksDone, m.SnapshotRowsPerSecond, m.Reconnects, m.Restarts,
-		m.CommittedLSN, m.CommittedTimestamp, m.Up, m.TruncatesSkipped, m.SchemaChanges)
+		m.SnapshotChunksDone, m.SnapshotRowsPerSecond, m.SnapshotSecondsLeft, m.Reconnects, m.Restarts,
+		m.CommittedLSN, m.CommittedTimestamp, m.Up, m.TruncatesSkipped, m.SchemaChanges, m.SnapshotTables)
 	return m
 }
 

@@ -14,7 +14,12 @@ import (
 // CurrentVersion is the record layout this build writes. Load refuses a
 // record with a higher version: it was written by a newer relay, whose state
 // this one cannot be trusted to interpret.
-const CurrentVersion = 1
+//
+// Version 2 records may have parts (see PartKey) that complete their state;
+// a build that reads only version 1 would take such a state for the whole
+// of it (and snapshot again every table it does not list), so it must
+// refuse them. Version 1 records, with the whole state inline, still load.
+const CurrentVersion = 2
 
 // Record is the value stored under a source id.
 type Record struct {
@@ -36,6 +41,28 @@ type Record struct {
 	// CommitMs is the source commit time of the last transaction covered,
 	// Unix milliseconds; 0 when unknown.
 	CommitMs int64 `json:"commit_ms,omitempty"`
+
+	// Parts are the source's state parts committed up to this record, by
+	// name (see change.Part). Load fills them in; they are stored as
+	// records of their own, not in the value.
+	Parts map[string][]byte `json:"-"`
+}
+
+// partSep separates the source id from the part name in a part's key. A
+// source id never holds it (config allows only [a-z0-9_]), so a part key
+// never equals a source id, and the parts of source "a" (keys "a/...") are
+// never taken for those of source "a_b" (keys "a_b/...").
+const partSep = "/"
+
+// PartKey is the offsets topic key of part name of source id:
+// "<id>/<name>", e.g. "shop/table/public.orders".
+func PartKey(id, name string) string { return id + partSep + name }
+
+// PartRecord returns the record to produce into topic, inside the same
+// transaction as the checkpoint that carries p, to store part p of source
+// id. A part with a nil value is a tombstone.
+func PartRecord(topic, id string, p change.Part) *kgo.Record {
+	return &kgo.Record{Topic: topic, Partition: 0, Key: []byte(PartKey(id, p.Name)), Value: p.Value}
 }
 
 // Written returns WrittenMs as a time.

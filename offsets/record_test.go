@@ -36,7 +36,8 @@ func TestDecode(t *testing.T) {
 		{name: "tombstone", in: "", wantNil: true},
 		{name: "v1", in: `{"v":1,"source_id":"a","state":{"x":1},"relay_version":"x","written_ms":1}`},
 		{name: "null state", in: `{"v":1,"source_id":"a","state":null,"relay_version":"x","written_ms":1}`},
-		{name: "newer", in: `{"v":2,"source_id":"a","state":{}}`, wantErr: "newer cdcrelay"},
+		{name: "v2", in: `{"v":2,"source_id":"a","state":{"x":1},"relay_version":"x","written_ms":1}`},
+		{name: "newer", in: `{"v":3,"source_id":"a","state":{}}`, wantErr: "newer cdcrelay"},
 		{name: "no version", in: `{"source_id":"a"}`, wantErr: "not written by cdcrelay"},
 		{name: "garbage", in: `{"v":`, wantErr: "not valid JSON"},
 	}

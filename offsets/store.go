@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -101,16 +103,25 @@ func CheckTopic(ctx context.Context, cl *kgo.Client, topic string) (exists bool,
 	return true, nil
 }
 
-// Load returns the last committed record for id in topic, or nil when there
-// is none. It reads the single partition read_committed from the start up
-// to the last stable offset, with its own short-lived client built from
-// opts (the connection options: brokers, TLS, SASL).
+// Load returns the last committed record for id in topic, with its parts,
+// or nil when there is none. It reads the single partition read_committed
+// from the start up to the last stable offset, with its own short-lived
+// client built from opts (the connection options: brokers, TLS, SASL).
+// Parts left without a record (there are none unless something other than
+// cdcrelay wrote them) are ignored.
 func Load(ctx context.Context, opts []kgo.Opt, topic, id string) (*Record, error) {
-	value, found, err := LoadRaw(ctx, opts, topic, id)
-	if err != nil || !found {
+	st, err := read(ctx, opts, topic, id)
+	if err != nil || st.value == nil {
 		return nil, err
 	}
-	return Decode(value)
+	rec, err := Decode(st.value)
+	if err != nil {
+		return nil, err
+	}
+	if len(st.parts) > 0 {
+		rec.Parts = st.parts
+	}
+	return rec, nil
 }
 
 // loadIdle is how long Load waits for the offsets topic's position to
@@ -118,21 +129,59 @@ func Load(ctx context.Context, opts []kgo.Opt, topic, id string) (*Record, error
 // transactions, so a long stall means a broker problem.
 const loadIdle = 10 * time.Second
 
-// LoadRaw is Load without decoding: the last committed value for id, which
-// is nil after a reset. It reads as kafkaclient.ReadToEnd does.
+// LoadRaw is Load without decoding and without the parts: the last
+// committed value for id, which is nil after a reset.
 func LoadRaw(ctx context.Context, opts []kgo.Opt, topic, id string) ([]byte, bool, error) {
-	var (
-		value []byte
-		found bool
-	)
+	st, err := read(ctx, opts, topic, id)
+	return st.value, st.found, err
+}
+
+// PartNames returns the names of the live parts of id, whether or not its
+// record exists, for a reset to tombstone them.
+func PartNames(ctx context.Context, opts []kgo.Opt, topic, id string) ([]string, error) {
+	st, err := read(ctx, opts, topic, id)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(st.parts))
+	for n := range st.parts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// stored is what the offsets topic holds for one source id.
+type stored struct {
+	value []byte // the record's value, nil when missing or reset
+	found bool   // a record or tombstone exists under the id
+	parts map[string][]byte
+}
+
+// read reads the offsets topic as kafkaclient.ReadToEnd does, keeping the
+// last value of id's key and of each of its part keys.
+func read(ctx context.Context, opts []kgo.Opt, topic, id string) (stored, error) {
+	var st stored
+	prefix := PartKey(id, "")
 	err := kafkaclient.ReadToEnd(ctx, opts, []string{topic}, kafkaclient.ReadOptions{Idle: loadIdle}, func(r *kgo.Record) error {
-		if string(r.Key) == id {
-			value, found = r.Value, true
+		switch key := string(r.Key); {
+		case key == id:
+			st.value, st.found = r.Value, true
+		case strings.HasPrefix(key, prefix):
+			name := key[len(prefix):]
+			if r.Value == nil {
+				delete(st.parts, name)
+				return nil
+			}
+			if st.parts == nil {
+				st.parts = map[string][]byte{}
+			}
+			st.parts[name] = r.Value
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("offsets: %w", err)
+		return stored{}, fmt.Errorf("offsets: %w", err)
 	}
-	return value, found, nil
+	return st, nil
 }

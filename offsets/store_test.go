@@ -130,3 +130,68 @@ func TestEnsureTopicRefusesWrongShape(t *testing.T) {
 		t.Fatalf("CheckTopic created the topic it checked (err %v)", err)
 	}
 }
+
+// A source's parts load with its record: the last value of each part wins,
+// a tombstone deletes one, the parts of a source whose id starts like
+// another's are not mixed up, and parts without a record load as nothing.
+func TestLoadParts(t *testing.T) {
+	b := testenv.StartBroker(t)
+	ctx := context.Background()
+	opts := []kgo.Opt{kgo.SeedBrokers(b.Addr)}
+	const topic = "offs"
+	if err := offsets.EnsureTopic(ctx, b.Client(t), topic, 1); err != nil {
+		t.Fatal(err)
+	}
+	txn := b.Client(t, kgo.TransactionalID("t-parts"))
+	write := func(commit bool, id string, cp *change.Checkpoint) {
+		t.Helper()
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		var recs []*kgo.Record
+		for _, p := range cp.Parts {
+			recs = append(recs, offsets.PartRecord(topic, id, p))
+		}
+		if cp.State != nil {
+			recs = append(recs, offsets.NewRecord(id, cp, "test", time.Now()).KafkaRecord(topic))
+		}
+		if err := txn.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	part := func(name, v string) change.Part {
+		if v == "" {
+			return change.Part{Name: name}
+		}
+		return change.Part{Name: name, Value: []byte(v)}
+	}
+	write(true, "shop", &change.Checkpoint{State: []byte(`{"p":1}`), Parts: []change.Part{part("table/a", `1`), part("table/b", `1`), part("table/c", `1`)}})
+	write(true, "shop_eu", &change.Checkpoint{State: []byte(`{"p":1}`), Parts: []change.Part{part("table/a", `9`)}})
+	write(true, "shop", &change.Checkpoint{State: []byte(`{"p":2}`), Parts: []change.Part{part("table/a", `2`), part("table/c", "")}})
+	write(false, "shop", &change.Checkpoint{State: []byte(`{"p":3}`), Parts: []change.Part{part("table/b", `3`)}})
+	write(true, "lonely", &change.Checkpoint{Parts: []change.Part{part("table/x", `1`)}})
+
+	rec, err := offsets.Load(ctx, opts, topic, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"table/a": "2", "table/b": "1"}
+	if rec == nil || string(rec.State) != `{"p":2}` || len(rec.Parts) != len(want) {
+		t.Fatalf("loaded %+v", rec)
+	}
+	for n, v := range want {
+		if string(rec.Parts[n]) != v {
+			t.Fatalf("part %s = %q, want %q", n, rec.Parts[n], v)
+		}
+	}
+	if rec, err := offsets.Load(ctx, opts, topic, "lonely"); err != nil || rec != nil {
+		t.Fatalf("parts without a record: %+v, %v", rec, err)
+	}
+	names, err := offsets.PartNames(ctx, opts, topic, "shop")
+	if err != nil || strings.Join(names, ",") != "table/a,table/b" {
+		t.Fatalf("PartNames = %v, %v", names, err)
+	}
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -329,14 +331,14 @@ type slowThird struct {
 	gap time.Duration
 }
 
-func (s *slowThird) Run(ctx context.Context, resume []byte, out chan<- change.Message) error {
+func (s *slowThird) Run(ctx context.Context, resume *change.Resume, out chan<- change.Message) error {
 	mid := make(chan change.Message)
 	errc := make(chan error, 1)
 	go func() { errc <- s.Source.Run(ctx, resume, mid) }()
 	txn := 1
-	if len(resume) > 0 {
+	if resume != nil && len(resume.State) > 0 {
 		var st gensource.State
-		if err := json.Unmarshal(resume, &st); err == nil {
+		if err := json.Unmarshal(resume.State, &st); err == nil {
 			txn = st.Txn + 1
 		}
 	}
@@ -413,4 +415,141 @@ func TestTransactionTimeoutAboveBrokerMax(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatalf("Run retried until the deadline")
 	}
+}
+
+// withParts is a generator whose checkpoint of transaction n carries the
+// part "p/<n mod partsOf>" with value n.
+type withParts struct{ *gensource.Source }
+
+const partsOf = 50
+
+func (s withParts) Run(ctx context.Context, resume *change.Resume, out chan<- change.Message) error {
+	mid := make(chan change.Message)
+	errc := make(chan error, 1)
+	go func() { errc <- s.Source.Run(ctx, resume, mid) }()
+	for {
+		select {
+		case m := <-mid:
+			if cp := m.Checkpoint; cp != nil {
+				var st gensource.State
+				if err := json.Unmarshal(cp.State, &st); err != nil {
+					return err
+				}
+				c := *cp
+				c.Parts = []change.Part{{Name: "p/" + strconv.Itoa(st.Txn%partsOf), Value: []byte(strconv.Itoa(st.Txn))}}
+				m.Checkpoint = &c
+			}
+			select {
+			case out <- m:
+			case <-ctx.Done():
+			}
+		case err := <-errc:
+			return err
+		}
+	}
+}
+
+// checkParts checks that the stored parts are exactly those of the
+// checkpoints up to the stored position: none lost when several checkpoints
+// end up in one Kafka transaction, none ahead of the position.
+func checkParts(t *testing.T, opts []kgo.Opt) {
+	t.Helper()
+	rec, err := offsets.Load(context.Background(), opts, "offsets", "loop")
+	if err != nil || rec == nil {
+		t.Fatalf("load offsets: %v (record %v)", err, rec)
+	}
+	var st gensource.State
+	if err := json.Unmarshal(rec.State, &st); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for n := max(1, st.Txn-partsOf+1); n <= st.Txn; n++ {
+		want["p/"+strconv.Itoa(n%partsOf)] = strconv.Itoa(n)
+	}
+	if len(rec.Parts) != len(want) {
+		t.Fatalf("%d parts stored at transaction %d, want %d", len(rec.Parts), st.Txn, len(want))
+	}
+	for name, v := range want {
+		if got := string(rec.Parts[name]); got != v {
+			t.Fatalf("at transaction %d part %s = %q, want %q", st.Txn, name, got, v)
+		}
+	}
+}
+
+// The parts of every checkpoint commit with the offsets record that
+// covers them, across a stop and a restart.
+func TestLoopWritesParts(t *testing.T) {
+	opts, log := loopBroker(t)
+	cfg := loopConfig(opts)
+	params := gensource.Params{Txns: 2000, PerTxn: 10, Keys: 97, Payload: 100}
+	for _, upTo := range []int{300, params.Txns} {
+		gen := gensource.New(params)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- relay.New(cfg, withParts{gen}, log, metrics.New(prometheus.NewRegistry()), nil).Run(ctx)
+		}()
+		waitAcked(t, gen, upTo, done)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		checkParts(t, opts)
+	}
+}
+
+// withTables is a generator that lists tables (relay.TableLister).
+type withTables struct {
+	*gensource.Source
+	tables []change.TableID
+}
+
+func (s withTables) Tables(context.Context) ([]change.TableID, error) { return s.tables, nil }
+
+// The tables a source lists get their topics, more than one request's
+// worth, with the configured partitions, before the source runs.
+func TestLoopCreatesListedTopics(t *testing.T) {
+	opts, log := loopBroker(t)
+	cfg := loopConfig(opts)
+	// One partition each keeps the test broker's partitions few.
+	cfg.TopicPartitions = 1
+	const n = 700
+	src := withTables{Source: gensource.New(gensource.Params{Txns: 5, PerTxn: 2, Keys: 7, Payload: 10})}
+	for i := range n {
+		src.tables = append(src.tables, change.TableID{Namespace: "many", Name: "t" + strconv.Itoa(i)})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- relay.New(cfg, src, log, metrics.New(prometheus.NewRegistry()), nil).Run(ctx) }()
+	waitAcked(t, src.Source, 1, done)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	enc := format.NewEncoder(cfg.Format)
+	// The broker answering metadata may learn of the last topics created a
+	// moment after the controller.
+	var missing []string
+	for try := 0; try < 60; try++ {
+		details, err := kadm.NewClient(cl).ListTopics(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		missing = missing[:0]
+		for _, tb := range src.tables {
+			if d, ok := details[enc.Topic(tb)]; !ok || len(d.Partitions) != int(cfg.TopicPartitions) {
+				missing = append(missing, fmt.Sprintf("%s (exists %v, %d partitions, err %v)", enc.Topic(tb), ok, len(d.Partitions), d.Err))
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("%d of %d topics missing or with other partitions, e.g. %s", len(missing), n, missing[0])
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/columns"
 	"github.com/cdcrelay/cdcrelay/format"
 	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
@@ -207,9 +208,9 @@ func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 		}
 		return err
 	}
-	var resume []byte
+	var resume *change.Resume
 	if rec != nil {
-		resume = rec.State
+		resume = &change.Resume{State: rec.State, Parts: rec.Parts}
 		r.log.Info("resuming from the offsets topic", "position", rec.Position, "written", rec.Written().UTC().Format(time.RFC3339))
 	} else {
 		r.log.Info("no stored position; starting fresh", "offsets_topic", r.cfg.OffsetsTopic, "key", r.cfg.ID)
@@ -222,6 +223,15 @@ func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 		enc:   format.NewEncoder(r.cfg.Format),
 		known: make(map[string]bool),
 		txn:   openTxn{counts: make(map[countKey]int)},
+	}
+	if l, ok := r.src.(TableLister); ok {
+		tables, err := l.Tables(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.ensureTopics(ctx, tables); err != nil {
+			return err
+		}
 	}
 	return s.run(ctx, resume)
 }

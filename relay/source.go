@@ -15,8 +15,8 @@ import (
 // in sequence, never two at once.
 type Source interface {
 	// Run streams changes that come after resume, the State of the last
-	// checkpoint committed to Kafka (nil when nothing was ever committed),
-	// and sends them to out in source order until ctx is done or a fatal
+	// checkpoint committed to Kafka and the parts committed up to it (nil
+	// when nothing was ever committed), and sends them to out in source order until ctx is done or a fatal
 	// error occurs. It returns nil only when ctx is done.
 	//
 	// Every event must be followed, eventually, by a Checkpoint whose State
@@ -30,7 +30,7 @@ type Source interface {
 	// An error that a restart cannot fix (the stored position cannot be
 	// resumed, a setting is wrong) must be returned wrapped in a *FatalError,
 	// so the relay exits instead of retrying.
-	Run(ctx context.Context, resume []byte, out chan<- change.Message) error
+	Run(ctx context.Context, resume *change.Resume, out chan<- change.Message) error
 
 	// Ack reports that every message up to and including cp is committed
 	// in Kafka, so the source may let the database discard it (PostgreSQL:
@@ -43,6 +43,16 @@ type Source interface {
 	// them with the next events' to reuse the encoded source block. Whoever
 	// keeps events longer than the ack copies them (change.Event.Clone).
 	Ack(cp *change.Checkpoint)
+}
+
+// TableLister is a Source that can list the tables it captures. The relay
+// calls Tables at the start of each session, before Run, and creates their
+// missing topics many per request, rather than one request per table at its
+// first event; the source is not running yet, so a long wait for the
+// broker keeps nothing of it waiting. Tables may be called from the
+// goroutine that calls Run, never at the same time as Run.
+type TableLister interface {
+	Tables(ctx context.Context) ([]change.TableID, error)
 }
 
 // FatalError is an error after which retrying cannot help: the relay stops

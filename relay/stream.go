@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -122,7 +121,7 @@ func (s *stream) produceErr() error {
 	return s.prodErr
 }
 
-func (s *stream) run(ctx context.Context, resume []byte) error {
+func (s *stream) run(ctx context.Context, resume *change.Resume) error {
 	srcCtx, stopSource := context.WithCancel(context.Background())
 	in := make(chan change.Message, 1024)
 	s.in = in
@@ -249,6 +248,9 @@ func (s *stream) handle(ctx context.Context, msg change.Message) error {
 	}
 	if cp := msg.Checkpoint; cp != nil {
 		s.txn.end = cp
+		// Only the last checkpoint's record is written; the parts of each
+		// are written once, so none may be dropped.
+		s.txn.parts = append(s.txn.parts, cp.Parts...)
 		if s.commitDue() {
 			return s.commit(ctx)
 		}
@@ -361,34 +363,6 @@ func (s *stream) release(ctx context.Context) error {
 	return nil
 }
 
-func (s *stream) ensureTopic(ctx context.Context, topic string) error {
-	policy := s.r.cfg.TopicCleanupPolicy
-	configs := map[string]*string{"cleanup.policy": &policy}
-	if n := s.maxRecordBytes(); n > config.DefaultMaxRecordBytes {
-		// A topic takes batches up to the cluster default unless told
-		// otherwise; a batch never grows in compression.
-		limit := strconv.Itoa(int(n))
-		configs["max.message.bytes"] = &limit
-	}
-	resp, err := s.adm.CreateTopic(ctx, s.r.cfg.TopicPartitions, s.r.cfg.TopicReplication, configs, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("relay: create topic %q: %w", topic, err)
-	}
-	switch {
-	case err == nil && s.r.used[topic]:
-		s.r.log.Warn("topic was deleted while the relay wrote to it; created it again. It holds only changes from now on: to put the table's rows back, run cdcrelay snapshot for it",
-			"topic", topic, "partitions", s.r.cfg.TopicPartitions, "cleanup.policy", policy)
-	case err == nil:
-		s.r.log.Info("created topic", "topic", topic, "partitions", s.r.cfg.TopicPartitions, "cleanup.policy", policy)
-	}
-	s.known[topic] = true
-	s.r.used[topic] = true
-	return nil
-}
-
 // commit ends the open transaction at its end checkpoint: it waits for
 // the commit in flight (and produces the held records), produces the offsets
 // record, and hands the transaction to a commit goroutine.
@@ -398,6 +372,11 @@ func (s *stream) commit(ctx context.Context) error {
 	}
 	cp := s.txn.end
 	s.txn.countRun()
+	for i, p := range s.txn.parts {
+		s.cl.Produce(ctx, offsets.PartRecord(s.r.cfg.OffsetsTopic, s.r.cfg.ID, p), s.promise)
+		s.txn.parts[i] = change.Part{}
+	}
+	s.txn.parts = s.txn.parts[:0]
 	off := offsets.NewRecord(s.r.cfg.ID, cp, s.r.cfg.Version, time.Now())
 	s.cl.Produce(ctx, off.KafkaRecord(s.r.cfg.OffsetsTopic), s.promise)
 	job := &commitJob{cp: cp, started: s.txn.start, events: s.txn.events, counts: s.txn.counts, records: s.enc.Cut()}
@@ -473,7 +452,7 @@ func (s *stream) finish(ctx context.Context, job *commitJob) commitResult {
 	m.TransactionSeconds.Observe(elapsed.Seconds())
 	m.BatchEvents.Observe(float64(job.events))
 	for k, n := range job.counts {
-		m.Events.WithLabelValues(k.table.String(), k.op.String()).Add(float64(n))
+		m.Events.WithLabelValues(m.Table(k.table.String()), k.op.String()).Add(float64(n))
 	}
 	if cp.LSN != 0 {
 		m.CommittedLSN.Set(float64(cp.LSN))

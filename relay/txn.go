@@ -35,6 +35,9 @@ type openTxn struct {
 	// nil while events have followed it (or none came yet). Committing at
 	// end commits whole source transactions only.
 	end *change.Checkpoint
+	// parts are the parts of every checkpoint received, in order: only
+	// end's offsets record is written, but each part exactly once.
+	parts []change.Part
 	// held are its records while phase is txnHeld, heldSize their keys'
 	// and values' bytes.
 	held     []*kgo.Record
@@ -47,6 +50,7 @@ type openTxn struct {
 // open opens a transaction at start, its records held until it is begun.
 func (t *openTxn) open(start time.Time) {
 	t.phase, t.start, t.events, t.end = txnHeld, start, 0, nil
+	t.parts = t.parts[:0]
 }
 
 // endsAtCheckpoint reports whether a transaction is open and ends at a
@@ -92,6 +96,7 @@ func (t *openTxn) discard() {
 	for k := range t.counts {
 		delete(t.counts, k)
 	}
+	t.parts = t.parts[:0]
 	t.runN = 0
 	t.phase, t.end = txnNone, nil
 }

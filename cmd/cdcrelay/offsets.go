@@ -13,6 +13,7 @@ import (
 	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
 	"github.com/cdcrelay/cdcrelay/offsets"
 	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources/snapshot"
 )
 
 func init() {
@@ -79,11 +80,18 @@ func showOffsets(ctx context.Context, env *cliEnv, opts []kgo.Opt, topic, id str
 		pretty.Write(rec.State)
 	}
 	fmt.Fprintf(env.stdout, "state:          %s\n", pretty.String())
+	if len(rec.Parts) > 0 {
+		queued, finished := snapshot.CountParts(rec.Parts)
+		fmt.Fprintf(env.stdout, "tables apart:   %d finished, %d queued (%d records keyed %s)\n",
+			finished, queued, len(rec.Parts), offsets.PartKey(id, snapshot.PartPrefix+"<table>"))
+	}
 	return nil
 }
 
 // resetOffsets fences any running relay with the same id, then writes a
-// tombstone for the id in a transaction.
+// tombstone for the id and for each of its parts in one transaction. The
+// parts are read after the fencing, so that a relay's open transaction is
+// aborted by then.
 func resetOffsets(ctx context.Context, env *cliEnv, opts []kgo.Opt, topic, id string) error {
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), kgo.TransactionalID(relay.TransactionalID(id)))...)
 	if err != nil {
@@ -97,9 +105,22 @@ func resetOffsets(ctx context.Context, env *cliEnv, opts []kgo.Opt, topic, id st
 		_ = cl.EndTransaction(context.Background(), kgo.TryAbort)
 		return fmt.Errorf("write the reset record to %s: %w", topic, err)
 	}
+	names, err := offsets.PartNames(ctx, opts, topic, id)
+	if err != nil {
+		_ = cl.EndTransaction(context.Background(), kgo.TryAbort)
+		return err
+	}
+	recs := make([]*kgo.Record, len(names))
+	for i, n := range names {
+		recs[i] = &kgo.Record{Topic: topic, Partition: 0, Key: []byte(offsets.PartKey(id, n))}
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		_ = cl.EndTransaction(context.Background(), kgo.TryAbort)
+		return fmt.Errorf("write the reset records to %s: %w", topic, err)
+	}
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		return fmt.Errorf("commit the reset: %w", err)
 	}
-	fmt.Fprintf(env.stdout, "stored position of %q removed from %s; any relay running with this id was fenced. The next run starts fresh.\n", id, topic)
+	fmt.Fprintf(env.stdout, "stored position of %q and its %d table records removed from %s; any relay running with this id was fenced. The next run starts fresh.\n", id, len(names), topic)
 	return nil
 }

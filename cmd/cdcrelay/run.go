@@ -51,6 +51,7 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
+	m.LimitTables(cfg.Metrics.TableLimit)
 	health := &metrics.Health{}
 
 	// The metrics port is taken first: a clash (a second relay on this host

@@ -73,11 +73,11 @@ func New(p Params) *Source {
 func (s *Source) KeyOf(n, i int) int { return ((n-1)*s.p.PerTxn + i) % s.p.Keys }
 
 // Run implements relay.Source.
-func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Message) error {
+func (s *Source) Run(ctx context.Context, resume *change.Resume, out chan<- change.Message) error {
 	var st State
-	if len(resume) > 0 {
-		if err := json.Unmarshal(resume, &st); err != nil {
-			return fmt.Errorf("gensource: bad resume state %s: %w", resume, err)
+	if resume != nil && len(resume.State) > 0 {
+		if err := json.Unmarshal(resume.State, &st); err != nil {
+			return fmt.Errorf("gensource: bad resume state %s: %w", resume.State, err)
 		}
 	}
 	pad := change.String(strings.Repeat("x", s.p.Payload))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -73,7 +74,8 @@ type sink struct {
 	mu        sync.Mutex
 	committed []*change.Event
 	state     []byte
-	fp        string // SchemaFingerprint of the last checkpoint
+	fp        string            // SchemaFingerprint of the last checkpoint
+	parts     map[string][]byte // committed parts, as the offsets topic keeps them
 	cps       int
 }
 
@@ -96,7 +98,13 @@ func (k *sink) start(t *testing.T, src *Source) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan change.Message, 16)
 	r := &running{cancel: cancel, finished: make(chan struct{})}
-	_, resume := k.snapshot()
+	_, state := k.snapshot()
+	var resume *change.Resume
+	if state != nil {
+		k.mu.Lock()
+		resume = &change.Resume{State: state, Parts: maps.Clone(k.parts)}
+		k.mu.Unlock()
+	}
 	go func() {
 		r.err = src.Run(ctx, resume, out)
 		close(out)
@@ -121,7 +129,9 @@ func (k *sink) start(t *testing.T, src *Source) *running {
 			}
 			k.mu.Lock()
 			k.committed = append(k.committed, pending...)
-			k.state = m.Checkpoint.State
+			res := change.Resume{State: k.state, Parts: k.parts}
+			res.Apply(m.Checkpoint)
+			k.state, k.parts = res.State, res.Parts
 			k.fp = m.Checkpoint.SchemaFingerprint
 			k.cps++
 			k.mu.Unlock()

@@ -174,3 +174,55 @@ func joinCols(cols []column, key []int) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// columnOf reads one row of COLUMN_NAME, DATA_TYPE, COLUMN_TYPE,
+// IS_NULLABLE, CHARACTER_SET_NAME.
+func columnOf(r []string) column {
+	col := column{name: r[0], dataType: strings.ToLower(r[1]), columnType: strings.ToLower(r[2]), nullable: r[3] == "YES"}
+	col.enc = textEncoderFor(col.dataType, col.columnType, r[4])
+	return col
+}
+
+// tableKey is a table's columns and primary key, as tableColumns reads them.
+type tableKey struct {
+	cols []column
+	key  []int
+}
+
+// readKeys reads what tableColumns does for every table of the databases
+// of tables, in two queries per database, keyed db.name.
+func readKeys(c *client.Conn, tables []tableInfo) (map[string]*tableKey, error) {
+	out := map[string]*tableKey{}
+	dbs := map[string]bool{}
+	for _, t := range tables {
+		dbs[t.db] = true
+	}
+	for db := range dbs {
+		rows, err := queryRows(c, `SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COALESCE(CHARACTER_SET_NAME, '')
+			FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = `+quoteString(db)+` ORDER BY TABLE_NAME, ORDINAL_POSITION`)
+		if err != nil {
+			return nil, fmt.Errorf("mysql: read the columns of database %s: %w", db, err)
+		}
+		for _, r := range rows {
+			k := out[db+"."+r[0]]
+			if k == nil {
+				k = &tableKey{}
+				out[db+"."+r[0]] = k
+			}
+			k.cols = append(k.cols, columnOf(r[1:]))
+		}
+		krows, err := queryRows(c, `SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS
+			WHERE TABLE_SCHEMA = `+quoteString(db)+` AND INDEX_NAME = 'PRIMARY' ORDER BY TABLE_NAME, SEQ_IN_INDEX`)
+		if err != nil {
+			return nil, fmt.Errorf("mysql: read the primary keys of database %s: %w", db, err)
+		}
+		for _, r := range krows {
+			if k := out[db+"."+r[0]]; k != nil {
+				if i := slices.IndexFunc(k.cols, func(col column) bool { return col.name == r[1] }); i >= 0 {
+					k.key = append(k.key, i)
+				}
+			}
+		}
+	}
+	return out, nil
+}

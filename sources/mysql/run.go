@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"time"
@@ -37,8 +36,12 @@ const (
 // error (after counting it in Reconnects): the relay calls Run again with
 // the state of the last committed checkpoint, and Run reconnects with
 // jittered exponential backoff. Nothing is re-snapshotted by a reconnect.
-func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Message) error {
-	st, err := decodeState(resume)
+func (s *Source) Run(ctx context.Context, resume *change.Resume, out chan<- change.Message) error {
+	var stored []byte
+	if resume != nil {
+		stored = resume.State
+	}
+	st, err := decodeState(stored)
 	if err != nil {
 		return relay.Fatal(err)
 	}
@@ -89,7 +92,11 @@ func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Messa
 		s.release(r.pre)
 		s.release(r.q)
 	}()
-	if err := r.initSnapshot(ctx, q, fresh); err != nil {
+	var parts map[string][]byte
+	if resume != nil {
+		parts = resume.Parts
+	}
+	if err := r.initSnapshot(ctx, q, fresh, parts); err != nil {
 		return err
 	}
 	origin := originStored
@@ -293,29 +300,6 @@ func retryableCause(err error) string {
 	return ""
 }
 
-// connectRetry opens a query connection, retrying with jittered exponential
-// backoff (200ms doubling to 10s) while the server is down or full.
-func (s *Source) connectRetry(ctx context.Context) (*client.Conn, error) {
-	for {
-		c, err := s.connect(ctx)
-		if err == nil {
-			return c, nil
-		}
-		if err := s.backoffOrFail(ctx, err); err != nil {
-			return nil, err
-		}
-	}
-}
-
-func backoff(attempt int) time.Duration {
-	d := 200 * time.Millisecond
-	for i := 1; i < attempt && d < 10*time.Second; i++ {
-		d *= 2
-	}
-	d = min(d, 10*time.Second)
-	return d/2 + rand.N(d/2+1)
-}
-
 // streamLost wraps a broken binlog stream: counted as a reconnect and
 // returned as a plain error so the relay starts Run again from the last
 // committed checkpoint.
@@ -400,16 +384,19 @@ func (r *reader) send(ctx context.Context, m change.Message) error {
 
 // checkpoint sends the current position.
 func (r *reader) checkpoint(ctx context.Context, commit time.Time) error {
+	var parts []change.Part
 	if r.snap != nil {
-		b, err := json.Marshal(r.snap.State())
+		st, p := r.snap.Checkpoint()
+		b, err := json.Marshal(st)
 		if err != nil {
 			return err
 		}
-		r.st.Snapshot = b
+		r.st.Snapshot, parts = b, p
 	}
 	r.s.cpSeq++
 	r.st.Schemas = r.schemas.JSON()
 	cp := &change.Checkpoint{
+		Parts:             parts,
 		State:             r.st.encode(),
 		SchemaFingerprint: r.schemas.Fingerprint(),
 		CommitTime:        commit,

@@ -96,7 +96,7 @@ func (r *reader) observeShape(c *tableCodec) {
 	if !changed {
 		return
 	}
-	r.s.m.SchemaChanges.WithLabelValues(id).Inc()
+	r.s.m.SchemaChanges.WithLabelValues(r.s.m.Table(id)).Inc()
 	if was == "" {
 		was = "(not in this run; changed since the stored position)"
 	}

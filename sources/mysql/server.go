@@ -1,9 +1,12 @@
 package mysql
 
 import (
+	"context"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
 )
@@ -184,4 +187,27 @@ func firstLine(err error) string {
 		return s[:i]
 	}
 	return s
+}
+
+// connectRetry opens a query connection, retrying with jittered exponential
+// backoff (200ms doubling to 10s) while the server is down or full.
+func (s *Source) connectRetry(ctx context.Context) (*client.Conn, error) {
+	for {
+		c, err := s.connect(ctx)
+		if err == nil {
+			return c, nil
+		}
+		if err := s.backoffOrFail(ctx, err); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func backoff(attempt int) time.Duration {
+	d := 200 * time.Millisecond
+	for i := 1; i < attempt && d < 10*time.Second; i++ {
+		d *= 2
+	}
+	d = min(d, 10*time.Second)
+	return d/2 + rand.N(d/2+1)
 }

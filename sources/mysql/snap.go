@@ -22,15 +22,19 @@ import (
 	"github.com/cdcrelay/cdcrelay/sources/snapshot"
 )
 
-// initSnapshot restores the snapshot progress of the state and, on a fresh
-// start with source.snapshot=initial, queues every captured table that has
-// a primary key.
-func (r *reader) initSnapshot(ctx context.Context, q *client.Conn, fresh bool) error {
+// initSnapshot restores the snapshot progress of the state and its parts
+// and, on a fresh start with source.snapshot=initial, queues every captured
+// table that has a primary key.
+func (r *reader) initSnapshot(ctx context.Context, q *client.Conn, fresh bool, parts map[string][]byte) error {
 	var st snapshot.State
 	if len(r.st.Snapshot) > 0 {
 		if err := json.Unmarshal(r.st.Snapshot, &st); err != nil {
 			return relay.Fatal(fmt.Errorf("mysql: stored snapshot progress: %v", err))
 		}
+	}
+	st, err := snapshot.Restore(st, parts)
+	if err != nil {
+		return relay.Fatal(fmt.Errorf("mysql: %w", err))
 	}
 	initial := fresh && r.s.cfg.Source.Snapshot != "never"
 	mode, why, err := r.s.snapshotMode(q, r.flavor == flavorMariaDB)
@@ -79,6 +83,12 @@ func (r *reader) initSnapshot(ctx context.Context, q *client.Conn, fresh bool) e
 	if err != nil {
 		return r.s.classify(err)
 	}
+	// Queueing a table reads its key; for many tables, one read per
+	// database instead of one per table.
+	if r.dialect.keys, err = readKeys(q, tables); err != nil {
+		return r.s.classify(err)
+	}
+	defer func() { r.dialect.keys = nil }()
 	for _, t := range tables {
 		if err := sn.Enqueue(t.db + "." + t.name); err != nil {
 			var refused *snapshotRefused
@@ -233,9 +243,7 @@ func tableColumns(c *client.Conn, db, name string) (cols []column, key []int, er
 	}
 	idx := map[string]int{}
 	for i, r := range rows {
-		col := column{name: r[0], dataType: strings.ToLower(r[1]), columnType: strings.ToLower(r[2]), nullable: r[3] == "YES"}
-		col.enc = textEncoderFor(col.dataType, col.columnType, r[4])
-		cols = append(cols, col)
+		cols = append(cols, columnOf(r))
 		idx[r[0]] = i
 	}
 	// STATISTICS, unlike KEY_COLUMN_USAGE, shows the key to a user with
@@ -272,6 +280,9 @@ type dialect struct {
 	// table mode.
 	marks *markList
 	at    binlogPos
+	// keys, while the initial snapshot is queued, holds every captured
+	// table's columns and primary key, read at once (readKeys).
+	keys map[string]*tableKey
 }
 
 // snapshotRefused is a table that cannot be snapshotted; err is the line
@@ -331,8 +342,16 @@ func (r *reader) prefetch(ctx context.Context) {
 
 func (d *dialect) compare(table string) (snapshot.Compare, error) {
 	db, name := splitTable(table)
-	cols, key, index, _, err := d.s.snapshotKey(d.c, db, name)
-	if err != nil {
+	var (
+		cols  []column
+		key   []int
+		index string
+		err   error
+	)
+	if k := d.keys[table]; k != nil && len(k.key) > 0 {
+		// A primary key is what snapshotKey would choose.
+		cols, key = k.cols, k.key
+	} else if cols, key, index, _, err = d.s.snapshotKey(d.c, db, name); err != nil {
 		return nil, err
 	}
 	if len(key) == 0 {

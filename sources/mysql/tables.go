@@ -6,6 +6,8 @@ import (
 	"sort"
 
 	"github.com/go-mysql-org/go-mysql/client"
+
+	"github.com/cdcrelay/cdcrelay/change"
 )
 
 // captured reports whether db.tbl is in the include list. The watermark
@@ -38,6 +40,25 @@ type tableInfo struct {
 	hasPK    bool
 }
 
+// Tables lists the captured tables, for the relay to create their topics
+// (relay.TableLister).
+func (s *Source) Tables(ctx context.Context) ([]change.TableID, error) {
+	c, err := s.connectRetry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.release(c)
+	tables, err := s.listTables(ctx, c)
+	if err != nil {
+		return nil, s.classify(err)
+	}
+	ids := make([]change.TableID, len(tables))
+	for i, t := range tables {
+		ids[i] = change.TableID{Namespace: t.db, Name: t.name}
+	}
+	return ids, nil
+}
+
 // listTables returns the existing base tables that the include list
 // covers, sorted by name.
 func (s *Source) listTables(ctx context.Context, c *client.Conn) ([]tableInfo, error) {
@@ -47,12 +68,21 @@ func (s *Source) listTables(ctx context.Context, c *client.Conn) ([]tableInfo, e
 	}
 	var out []tableInfo
 	for db := range dbs {
-		rows, err := queryRows(c, `SELECT t.TABLE_NAME, COALESCE(t.TABLE_ROWS, 0),
-			EXISTS(SELECT 1 FROM information_schema.STATISTICS k
-				WHERE k.TABLE_SCHEMA = t.TABLE_SCHEMA AND k.TABLE_NAME = t.TABLE_NAME AND k.INDEX_NAME = 'PRIMARY')
-			FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = `+quoteString(db)+` AND t.TABLE_TYPE = 'BASE TABLE'`)
+		rows, err := queryRows(c, `SELECT TABLE_NAME, COALESCE(TABLE_ROWS, 0)
+			FROM information_schema.TABLES WHERE TABLE_SCHEMA = `+quoteString(db)+` AND TABLE_TYPE = 'BASE TABLE'`)
 		if err != nil {
 			return nil, fmt.Errorf("mysql: list tables of %s: %w", db, err)
+		}
+		// One read of the database's primary keys: a subquery per table
+		// made the list cost more per table the more tables there were.
+		keyed, err := queryRows(c, `SELECT DISTINCT TABLE_NAME FROM information_schema.STATISTICS
+			WHERE TABLE_SCHEMA = `+quoteString(db)+` AND INDEX_NAME = 'PRIMARY'`)
+		if err != nil {
+			return nil, fmt.Errorf("mysql: list the primary keys of %s: %w", db, err)
+		}
+		hasPK := make(map[string]bool, len(keyed))
+		for _, r := range keyed {
+			hasPK[r[0]] = true
 		}
 		for _, r := range rows {
 			if !s.captured(db, r[0]) {
@@ -60,7 +90,7 @@ func (s *Source) listTables(ctx context.Context, c *client.Conn) ([]tableInfo, e
 			}
 			var n int64
 			fmt.Sscan(r[1], &n)
-			out = append(out, tableInfo{db: db, name: r[0], rows: n, hasPK: r[2] == "1"})
+			out = append(out, tableInfo{db: db, name: r[0], rows: n, hasPK: hasPK[r[0]]})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

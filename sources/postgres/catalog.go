@@ -59,6 +59,21 @@ func (t *tableMeta) id() change.TableID { return change.TableID{Namespace: t.sch
 // listTables resolves source.tables against the catalog and loads each
 // match, sorted by schema and name.
 func (s *Source) listTables(ctx context.Context, conn *pgx.Conn, lookup typeResolver) ([]*tableMeta, error) {
+	out, err := s.capturedTables(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range out {
+		if err := loadColumns(ctx, conn, t, lookup); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// capturedTables lists the captured tables, in name order, in one query,
+// without their columns.
+func (s *Source) capturedTables(ctx context.Context, conn *pgx.Conn) ([]*tableMeta, error) {
 	rows, err := conn.Query(ctx, `
 SELECT c.oid, n.nspname, c.relname, c.relreplident::text, c.reltuples
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -96,12 +111,26 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
 		}
 		return out[i].name < out[j].name
 	})
-	for _, t := range out {
-		if err := loadColumns(ctx, conn, t, lookup); err != nil {
-			return nil, err
-		}
-	}
 	return out, nil
+}
+
+// Tables lists the captured tables, for the relay to create their topics
+// (relay.TableLister).
+func (s *Source) Tables(ctx context.Context) ([]change.TableID, error) {
+	conn, err := s.connectSQLRetry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	tables, err := s.capturedTables(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]change.TableID, len(tables))
+	for i, t := range tables {
+		ids[i] = change.TableID{Namespace: t.schema, Name: t.name}
+	}
+	return ids, nil
 }
 
 // loadColumns fills t's columns and primary key.

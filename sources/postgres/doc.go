@@ -32,6 +32,11 @@
 //	    (absent before the first chunk), rows and chunks count finished work.
 //	  - snapshot.done: tables whose snapshot finished. A captured table with a
 //	    primary key in neither list is new, and is snapshotted.
+//	  - Once queue and done outgrow 512 bytes, the tables go apart for good
+//	    (snapshot.apart): each one's place in the queue or finished snapshot
+//	    is a part of its own (see snapshot.State), and snapshot keeps only
+//	    the table being read, with snapshot.waiting and snapshot.finished
+//	    counts. Run gets the parts with the state.
 //
 // # Choices
 //

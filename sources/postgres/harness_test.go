@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"os"
 	"sync"
 	"testing"
@@ -126,6 +127,7 @@ type relaySim struct {
 	pending   []*change.Event
 	committed []*change.Event
 	state     []byte
+	parts     map[string][]byte // committed parts, as the offsets topic keeps them
 	ckpts     int
 	lastLSN   uint64
 	fp        string // SchemaFingerprint of the last checkpoint
@@ -136,20 +138,28 @@ type relaySim struct {
 }
 
 func runSource(t *testing.T, s *Source, resume []byte) *relaySim {
-	return startSim(t, s, resume, false)
+	return startSim(t, s, &change.Resume{State: resume}, false)
 }
 
 // runLoop is like runSource, but restarts Run after a non-fatal error the
 // way the relay does: the open batch is aborted (pending events dropped)
 // and Run starts again from the last committed state.
 func runLoop(t *testing.T, s *Source, resume []byte) *relaySim {
+	return startSim(t, s, &change.Resume{State: resume}, true)
+}
+
+// runLoopFrom is runLoop from a resume with parts (relaySim.resume).
+func runLoopFrom(t *testing.T, s *Source, resume *change.Resume) *relaySim {
 	return startSim(t, s, resume, true)
 }
 
-func startSim(t *testing.T, s *Source, resume []byte, loop bool) *relaySim {
+func startSim(t *testing.T, s *Source, resume *change.Resume, loop bool) *relaySim {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &relaySim{t: t, src: s, cancel: cancel, done: make(chan error, 1), state: resume}
+	r := &relaySim{t: t, src: s, cancel: cancel, done: make(chan error, 1)}
+	if resume != nil {
+		r.state, r.parts = resume.State, maps.Clone(resume.Parts)
+	}
 	go func() {
 		for {
 			// One channel and one reader per Run call, so that nothing sent
@@ -162,7 +172,7 @@ func startSim(t *testing.T, s *Source, resume []byte, loop bool) *relaySim {
 					r.take(m)
 				}
 			}()
-			err := s.Run(ctx, r.lastState(), out)
+			err := s.Run(ctx, r.resume(), out)
 			close(out)
 			<-read
 			var fe *relay.FatalError
@@ -198,7 +208,9 @@ func (r *relaySim) take(m change.Message) {
 	cp := m.Checkpoint
 	r.committed = append(r.committed, r.pending...)
 	r.pending = nil
-	r.state = cp.State
+	res := change.Resume{State: r.state, Parts: r.parts}
+	res.Apply(cp)
+	r.state, r.parts = res.State, res.Parts
 	r.ckpts++
 	r.lastLSN = cp.LSN
 	r.fp = cp.SchemaFingerprint
@@ -229,6 +241,17 @@ func (r *relaySim) events() []*change.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]*change.Event(nil), r.committed...)
+}
+
+// resume is what the relay would resume from: the last state and the
+// parts committed up to it.
+func (r *relaySim) resume() *change.Resume {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state == nil {
+		return nil
+	}
+	return &change.Resume{State: r.state, Parts: maps.Clone(r.parts)}
 }
 
 func (r *relaySim) lastState() []byte {

@@ -118,7 +118,7 @@ func (r *runner) truncated(ctx context.Context, rel *relation, walStart pglogrep
 		}
 		return r.send(ctx, change.Message{Event: r.alloc.Event(ev)})
 	}
-	r.s.m.TruncatesSkipped.WithLabelValues(change.TableID{Namespace: rel.schema, Name: rel.name}.String()).Inc()
+	r.s.m.TruncatesSkipped.WithLabelValues(r.s.m.Table(change.TableID{Namespace: rel.schema, Name: rel.name}.String())).Inc()
 	r.s.log.Warn("postgres: TRUNCATE not sent to Kafka (format.truncate: skip); consumers keep the table's rows", "table", rel.ident, "lsn", walStart.String())
 	return nil
 }
@@ -132,9 +132,11 @@ func (r *runner) commit(ctx context.Context, end pglogrepl.LSN, at time.Time) er
 		return nil
 	}
 	r.st.lsn = end
-	r.st.Snapshot = r.sn.State()
+	var parts []change.Part
+	r.st.Snapshot, parts = r.sn.Checkpoint()
 	r.st.Schemas = r.schemas.JSON()
 	cp := &change.Checkpoint{
+		Parts:             parts,
 		State:             r.st.encode(),
 		SchemaFingerprint: r.schemas.Fingerprint(),
 		CommitTime:        at,

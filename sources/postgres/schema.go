@@ -71,7 +71,7 @@ FROM unnest($1::oid[], $2::int4[]) WITH ORDINALITY AS u(o, m, i) ORDER BY i`, oi
 	if !changed {
 		return nil
 	}
-	r.s.m.SchemaChanges.WithLabelValues(id).Inc()
+	r.s.m.SchemaChanges.WithLabelValues(r.s.m.Table(id)).Inc()
 	if was == "" {
 		was = "(not in this run; changed since the stored position)"
 	}

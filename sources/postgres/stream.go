@@ -77,12 +77,15 @@ type runner struct {
 // Kafka, and Run resumes from there. Connecting retries by itself, with
 // jittered exponential backoff, while the server is down or refuses
 // connections.
-func (s *Source) Run(ctx context.Context, resume []byte, out chan<- change.Message) error {
+func (s *Source) Run(ctx context.Context, resume *change.Resume, out chan<- change.Message) error {
 	var stored *state
-	if resume != nil {
-		st, err := decodeState(resume)
+	if resume != nil && resume.State != nil {
+		st, err := decodeState(resume.State)
 		if err != nil {
 			return relay.Fatal(err)
+		}
+		if st.Snapshot, err = snapshot.Restore(st.Snapshot, resume.Parts); err != nil {
+			return relay.Fatal(fmt.Errorf("postgres: %w", err))
 		}
 		stored = st
 	}
@@ -267,7 +270,7 @@ func (r *runner) start(ctx context.Context, stored *state) error {
 	}
 	from, origin := startPosition(stored, slot, s.slotCreated.Load())
 	s.log.Info("postgres: streaming", "slot", s.slot, "from", from.String(), "origin", origin,
-		"tables", len(tables), "snapshot_queue", len(r.st.Snapshot.Queue))
+		"tables", len(tables), "snapshot_queue", r.sn.Waiting())
 	now := time.Now()
 	r.lastCkpt = now
 	r.idleEvery = s.heartbeat

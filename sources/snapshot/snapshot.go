@@ -2,9 +2,6 @@ package snapshot
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -22,28 +19,6 @@ type Key []string
 // Compare orders two keys of one table exactly as the dialect's chunk query
 // orders them: negative when a < b, zero when equal, positive when a > b.
 type Compare func(a, b Key) int
-
-// Progress is one table's snapshot progress, stored in checkpoint state.
-type Progress struct {
-	// Table is the source's stable name for the table.
-	Table string `json:"table"`
-	// LastKey is the last key of the last finished chunk; nil before the
-	// first chunk.
-	LastKey Key `json:"last_key,omitempty"`
-	// Rows is the number of rows read by finished chunks.
-	Rows int64 `json:"rows"`
-	// Chunks is the number of finished chunks.
-	Chunks int64 `json:"chunks"`
-}
-
-// State is the snapshot part of a source's checkpoint state.
-type State struct {
-	// Queue holds the tables still to snapshot, in order; the first one is
-	// the one being read.
-	Queue []Progress `json:"queue,omitempty"`
-	// Done lists the tables whose snapshot finished.
-	Done []string `json:"done,omitempty"`
-}
 
 // MarkKind tells a low watermark from a high one.
 type MarkKind byte
@@ -131,6 +106,10 @@ type Config struct {
 	// ProgressEvery is the minimum time between two progress lines for a
 	// table. Default: 10s.
 	ProgressEvery time.Duration
+	// InlineMax bounds, in bytes, the lists of queued and finished tables
+	// kept inline in State; beyond it the tables go apart (see State).
+	// Default: DefaultInlineMax.
+	InlineMax int
 }
 
 // chunk is the chunk in flight: read, with its watermarks written.
@@ -169,9 +148,8 @@ type run struct {
 // Snapshotter drives the snapshot of a queue of tables. It is not safe for
 // concurrent use: the source's stream goroutine owns it.
 type Snapshotter struct {
-	cfg     Config
-	queue   []Progress
-	done    []string
+	cfg Config
+	tables
 	cmp     map[string]Compare
 	cur     *chunk
 	pre     *prefetch
@@ -180,42 +158,6 @@ type Snapshotter struct {
 	runs    map[string]*run
 	lastErr error
 	closed  any // the memory of the chunk OnMark closed last
-}
-
-// New restores a Snapshotter from st, the snapshot part of the last
-// committed checkpoint (zero for a fresh start).
-func New(cfg Config, st State) (*Snapshotter, error) {
-	if cfg.ChunkSize <= 0 {
-		return nil, errors.New("snapshot: chunk size must be > 0")
-	}
-	if cfg.Compare == nil {
-		return nil, errors.New("snapshot: Compare is required")
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
-	if cfg.ProgressEvery <= 0 {
-		cfg.ProgressEvery = 10 * time.Second
-	}
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return nil, fmt.Errorf("snapshot: mark nonce: %w", err)
-	}
-	s := &Snapshotter{
-		cfg:   cfg,
-		done:  append([]string(nil), st.Done...),
-		cmp:   map[string]Compare{},
-		nonce: hex.EncodeToString(b[:]),
-		runs:  map[string]*run{},
-	}
-	for _, p := range st.Queue {
-		if err := s.addCompare(p.Table); err != nil {
-			return nil, err
-		}
-		p.LastKey = append(Key(nil), p.LastKey...)
-		s.queue = append(s.queue, p)
-	}
-	return s, nil
 }
 
 func (s *Snapshotter) addCompare(table string) error {
@@ -228,75 +170,6 @@ func (s *Snapshotter) addCompare(table string) error {
 	}
 	s.cmp[table] = c
 	return nil
-}
-
-// Enqueue adds table to the end of the queue, from its first key, unless it
-// is already queued. A table listed as done is taken out of that list: this
-// is how a re-snapshot is requested.
-func (s *Snapshotter) Enqueue(table string) error {
-	for _, p := range s.queue {
-		if p.Table == table {
-			return nil
-		}
-	}
-	if err := s.addCompare(table); err != nil {
-		return err
-	}
-	for i, d := range s.done {
-		if d == table {
-			s.done = append(s.done[:i:i], s.done[i+1:]...)
-			break
-		}
-	}
-	s.queue = append(s.queue, Progress{Table: table})
-	return nil
-}
-
-// Forget drops table from the queue and the done list (it is no longer
-// captured). It must not be called for the table of the chunk in flight.
-// It waits for a read ahead to end, and drops it.
-func (s *Snapshotter) Forget(table string) {
-	if s.pre != nil {
-		<-s.pre.done
-		s.pre = nil
-	}
-	for i, p := range s.queue {
-		if p.Table == table && (s.cur == nil || s.cur.table != table) {
-			s.queue = append(s.queue[:i:i], s.queue[i+1:]...)
-			break
-		}
-	}
-	for i, d := range s.done {
-		if d == table {
-			s.done = append(s.done[:i:i], s.done[i+1:]...)
-			break
-		}
-	}
-}
-
-// Known reports whether table is queued or done.
-func (s *Snapshotter) Known(table string) bool {
-	for _, p := range s.queue {
-		if p.Table == table {
-			return true
-		}
-	}
-	for _, d := range s.done {
-		if d == table {
-			return true
-		}
-	}
-	return false
-}
-
-// Queued reports whether table is waiting for, or in, its snapshot.
-func (s *Snapshotter) Queued(table string) bool {
-	for _, p := range s.queue {
-		if p.Table == table {
-			return true
-		}
-	}
-	return false
 }
 
 // Next returns the table whose chunks are read next, or "" when the queue
@@ -340,7 +213,7 @@ func (s *Snapshotter) ReadNext(ctx context.Context, d Dialect) error {
 		r = &run{started: time.Now(), startRows: p.Rows, estimate: est, lastLog: time.Now()}
 		s.runs[p.Table] = r
 		if m := s.cfg.Metrics; m != nil {
-			m.SnapshotRowsEstimated.WithLabelValues(p.Table).Set(float64(est))
+			m.SnapshotRowsEstimated.WithLabelValues(m.Table(p.Table)).Set(float64(est))
 		}
 		s.cfg.Log.Info("snapshot: reading table", "table", p.Table, "rows_done", p.Rows, "rows_estimated", est, "resumed", p.LastKey != nil)
 	}
@@ -458,13 +331,7 @@ func (s *Snapshotter) Admit(table string, key Key) bool {
 	if len(s.queue) == 0 {
 		return true
 	}
-	var p *Progress
-	for i := range s.queue {
-		if s.queue[i].Table == table {
-			p = &s.queue[i]
-			break
-		}
-	}
+	p := s.queued[table]
 	if p == nil {
 		return true
 	}
@@ -533,7 +400,7 @@ func (s *Snapshotter) OnMark(m Mark) (rows []*change.Event, closed bool, err err
 		out[len(out)-1].Source.Snapshot = change.SnapshotLast
 	}
 	s.closed = c.mem
-	p := &s.queue[0]
+	p := s.queue[0]
 	p.Rows += int64(len(c.rows))
 	p.Chunks++
 	if !c.last {
@@ -541,8 +408,7 @@ func (s *Snapshotter) OnMark(m Mark) (rows []*change.Event, closed bool, err err
 	}
 	s.progress(p, c.last)
 	if c.last {
-		s.done = append(s.done, p.Table)
-		s.queue = append(s.queue[:0:0], s.queue[1:]...)
+		s.finishHead()
 		delete(s.runs, c.table)
 	}
 	return out, true, nil
@@ -557,15 +423,14 @@ func (s *Snapshotter) Complete(table string, rows int64) error {
 	if len(s.queue) == 0 || s.queue[0].Table != table || s.cur != nil || s.pre != nil {
 		return fmt.Errorf("snapshot: %s is not the next table, or a chunk is in flight", table)
 	}
-	p := &s.queue[0]
+	p := s.queue[0]
 	p.Rows += rows
 	p.Chunks++
 	if s.runs[table] == nil {
 		s.runs[table] = &run{started: time.Now(), startRows: 0, lastLog: time.Now()}
 	}
 	s.progress(p, true)
-	s.done = append(s.done, table)
-	s.queue = append(s.queue[:0:0], s.queue[1:]...)
+	s.finishHead()
 	delete(s.runs, table)
 	return nil
 }
@@ -590,10 +455,21 @@ func (s *Snapshotter) progress(p *Progress, finished bool) {
 	if el > 0 {
 		rate = float64(p.Rows-r.startRows) / el
 	}
+	// The estimate (pg_class.reltuples, TABLE_ROWS) may be stale; past it
+	// the time left is unknown.
+	left := -1.0
+	switch {
+	case finished:
+		left = 0
+	case rate > 0 && r.estimate > p.Rows:
+		left = float64(r.estimate-p.Rows) / rate
+	}
 	if m := s.cfg.Metrics; m != nil {
-		m.SnapshotRowsDone.WithLabelValues(p.Table).Set(float64(p.Rows))
-		m.SnapshotChunksDone.WithLabelValues(p.Table).Set(float64(p.Chunks))
-		m.SnapshotRowsPerSecond.WithLabelValues(p.Table).Set(rate)
+		table := m.Table(p.Table)
+		m.SnapshotRowsDone.WithLabelValues(table).Set(float64(p.Rows))
+		m.SnapshotChunksDone.WithLabelValues(table).Set(float64(p.Chunks))
+		m.SnapshotRowsPerSecond.WithLabelValues(table).Set(rate)
+		m.SnapshotSecondsLeft.WithLabelValues(table).Set(left)
 	}
 	if finished {
 		s.cfg.Log.Info("snapshot: table done", "table", p.Table, "rows", p.Rows, "chunks", p.Chunks,
@@ -605,21 +481,11 @@ func (s *Snapshotter) progress(p *Progress, finished bool) {
 	}
 	r.lastLog = now
 	eta := "unknown"
-	if rate > 0 && r.estimate > p.Rows {
-		eta = (time.Duration(float64(r.estimate-p.Rows)/rate) * time.Second).Round(time.Second).String()
+	if left >= 0 {
+		eta = (time.Duration(left) * time.Second).String()
 	}
 	s.cfg.Log.Info("snapshot: progress", "table", p.Table, "rows_done", p.Rows, "rows_estimated", r.estimate,
 		"rows_per_sec", int64(rate), "eta", eta)
-}
-
-// State returns a copy of the progress, for the next checkpoint.
-func (s *Snapshotter) State() State {
-	st := State{Done: append([]string(nil), s.done...)}
-	if len(s.queue) > 0 {
-		st.Queue = make([]Progress, len(s.queue))
-		copy(st.Queue, s.queue)
-	}
-	return st
 }
 
 // keyString turns a key into a map key without ambiguity.

@@ -99,6 +99,11 @@ type bench struct {
 	my         *testenv.MariaDB
 	myDSN      string
 	offsets    *offsetsWatch
+
+	// The peers bench (-peers, bench/peers.go).
+	peerRows                   int
+	dbzCP, dbzMariaCP, flinkCP string
+	checkpointEvery            time.Duration
 }
 
 func main() {
@@ -126,6 +131,7 @@ func run() error {
 	})
 	flag.StringVar(&b.brokerKind, "broker", testenv.BrokerKind(), "the broker every scenario runs on: apache (Apache Kafka from deploy/jvm/kafka) or dev (the embedded dev broker)")
 	flag.StringVar(&b.compression, "compression", config.DefaultCompression, "kafka.compression of the relays and of the produce limit's producer: "+strings.Join(config.Compressions, ", "))
+	peers := flag.Bool("peers", false, "run cdcrelay, Debezium and Flink CDC side by side instead (make bench-peers); writes the \"peers\" key of -out")
 	rows := flag.Int("rows", 0, "changes per scenario, overriding the default (1,000,000) and -quick; for profiling longer drains")
 	flag.Parse()
 	b.changes, b.bigRows, b.latencyDur = 1_000_000, 1_000_000, 30*time.Second
@@ -156,6 +162,16 @@ func run() error {
 
 	mach := describeMachine()
 	fmt.Println(mach.markdown())
+	if *peers {
+		b.peerRows, b.checkpointEvery = 1_000_000, 60*time.Second
+		if b.quick {
+			b.peerRows, b.checkpointEvery = 200_000, 10*time.Second
+		}
+		if *rows > 0 {
+			b.peerRows = *rows
+		}
+		return b.runPeers(ctx, *out, mach)
+	}
 	fmt.Printf("kafka.compression: %s (relays and produce limit)\n\n", b.compression)
 
 	b.tb = testenv.NewStandalone("bench")

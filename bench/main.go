@@ -102,6 +102,7 @@ type bench struct {
 
 	// The peers bench (-peers, bench/peers.go).
 	peerRows                   int
+	peerRuns                   int
 	dbzCP, dbzMariaCP, flinkCP string
 	checkpointEvery            time.Duration
 }
@@ -117,7 +118,7 @@ func run() error {
 	b := &bench{}
 	flag.BoolVar(&b.quick, "quick", false, "about 100,000 changes per scenario instead of 1,000,000")
 	out := flag.String("out", "bench/results.json", "where to write the results `file`")
-	only := flag.String("only", "", "comma-separated scenarios to run (stream,snapshot,latency,bigtxn,restart,mysql,peer); default all")
+	only := flag.String("only", "", "comma-separated scenarios to run (stream,snapshot,latency,bigtxn,restart,mysql,peer; with -peers: restart,stream,checkpoint and the setups cdcrelay,debezium,debezium-mysql,flinkcdc); default all")
 	flag.StringVar(&b.peerCmd, "peer-cmd", "", "shell `command` of another CDC tool to run on a copy of the streaming slot (see docs/benchmarks.md for its environment)")
 	flag.StringVar(&b.peerTopic, "peer-topic", "", "`topic` the peer writes into; required with --peer-cmd")
 	flag.StringVar(&b.pprofID, "profile", "", "relay `id` that serves pprof (stream, snap, big, mystream or mysnap); a trace, a CPU and an allocation profile of it go to -profile-dir")
@@ -131,6 +132,7 @@ func run() error {
 	})
 	flag.StringVar(&b.brokerKind, "broker", testenv.BrokerKind(), "the broker every scenario runs on: apache (Apache Kafka from deploy/jvm/kafka) or dev (the embedded dev broker)")
 	flag.StringVar(&b.compression, "compression", config.DefaultCompression, "kafka.compression of the relays and of the produce limit's producer: "+strings.Join(config.Compressions, ", "))
+	flag.IntVar(&b.peerRuns, "peer-runs", 3, "with -peers: runs of each setup's streaming measurement; the table shows the median")
 	peers := flag.Bool("peers", false, "run cdcrelay, Debezium and Flink CDC side by side instead (make bench-peers); writes the \"peers\" key of -out")
 	rows := flag.Int("rows", 0, "changes per scenario, overriding the default (1,000,000) and -quick; for profiling longer drains")
 	flag.Parse()

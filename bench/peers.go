@@ -60,6 +60,15 @@ func (b *bench) runPeers(ctx context.Context, out string, mach machine) error {
 		Command: "go run ./bench " + strings.Join(os.Args[1:], " "), Versions: peerVersions}
 	b.tb = testenv.NewStandalone("bench")
 	defer b.tb.Close()
+	// Each result is written as it comes, so that an interrupted run
+	// keeps what it measured.
+	add := func(rs ...peerResult) {
+		doc.Results = append(doc.Results, rs...)
+		doc.When = time.Now().UTC().Format(time.RFC3339)
+		if err := writePeers(out, doc); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		}
+	}
 	err = b.tb.Run(func() {
 		if err := b.setup(ctx); err != nil {
 			panic(&testenv.StandaloneFailure{Msg: err.Error()})
@@ -87,7 +96,7 @@ func (b *bench) runPeers(ctx context.Context, out string, mach machine) error {
 				if !b.peerWanted("restart", sys) {
 					continue
 				}
-				doc.Results = append(doc.Results, b.timed("restart cost: "+sys+" on "+db, func() peerResult {
+				add(b.timed("restart cost: "+sys+" on "+db, func() peerResult {
 					return b.restartCost(ctx, sys, db, b.peerRows)
 				}))
 				if ctx.Err() != nil {
@@ -96,17 +105,24 @@ func (b *bench) runPeers(ctx context.Context, out string, mach machine) error {
 			}
 		}
 		for _, db := range []string{"pg", "mariadb"} {
+			add(b.streamRuns(ctx, db)...)
+			if ctx.Err() != nil {
+				return
+			}
+		}
+		for _, db := range []string{"pg", "mariadb"} {
 			rows, err := b.encodingParity(ctx, db, b.peerRows, okSystems(doc.Results, db))
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "bench: encoding parity on %s: %v\n", db, err)
 			}
 			doc.Parity = append(doc.Parity, rows...)
+			add()
 		}
 		for _, db := range []string{"pg", "mariadb"} {
 			if !b.peerWanted("checkpoint", sysFlinkCDC) {
 				continue
 			}
-			doc.Results = append(doc.Results, b.timed("flinkcdc checkpoint size on "+db, func() peerResult {
+			add(b.timed("flinkcdc checkpoint size on "+db, func() peerResult {
 				return b.flinkCheckpointSize(ctx, db, b.peerRows)
 			}))
 			if ctx.Err() != nil {
@@ -117,10 +133,10 @@ func (b *bench) runPeers(ctx context.Context, out string, mach machine) error {
 	if err != nil {
 		return err
 	}
-	doc.When = time.Now().UTC().Format(time.RFC3339)
 	fmt.Println(peersTable(doc.Results))
 	fmt.Println(parityTable(doc.Parity, []string{sysRelay, sysDebezium, sysFlinkCDC}))
-	return writePeers(out, doc)
+	fmt.Fprintf(os.Stderr, "bench: wrote the peers results into %s\n", out)
+	return nil
 }
 
 // writePeers sets the "peers" key of the JSON object in path, keeping its
@@ -144,7 +160,6 @@ func writePeers(path string, doc peersDoc) error {
 	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "bench: wrote the peers results into %s\n", path)
 	return nil
 }
 
@@ -176,15 +191,44 @@ func peersTable(rs []peerResult) string {
 }
 
 // peerWanted applies -only to the peers bench: it may name scenarios
-// (restart, checkpoint) and systems (cdcrelay, debezium, debezium-mysql,
+// (restart, stream, checkpoint) and systems (cdcrelay, debezium, debezium-mysql,
 // flinkcdc); an empty kind of filter lets everything of that kind run.
 func (b *bench) peerWanted(scenario, system string) bool {
 	if b.only == nil {
 		return true
 	}
-	anyScenario := b.only["restart"] || b.only["checkpoint"]
+	anyScenario := b.only["restart"] || b.only["checkpoint"] || b.only["stream"]
 	anySystem := b.only[sysRelay] || b.only[sysDebezium] || b.only[sysDebeziumMySQL] || b.only[sysFlinkCDC]
 	return (!anyScenario || b.only[scenario]) && (!anySystem || b.only[system])
+}
+
+// streamRuns measures the streaming rate of cdcrelay and Debezium on db,
+// b.peerRuns times each, alternating which goes first, and returns the
+// median per setup.
+func (b *bench) streamRuns(ctx context.Context, db string) []peerResult {
+	systems := []string{sysRelay, sysDebezium}
+	runs := map[string][]peerResult{}
+	for run := 0; run < b.peerRuns; run++ {
+		for j := range systems {
+			sys := systems[(run+j)%len(systems)]
+			if !b.peerWanted("stream", sys) {
+				continue
+			}
+			runs[sys] = append(runs[sys], b.timed(fmt.Sprintf("stream %d: %s on %s", run+1, sys, db), func() peerResult {
+				return b.streamThroughput(ctx, sys, db, b.peerRows, run+1)
+			}))
+			if ctx.Err() != nil {
+				return nil
+			}
+		}
+	}
+	var out []peerResult
+	for _, sys := range systems {
+		if len(runs[sys]) > 0 {
+			out = append(out, medianOf(runs[sys]))
+		}
+	}
+	return out
 }
 
 // timed runs one peers measurement with progress lines on stderr.

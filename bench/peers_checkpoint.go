@@ -35,7 +35,7 @@ func (b *bench) flinkCheckpointSize(ctx context.Context, db string, n int) peerR
 			return err
 		}
 		defer p.kill9()
-		if err := b.waitMarker(ctx, p, db, id, pr.topic, int64(n)+1); err != nil {
+		if _, _, err := b.waitStreaming(ctx, p, db, id, pr.topic); err != nil {
 			return fmt.Errorf("after the snapshot: %w", err)
 		}
 		afterSnap, err := waitNextCheckpoint(ctx, p, ckDir, b.checkpointEvery)
@@ -45,7 +45,7 @@ func (b *bench) flinkCheckpointSize(ctx context.Context, db string, n int) peerR
 		if err := b.updateAll(ctx, db, id, n); err != nil {
 			return err
 		}
-		if err := b.waitMarker(ctx, p, db, id, pr.topic, int64(n)+2); err != nil {
+		if _, _, err := b.waitStreaming(ctx, p, db, id, pr.topic); err != nil {
 			return fmt.Errorf("after the updates: %w", err)
 		}
 		afterStream, err := waitNextCheckpoint(ctx, p, ckDir, b.checkpointEvery)
@@ -68,7 +68,7 @@ func (b *bench) flinkCheckpointSize(ctx context.Context, db string, n int) peerR
 // waitMarker inserts one marker row with id and waits until it reaches
 // topic: everything written before it has been read.
 func (b *bench) waitMarker(ctx context.Context, p *peerProc, db, table, topic string, id int64) error {
-	w, err := b.watchMarker(ctx, topic)
+	w, err := b.watchMarker(ctx, topic, 1)
 	if err != nil {
 		return err
 	}
@@ -76,17 +76,7 @@ func (b *bench) waitMarker(ctx context.Context, p *peerProc, db, table, topic st
 	// The watcher starts at the end of the topic; give it time to take
 	// its position before the marker is written.
 	time.Sleep(2 * time.Second)
-	if db == "pg" {
-		err = b.pgExec(ctx, markerSQL(db, table), id)
-	} else {
-		c, cerr := b.myConn()
-		if cerr != nil {
-			return cerr
-		}
-		_, err = c.Execute(markerSQL(db, table), id)
-		c.Close()
-	}
-	if err != nil {
+	if err := b.insertMarker(ctx, db, table, id); err != nil {
 		return err
 	}
 	deadline := time.After(30 * time.Minute)

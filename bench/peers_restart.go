@@ -5,10 +5,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
+	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
 )
 
 // peerResult is one setup's row of the peers results.
@@ -35,14 +38,32 @@ type peerResult struct {
 func i64(v int64) *int64 { return &v }
 
 // markerWatch consumes a topic read_committed from its end at the time it
-// starts and notes when the first record holding resumeMarker arrives.
+// starts and notes when the need-th distinct marker value arrives; a
+// record's marker value is the largest resumeMarker-N in it (an update's
+// before-image holds the previous one).
 type markerWatch struct {
 	cl   *kgo.Client
-	once sync.Once
 	seen chan time.Time
 }
 
-func (b *bench) watchMarker(ctx context.Context, topic string) (*markerWatch, error) {
+var markerRE = regexp.MustCompile(resumeMarker + `([0-9-]+)`)
+
+func (b *bench) watchMarker(ctx context.Context, topic string, need int) (*markerWatch, error) {
+	// A consumer that meets the topic only after the marker is in it
+	// would start past it: wait for the topic first.
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		ends, _, err := kafkaclient.StableEnds(ctx, []kgo.Opt{kgo.SeedBrokers(b.brokerAddr)}, topic)
+		if err == nil && len(ends[topic]) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("topic %s does not exist after 2 minutes", topic)
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.brokerAddr), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxBytes(64<<20))
@@ -50,8 +71,8 @@ func (b *bench) watchMarker(ctx context.Context, topic string) (*markerWatch, er
 		return nil, err
 	}
 	w := &markerWatch{cl: cl, seen: make(chan time.Time, 1)}
-	marker := []byte(resumeMarker)
 	go func() {
+		values := map[int64]bool{}
 		for {
 			fs := cl.PollFetches(ctx)
 			if fs.IsClientClosed() || ctx.Err() != nil {
@@ -59,13 +80,97 @@ func (b *bench) watchMarker(ctx context.Context, topic string) (*markerWatch, er
 			}
 			now := time.Now()
 			fs.EachRecord(func(r *kgo.Record) {
-				if bytes.Contains(r.Value, marker) {
-					w.once.Do(func() { w.seen <- now })
+				best, found := int64(0), false
+				for _, m := range markerRE.FindAllSubmatch(r.Value, -1) {
+					if v, err := strconv.ParseInt(string(m[1]), 10, 64); err == nil && (!found || v > best) {
+						best, found = v, true
+					}
+				}
+				if !found || values[best] {
+					return
+				}
+				values[best] = true
+				if len(values) == need {
+					w.seen <- now
 				}
 			})
 		}
 	}()
 	return w, nil
+}
+
+// waitStreaming updates row 1 to a new marker value every 200 ms until two
+// distinct values have reached topic, which only streaming delivers (a
+// snapshot emits row 1 once). It returns when the second arrived and how
+// many updates it wrote.
+func (b *bench) waitStreaming(ctx context.Context, p *peerProc, db, table, topic string) (time.Time, int64, error) {
+	w, err := b.watchMarker(ctx, topic, 2)
+	if err != nil {
+		return time.Time{}, 0, err
+	}
+	defer w.cl.Close()
+	stop := make(chan struct{})
+	type markers struct {
+		n   int64
+		err error
+	}
+	done := make(chan markers, 1)
+	go func() {
+		n, err := b.writeMarkers(ctx, db, table, stop)
+		done <- markers{n, err}
+	}()
+	var seen time.Time
+	wait := time.NewTimer(30 * time.Minute)
+	defer wait.Stop()
+	var m markers
+	written := false
+loop:
+	for {
+		select {
+		case seen = <-w.seen:
+			break loop
+		case m = <-done:
+			written = true
+			break loop
+		case <-wait.C:
+			break loop
+		case <-ctx.Done():
+			break loop
+		case <-time.After(500 * time.Millisecond):
+			if p.exited() {
+				break loop
+			}
+		}
+	}
+	close(stop)
+	if !written {
+		m = <-done
+	}
+	if m.err != nil {
+		return seen, m.n, fmt.Errorf("marker writer: %w", m.err)
+	}
+	if seen.IsZero() {
+		if err := p.check(); err != nil {
+			return seen, m.n, err
+		}
+		return seen, m.n, fmt.Errorf("no streamed change reached %s: %v", topic, ctx.Err())
+	}
+	return seen, m.n, nil
+}
+
+// waitTopicStill waits until the end offsets of topic have not moved for
+// 5 s: the setup has written everything it had to.
+func (b *bench) waitTopicStill(ctx context.Context, topic string) {
+	last, since := int64(-1), time.Now()
+	for deadline := time.Now().Add(20 * time.Minute); time.Now().Before(deadline) && ctx.Err() == nil; {
+		n, _ := b.topicEnd(ctx, topic)
+		if n != last {
+			last, since = n, time.Now()
+		} else if time.Since(since) >= 5*time.Second {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // restartCost runs one setup on a fresh table of n rows: initial snapshot,
@@ -75,7 +180,7 @@ func (b *bench) watchMarker(ctx context.Context, topic string) (*markerWatch, er
 // topic, and the state the setup kept.
 func (b *bench) restartCost(ctx context.Context, system, db string, n int) peerResult {
 	r := peerResult{Scenario: "restart after kill -9 mid-snapshot", System: system, DB: db, Rows: n}
-	id := fmt.Sprintf("rc_%s_%s", system, db)
+	id := peerID("rc", system, db)
 	err := func() error {
 		table := id
 		if err := b.fillPeerTable(ctx, db, table, n); err != nil {
@@ -116,68 +221,35 @@ func (b *bench) restartCost(ctx context.Context, system, db string, n int) peerR
 		firstHalf := time.Since(p.started)
 		p.kill9()
 		time.Sleep(time.Second)
-		w, err := b.watchMarker(ctx, pr.topic)
-		if err != nil {
-			return err
-		}
-		defer w.cl.Close()
 		p, err = pr.start()
 		if err != nil {
 			return err
 		}
-		stop := make(chan struct{})
-		type markers struct {
-			n   int64
-			err error
-		}
-		mdone := make(chan markers, 1)
-		go func() {
-			m, err := b.writeMarkers(ctx, db, table, int64(n)+1, stop)
-			mdone <- markers{m, err}
-		}()
-		var seenAt time.Time
-		wait := time.NewTimer(30 * time.Minute)
-		defer wait.Stop()
-	loop:
-		for {
-			select {
-			case seenAt = <-w.seen:
-				break loop
-			case <-wait.C:
-				break loop
-			case <-ctx.Done():
-				break loop
-			case <-time.After(500 * time.Millisecond):
-				if p.exited() {
-					break loop
-				}
-			}
-		}
-		close(stop)
-		m := <-mdone
-		if m.err != nil {
-			return fmt.Errorf("marker writer: %w", m.err)
-		}
-		if seenAt.IsZero() {
-			return fmt.Errorf("no new change reached %s after the restart: %v", pr.topic, p.check())
+		seenAt, markers, err := b.waitStreaming(ctx, p, db, table, pr.topic)
+		if err != nil {
+			return fmt.Errorf("after the restart: %w", err)
 		}
 		r.ResumeMs = f64(float64(seenAt.Sub(p.started).Microseconds()) / 1000)
-		// Let the setup settle its state (Connect flushes offsets on
-		// stop), then stop it cleanly.
-		time.Sleep(2 * time.Second)
+		// A setup that streams while its snapshot goes on may still be
+		// reading the table.
+		b.waitTopicStill(ctx, pr.topic)
 		r.PeakRSS = f64(p.peakRSSMiB())
 		p.stop()
-		time.Sleep(1500 * time.Millisecond) // table statistics lag by up to a second
-		reads1, err := b.tableReadsOf(ctx, db, table)
+		reads1, err := b.stableReads(ctx, db, table)
 		if err != nil {
 			return err
 		}
-		read := reads1 - reads0
+		// Each marker update reads row 1 once.
+		read := reads1 - reads0 - markers
 		r.RowsRead = i64(read)
 		r.RowsReread = i64(max(0, read-int64(n)))
+		ts, err := b.readTopic(ctx, pr.topic, 0)
+		if err != nil {
+			return err
+		}
 		st, what := pr.state()
 		r.StateBytes, r.StateWhat = i64(st), what
-		r.Note = fmt.Sprintf("killed %.1fs after start with %d+ rows in the topic; %d marker rows written after the restart (they may be read by a snapshot too)", firstHalf.Seconds(), n/2, m.n)
+		r.Note = fmt.Sprintf("killed %.1fs after start with %d+ rows in the topic; %d marker updates of row 1 after the restart; the topic holds %d records (read_committed) for %d rows", firstHalf.Seconds(), n/2, markers, ts.records, n)
 		return nil
 	}()
 	if err != nil {
@@ -185,6 +257,30 @@ func (b *bench) restartCost(ctx context.Context, system, db string, n int) peerR
 		fmt.Fprintf(os.Stderr, "bench: %s %s: %v\n", system, db, err)
 	}
 	return r
+}
+
+// stableReads waits until the table's read count has not moved for 12 s
+// and returns it: a PostgreSQL backend that stays idle reports its reads
+// up to 10 s late, one that exits reports them on exit.
+func (b *bench) stableReads(ctx context.Context, db, table string) (int64, error) {
+	last, err := b.tableReadsOf(ctx, db, table)
+	if err != nil {
+		return 0, err
+	}
+	since := time.Now()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		time.Sleep(time.Second)
+		n, err := b.tableReadsOf(ctx, db, table)
+		if err != nil {
+			return 0, err
+		}
+		if n != last {
+			last, since = n, time.Now()
+		} else if time.Since(since) >= 12*time.Second {
+			break
+		}
+	}
+	return last, nil
 }
 
 // firstLines keeps the first k lines of s.

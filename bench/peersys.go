@@ -78,7 +78,8 @@ func (b *bench) newPeerRun(system, db, table, id string) (*peerRun, error) {
 			return nil, err
 		}
 		r.start = func() (*peerProc, error) {
-			return b.startPeerProc(id, []string{javaBin(), jvmHeap, "-cp", cp,
+			// INFO: Connect and Debezium log each snapshot step there.
+			return b.startPeerProc(id, []string{javaBin(), jvmHeap, "-Dorg.apache.logging.log4j.level=INFO", "-cp", cp,
 				"org.apache.kafka.connect.cli.ConnectStandalone",
 				filepath.Join(r.dir, "worker.properties"), filepath.Join(r.dir, "connector.properties")})
 		}
@@ -283,17 +284,28 @@ INSERT INTO sink SELECT * FROM src;
 	return src + sink, nil
 }
 
-// markerSQL inserts one row with id $1 whose note is resumeMarker.
+// markerSQL inserts one row with id $1 whose note is $2
+// (resumeMarker-id).
 func markerSQL(db, table string) string {
 	if db == "pg" {
-		return `INSERT INTO public.` + table + ` VALUES ($1, 'marker', 'new', 1, 1.25, now(), now(), '` + resumeMarker + `', 'x')`
+		return `INSERT INTO public.` + table + ` VALUES ($1, 'marker', 'new', 1, 1.25, now(), now(), $2, 'x')`
 	}
-	return `INSERT INTO bench.` + table + ` VALUES (?, 'marker', 'new', 1, 1.25, NOW(6), NOW(6), '` + resumeMarker + `', 'x')`
+	return `INSERT INTO bench.` + table + ` VALUES (?, 'marker', 'new', 1, 1.25, NOW(6), NOW(6), ?, 'x')`
 }
 
-// resumeMarker is the note of the rows written after a restart; its bytes
-// in a record value show that new changes flow, whatever the encoding.
-const resumeMarker = "resume-marker"
+// markerUpdateSQL sets the note of row 1 to $1 (resumeMarker-N). A snapshot
+// emits row 1 once, with the note it finds; a second marker value in the
+// topic was therefore streamed.
+func markerUpdateSQL(db, table string) string {
+	if db == "pg" {
+		return `UPDATE public.` + table + ` SET note = $1 WHERE id = 1`
+	}
+	return `UPDATE bench.` + table + ` SET note = ? WHERE id = 1`
+}
+
+// resumeMarker starts the note of the marker rows; its bytes in a record
+// value show a marker arrived, whatever the encoding.
+const resumeMarker = "resume-marker-"
 
 // tableReadsOf counts the rows read from table so far: pg_stat_user_tables
 // for PostgreSQL, userstat's TABLE_STATISTICS for MariaDB.
@@ -332,29 +344,30 @@ func (b *bench) fillPeerTable(ctx context.Context, db, table string, n int) erro
 	return nil
 }
 
-// writeMarkers inserts a marker row every 200 ms, ids from first on, until
-// stop is closed; it returns how many it wrote.
-func (b *bench) writeMarkers(ctx context.Context, db, table string, first int64, stop <-chan struct{}) (int64, error) {
-	q := markerSQL(db, table)
+// writeMarkers updates row 1 to a new marker value every 200 ms, values
+// from 1 on, until stop is closed; it returns how many it wrote.
+func (b *bench) writeMarkers(ctx context.Context, db, table string, stop <-chan struct{}) (int64, error) {
+	q := markerUpdateSQL(db, table)
 	var n int64
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		n++
+		note := fmt.Sprintf("%s%d", resumeMarker, n)
 		var err error
 		if db == "pg" {
-			err = b.pgExec(ctx, q, first+n)
+			err = b.pgExec(ctx, q, note)
 		} else {
 			c, cerr := b.myConn()
 			if cerr != nil {
 				return n, cerr
 			}
-			_, err = c.Execute(q, first+n)
+			_, err = c.Execute(q, note)
 			c.Close()
 		}
 		if err != nil {
 			return n, err
 		}
-		n++
 		select {
 		case <-stop:
 			return n, nil
@@ -363,4 +376,10 @@ func (b *bench) writeMarkers(ctx context.Context, db, table string, first int64,
 		case <-tick.C:
 		}
 	}
+}
+
+// peerID names the table, topic, slot and state of one measurement: SQL
+// and Kafka names alike, so no hyphen.
+func peerID(scenario, system, db string) string {
+	return strings.ReplaceAll(scenario+"_"+system+"_"+db, "-", "_")
 }

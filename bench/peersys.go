@@ -120,12 +120,12 @@ func (b *bench) newPeerRun(system, db, table, id string) (*peerRun, error) {
 	default:
 		return nil, fmt.Errorf("unknown system %q", system)
 	}
-	if system != sysRelay {
-		// Created as the relay creates its topics, so that every setup
-		// writes into the same kind of topic.
-		if err := b.createTopic(context.Background(), r.topic); err != nil {
-			return nil, fmt.Errorf("create %s: %w", r.topic, err)
-		}
+	// Created as the relay creates its topics, so that every setup writes
+	// into the same kind of topic, and before the setup starts, so that a
+	// watcher can take its position before the first record (cdcrelay
+	// creates its topics on the first record).
+	if err := b.createTopic(context.Background(), r.topic); err != nil {
+		return nil, fmt.Errorf("create %s: %w", r.topic, err)
 	}
 	return r, nil
 }

@@ -61,6 +61,19 @@ bench:
 bench-quick:
 	$(GO) run ./bench -quick
 
+# cdcrelay, Debezium (Kafka Connect) and Flink CDC side by side on the same
+# PostgreSQL, MariaDB and Apache Kafka: kill -9 mid-snapshot and restart
+# (rows re-read, time to resume, state kept), Flink CDC's checkpoint size.
+# The peers' jars come from Maven Central (deploy/jvm/debezium*,
+# deploy/jvm/flinkcdc). Writes the "peers" key of bench/results.json; see
+# docs/benchmarks.md. bench-peers-quick uses 200,000-row tables.
+.PHONY: bench-peers bench-peers-quick
+bench-peers:
+	$(GO) run ./bench -peers
+
+bench-peers-quick:
+	$(GO) run ./bench -peers -quick
+
 # Micro-benchmarks (encoding, the transactional loop against the dev broker).
 bench-relay:
 	$(GO) test -run '^$$' -bench . -benchmem ./format ./relay

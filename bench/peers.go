@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+
+	"github.com/cdcrelay/cdcrelay/internal/testenv"
+)
+
+// peersDoc is the "peers" object of results.json.
+type peersDoc struct {
+	Machine  machine           `json:"machine"`
+	Mode     string            `json:"mode"`
+	Broker   string            `json:"broker"`
+	Command  string            `json:"command"`
+	When     string            `json:"when"`
+	Versions map[string]string `json:"versions"`
+	Results  []peerResult      `json:"results"`
+	// Parity lists every field of the change envelope per setup, for the
+	// same rows; same is false where the setups differ.
+	Parity []parityRow `json:"parity,omitempty"`
+}
+
+// peerVersions names what the peers bench runs; deploy/jvm/debezium and
+// deploy/jvm/flinkcdc pin the same versions (internal/deploycheck).
+var peerVersions = map[string]string{
+	"debezium":         "3.6.1.Final on Kafka Connect 4.2.0 standalone (deploy/jvm/debezium)",
+	"debezium_mariadb": "debezium-connector-mariadb 3.5.0.Final on Kafka Connect 4.2.0 standalone (deploy/jvm/debezium-mariadb)",
+	"debezium-mysql":   "debezium-connector-mysql 3.6.1.Final pointed at MariaDB",
+	"flinkcdc":         "com.ververica flink-sql-connector-mysql-cdc / postgres-cdc 2.4.1 on Flink 1.17.2 (deploy/jvm/flinkcdc)",
+	"flink_kafka":      "flink-sql-connector-kafka 3.0.0-1.17",
+	"checkpointing":    "off for the kill -9 runs; RocksDB incremental every 60 s (10 s with -quick) for the checkpoint size",
+}
+
+// runPeers is `go run ./bench -peers`: cdcrelay, Debezium and Flink CDC
+// on the same PostgreSQL, MariaDB and Apache Kafka, one after another in
+// alternating order. It writes the "peers" key of out and keeps the rest.
+func (b *bench) runPeers(ctx context.Context, out string, mach machine) error {
+	if b.brokerKind != testenv.KindApache {
+		return fmt.Errorf("-peers runs on Apache Kafka only (the peers use Kafka Connect and Flink's Kafka client); drop -broker %s", b.brokerKind)
+	}
+	var err error
+	fmt.Fprintln(os.Stderr, "bench: resolving the peers' jars (deploy/jvm/debezium, deploy/jvm/flinkcdc) ...")
+	if b.dbzCP, err = peerJars("debezium"); err != nil {
+		return fmt.Errorf("debezium jars: %w", err)
+	}
+	if b.dbzMariaCP, err = peerJars("debezium-mariadb"); err != nil {
+		return fmt.Errorf("debezium-mariadb jars: %w", err)
+	}
+	if b.flinkCP, err = peerJars("flinkcdc"); err != nil {
+		return fmt.Errorf("flinkcdc jars: %w", err)
+	}
+	doc := peersDoc{Machine: mach, Mode: map[bool]string{true: "quick", false: "full"}[b.quick],
+		Command: "go run ./bench " + strings.Join(os.Args[1:], " "), Versions: peerVersions}
+	b.env = &testenv.Cleanups{}
+	defer b.env.Close()
+	// Each result is written as it comes, so that an interrupted run
+	// keeps what it measured.
+	add := func(rs ...peerResult) {
+		doc.Results = append(doc.Results, rs...)
+		doc.When = time.Now().UTC().Format(time.RFC3339)
+		if err := writePeers(out, doc); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		}
+	}
+	err = func() error {
+		if err := b.setup(ctx); err != nil {
+			return err
+		}
+		my, err := testenv.NewMariaDB(b.env, testenv.MariaConf("innodb_buffer_pool_size = 512M", "max_binlog_size = 1G", "userstat = 1"))
+		if err != nil {
+			return fmt.Errorf("mariadb: %w", err)
+		}
+		b.my = my
+		b.myDSN = b.my.DSN("root", "bench")
+		c, err := client.Connect(b.my.Addr(), "root", "", "")
+		if err == nil {
+			_, err = c.Execute("CREATE DATABASE bench")
+			c.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("mariadb: %w", err)
+		}
+		doc.Broker = b.broker.Kind + " " + b.broker.Version
+		for i, db := range []string{"pg", "mariadb"} {
+			systems := []string{sysRelay, sysDebezium, sysFlinkCDC}
+			if db == "mariadb" {
+				systems = append(systems, sysDebeziumMySQL)
+			}
+			for j := range systems {
+				// Rotate the order per database, so that no setup always
+				// runs first on a cold machine.
+				sys := systems[(i+j)%len(systems)]
+				if !b.peerWanted("restart", sys) {
+					continue
+				}
+				add(b.timed("restart cost: "+sys+" on "+db, func() peerResult {
+					return b.restartCost(ctx, sys, db, b.peerRows)
+				}))
+				if ctx.Err() != nil {
+					return nil
+				}
+			}
+		}
+		for _, db := range []string{"pg", "mariadb"} {
+			add(b.streamRuns(ctx, db)...)
+			if ctx.Err() != nil {
+				return nil
+			}
+		}
+		for _, db := range []string{"pg", "mariadb"} {
+			rows, err := b.encodingParity(ctx, db, b.peerRows, okSystems(doc.Results, db))
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bench: encoding parity on %s: %v\n", db, err)
+			}
+			doc.Parity = append(doc.Parity, rows...)
+			add()
+		}
+		for _, db := range []string{"pg", "mariadb"} {
+			if !b.peerWanted("checkpoint", sysFlinkCDC) {
+				continue
+			}
+			add(b.timed("flinkcdc checkpoint size on "+db, func() peerResult {
+				return b.flinkCheckpointSize(ctx, db, b.peerRows)
+			}))
+			if ctx.Err() != nil {
+				return nil
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		b.env.Fail()
+		return err
+	}
+	fmt.Println(peersTable(doc.Results))
+	fmt.Println(parityTable(doc.Parity, []string{sysRelay, sysDebezium, sysFlinkCDC}))
+	fmt.Fprintf(os.Stderr, "bench: wrote the peers results into %s\n", out)
+	return nil
+}
+
+// writePeers sets the "peers" key of the JSON object in path, keeping its
+// other keys.
+func writePeers(path string, doc peersDoc) error {
+	all := map[string]json.RawMessage{}
+	if data, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(data, &all); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	all["peers"] = raw
+	data, err := json.MarshalIndent(all, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	return nil
+}
+
+// peersTable renders the peers results as a markdown table.
+func peersTable(rs []peerResult) string {
+	var sb strings.Builder
+	sb.WriteString("| scenario | system | db | rows | rows re-read | resume (s) | state kept | rows/s | peak RSS MiB | CPU s / 1M | note |\n")
+	sb.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rs {
+		reread, state := "", ""
+		if r.RowsReread != nil {
+			reread = fmt.Sprint(*r.RowsReread)
+		}
+		if r.StateBytes != nil {
+			state = fmt.Sprintf("%d B (%s)", *r.StateBytes, r.StateWhat)
+		}
+		resume := ""
+		if r.ResumeMs != nil {
+			resume = fmt.Sprintf("%.1f", *r.ResumeMs/1000)
+		}
+		note := r.Note
+		if r.Error != "" {
+			note = "FAILED: " + firstLine(r.Error)
+		}
+		fmt.Fprintf(&sb, "| %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", r.Scenario, r.System, r.DB, r.Rows,
+			reread, resume, state, fmtOpt(r.Rate, 0), fmtOpt(r.PeakRSS, 0), fmtOpt(r.CPUPerM, 1), note)
+	}
+	return sb.String()
+}
+
+// peerWanted applies -only to the peers bench: it may name scenarios
+// (restart, stream, checkpoint) and systems (cdcrelay, debezium, debezium-mysql,
+// flinkcdc); an empty kind of filter lets everything of that kind run.
+func (b *bench) peerWanted(scenario, system string) bool {
+	if b.only == nil {
+		return true
+	}
+	anyScenario := b.only["restart"] || b.only["checkpoint"] || b.only["stream"]
+	anySystem := b.only[sysRelay] || b.only[sysDebezium] || b.only[sysDebeziumMySQL] || b.only[sysFlinkCDC]
+	return (!anyScenario || b.only[scenario]) && (!anySystem || b.only[system])
+}
+
+// streamRuns measures the streaming rate of cdcrelay and Debezium on db,
+// b.peerRuns times each, alternating which goes first, and returns the
+// median per setup.
+func (b *bench) streamRuns(ctx context.Context, db string) []peerResult {
+	systems := []string{sysRelay, sysDebezium}
+	runs := map[string][]peerResult{}
+	for run := 0; run < b.peerRuns; run++ {
+		for j := range systems {
+			sys := systems[(run+j)%len(systems)]
+			if !b.peerWanted("stream", sys) {
+				continue
+			}
+			runs[sys] = append(runs[sys], b.timed(fmt.Sprintf("stream %d: %s on %s", run+1, sys, db), func() peerResult {
+				return b.streamThroughput(ctx, sys, db, b.peerRows, run+1)
+			}))
+			if ctx.Err() != nil {
+				return nil
+			}
+		}
+	}
+	var out []peerResult
+	for _, sys := range systems {
+		if len(runs[sys]) > 0 {
+			out = append(out, medianOf(runs[sys]))
+		}
+	}
+	return out
+}
+
+// timed runs one peers measurement with progress lines on stderr.
+func (b *bench) timed(what string, run func() peerResult) peerResult {
+	fmt.Fprintf(os.Stderr, "bench: %s ...\n", what)
+	t0 := time.Now()
+	r := run()
+	fmt.Fprintf(os.Stderr, "bench: %s done in %v\n", what, time.Since(t0).Round(time.Second))
+	return r
+}
+
+// okSystems lists the setups whose restart run on db succeeded, cdcrelay
+// first: their topics hold the rows the encoding comparison reads.
+func okSystems(rs []peerResult, db string) []string {
+	var out []string
+	for _, sys := range []string{sysRelay, sysDebezium, sysFlinkCDC} {
+		for _, r := range rs {
+			if r.System == sys && r.DB == db && r.Error == "" && r.ResumeMs != nil {
+				out = append(out, sys)
+			}
+		}
+	}
+	return out
+}

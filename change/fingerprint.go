@@ -44,10 +44,14 @@ func digest(s string) string {
 }
 
 // Schemas tracks the shape of each captured table as a source last described
-// it, and derives the checkpoint's SchemaFingerprint from them. The per-table
-// digests travel in the source's resumable state (JSON), so the fingerprint
-// after a restart is the one stored, and a change made while the relay was
-// down is still seen as a change when the stream reaches it.
+// it, and derives the checkpoint's SchemaFingerprint from them. While they
+// fit in MaxSchemasJSON bytes, the per-table digests travel in the source's
+// resumable state (JSON), so the fingerprint after a restart is the one
+// stored, and a change made while the relay was down is still seen as a
+// change when the stream reaches it. Past that size they are left out: the
+// state is written with every Kafka transaction and must not grow with the
+// number of tables, so a restart then learns the shapes afresh and only the
+// fingerprint tells of a change made while the relay was down.
 //
 // A Schemas is used by one goroutine; the zero value is empty and ready.
 type Schemas struct {
@@ -129,17 +133,26 @@ func (s *Schemas) Fingerprint() string {
 	return s.fp
 }
 
+// MaxSchemasJSON bounds the per-table digests kept in a source's state:
+// about fifty tables' worth.
+const MaxSchemasJSON = 2048
+
 // JSON is the digests as a JSON object for the source's state; nil when no
-// table is known. The result is shared until the next change and must not be
-// modified.
+// table is known or the object would pass MaxSchemasJSON bytes. The result
+// is shared until the next change and must not be modified.
 func (s *Schemas) JSON() []byte {
-	if s.js != nil || len(s.digests) == 0 {
-		return s.js
+	if s.js == nil && len(s.digests) > 0 {
+		b, err := json.Marshal(s.digests)
+		if err != nil {
+			panic(err) // a map of strings
+		}
+		if len(b) > MaxSchemasJSON {
+			b = []byte{} // cached as "too large" until the next change
+		}
+		s.js = b
 	}
-	b, err := json.Marshal(s.digests)
-	if err != nil {
-		panic(err) // a map of strings
+	if len(s.js) == 0 {
+		return nil
 	}
-	s.js = b
-	return b
+	return s.js
 }

@@ -18,12 +18,8 @@ import (
 // Debezium, a Flink CDC job or `cdcrelay run`, with its output in a log
 // file.
 type peerProc struct {
-	name    string
-	cmd     *exec.Cmd
-	started time.Time
-	logPath string
-	done    chan struct{}
-	err     error
+	*child
+	name string
 }
 
 // jvmHeap bounds the heap of both JVM peers alike; Connect's own start
@@ -52,37 +48,15 @@ var flinkJavaOpts = []string{
 // startPeerProc starts argv in its own process group, appending its output
 // to <workDir>/<name>.log.
 func (b *bench) startPeerProc(name string, argv []string, env ...string) (*peerProc, error) {
-	logPath := filepath.Join(b.workDir, name+".log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = b.workDir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	c, err := startChild(cmd, filepath.Join(b.workDir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = b.workDir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	p := &peerProc{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	p.started = time.Now()
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, err
-	}
-	go func() {
-		p.err = cmd.Wait()
-		logf.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *peerProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	return &peerProc{child: c, name: name}, nil
 }
 
 // check returns an error with the log tail once the process has exited.

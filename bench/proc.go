@@ -16,13 +16,48 @@ import (
 
 // relayProc is one `cdcrelay run` process.
 type relayProc struct {
+	*child
 	id      string
+	metrics string // host:port of /metrics
+}
+
+// child is a process the bench started, with its output in a log file.
+type child struct {
 	cmd     *exec.Cmd
 	started time.Time
-	metrics string // host:port of /metrics
 	logPath string
 	done    chan struct{}
 	err     error
+}
+
+// startChild starts cmd with its output appended to logPath; done closes
+// when it has exited.
+func startChild(cmd *exec.Cmd, logPath string) (*child, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	c := &child{cmd: cmd, logPath: logPath, done: make(chan struct{}), started: time.Now()}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	go func() {
+		c.err = cmd.Wait()
+		logf.Close()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+func (c *child) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // relayConf is what varies between the configs of the scenarios.
@@ -79,39 +114,17 @@ func (b *bench) startRelay(rc relayConf) (*relayProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(b.workDir, rc.id+".log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
 	cmd := exec.Command(b.relayBin, "run", "--config", path)
-	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), b.relayEnv...)
 	if b.pprofAddr != "" && rc.id == b.pprofID {
 		cmd.Env = append(cmd.Env, "CDCRELAY_PPROF="+b.pprofAddr)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p := &relayProc{id: rc.id, cmd: cmd, metrics: maddr, logPath: logPath, done: make(chan struct{})}
-	p.started = time.Now()
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	c, err := startChild(cmd, filepath.Join(b.workDir, rc.id+".log"))
+	if err != nil {
 		return nil, err
 	}
-	go func() {
-		p.err = cmd.Wait()
-		logf.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *relayProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	return &relayProc{child: c, id: rc.id, metrics: maddr}, nil
 }
 
 // check returns an error with the log tail once the process has exited.

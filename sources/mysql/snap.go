@@ -1,13 +1,10 @@
 package mysql
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -214,17 +211,6 @@ func splitTable(t string) (db, name string) {
 	return t[:i], t[i+1:]
 }
 
-// keyKind is how a key column is ordered, in SQL and in compare.
-type keyKind int
-
-const (
-	kindInt     keyKind = iota // integers: numeric
-	kindDecimal                // decimal: numeric, exact
-	kindText                   // character strings: UTF-8 bytes
-	kindBytes                  // binary strings: bytes
-	kindTime                   // date, datetime, timestamp: fixed-width text
-)
-
 // column is one column of a table as information_schema shows it, with
 // the encoder for its text-protocol value.
 type column struct {
@@ -389,72 +375,6 @@ func (d *dialect) compare(table string) (snapshot.Compare, error) {
 		}
 		return 0
 	}, nil
-}
-
-// compareValue orders two JSON-encoded key values as the chunk query's
-// ORDER BY does.
-func compareValue(k keyKind, a, b string) int {
-	switch k {
-	case kindInt, kindDecimal:
-		x, okx := new(big.Rat).SetString(a)
-		y, oky := new(big.Rat).SetString(b)
-		if okx && oky {
-			return x.Cmp(y)
-		}
-		return strings.Compare(a, b)
-	case kindBytes:
-		return bytes.Compare(unbase64(a), unbase64(b))
-	default:
-		return strings.Compare(unquote(a), unquote(b))
-	}
-}
-
-func unquote(s string) string {
-	var out string
-	if err := json.Unmarshal([]byte(s), &out); err != nil {
-		return s
-	}
-	return out
-}
-
-func unbase64(s string) []byte {
-	b, err := base64.StdEncoding.DecodeString(unquote(s))
-	if err != nil {
-		return []byte(s)
-	}
-	return b
-}
-
-// orderExpr is the ORDER BY expression of a key column: the column itself
-// for numbers and dates (index order), its bytes for strings, so that the
-// order is the plain byte order that compare uses.
-func orderExpr(k keyKind, col string) string {
-	switch k {
-	case kindText:
-		return "CAST(CONVERT(" + quoteIdent(col) + " USING utf8mb4) AS BINARY)"
-	case kindBytes:
-		return "CAST(" + quoteIdent(col) + " AS BINARY)"
-	}
-	return quoteIdent(col)
-}
-
-// literal writes a JSON-encoded key value as a SQL literal of its kind.
-func literal(k keyKind, v string) (string, error) {
-	switch k {
-	case kindInt, kindDecimal:
-		if !isDecimal(v) {
-			return "", fmt.Errorf("key value %s is not a number", v)
-		}
-		if k == kindDecimal {
-			return "CAST(" + quoteString(v) + " AS DECIMAL(65,30))", nil
-		}
-		return v, nil
-	case kindText:
-		return "X'" + fmt.Sprintf("%x", unquote(v)) + "'", nil
-	case kindBytes:
-		return "X'" + fmt.Sprintf("%x", unbase64(v)) + "'", nil
-	}
-	return quoteString(strings.TrimSuffix(unquote(v), "Z")), nil
 }
 
 func (d *dialect) Estimate(ctx context.Context, table string) (int64, error) {

@@ -133,9 +133,10 @@ func (s *Schemas) Fingerprint() string {
 	return s.fp
 }
 
-// MaxSchemasJSON bounds the per-table digests kept in a source's state:
-// about fifty tables' worth.
-const MaxSchemasJSON = 2048
+// MaxSchemasJSON bounds the per-table digests kept in a source's state,
+// about ten tables' worth, so that with the snapshot's inline lists the
+// state written with every Kafka transaction stays within about 1 KiB.
+const MaxSchemasJSON = 384
 
 // JSON is the digests as a JSON object for the source's state; nil when no
 // table is known or the object would pass MaxSchemasJSON bytes. The result

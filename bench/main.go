@@ -158,31 +158,8 @@ func run() error {
 	if *rows > 0 {
 		b.changes, b.bigRows = *rows, *rows
 	}
-	b.manySizes = []int{2000, 10000}
-	if b.quick {
-		b.manySizes = []int{200, 1000}
-	}
-	for _, s := range strings.Split(*srcs, ",") {
-		if s = strings.TrimSpace(s); s != "postgres" && s != "mariadb" {
-			return fmt.Errorf("-many-sources: %q is not postgres or mariadb", s)
-		}
-		b.manySrcs = append(b.manySrcs, strings.TrimSpace(s))
-	}
-	if *sizes != "" {
-		b.manySizes = nil
-		for _, f := range strings.Split(*sizes, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n < 1 {
-				return fmt.Errorf("-tables: %q is not a table count", f)
-			}
-			b.manySizes = append(b.manySizes, n)
-		}
-	}
-	if *only != "" {
-		b.only = map[string]bool{}
-		for _, s := range strings.Split(*only, ",") {
-			b.only[strings.TrimSpace(s)] = true
-		}
+	if err := b.parseLists(*srcs, *sizes, *only); err != nil {
+		return err
 	}
 	if _, err := kafkaclient.Compression(b.compression); err != nil {
 		return fmt.Errorf("-compression: %w", err)
@@ -217,25 +194,7 @@ func run() error {
 		b.env.Fail()
 		return err
 	}
-	var results []result
-	for _, sc := range b.scenarios() {
-		if b.only != nil && !b.only[sc.name] {
-			continue
-		}
-		fmt.Fprintf(os.Stderr, "bench: %s ...\n", sc.name)
-		t0 := time.Now()
-		rs := sc.run(ctx)
-		for _, r := range rs {
-			if r.Error != "" {
-				fmt.Fprintf(os.Stderr, "bench: %s: %s\n", r.Scenario, r.Error)
-			}
-		}
-		fmt.Fprintf(os.Stderr, "bench: %s done in %v\n", sc.name, time.Since(t0).Round(time.Second))
-		results = append(results, rs...)
-		if ctx.Err() != nil {
-			break
-		}
-	}
+	results := b.runScenarios(ctx)
 	fmt.Println(markdownTable(results))
 	doc := struct {
 		Machine     machine  `json:"machine"`
@@ -311,4 +270,60 @@ func (b *bench) setup(ctx context.Context) error {
 	}
 	b.offsets = w
 	return nil
+}
+
+// parseLists reads the list flags: the many-tables scenario's sources and
+// table counts, and the scenarios to run.
+func (b *bench) parseLists(srcs, sizes, only string) error {
+	b.manySizes = []int{2000, 10000}
+	if b.quick {
+		b.manySizes = []int{200, 1000}
+	}
+	for _, s := range strings.Split(srcs, ",") {
+		if s = strings.TrimSpace(s); s != "postgres" && s != "mariadb" {
+			return fmt.Errorf("-many-sources: %q is not postgres or mariadb", s)
+		}
+		b.manySrcs = append(b.manySrcs, strings.TrimSpace(s))
+	}
+	if sizes != "" {
+		b.manySizes = nil
+		for _, f := range strings.Split(sizes, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return fmt.Errorf("-tables: %q is not a table count", f)
+			}
+			b.manySizes = append(b.manySizes, n)
+		}
+	}
+	if only != "" {
+		b.only = map[string]bool{}
+		for _, s := range strings.Split(only, ",") {
+			b.only[strings.TrimSpace(s)] = true
+		}
+	}
+	return nil
+}
+
+// runScenarios runs the chosen scenarios in order, until ctx ends.
+func (b *bench) runScenarios(ctx context.Context) []result {
+	var results []result
+	for _, sc := range b.scenarios() {
+		if b.only != nil && !b.only[sc.name] {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s ...\n", sc.name)
+		t0 := time.Now()
+		rs := sc.run(ctx)
+		for _, r := range rs {
+			if r.Error != "" {
+				fmt.Fprintf(os.Stderr, "bench: %s: %s\n", r.Scenario, r.Error)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s done in %v\n", sc.name, time.Since(t0).Round(time.Second))
+		results = append(results, rs...)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return results
 }

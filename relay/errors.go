@@ -45,10 +45,17 @@ var (
 // isFenced reports whether err means another producer took over our
 // transactional id: Apache Kafka answers PRODUCER_FENCED to the EndTxn and
 // INVALID_PRODUCER_EPOCH to the produce of a producer whose epoch a newer
-// InitProducerID has bumped (TestFencedErrorsOnBroker). In a session that
-// saw a broker fault it is retried instead (see connWatch).
+// InitProducerID has bumped (TestFencedErrorsOnBroker).
+//
+// INVALID_TXN_STATE counts too: when the takeover lands while our EndTxn is
+// on its way, Apache Kafka 4.2 answers it with INVALID_TXN_STATE, because
+// the new producer's InitProducerID has already aborted the transaction
+// (seen in e2e TestFencing). In an undisturbed session the coordinator then
+// no longer has our transaction, and restarting would fence the newer
+// instance in turn, so the relay stops. In a session that saw a broker
+// fault any of these is retried instead (see connWatch).
 func isFenced(err error) bool {
-	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.InvalidTxnState)
 }
 
 // connWatch notes failed broker connections. A broker that crashed and came

@@ -9,12 +9,12 @@ import (
 )
 
 func TestIsFenced(t *testing.T) {
-	for _, err := range []error{kerr.ProducerFenced, fmt.Errorf("x: %w", kerr.InvalidProducerEpoch)} {
+	for _, err := range []error{kerr.ProducerFenced, fmt.Errorf("x: %w", kerr.InvalidProducerEpoch), kerr.InvalidTxnState} {
 		if !isFenced(err) {
 			t.Errorf("%v not seen as fenced", err)
 		}
 	}
-	for _, err := range []error{kerr.InvalidTxnState, kerr.InvalidProducerIDMapping, kerr.RequestTimedOut, errors.New("EOF")} {
+	for _, err := range []error{kerr.InvalidProducerIDMapping, kerr.RequestTimedOut, errors.New("EOF")} {
 		if isFenced(err) {
 			t.Errorf("%v seen as fenced", err)
 		}

@@ -75,10 +75,10 @@
 // differences the tests have met:
 //
 //   - Fencing: an EndTxn from a producer whose epoch another instance's
-//     InitProducerID has just bumped can be answered INVALID_TXN_STATE, where
-//     Kafka answers PRODUCER_FENCED. The relay follows Kafka: it takes
-//     INVALID_TXN_STATE for an unknown outcome, restarts and re-reads the
-//     offsets, which fences the other instance in turn.
+//     InitProducerID has just bumped is answered INVALID_TXN_STATE more
+//     often than on Kafka, which mostly answers PRODUCER_FENCED and answers
+//     INVALID_TXN_STATE only when the takeover races the EndTxn. The relay
+//     takes both as fenced in an undisturbed session.
 //   - Transaction timeouts: after the broker aborts a transaction that
 //     outlasted its timeout, the next instance with the same transactional
 //     id is answered as fenced when it commits; Kafka lets it go on.

@@ -297,3 +297,20 @@ func (s *supervised) restartCount() int {
 	defer s.mu.Unlock()
 	return s.restarts
 }
+
+// checkFold checks that the events of shop.big, folded by key, equal the
+// table's rows as db shows them, naming the first keys that differ.
+func checkFold(t *testing.T, evs []*change.Event, db *testenv.MariaDB) {
+	t.Helper()
+	got, want := applyEvents(evs, "big"), tableState(t, db)
+	if len(got) != len(want) {
+		t.Errorf("folded events hold %d rows, the table %d", len(got), len(want))
+	}
+	bad := 0
+	for key, row := range want {
+		if got[key] != row && bad < 5 {
+			bad++
+			t.Errorf("key %s: events say %s, table says %s", key, got[key], row)
+		}
+	}
+}

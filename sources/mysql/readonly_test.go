@@ -110,17 +110,7 @@ func snapshotWithRestarts(t *testing.T, src *Source, primary, read *testenv.Mari
 	evs := k.waitFor(t, 2*time.Minute, "sentinel", func(evs []*change.Event) bool { return countOps(evs, "sentinel", change.OpCreate) == 1 })
 	t.Logf("%d concurrent writes, %d events, %d snapshot rows", ops, len(evs), countOps(evs, "big", change.OpRead))
 	checkOrder(t, evs)
-	got, want := applyEvents(evs, "big"), tableState(t, read)
-	if len(got) != len(want) {
-		t.Errorf("folded events hold %d rows, the table %d", len(got), len(want))
-	}
-	bad := 0
-	for key, row := range want {
-		if got[key] != row && bad < 5 {
-			bad++
-			t.Errorf("key %s: events say %s, table says %s", key, got[key], row)
-		}
-	}
+	checkFold(t, evs, read)
 	return evs
 }
 
@@ -267,15 +257,5 @@ func TestBinlogSnapshotServerKill(t *testing.T) {
 	evs = k.waitFor(t, 2*time.Minute, "sentinel", func(evs []*change.Event) bool { return countOps(evs, "sentinel", change.OpCreate) == 1 })
 	t.Logf("%d writes after the restart, %d Run restarts, %d events", ops, sv.restartCount(), len(evs))
 	checkOrder(t, evs)
-	got, want := applyEvents(evs, "big"), tableState(t, m)
-	if len(got) != len(want) {
-		t.Errorf("folded events hold %d rows, the table %d", len(got), len(want))
-	}
-	bad := 0
-	for key, row := range want {
-		if got[key] != row && bad < 5 {
-			bad++
-			t.Errorf("key %s: events say %s, table says %s", key, got[key], row)
-		}
-	}
+	checkFold(t, evs, m)
 }

@@ -158,17 +158,7 @@ func TestSnapshotUnderWrites(t *testing.T) {
 	evs := k.waitFor(t, 60*time.Second, "sentinel", func(evs []*change.Event) bool { return countOps(evs, "sentinel", change.OpCreate) == 1 })
 	t.Logf("snapshot of %d rows with %d concurrent writes and 2 restarts: %v; %d events", rows, ops, snapTime.Round(time.Millisecond), len(evs))
 	checkOrder(t, evs)
-	got, want := applyEvents(evs, "big"), tableState(t, m)
-	if len(got) != len(want) {
-		t.Errorf("folded events hold %d rows, the table %d", len(got), len(want))
-	}
-	bad := 0
-	for key, row := range want {
-		if got[key] != row && bad < 5 {
-			bad++
-			t.Errorf("key %s: events say %s, table says %s", key, got[key], row)
-		}
-	}
+	checkFold(t, evs, m)
 	if v := testGauge(met.SnapshotChunksDone.WithLabelValues("shop.big")); v < 20 {
 		t.Errorf("snapshot chunks gauge = %v", v)
 	}

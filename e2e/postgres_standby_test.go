@@ -343,22 +343,8 @@ func TestPostgresFailoverWithoutFailoverSlot(t *testing.T) {
 	w := newFailoverWorld(t, true)
 	w.streamThenKill(t, false, nil)
 	w.stopWorkload()
-	cfg := w.config(t, w.standby, false)
-	before := offsetsState(t, cfg)
-	p := startRelay(t, cfg, "CDCRELAY_SOURCE_PASSWORD=relay-pw")
-	st := p.wait(t, 2*time.Minute)
-	out := p.out.String()
-	if st.Success() {
-		t.Fatalf("the relay started on the promoted standby without its slot:\n%s", out)
-	}
-	for _, want := range []string{"replication slot cdcrelay_failover is missing", "from timeline 1 to 2: after a failover", "cdcrelay offsets reset --config <file> --yes"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
-	if after := offsetsState(t, cfg); after != before {
-		t.Errorf("offsets record changed:\nbefore %s\nafter  %s", before, after)
-	}
+	out := w.expectRefusal(t, w.config(t, w.standby, false), "the relay started on the promoted standby without its slot",
+		"replication slot cdcrelay_failover is missing", "from timeline 1 to 2: after a failover", "cdcrelay offsets reset --config <file> --yes")
 	if objs := pgRelayObjects(t, w.standby); len(objs) != 1 || objs[0] != "publication cdcrelay_failover" {
 		t.Errorf("promoted standby holds %v; want only the publication replicated from the primary", objs)
 	}
@@ -385,15 +371,24 @@ func TestPostgresFailoverAheadOfStandby(t *testing.T) {
 		})
 	})
 	w.stopWorkload()
-	cfg := w.config(t, w.standby, true)
+	out := w.expectRefusal(t, w.config(t, w.standby, true), "the relay resumed on a standby that lacks part of what it sent",
+		"where this server left timeline 1", "set synchronized_standby_slots", "cdcrelay offsets reset --config <file> --yes")
+	t.Logf("refusal: %s", lastLine(out))
+}
+
+// expectRefusal starts the relay with cfg and requires it to exit non-zero
+// with every one of wants in its output (started says what a success
+// would mean), leaving the offsets record as it was. It returns the output.
+func (w *failoverWorld) expectRefusal(t *testing.T, cfg, started string, wants ...string) string {
+	t.Helper()
 	before := offsetsState(t, cfg)
 	p := startRelay(t, cfg, "CDCRELAY_SOURCE_PASSWORD=relay-pw")
 	st := p.wait(t, 2*time.Minute)
 	out := p.out.String()
 	if st.Success() {
-		t.Fatalf("the relay resumed on a standby that lacks part of what it sent:\n%s", out)
+		t.Fatalf("%s:\n%s", started, out)
 	}
-	for _, want := range []string{"where this server left timeline 1", "set synchronized_standby_slots", "cdcrelay offsets reset --config <file> --yes"} {
+	for _, want := range wants {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -401,5 +396,5 @@ func TestPostgresFailoverAheadOfStandby(t *testing.T) {
 	if after := offsetsState(t, cfg); after != before {
 		t.Errorf("offsets record changed:\nbefore %s\nafter  %s", before, after)
 	}
-	t.Logf("refusal: %s", lastLine(out))
+	return out
 }

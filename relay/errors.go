@@ -1,11 +1,13 @@
 package relay
 
 import (
+	"context"
 	"errors"
 	"net"
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -74,3 +76,71 @@ func (w *connWatch) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net
 
 // errFencedAfterFault is a fencing error seen after a broker fault.
 var errFencedAfterFault = errors.New("relay: producer epoch bumped after a broker fault")
+
+// A takeover is how a transaction coordinator's description of our
+// transactional id reads after a commit with an unclear answer.
+type takeover int
+
+const (
+	notTakenOver takeover = iota // the id is still ours: restart as usual
+	takenOver                    // a newer producer initialised the id
+	unsettled                    // a transaction is still ending: ask again
+)
+
+// judgeTakeover reads the coordinator's description of our transactional
+// id against the producer id and epoch our transaction ran under.
+//
+// Every InitProducerID bumps the epoch, and a transaction's end bumps it by
+// at most one (transactions v2 bump it at each commit and abort, v1 only
+// when the coordinator aborts on a timeout or a fence). A newer instance
+// taking the id over while our transaction was open therefore leaves it at
+// least two above ours once its InitProducerID is through: the fence's
+// abort is one, its own initialisation the other. A producer id other than
+// ours means the same (a new id replaces an exhausted epoch).
+//
+// Some takeovers race our EndTxn into answers that name no fencing at all
+// (Apache Kafka 4.2 has answered UNKNOWN_SERVER_ERROR); restarting on them
+// would fence the newer instance in turn, and the two would take turns.
+func judgeTakeover(d kadm.DescribedTransaction, id int64, epoch int16) takeover {
+	switch {
+	case d.ProducerID != id, d.State == "PrepareEpochFence", int(d.ProducerEpoch) >= int(epoch)+2:
+		return takenOver
+	case (d.State == "Ongoing" || d.State == "Empty") && d.ProducerEpoch > epoch:
+		// Our transaction ends in CompleteCommit or CompleteAbort; a newer
+		// epoch that is empty or has a transaction open was initialised
+		// by someone else.
+		return takenOver
+	case d.State == "PrepareCommit", d.State == "PrepareAbort":
+		return unsettled
+	}
+	return notTakenOver
+}
+
+// probeTakeover asks the transaction coordinator, for up to wait, whether a
+// newer producer took our transactional id over while a commit's answer was
+// unclear. Any doubt (the broker cannot describe transactions, the end is
+// still pending when wait runs out) answers false: the relay then restarts
+// as it would without asking, and a newer instance that initialises after
+// that restart still fences it.
+func probeTakeover(ctx context.Context, adm *kadm.Client, txnID string, id int64, epoch int16, wait time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for {
+		ds, err := adm.DescribeTransactions(ctx, txnID)
+		if err == nil {
+			if d, ok := ds[txnID]; ok && d.Err == nil {
+				switch judgeTakeover(d, id, epoch) {
+				case takenOver:
+					return true
+				case notTakenOver:
+					return false
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

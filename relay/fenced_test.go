@@ -97,8 +97,20 @@ func TestFencedErrorsOnBroker(t *testing.T) {
 			if err := tc.open(old); err != nil {
 				t.Fatalf("before the takeover: %v", err)
 			}
+			pid, epoch, err := old.ProducerID(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if probeTakeover(ctx, adm, id, pid, epoch, 5*time.Second) {
+				t.Fatal("probeTakeover saw a takeover before there was one")
+			}
 			takeOver(id, tc.keepOpen)
-			err := tc.after(old)
+			// The probe the relay runs after an unclear commit answer must
+			// see the newer producer, whatever the old one hears next.
+			if !probeTakeover(ctx, adm, id, pid, epoch, 5*time.Second) {
+				t.Error("probeTakeover missed the takeover")
+			}
+			err = tc.after(old)
 			t.Logf("%s on %s: %v", tc.name, b.Kind, err)
 			if err == nil {
 				t.Fatal("the old producer committed after the takeover")
@@ -107,5 +119,35 @@ func TestFencedErrorsOnBroker(t *testing.T) {
 				t.Errorf("isFenced(%v) = false", err)
 			}
 		})
+	}
+}
+
+// TestJudgeTakeover: the coordinator's descriptions a commit with an
+// unclear answer can meet, for a transaction that ran at producer 7,
+// epoch 3.
+func TestJudgeTakeover(t *testing.T) {
+	for _, tc := range []struct {
+		state string
+		id    int64
+		epoch int16
+		want  takeover
+	}{
+		{"CompleteCommit", 7, 3, notTakenOver}, // v1: our commit went through
+		{"CompleteCommit", 7, 4, notTakenOver}, // v2: our commit bumped the epoch
+		{"CompleteAbort", 7, 4, notTakenOver},  // aborted, nobody else came
+		{"Ongoing", 7, 3, notTakenOver},        // our EndTxn never arrived
+		{"PrepareCommit", 7, 3, unsettled},
+		{"PrepareAbort", 7, 4, unsettled},
+		{"PrepareEpochFence", 7, 4, takenOver},
+		{"CompleteAbort", 7, 5, takenOver}, // fence abort, then a new InitProducerID
+		{"Ongoing", 7, 5, takenOver},
+		{"Ongoing", 7, 4, takenOver},        // a transaction newer than ours
+		{"Empty", 7, 4, takenOver},          // initialised after our commit (v1)
+		{"CompleteCommit", 8, 0, takenOver}, // a new producer id
+	} {
+		d := kadm.DescribedTransaction{State: tc.state, ProducerID: tc.id, ProducerEpoch: tc.epoch}
+		if got := judgeTakeover(d, 7, 3); got != tc.want {
+			t.Errorf("%s at producer %d epoch %d: got %d, want %d", tc.state, tc.id, tc.epoch, got, tc.want)
+		}
 	}
 }

@@ -429,6 +429,9 @@ func (s *stream) finish(ctx context.Context, job *commitJob) commitResult {
 	}
 	// EndTransaction gets its own context: cancelling it mid-request would
 	// leave the outcome unknown.
+	// The producer id and epoch are read before EndTransaction: after a
+	// failed end, asking the client for them could initialise a new epoch.
+	pid, epoch, pidErr := s.cl.ProducerID(ctx)
 	ectx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	err := s.cl.EndTransaction(ectx, kgo.TryCommit)
 	cancel()
@@ -437,6 +440,10 @@ func (s *stream) finish(ctx context.Context, job *commitJob) commitResult {
 		s.r.m.Transactions.WithLabelValues("abort").Inc()
 		if isFenced(err) {
 			return commitResult{err: s.fenced(job), ended: true}
+		}
+		if pidErr == nil && probeTakeover(ctx, s.adm, TransactionalID(s.r.cfg.ID), pid, epoch, 5*time.Second) {
+			s.r.log.Warn("a newer relay took the transactional id over during a commit", "commit_err", err)
+			return commitResult{err: ErrFenced, ended: true}
 		}
 		// Maybe committed, maybe not: never ack; restart from the offsets.
 		return commitResult{err: fmt.Errorf("%w: %w", errOutcomeUnknown, err), ended: true}

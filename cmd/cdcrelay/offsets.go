@@ -59,7 +59,11 @@ func showOffsets(ctx context.Context, env *cliEnv, opts []kgo.Opt, topic, id str
 			fmt.Fprintln(env.stdout, "null")
 			return nil
 		}
-		fmt.Fprintln(env.stdout, string(rec.Encode()))
+		out, err := recordJSON(rec)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.stdout, string(out))
 		return nil
 	}
 	if rec == nil {
@@ -123,4 +127,33 @@ func resetOffsets(ctx context.Context, env *cliEnv, opts []kgo.Opt, topic, id st
 	}
 	fmt.Fprintf(env.stdout, "stored position of %q and its %d table records removed from %s; any relay running with this id was fenced. The next run starts fresh.\n", id, len(names), topic)
 	return nil
+}
+
+// recordJSON is the stored record as it is in the offsets topic, with the
+// source's state parts (the tables a snapshot keeps apart, by part name)
+// under "parts" when there are any.
+func recordJSON(rec *offsets.Record) ([]byte, error) {
+	raw := rec.Encode()
+	if len(rec.Parts) == 0 {
+		return raw, nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf("offsets record: %w", err)
+	}
+	parts := make(map[string]json.RawMessage, len(rec.Parts))
+	for name, v := range rec.Parts {
+		if json.Valid(v) {
+			parts[name] = v
+			continue
+		}
+		q, _ := json.Marshal(string(v))
+		parts[name] = q
+	}
+	p, err := json.Marshal(parts)
+	if err != nil {
+		return nil, err
+	}
+	obj["parts"] = p
+	return json.Marshal(obj)
 }

@@ -32,6 +32,10 @@ type Metrics struct {
 	// SnapshotSecondsLeft is the estimated time left of the table being
 	// snapshotted, at its rate so far; -1 when unknown, 0 when done.
 	SnapshotSecondsLeft *prometheus.GaugeVec
+	// SnapshotChunksReread counts snapshot chunks dropped and read again
+	// because their read could not be proven to see every transaction
+	// committed before the chunk's low watermark.
+	SnapshotChunksReread prometheus.Counter
 	// Reconnects counts reconnects to the source or Kafka, by cause.
 	Reconnects *prometheus.CounterVec
 	// Restarts counts restarts of the relay loop, by cause.
@@ -156,6 +160,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		SchemaChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdcrelay_schema_changes_total", Help: "Changes of a captured table's columns, types or key seen in the stream, by table.",
 		}, []string{"table"}),
+		SnapshotChunksReread: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cdcrelay_snapshot_chunks_reread_total", Help: "Snapshot chunks dropped and read again because their read missed a transaction committed before the chunk's low watermark (PostgreSQL).",
+		}),
 		SnapshotTables: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cdcrelay_snapshot_tables", Help: "Tables waiting for their snapshot (the one being read included) and finished, by state.",
 		}, []string{"state"}),
@@ -163,7 +170,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.Events, m.Transactions, m.TransactionSeconds, m.BatchEvents,
 		m.SourceLagBytes, m.SourceLagSeconds, m.SnapshotRowsDone, m.SnapshotRowsEstimated,
 		m.SnapshotChunksDone, m.SnapshotRowsPerSecond, m.SnapshotSecondsLeft, m.Reconnects, m.Restarts,
-		m.CommittedLSN, m.CommittedTimestamp, m.Up, m.TruncatesSkipped, m.SchemaChanges, m.SnapshotTables)
+		m.CommittedLSN, m.CommittedTimestamp, m.Up, m.TruncatesSkipped, m.SchemaChanges, m.SnapshotTables, m.SnapshotChunksReread)
 	return m
 }
 

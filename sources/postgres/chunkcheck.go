@@ -127,4 +127,5 @@ func (r *runner) checkChunk(id string) {
 		r.s.log.Warn("postgres: snapshot chunk read again: nothing is known of its read", "mark", id)
 	}
 	r.s.chunkRereads.Add(1)
+	r.s.m.SnapshotChunksReread.Inc()
 }

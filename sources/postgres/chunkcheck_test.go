@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,6 +89,9 @@ INSERT INTO vers SELECT g, 0 FROM generate_series(1, 1000) g`)
 	versionCheck(t, e, r.events())
 	if n := s.chunkRereads.Load(); n != 1 {
 		t.Errorf("%d chunks read again, want 1 (the one read with the old snapshot)", n)
+	}
+	if n := testutil.ToFloat64(s.m.SnapshotChunksReread); n != 1 {
+		t.Errorf("cdcrelay_snapshot_chunks_reread_total = %v, want 1", n)
 	}
 	reads := 0
 	for _, ev := range r.events() {

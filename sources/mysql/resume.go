@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/relay"
 )
 
 // ResyncHint ends every error about a position that cannot be resumed.
@@ -192,6 +194,47 @@ func (r *reader) prepareReplay() {
 	}
 	// The new dump names its file first.
 	r.at, r.txnAt = binlogPos{}, binlogPos{}
+}
+
+// reconnect opens a new connection after the binlog stream broke, and
+// checks that the stream can go on from r.st. Everything before r.st was
+// handled, and a transaction cut in the middle is read again with its
+// events already sent skipped. A cancel of ctx while connecting returns
+// nil; the caller sees ctx done.
+func (r *reader) reconnect(ctx context.Context) error {
+	s := r.s
+	r.prepareReplay()
+	// The read ahead's connection may have died with the stream; the
+	// next read ahead opens a new one.
+	s.release(r.pre)
+	r.pre, r.preFailed = nil, false
+	s.log.Info("mysql: reconnecting the binlog stream", "from", r.st.label(), "replay", r.replayGTID, "skip", r.skip)
+	q, err := s.connectRetry(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	s.release(r.q)
+	r.q = q
+	if r.dialect != nil {
+		r.dialect.c = q
+	}
+	si, err := readServerInfo(q)
+	if err == nil {
+		err = verifyResume(q, si, r.st)
+	}
+	if err == nil {
+		_, err = q.Execute("SET time_zone = '+00:00'")
+	}
+	if err != nil {
+		if errors.Is(err, ErrPositionLost) {
+			return relay.Fatal(err)
+		}
+		return s.classify(err)
+	}
+	return nil
 }
 
 // newReader sets up the reader of one Run from the position st.

@@ -1,7 +1,6 @@
 package mysql
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -196,27 +195,23 @@ func (r *reader) prepareReplay() {
 	r.at, r.txnAt = binlogPos{}, binlogPos{}
 }
 
-// reconnect opens a new connection after the binlog stream broke, and
-// checks that the stream can go on from r.st. Everything before r.st was
-// handled, and a transaction cut in the middle is read again with its
-// events already sent skipped. A cancel of ctx while connecting returns
-// nil; the caller sees ctx done.
-func (r *reader) reconnect(ctx context.Context) error {
-	s := r.s
+// beforeReconnect readies the reader to stream again from r.st after the
+// binlog stream broke: everything before r.st was handled, and a
+// transaction cut in the middle is read again with its events already sent
+// skipped.
+func (r *reader) beforeReconnect() {
 	r.prepareReplay()
 	// The read ahead's connection may have died with the stream; the
 	// next read ahead opens a new one.
-	s.release(r.pre)
+	r.s.release(r.pre)
 	r.pre, r.preFailed = nil, false
-	s.log.Info("mysql: reconnecting the binlog stream", "from", r.st.label(), "replay", r.replayGTID, "skip", r.skip)
-	q, err := s.connectRetry(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	s.release(r.q)
+	r.s.log.Info("mysql: reconnecting the binlog stream", "from", r.st.label(), "replay", r.replayGTID, "skip", r.skip)
+}
+
+// resumeOn makes q, a new connection, the reader's, and checks that the
+// stream can go on from r.st on that server.
+func (r *reader) resumeOn(q *client.Conn) error {
+	r.s.release(r.q)
 	r.q = q
 	if r.dialect != nil {
 		r.dialect.c = q
@@ -232,7 +227,7 @@ func (r *reader) reconnect(ctx context.Context) error {
 		if errors.Is(err, ErrPositionLost) {
 			return relay.Fatal(err)
 		}
-		return s.classify(err)
+		return r.s.classify(err)
 	}
 	return nil
 }

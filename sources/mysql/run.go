@@ -88,7 +88,15 @@ func (s *Source) Run(ctx context.Context, resume *change.Resume, out chan<- chan
 		if !errors.Is(err, errStreamLost) || !r.canResumeInPlace() {
 			return err
 		}
-		if err := r.reconnect(ctx); err != nil || ctx.Err() != nil {
+		r.beforeReconnect()
+		q, err := s.connectRetry(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if err := r.resumeOn(q); err != nil {
 			return err
 		}
 	}

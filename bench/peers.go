@@ -45,6 +45,41 @@ func (b *bench) runPeers(ctx context.Context, out string, mach machine) error {
 	if b.brokerKind != testenv.KindApache {
 		return fmt.Errorf("-peers runs on Apache Kafka only (the peers use Kafka Connect and Flink's Kafka client); drop -broker %s", b.brokerKind)
 	}
+	if err := b.resolvePeerJars(); err != nil {
+		return err
+	}
+	w := &peersWriter{path: out, doc: peersDoc{Machine: mach, Mode: map[bool]string{true: "quick", false: "full"}[b.quick],
+		Command: "go run ./bench " + strings.Join(os.Args[1:], " "), Versions: peerVersions}}
+	b.env = &testenv.Cleanups{}
+	defer b.env.Close()
+	if err := b.peerScenarios(ctx, w); err != nil {
+		b.env.Fail()
+		return err
+	}
+	fmt.Println(peersTable(w.doc.Results))
+	fmt.Println(parityTable(w.doc.Parity, []string{sysRelay, sysDebezium, sysFlinkCDC}))
+	fmt.Fprintf(os.Stderr, "bench: wrote the peers results into %s\n", out)
+	return nil
+}
+
+// peersWriter holds the peers document and writes it into path as each
+// result comes, so that an interrupted run keeps what it measured.
+type peersWriter struct {
+	path string
+	doc  peersDoc
+}
+
+func (w *peersWriter) add(rs ...peerResult) {
+	w.doc.Results = append(w.doc.Results, rs...)
+	w.doc.When = time.Now().UTC().Format(time.RFC3339)
+	if err := writePeers(w.path, w.doc); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+	}
+}
+
+// resolvePeerJars resolves the class paths of Debezium, Debezium for
+// MariaDB and Flink CDC.
+func (b *bench) resolvePeerJars() error {
 	var err error
 	fmt.Fprintln(os.Stderr, "bench: resolving the peers' jars (deploy/jvm/debezium, deploy/jvm/flinkcdc) ...")
 	if b.dbzCP, err = peerJars("debezium"); err != nil {
@@ -56,93 +91,94 @@ func (b *bench) runPeers(ctx context.Context, out string, mach machine) error {
 	if b.flinkCP, err = peerJars("flinkcdc"); err != nil {
 		return fmt.Errorf("flinkcdc jars: %w", err)
 	}
-	doc := peersDoc{Machine: mach, Mode: map[bool]string{true: "quick", false: "full"}[b.quick],
-		Command: "go run ./bench " + strings.Join(os.Args[1:], " "), Versions: peerVersions}
-	b.env = &testenv.Cleanups{}
-	defer b.env.Close()
-	// Each result is written as it comes, so that an interrupted run
-	// keeps what it measured.
-	add := func(rs ...peerResult) {
-		doc.Results = append(doc.Results, rs...)
-		doc.When = time.Now().UTC().Format(time.RFC3339)
-		if err := writePeers(out, doc); err != nil {
-			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-		}
-	}
-	err = func() error {
-		if err := b.setup(ctx); err != nil {
-			return err
-		}
-		my, err := testenv.NewMariaDB(b.env, testenv.MariaConf("innodb_buffer_pool_size = 512M", "max_binlog_size = 1G", "userstat = 1"))
-		if err != nil {
-			return fmt.Errorf("mariadb: %w", err)
-		}
-		b.my = my
-		b.myDSN = b.my.DSN("root", "bench")
-		c, err := client.Connect(b.my.Addr(), "root", "", "")
-		if err == nil {
-			_, err = c.Execute("CREATE DATABASE bench")
-			c.Close()
-		}
-		if err != nil {
-			return fmt.Errorf("mariadb: %w", err)
-		}
-		doc.Broker = b.broker.Kind + " " + b.broker.Version
-		for i, db := range []string{"pg", "mariadb"} {
-			systems := []string{sysRelay, sysDebezium, sysFlinkCDC}
-			if db == "mariadb" {
-				systems = append(systems, sysDebeziumMySQL)
-			}
-			for j := range systems {
-				// Rotate the order per database, so that no setup always
-				// runs first on a cold machine.
-				sys := systems[(i+j)%len(systems)]
-				if !b.peerWanted("restart", sys) {
-					continue
-				}
-				add(b.timed("restart cost: "+sys+" on "+db, func() peerResult {
-					return b.restartCost(ctx, sys, db, b.peerRows)
-				}))
-				if ctx.Err() != nil {
-					return nil
-				}
-			}
-		}
-		for _, db := range []string{"pg", "mariadb"} {
-			add(b.streamRuns(ctx, db)...)
-			if ctx.Err() != nil {
-				return nil
-			}
-		}
-		for _, db := range []string{"pg", "mariadb"} {
-			rows, err := b.encodingParity(ctx, db, b.peerRows, okSystems(doc.Results, db))
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "bench: encoding parity on %s: %v\n", db, err)
-			}
-			doc.Parity = append(doc.Parity, rows...)
-			add()
-		}
-		for _, db := range []string{"pg", "mariadb"} {
-			if !b.peerWanted("checkpoint", sysFlinkCDC) {
-				continue
-			}
-			add(b.timed("flinkcdc checkpoint size on "+db, func() peerResult {
-				return b.flinkCheckpointSize(ctx, db, b.peerRows)
-			}))
-			if ctx.Err() != nil {
-				return nil
-			}
-		}
-		return nil
-	}()
-	if err != nil {
-		b.env.Fail()
+	return nil
+}
+
+// peerScenarios starts the servers and runs each scenario on each
+// database: the restart cost, the stream runs, the encoding parity and
+// Flink CDC's checkpoint size. A cancel of ctx ends it without an error.
+func (b *bench) peerScenarios(ctx context.Context, w *peersWriter) error {
+	if err := b.setup(ctx); err != nil {
 		return err
 	}
-	fmt.Println(peersTable(doc.Results))
-	fmt.Println(parityTable(doc.Parity, []string{sysRelay, sysDebezium, sysFlinkCDC}))
-	fmt.Fprintf(os.Stderr, "bench: wrote the peers results into %s\n", out)
+	if err := b.startPeerMariaDB(); err != nil {
+		return err
+	}
+	w.doc.Broker = b.broker.Kind + " " + b.broker.Version
+	if stopped := b.restartRuns(ctx, w); stopped {
+		return nil
+	}
+	for _, db := range []string{"pg", "mariadb"} {
+		w.add(b.streamRuns(ctx, db)...)
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+	for _, db := range []string{"pg", "mariadb"} {
+		rows, err := b.encodingParity(ctx, db, b.peerRows, okSystems(w.doc.Results, db))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: encoding parity on %s: %v\n", db, err)
+		}
+		w.doc.Parity = append(w.doc.Parity, rows...)
+		w.add()
+	}
+	for _, db := range []string{"pg", "mariadb"} {
+		if !b.peerWanted("checkpoint", sysFlinkCDC) {
+			continue
+		}
+		w.add(b.timed("flinkcdc checkpoint size on "+db, func() peerResult {
+			return b.flinkCheckpointSize(ctx, db, b.peerRows)
+		}))
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
 	return nil
+}
+
+// startPeerMariaDB starts the MariaDB server the peers share, with an
+// empty database bench.
+func (b *bench) startPeerMariaDB() error {
+	my, err := testenv.NewMariaDB(b.env, testenv.MariaConf("innodb_buffer_pool_size = 512M", "max_binlog_size = 1G", "userstat = 1"))
+	if err != nil {
+		return fmt.Errorf("mariadb: %w", err)
+	}
+	b.my = my
+	b.myDSN = b.my.DSN("root", "bench")
+	c, err := client.Connect(b.my.Addr(), "root", "", "")
+	if err == nil {
+		_, err = c.Execute("CREATE DATABASE bench")
+		c.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("mariadb: %w", err)
+	}
+	return nil
+}
+
+// restartRuns measures the restart cost of each setup on each database,
+// rotating the order per database so that no setup always runs first on a
+// cold machine. It reports whether ctx ended the runs.
+func (b *bench) restartRuns(ctx context.Context, w *peersWriter) (stopped bool) {
+	for i, db := range []string{"pg", "mariadb"} {
+		systems := []string{sysRelay, sysDebezium, sysFlinkCDC}
+		if db == "mariadb" {
+			systems = append(systems, sysDebeziumMySQL)
+		}
+		for j := range systems {
+			sys := systems[(i+j)%len(systems)]
+			if !b.peerWanted("restart", sys) {
+				continue
+			}
+			w.add(b.timed("restart cost: "+sys+" on "+db, func() peerResult {
+				return b.restartCost(ctx, sys, db, b.peerRows)
+			}))
+			if ctx.Err() != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // writePeers sets the "peers" key of the JSON object in path, keeping its

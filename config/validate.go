@@ -118,7 +118,15 @@ func (c *Config) Validate() Errors {
 		bad("id", "%q is not allowed; use 1 to 48 of a-z, 0-9 and _", c.ID)
 	}
 
-	s := &c.Source
+	validateSource(&c.Source, bad)
+	validateKafka(&c.Kafka, bad)
+	validateFormat(&c.Format, bad)
+	validateMetricsLog(c, bad)
+	return errs
+}
+
+// validateSource checks the source section.
+func validateSource(s *Source, bad func(key, format string, args ...any)) {
 	switch {
 	case s.Type == "postgres" || s.Type == "mysql" || extraSourceTypes[s.Type]:
 	case s.Type == "":
@@ -130,6 +138,28 @@ func (c *Config) Validate() Errors {
 	if s.FailoverSlot && s.Type != "postgres" {
 		bad("source.failover_slot", "only applies to source.type postgres (PostgreSQL 17 failover slots); remove it")
 	}
+	validateTableLists(s, bad)
+	validateColumns(s, bad)
+	validateSnapshot(s, bad)
+	if s.HeartbeatInterval < 0 {
+		bad("source.heartbeat_interval", "must not be negative; 0 disables heartbeats")
+	}
+	for _, n := range []struct{ key, v string }{{"source.slot", s.Slot}, {"source.publication", s.Publication}} {
+		if n.v != "" && !regexp.MustCompile(`^[a-z0-9_]{1,63}$`).MatchString(n.v) {
+			bad(n.key, "%q is not allowed; PostgreSQL needs 1 to 63 of a-z, 0-9 and _", n.v)
+		}
+	}
+	switch s.UnchangedToast {
+	case UnchangedToastRefuse, UnchangedToastOmit:
+	default:
+		bad("source.unchanged_toast", "%q is not allowed; one of refuse, omit", s.UnchangedToast)
+	}
+	validateTLS("source.tls", &s.TLS, bad)
+}
+
+// validateTableLists checks source.tables, source.keyless and
+// source.key_columns.
+func validateTableLists(s *Source, bad func(key, format string, args ...any)) {
 	if len(s.Tables) == 0 {
 		bad("source.tables", "required; list the tables to capture, e.g. [public.orders] or [shop.*]")
 	}
@@ -148,7 +178,10 @@ func (c *Config) Validate() Errors {
 			bad(fmt.Sprintf("source.key_columns[%d]", i), "%v", err)
 		}
 	}
-	validateColumns(s, bad)
+}
+
+// validateSnapshot checks the snapshot keys of the source section.
+func validateSnapshot(s *Source, bad func(key, format string, args ...any)) {
 	switch s.Snapshot {
 	case "initial", "never":
 	default:
@@ -166,37 +199,28 @@ func (c *Config) Validate() Errors {
 	if s.SnapshotChunkSize < 1 || s.SnapshotChunkSize > 1_000_000 {
 		bad("source.snapshot_chunk_size", "%d is out of range; use 1 to 1000000", s.SnapshotChunkSize)
 	}
-	if s.HeartbeatInterval < 0 {
-		bad("source.heartbeat_interval", "must not be negative; 0 disables heartbeats")
-	}
-	for _, n := range []struct{ key, v string }{{"source.slot", s.Slot}, {"source.publication", s.Publication}} {
-		if n.v != "" && !regexp.MustCompile(`^[a-z0-9_]{1,63}$`).MatchString(n.v) {
-			bad(n.key, "%q is not allowed; PostgreSQL needs 1 to 63 of a-z, 0-9 and _", n.v)
-		}
-	}
-	switch s.UnchangedToast {
-	case UnchangedToastRefuse, UnchangedToastOmit:
-	default:
-		bad("source.unchanged_toast", "%q is not allowed; one of refuse, omit", s.UnchangedToast)
-	}
-	validateTLS("source.tls", &s.TLS, bad)
+}
 
-	validateKafka(&c.Kafka, bad)
-
-	switch c.Format.Value {
+// validateFormat checks the format section.
+func validateFormat(f *Format, bad func(key, format string, args ...any)) {
+	switch f.Value {
 	case "debezium-json", "upsert":
 	default:
-		bad("format.value", "%q is not supported; one of debezium-json, upsert", c.Format.Value)
+		bad("format.value", "%q is not supported; one of debezium-json, upsert", f.Value)
 	}
-	switch c.Format.Truncate {
+	switch f.Truncate {
 	case TruncateSkip, TruncateFail:
 	case TruncateEvent:
-		if c.Format.Value == "upsert" {
+		if f.Value == "upsert" {
 			bad("format.truncate", "event needs format.value debezium-json: upsert-kafka has no record that empties a table (a null value deletes one key); use skip or fail")
 		}
 	default:
-		bad("format.truncate", "%q is not allowed; one of skip, event, fail", c.Format.Truncate)
+		bad("format.truncate", "%q is not allowed; one of skip, event, fail", f.Truncate)
 	}
+}
+
+// validateMetricsLog checks the metrics and log sections.
+func validateMetricsLog(c *Config, bad func(key, format string, args ...any)) {
 	if c.Metrics.Listen != "off" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 			bad("metrics.listen", "%q is not host:port (or off)", c.Metrics.Listen)
@@ -215,7 +239,6 @@ func (c *Config) Validate() Errors {
 	default:
 		bad("log.level", "%q is not allowed; one of debug, info, warn, error", c.Log.Level)
 	}
-	return errs
 }
 
 // validateKafka checks the kafka section.

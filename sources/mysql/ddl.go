@@ -27,21 +27,14 @@ import (
 //   - TRUNCATE: as format.truncate says (see truncated).
 //   - DROP TABLE: logged; the table leaves the snapshot queue.
 func (r *reader) ddl(ctx context.Context, h *replication.EventHeader, defaultDB, q string) error {
-	toks := sqlTokens(q, 16)
+	toks := stmt(sqlTokens(q, 16))
 	if len(toks) == 0 {
 		return nil
 	}
-	kw := func(i int) string {
-		if i < len(toks) {
-			return strings.ToUpper(toks[i])
-		}
-		return ""
-	}
-	log := r.s.log
-	switch kw(0) {
+	switch toks.kw(0) {
 	case "TRUNCATE":
 		i := 1
-		if kw(1) == "TABLE" {
+		if toks.kw(1) == "TABLE" {
 			i = 2
 		}
 		db, t, _ := tableName(toks, i, defaultDB)
@@ -49,82 +42,107 @@ func (r *reader) ddl(ctx context.Context, h *replication.EventHeader, defaultDB,
 			return r.truncated(ctx, h, change.TableID{Namespace: db, Name: t})
 		}
 	case "DROP":
-		if kw(1) != "TABLE" && !(kw(1) == "TEMPORARY" && kw(2) == "TABLE") {
-			return nil
-		}
-		i := 2
-		if kw(1) == "TEMPORARY" {
-			return nil
-		}
-		if kw(i) == "IF" && kw(i+1) == "EXISTS" {
-			i += 2
-		}
-		for i < len(toks) {
-			db, t, n := tableName(toks, i, defaultDB)
-			if n == 0 {
-				break
-			}
-			i += n
-			if r.s.captured(db, t) {
-				log.Warn("mysql: captured table dropped; it is no longer captured", "table", db+"."+t)
-				r.forget(db + "." + t)
-			}
-			if i < len(toks) && toks[i] == "," {
-				i++
-				continue
-			}
-			break
-		}
+		r.dropTables(toks, defaultDB)
 	case "RENAME":
-		if kw(1) != "TABLE" {
-			return nil
-		}
-		i := 2
-		for i < len(toks) {
-			db1, t1, n := tableName(toks, i, defaultDB)
-			if n == 0 || !strings.EqualFold(kwAt(toks, i+n), "TO") {
-				break
-			}
-			i += n + 1
-			db2, t2, m := tableName(toks, i, defaultDB)
-			if m == 0 {
-				break
-			}
-			i += m
-			if err := r.renamed(ctx, db1, t1, db2, t2); err != nil {
-				return err
-			}
-			if i < len(toks) && toks[i] == "," {
-				i++
-				continue
-			}
+		return r.renameTables(ctx, toks, defaultDB)
+	case "ALTER":
+		return r.alterTable(ctx, toks, defaultDB, q)
+	}
+	return nil
+}
+
+// stmt is the first tokens of a statement.
+type stmt []string
+
+// kw returns token i in upper case, "" past the end.
+func (s stmt) kw(i int) string { return strings.ToUpper(kwAt(s, i)) }
+
+// dropTables handles DROP TABLE: the captured tables among those dropped
+// leave the snapshot queue.
+func (r *reader) dropTables(toks stmt, defaultDB string) {
+	if toks.kw(1) != "TABLE" && !(toks.kw(1) == "TEMPORARY" && toks.kw(2) == "TABLE") {
+		return
+	}
+	i := 2
+	if toks.kw(1) == "TEMPORARY" {
+		return
+	}
+	if toks.kw(i) == "IF" && toks.kw(i+1) == "EXISTS" {
+		i += 2
+	}
+	for i < len(toks) {
+		db, t, n := tableName(toks, i, defaultDB)
+		if n == 0 {
 			break
 		}
-	case "ALTER":
-		i := 1
-		for kw(i) == "ONLINE" || kw(i) == "IGNORE" {
-			i++
-		}
-		if kw(i) != "TABLE" {
-			return nil
-		}
-		db, t, n := tableName(toks, i+1, defaultDB)
-		if n == 0 {
-			return nil
-		}
-		j := i + 1 + n
-		if kw(j) == "RENAME" && kw(j+1) != "COLUMN" && kw(j+1) != "INDEX" && kw(j+1) != "KEY" {
-			k := j + 1
-			if kw(k) == "TO" || kw(k) == "AS" {
-				k++
-			}
-			if db2, t2, m := tableName(toks, k, db); m > 0 {
-				return r.renamed(ctx, db, t, db2, t2)
-			}
-		}
+		i += n
 		if r.s.captured(db, t) {
-			log.Info("mysql: schema change on a captured table; later events carry the new columns", "table", db+"."+t, "statement", truncate(q, 200))
+			r.s.log.Warn("mysql: captured table dropped; it is no longer captured", "table", db+"."+t)
+			r.forget(db + "." + t)
 		}
+		if i < len(toks) && toks[i] == "," {
+			i++
+			continue
+		}
+		break
+	}
+}
+
+// renameTables handles RENAME TABLE a TO b[, c TO d ...].
+func (r *reader) renameTables(ctx context.Context, toks stmt, defaultDB string) error {
+	if toks.kw(1) != "TABLE" {
+		return nil
+	}
+	i := 2
+	for i < len(toks) {
+		db1, t1, n := tableName(toks, i, defaultDB)
+		if n == 0 || !strings.EqualFold(kwAt(toks, i+n), "TO") {
+			break
+		}
+		i += n + 1
+		db2, t2, m := tableName(toks, i, defaultDB)
+		if m == 0 {
+			break
+		}
+		i += m
+		if err := r.renamed(ctx, db1, t1, db2, t2); err != nil {
+			return err
+		}
+		if i < len(toks) && toks[i] == "," {
+			i++
+			continue
+		}
+		break
+	}
+	return nil
+}
+
+// alterTable handles ALTER TABLE: a rename of the table, or a change of
+// its shape, which later events carry.
+func (r *reader) alterTable(ctx context.Context, toks stmt, defaultDB, q string) error {
+	i := 1
+	for toks.kw(i) == "ONLINE" || toks.kw(i) == "IGNORE" {
+		i++
+	}
+	if toks.kw(i) != "TABLE" {
+		return nil
+	}
+	db, t, n := tableName(toks, i+1, defaultDB)
+	if n == 0 {
+		return nil
+	}
+	j := i + 1 + n
+	if toks.kw(j) == "RENAME" && toks.kw(j+1) != "COLUMN" && toks.kw(j+1) != "INDEX" && toks.kw(j+1) != "KEY" {
+		k := j + 1
+		if toks.kw(k) == "TO" || toks.kw(k) == "AS" {
+			k++
+		}
+		if db2, t2, m := tableName(toks, k, db); m > 0 {
+			return r.renamed(ctx, db, t, db2, t2)
+		}
+	}
+	if r.s.captured(db, t) {
+		r.s.log.Info("mysql: schema change on a captured table; later events carry the new columns", "table", db+"."+t, "statement", truncate(q, 200))
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/relay"
 )
 
 // ResyncHint ends every error about a position that cannot be resumed.
@@ -192,6 +193,43 @@ func (r *reader) prepareReplay() {
 	}
 	// The new dump names its file first.
 	r.at, r.txnAt = binlogPos{}, binlogPos{}
+}
+
+// beforeReconnect readies the reader to stream again from r.st after the
+// binlog stream broke: everything before r.st was handled, and a
+// transaction cut in the middle is read again with its events already sent
+// skipped.
+func (r *reader) beforeReconnect() {
+	r.prepareReplay()
+	// The read ahead's connection may have died with the stream; the
+	// next read ahead opens a new one.
+	r.s.release(r.pre)
+	r.pre, r.preFailed = nil, false
+	r.s.log.Info("mysql: reconnecting the binlog stream", "from", r.st.label(), "replay", r.replayGTID, "skip", r.skip)
+}
+
+// resumeOn makes q, a new connection, the reader's, and checks that the
+// stream can go on from r.st on that server.
+func (r *reader) resumeOn(q *client.Conn) error {
+	r.s.release(r.q)
+	r.q = q
+	if r.dialect != nil {
+		r.dialect.c = q
+	}
+	si, err := readServerInfo(q)
+	if err == nil {
+		err = verifyResume(q, si, r.st)
+	}
+	if err == nil {
+		_, err = q.Execute("SET time_zone = '+00:00'")
+	}
+	if err != nil {
+		if errors.Is(err, ErrPositionLost) {
+			return relay.Fatal(err)
+		}
+		return r.s.classify(err)
+	}
+	return nil
 }
 
 // newReader sets up the reader of one Run from the position st.

@@ -38,8 +38,9 @@ const (
 // jittered exponential backoff. Nothing is re-snapshotted by a reconnect.
 func (s *Source) Run(ctx context.Context, resume *change.Resume, out chan<- change.Message) error {
 	var stored []byte
+	var parts map[string][]byte
 	if resume != nil {
-		stored = resume.State
+		stored, parts = resume.State, resume.Parts
 	}
 	st, err := decodeState(stored)
 	if err != nil {
@@ -52,50 +53,18 @@ func (s *Source) Run(ctx context.Context, resume *change.Resume, out chan<- chan
 		}
 		return err
 	}
-	si, err := readServerInfo(q)
+	fresh := st == nil
+	si, st, err := s.checkServer(q, st)
 	if err != nil {
 		s.release(q)
-		return s.classify(err)
+		return err
 	}
-	if err := si.requireRowFormat(); err != nil {
-		s.release(q)
-		return relay.Fatal(err)
-	}
-	fresh := st == nil
-	if fresh {
-		st = &state{V: stateVersion, Flavor: si.flavor, ServerID: si.serverID, DomainID: si.domainID,
-			ServerUUID: si.serverUUID, File: si.file, Pos: si.pos}
-		if si.gtidOn {
-			st.GTID = si.gtidPos
-		}
-	} else if err := verifyResume(q, si, st); err != nil {
-		s.release(q)
-		if errors.Is(err, ErrPositionLost) {
-			return relay.Fatal(err)
-		}
-		return s.classify(err)
-	}
-	if _, err := q.Execute("SET time_zone = '+00:00'"); err != nil {
-		s.release(q)
-		return s.classify(fmt.Errorf("mysql: set time_zone: %w", err))
-	}
-
 	r, err := newReader(s, out, st, si.flavor, q)
 	if err != nil {
 		s.release(q)
 		return relay.Fatal(err)
 	}
-	defer func() {
-		if r.snap != nil {
-			r.snap.Abandon() // waits for a read ahead, which may use r.pre
-		}
-		s.release(r.pre)
-		s.release(r.q)
-	}()
-	var parts map[string][]byte
-	if resume != nil {
-		parts = resume.Parts
-	}
+	defer r.close()
 	if err := r.initSnapshot(ctx, q, fresh, parts); err != nil {
 		return err
 	}
@@ -119,41 +88,56 @@ func (s *Source) Run(ctx context.Context, resume *change.Resume, out chan<- chan
 		if !errors.Is(err, errStreamLost) || !r.canResumeInPlace() {
 			return err
 		}
-		// Reconnect in place: everything before r.st was handled, and a
-		// transaction cut in the middle is read again with its events
-		// already sent skipped.
-		r.prepareReplay()
-		// The read ahead's connection may have died with the stream; the
-		// next read ahead opens a new one.
-		s.release(r.pre)
-		r.pre, r.preFailed = nil, false
-		s.log.Info("mysql: reconnecting the binlog stream", "from", r.st.label(), "replay", r.replayGTID, "skip", r.skip)
-		q2, err := s.connectRetry(ctx)
+		r.beforeReconnect()
+		q, err := s.connectRetry(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		s.release(r.q)
-		r.q = q2
-		if r.dialect != nil {
-			r.dialect.c = q2
-		}
-		si2, err := readServerInfo(q2)
-		if err == nil {
-			err = verifyResume(q2, si2, r.st)
-		}
-		if err == nil {
-			_, err = q2.Execute("SET time_zone = '+00:00'")
-		}
-		if err != nil {
-			if errors.Is(err, ErrPositionLost) {
-				return relay.Fatal(err)
-			}
-			return s.classify(err)
+		if err := r.resumeOn(q); err != nil {
+			return err
 		}
 	}
+}
+
+// checkServer reads the server's settings on q and returns them with the
+// state to stream from: st once found resumable, or with none the server's
+// current position. It sets the session's time zone to UTC.
+func (s *Source) checkServer(q *client.Conn, st *state) (*serverInfo, *state, error) {
+	si, err := readServerInfo(q)
+	if err != nil {
+		return nil, nil, s.classify(err)
+	}
+	if err := si.requireRowFormat(); err != nil {
+		return nil, nil, relay.Fatal(err)
+	}
+	if st == nil {
+		st = &state{V: stateVersion, Flavor: si.flavor, ServerID: si.serverID, DomainID: si.domainID,
+			ServerUUID: si.serverUUID, File: si.file, Pos: si.pos}
+		if si.gtidOn {
+			st.GTID = si.gtidPos
+		}
+	} else if err := verifyResume(q, si, st); err != nil {
+		if errors.Is(err, ErrPositionLost) {
+			return nil, nil, relay.Fatal(err)
+		}
+		return nil, nil, s.classify(err)
+	}
+	if _, err := q.Execute("SET time_zone = '+00:00'"); err != nil {
+		return nil, nil, s.classify(fmt.Errorf("mysql: set time_zone: %w", err))
+	}
+	return si, st, nil
+}
+
+// close lets go of the reader's connections, once a read ahead has ended.
+func (r *reader) close() {
+	if r.snap != nil {
+		r.snap.Abandon() // waits for a read ahead, which may use r.pre
+	}
+	r.s.release(r.pre)
+	r.s.release(r.q)
 }
 
 // stream runs one binlog dump from r.st until it fails or ctx is done.

@@ -422,59 +422,17 @@ func (d *dialect) readRows(table, cmp string, after snapshot.Key, limit int) ([]
 	if len(key) != len(kinds) {
 		return nil, fmt.Errorf("the primary key of %s changed during its snapshot; re-snapshot it with: cdcrelay snapshot --config <file> --table %s", table, table)
 	}
-	var sb strings.Builder
-	sb.WriteString("SELECT ")
-	for i, c := range cols {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString(quoteIdent(c.name))
+	query, err := selectRows(db, name, cols, key, kinds, cmp, after, limit)
+	if err != nil {
+		return nil, err
 	}
-	sb.WriteString(" FROM " + quoteTable(db, name))
-	order := make([]string, len(key))
-	for i, k := range key {
-		order[i] = orderExpr(kinds[i], cols[k].name)
-	}
-	if cmp != "" {
-		lits := make([]string, len(key))
-		for i := range key {
-			if lits[i], err = literal(kinds[i], after[i]); err != nil {
-				return nil, err
-			}
-		}
-		sb.WriteString(" WHERE (" + strings.Join(order, ", ") + ") " + cmp + " (" + strings.Join(lits, ", ") + ")")
-	}
-	sb.WriteString(" ORDER BY " + strings.Join(order, ", ") + " LIMIT " + strconv.Itoa(limit))
 	names := make([]string, len(cols))
 	for i, c := range cols {
 		names[i] = c.name
 	}
-	// The Kafka key, as the stream keys the table: source.key_columns, the
-	// primary key, or the implicit one of a table without (see
-	// snapshotKey).
-	keyNames := d.s.cfg.Source.KeyColumnsFor(db, name)
-	kafka := make([]int, len(keyNames))
-	for i, n := range keyNames {
-		if kafka[i] = slices.IndexFunc(cols, func(c column) bool { return c.name == n }); kafka[i] < 0 {
-			return nil, fatalf("mysql: source.key_columns: table %s has no column %q", table, n)
-		}
-	}
-	if keyNames == nil {
-		switch {
-		case index == "": // the primary key
-			kafka = key
-		case implicit != nil:
-			kafka = implicit
-		default: // the whole row
-			kafka = make([]int, len(cols))
-			for i := range cols {
-				kafka[i] = i
-			}
-		}
-		keyNames = make([]string, len(kafka))
-		for i, k := range kafka {
-			keyNames[i] = cols[k].name
-		}
+	keyNames, kafka, err := d.kafkaKey(table, cols, key, index, implicit)
+	if err != nil {
+		return nil, err
 	}
 	// The binlog position and server id are set when the rows are sent.
 	src := change.Source{Connector: "mysql", Name: d.s.cfg.ID, DB: db, Table: name, TsMs: time.Now().UnixMilli()}
@@ -490,7 +448,7 @@ func (d *dialect) readRows(table, cmp string, after snapshot.Key, limit int) ([]
 	out := make([]snapshot.Row, 0, limit)
 	var res gomysql.Result
 	defer res.Close()
-	err = d.c.ExecuteSelectStreaming(sb.String(), &res, func(vals []gomysql.FieldValue) error {
+	err = d.c.ExecuteSelectStreaming(query, &res, func(vals []gomysql.FieldValue) error {
 		if len(vals) != len(cols) {
 			return fmt.Errorf("%d values for %d columns", len(vals), len(cols))
 		}
@@ -529,4 +487,67 @@ func (d *dialect) readRows(table, cmp string, after snapshot.Key, limit int) ([]
 		return nil, err
 	}
 	return out, nil
+}
+
+// selectRows returns the query of readRows: the columns of db.name, in key
+// order, after or at the key as cmp says.
+func selectRows(db, name string, cols []column, key []int, kinds []keyKind, cmp string, after snapshot.Key, limit int) (string, error) {
+	var sb strings.Builder
+	sb.WriteString("SELECT ")
+	for i, c := range cols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(quoteIdent(c.name))
+	}
+	sb.WriteString(" FROM " + quoteTable(db, name))
+	order := make([]string, len(key))
+	for i, k := range key {
+		order[i] = orderExpr(kinds[i], cols[k].name)
+	}
+	if cmp != "" {
+		lits := make([]string, len(key))
+		for i := range key {
+			var err error
+			if lits[i], err = literal(kinds[i], after[i]); err != nil {
+				return "", err
+			}
+		}
+		sb.WriteString(" WHERE (" + strings.Join(order, ", ") + ") " + cmp + " (" + strings.Join(lits, ", ") + ")")
+	}
+	sb.WriteString(" ORDER BY " + strings.Join(order, ", ") + " LIMIT " + strconv.Itoa(limit))
+	return sb.String(), nil
+}
+
+// kafkaKey returns the Kafka key of the snapshot's rows of table, as the
+// stream keys the table: source.key_columns, the primary key, or the
+// implicit one of a table without (see snapshotKey), else the whole row.
+func (d *dialect) kafkaKey(table string, cols []column, key []int, index string, implicit []int) ([]string, []int, error) {
+	db, name := splitTable(table)
+	keyNames := d.s.cfg.Source.KeyColumnsFor(db, name)
+	kafka := make([]int, len(keyNames))
+	for i, n := range keyNames {
+		if kafka[i] = slices.IndexFunc(cols, func(c column) bool { return c.name == n }); kafka[i] < 0 {
+			return nil, nil, fatalf("mysql: source.key_columns: table %s has no column %q", table, n)
+		}
+	}
+	if keyNames != nil {
+		return keyNames, kafka, nil
+	}
+	switch {
+	case index == "": // the primary key
+		kafka = key
+	case implicit != nil:
+		kafka = implicit
+	default: // the whole row
+		kafka = make([]int, len(cols))
+		for i := range cols {
+			kafka[i] = i
+		}
+	}
+	keyNames = make([]string, len(kafka))
+	for i, k := range kafka {
+		keyNames[i] = cols[k].name
+	}
+	return keyNames, kafka, nil
 }

@@ -37,33 +37,33 @@ const maxUnseenXids = 1 << 16
 // check at its low watermark.
 func (r *runner) chunkDialect(d dialect) dialect {
 	d.vis = &chunkVis{}
-	if len(r.vis) >= 4 {
-		r.vis = append(r.vis[:0], r.vis[len(r.vis)-3:]...)
+	if len(r.chunks.vis) >= 4 {
+		r.chunks.vis = append(r.chunks.vis[:0], r.chunks.vis[len(r.chunks.vis)-3:]...)
 	}
-	r.vis = append(r.vis, d.vis)
+	r.chunks.vis = append(r.chunks.vis, d.vis)
 	return d
 }
 
 // sawXid records a transaction the stream decoded, while a snapshot runs.
 func (r *runner) sawXid(ctx context.Context, xid uint32) error {
 	if !r.sn.Active() {
-		clear(r.unseen)
+		clear(r.chunks.unseen)
 		return nil
 	}
-	if r.unseen == nil {
-		r.unseen = map[uint32]struct{}{}
+	if r.chunks.unseen == nil {
+		r.chunks.unseen = map[uint32]struct{}{}
 	}
-	r.unseen[xid] = struct{}{}
-	if len(r.unseen) < maxUnseenXids {
+	r.chunks.unseen[xid] = struct{}{}
+	if len(r.chunks.unseen) < maxUnseenXids {
 		return nil
 	}
 	v, err := snapshotVis(ctx, r.sql)
 	if err != nil {
 		return r.sqlError(ctx, err)
 	}
-	for x := range r.unseen {
+	for x := range r.chunks.unseen {
 		if v.sees(x) {
-			delete(r.unseen, x)
+			delete(r.chunks.unseen, x)
 		}
 	}
 	return nil
@@ -96,18 +96,18 @@ FROM (SELECT pg_catalog.pg_current_snapshot() AS s) q`).Scan(&xmax, &xip); err !
 // next chunk read starts again from the same key.
 func (r *runner) checkChunk(id string) {
 	var v *chunkVis
-	for _, c := range r.vis {
+	for _, c := range r.chunks.vis {
 		if c.id == id {
 			v = c
 		}
 	}
-	clear(r.vis)
-	r.vis = r.vis[:0]
+	clear(r.chunks.vis)
+	r.chunks.vis = r.chunks.vis[:0]
 	missed, found := uint32(0), false
 	if v != nil {
-		for x := range r.unseen {
+		for x := range r.chunks.unseen {
 			if v.sees(x) {
-				delete(r.unseen, x)
+				delete(r.chunks.unseen, x)
 			} else {
 				missed, found = x, true
 			}
@@ -119,7 +119,7 @@ func (r *runner) checkChunk(id string) {
 	r.sn.Abandon()
 	if v != nil && v.alloc != nil {
 		v.alloc.Reset() // the dropped rows are nowhere else
-		r.chunkMem.Put(v.alloc)
+		r.chunks.mem.Put(v.alloc)
 	}
 	if found {
 		r.s.log.Info("postgres: snapshot chunk read again: a transaction committed before its low watermark was not yet visible to its read", "xid", missed)

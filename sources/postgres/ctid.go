@@ -152,7 +152,7 @@ func (r *runner) sendCtid(ctx context.Context, lsn uint64) error {
 		for _, row := range read {
 			ev := row.Event
 			ev.Source.Snapshot = change.SnapshotTrue
-			ev.Source.LSN, ev.Source.TxID = lsn, r.xid
+			ev.Source.LSN, ev.Source.TxID = lsn, r.txn.xid
 			evs = append(evs, ev)
 		}
 		if n := len(evs); n > 0 {
@@ -176,16 +176,16 @@ func (r *runner) sendCtid(ctx context.Context, lsn uint64) error {
 	if err := r.sn.Complete(t.ident, rows); err != nil {
 		return relay.Fatal(fmt.Errorf("postgres: %w", err))
 	}
-	r.events += int(rows)
-	r.notable = true
+	r.txn.events += int(rows)
+	r.txn.notable = true
 	return nil
 }
 
 // keepAlive sends a standby status update when one is due, for long work
 // that does not read the stream.
 func (r *runner) keepAlive() error {
-	if !time.Now().Before(r.nextStatus) {
-		r.nextStatus = time.Now().Add(statusInterval)
+	if !time.Now().Before(r.clock.nextStatus) {
+		r.clock.nextStatus = time.Now().Add(statusInterval)
 		return r.sendStatus()
 	}
 	return nil

@@ -49,37 +49,37 @@ func (r *runner) handle(ctx context.Context, walStart pglogrepl.LSN, data []byte
 	}
 	switch m.kind {
 	case 'B':
-		r.inTxn = true
-		r.skip = r.st.lsn != 0 && m.lsn < uint64(r.st.lsn)
-		r.xid = m.xid
+		r.txn = txn{
+			open:       true,
+			skip:       r.st.lsn != 0 && m.lsn < uint64(r.st.lsn),
+			xid:        m.xid,
+			commitTime: pgTime(m.time),
+			label:      []byte(pglogrepl.LSN(m.lsn).String()),
+		}
 		if err := r.sawXid(ctx, m.xid); err != nil {
 			return err
 		}
-		r.commitTime = pgTime(m.time)
-		r.txnLabel = []byte(pglogrepl.LSN(m.lsn).String())
-		r.events = 0
-		r.notable = false
-		if r.ctid != nil && !r.skip && m.lsn >= r.ctid.point {
+		if r.ctid != nil && !r.txn.skip && m.lsn >= r.ctid.point {
 			return r.sendCtid(ctx, m.lsn)
 		}
 	case 'C':
-		r.inTxn = false
+		r.txn.open = false
 		// A checkpoint acked at or after this commit came after the rows
 		// of the chunks sent so far.
-		r.chunkMem.Passed(m.endLSN)
-		if r.skip {
+		r.chunks.mem.Passed(m.endLSN)
+		if r.txn.skip {
 			return nil
 		}
 		return r.commit(ctx, pglogrepl.LSN(m.endLSN), pgTime(m.time))
 	case 'R':
 		return r.relation(ctx, &m.rel)
 	case 'I', 'U', 'D':
-		if r.skip {
+		if r.txn.skip {
 			return nil
 		}
 		return r.change(ctx, walStart)
 	case 'T':
-		if r.skip {
+		if r.txn.skip {
 			return nil
 		}
 		for _, id := range m.relIDs {
@@ -90,7 +90,7 @@ func (r *runner) handle(ctx context.Context, walStart pglogrepl.LSN, data []byte
 			}
 		}
 	case 'M':
-		if !m.transactional || r.skip {
+		if !m.transactional || r.txn.skip {
 			return nil
 		}
 		return r.message(ctx)
@@ -108,13 +108,13 @@ func (r *runner) truncated(ctx context.Context, rel *relation, walStart pglogrep
 	case config.TruncateFail:
 		return relay.Fatal(fmt.Errorf("postgres: TRUNCATE of %s at %s, and format.truncate is fail; the position stays before it. Set format.truncate to skip or event to pass it, or re-sync the table afterwards", rel.ident, walStart))
 	case config.TruncateEvent:
-		r.events++
+		r.txn.events++
 		ev := change.Event{
 			Table: change.TableID{Namespace: rel.schema, Name: rel.name},
 			Op:    change.OpTruncate,
 			Source: change.Source{Connector: "postgresql", Name: r.s.id, DB: r.db, Schema: rel.schema, Table: rel.name,
-				TsMs: r.commitTime.UnixMilli(), LSN: uint64(walStart), TxID: r.xid},
-			Position: r.txnLabel,
+				TsMs: r.txn.commitTime.UnixMilli(), LSN: uint64(walStart), TxID: r.txn.xid},
+			Position: r.txn.label,
 		}
 		return r.send(ctx, change.Message{Event: r.alloc.Event(ev)})
 	}
@@ -128,7 +128,7 @@ func (r *runner) commit(ctx context.Context, end pglogrepl.LSN, at time.Time) er
 	if r.sn.InWindow() {
 		return nil // the chunk's high watermark checkpoints everything
 	}
-	if r.events == 0 && !r.notable && time.Since(r.lastCkpt) < r.idleEvery {
+	if r.txn.quiet() && time.Since(r.clock.lastCkpt) < r.clock.idleEvery {
 		return nil
 	}
 	r.st.lsn = end
@@ -143,10 +143,10 @@ func (r *runner) commit(ctx context.Context, end pglogrepl.LSN, at time.Time) er
 		Label:             end.String(),
 		LSN:               uint64(end),
 	}
-	if r.events == 0 && !r.notable {
+	if r.txn.quiet() {
 		cp.CommitTime = time.Time{}
 	}
-	r.lastCkpt = time.Now()
+	r.clock.lastCkpt = time.Now()
 	return r.send(ctx, change.Message{Checkpoint: cp})
 }
 
@@ -156,7 +156,7 @@ func (r *runner) message(ctx context.Context) error {
 	switch m.prefix {
 	case prefixHeartbeat:
 		if string(m.content) == r.s.slot {
-			r.notable = true
+			r.txn.notable = true
 		}
 	case prefixWatermark:
 		mark, ok := snapshot.ParseMark(string(m.content))
@@ -174,16 +174,16 @@ func (r *runner) message(ctx context.Context) error {
 		if !closed {
 			return nil
 		}
-		r.notable = true
+		r.txn.notable = true
 		r.prefetch(ctx)
 		for _, ev := range rows {
 			ev.Source.LSN = m.lsn
-			ev.Source.TxID = r.xid
+			ev.Source.TxID = r.txn.xid
 		}
 		if err := change.SendRuns(rows, func(m change.Message) error { return r.send(ctx, m) }); err != nil {
 			return err
 		}
-		r.chunkMem.Sent(r.sn.ClosedMemory())
+		r.chunks.mem.Sent(r.sn.ClosedMemory())
 	case prefixSignal:
 		var sig signal
 		if err := json.Unmarshal(m.content, &sig); err != nil || sig.Slot != r.s.slot {
@@ -203,7 +203,7 @@ func (r *runner) message(ctx context.Context) error {
 			return nil
 		}
 		r.s.log.Info("postgres: snapshot requested", "table", sig.Table)
-		r.notable = true
+		r.txn.notable = true
 	}
 	return nil
 }
@@ -339,9 +339,9 @@ func (r *runner) change(ctx context.Context, walStart pglogrepl.LSN) error {
 		DB:        r.db,
 		Schema:    rel.schema,
 		Table:     rel.name,
-		TsMs:      r.commitTime.UnixMilli(),
+		TsMs:      r.txn.commitTime.UnixMilli(),
 		LSN:       uint64(walStart),
-		TxID:      r.xid,
+		TxID:      r.txn.xid,
 	}
 	if err := r.checkDims(rel, walStart); err != nil {
 		return err
@@ -350,7 +350,7 @@ func (r *runner) change(ctx context.Context, walStart pglogrepl.LSN) error {
 	switch m.kind {
 	case 'I':
 		after := rel.row(&r.alloc, m.new, nil)
-		return r.emit(ctx, rel, change.Event{Table: id, Op: change.OpCreate, After: after, Source: src, Position: r.txnLabel}, after, m.new)
+		return r.emit(ctx, rel, change.Event{Table: id, Op: change.OpCreate, After: after, Source: src, Position: r.txn.label}, after, m.new)
 	case 'U':
 		if err := r.checkUnchangedToast(rel, walStart); err != nil {
 			return err
@@ -371,12 +371,12 @@ func (r *runner) change(ctx context.Context, walStart pglogrepl.LSN) error {
 		}
 		if (rel.keyless && len(rel.kafka) == len(rel.names)) || m.oldKind == 'K' || (m.oldKind == 'O' && !rel.sameKey(before, after)) {
 			// The key changed: a delete of the old key and an insert of the new.
-			if err := r.emit(ctx, rel, change.Event{Table: id, Op: change.OpDelete, Before: before, Source: src, Position: r.txnLabel}, before, m.old); err != nil {
+			if err := r.emit(ctx, rel, change.Event{Table: id, Op: change.OpDelete, Before: before, Source: src, Position: r.txn.label}, before, m.old); err != nil {
 				return err
 			}
-			return r.emit(ctx, rel, change.Event{Table: id, Op: change.OpCreate, After: after, Source: src, Position: r.txnLabel}, after, m.new)
+			return r.emit(ctx, rel, change.Event{Table: id, Op: change.OpCreate, After: after, Source: src, Position: r.txn.label}, after, m.new)
 		}
-		return r.emit(ctx, rel, change.Event{Table: id, Op: change.OpUpdate, Before: before, After: after, Source: src, Position: r.txnLabel}, after, m.new)
+		return r.emit(ctx, rel, change.Event{Table: id, Op: change.OpUpdate, Before: before, After: after, Source: src, Position: r.txn.label}, after, m.new)
 	case 'D':
 		var before *change.Row
 		if m.oldKind == 'O' {
@@ -384,7 +384,7 @@ func (r *runner) change(ctx context.Context, walStart pglogrepl.LSN) error {
 		} else {
 			before = rel.keyRow(&r.alloc, m.old)
 		}
-		return r.emit(ctx, rel, change.Event{Table: id, Op: change.OpDelete, Before: before, Source: src, Position: r.txnLabel}, before, m.old)
+		return r.emit(ctx, rel, change.Event{Table: id, Op: change.OpDelete, Before: before, Source: src, Position: r.txn.label}, before, m.old)
 	}
 	return nil
 }
@@ -400,7 +400,7 @@ func (r *runner) emit(ctx context.Context, rel *relation, ev change.Event, keyed
 		return nil // read whole by ctid ranges later, with this change in it
 	}
 	ev.Key = r.alloc.Key(rel.kafkaNames, rel.kafka, keyed.Values)
-	r.events++
+	r.txn.events++
 	return r.send(ctx, change.Message{Event: r.alloc.Event(ev)})
 }
 

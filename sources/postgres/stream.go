@@ -17,17 +17,15 @@ import (
 	"github.com/cdcrelay/cdcrelay/sources/snapshot"
 )
 
-// runner is the state of one Run call.
+// runner is the state of one Run call. Each concern that only some steps
+// need has a struct of its own: the transaction being decoded, the reads of
+// snapshot chunks, and the clock of the periodic work.
 type runner struct {
 	s    *Source
 	out  chan<- change.Message
 	sql  *pgx.Conn
 	repl *pgconn.PgConn
-	// pre reads snapshot chunks ahead (see prefetch); opened at the first
-	// read ahead, closed when the snapshot queue is empty.
-	pre       *pgx.Conn
-	preFailed bool
-	db        string
+	db   string
 
 	st     state
 	sn     *snapshot.Snapshotter
@@ -39,35 +37,46 @@ type runner struct {
 	// schemas holds the captured tables' shapes for the fingerprint.
 	schemas change.Schemas
 
-	// The memory snapshot chunks are read into, reused once acked.
-	chunkMem snapshot.Memories
+	txn    txn        // the source transaction being decoded
+	chunks chunkReads // how snapshot chunks are read
 	// ctid is the read of a keyless table by ctid ranges, from its snapshot
 	// until the stream reaches that snapshot's point (see ctid.go).
-	ctid *ctidRead
+	ctid  *ctidRead
+	clock clock // when status updates, heartbeats and idle checkpoints are due
 
-	// the source transaction being decoded
-	inTxn      bool
-	skip       bool
+	toastWarned map[string]bool // tables warned about under source.unchanged_toast: omit
+}
+
+// txn is the source transaction being decoded.
+type txn struct {
+	open       bool
+	skip       bool // at or before the stored position: sent already
 	xid        uint32
 	commitTime time.Time
-	txnLabel   []byte
+	label      []byte
 	events     int
 	notable    bool // the transaction carries a heartbeat, signal or closed chunk
+}
 
+// quiet reports whether the transaction sent nothing and carries nothing
+// that needs a checkpoint.
+func (t *txn) quiet() bool { return t.events == 0 && !t.notable }
+
+// chunkReads is how the snapshot's chunks are read: ahead of need on a
+// connection of their own, into memory reused once acked, and checked at
+// their low watermark.
+type chunkReads struct {
+	// pre reads snapshot chunks ahead (see prefetch); opened at the first
+	// read ahead, closed when the snapshot queue is empty.
+	pre       *pgx.Conn
+	preFailed bool
+	// The memory snapshot chunks are read into, reused once acked.
+	mem snapshot.Memories
 	// The chunk reads, and the decoded xids no snapshot was shown to see
 	// yet, that each chunk is checked against at its low watermark
 	// (chunkcheck.go).
 	vis    []*chunkVis
 	unseen map[uint32]struct{}
-
-	toastWarned map[string]bool // tables warned about under source.unchanged_toast: omit
-
-	lastCkpt      time.Time
-	idleEvery     time.Duration
-	nextHeartbeat time.Time
-	nextStatus    time.Time
-	sentAck       uint64
-	tick          *time.Ticker
 }
 
 // Run streams changes after resume into out. See relay.Source.
@@ -109,8 +118,8 @@ func (r *runner) close() {
 	if r == nil {
 		return
 	}
-	if r.tick != nil {
-		r.tick.Stop()
+	if r.clock.tick != nil {
+		r.clock.tick.Stop()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -118,11 +127,11 @@ func (r *runner) close() {
 		r.repl.Close(ctx)
 	}
 	if r.sn != nil {
-		r.sn.Abandon() // waits for a read ahead, which may use r.pre
+		r.sn.Abandon() // waits for a read ahead, which may use r.chunks.pre
 	}
 	r.closeCtid()
-	if r.pre != nil {
-		r.pre.Close(ctx)
+	if r.chunks.pre != nil {
+		r.chunks.pre.Close(ctx)
 	}
 	if r.sql != nil {
 		r.sql.Close(ctx)
@@ -134,35 +143,35 @@ func (r *runner) close() {
 // connection (the server refused it) chunks are read one after the other,
 // as they would be anyway.
 func (r *runner) prefetch(ctx context.Context) {
-	if !r.sn.Active() || r.sn.InFlight() || r.preFailed {
+	if !r.sn.Active() || r.sn.InFlight() || r.chunks.preFailed {
 		return
 	}
 	t := r.tables[r.sn.Next()]
 	if t == nil || t.ctidMode() {
 		return
 	}
-	if r.pre == nil {
+	if r.chunks.pre == nil {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		c, err := r.s.connectSQL(cctx)
 		cancel()
 		if err != nil {
-			r.preFailed = true
+			r.chunks.preFailed = true
 			r.s.log.Warn("postgres: no connection to read snapshot chunks ahead; reading them one after the other", "err", err)
 			return
 		}
-		r.pre = c
+		r.chunks.pre = c
 	}
 	a := r.chunkAlloc()
-	r.sn.Prefetch(ctx, r.chunkDialect(dialect{r: r, conn: r.pre, table: t, alloc: a}))
+	r.sn.Prefetch(ctx, r.chunkDialect(dialect{r: r, conn: r.chunks.pre, table: t, alloc: a}))
 	if !r.sn.InFlight() {
-		r.chunkMem.Put(a)
+		r.chunks.mem.Put(a)
 	}
 }
 
 // chunkAlloc returns the memory to read the next snapshot chunk into.
 func (r *runner) chunkAlloc() *change.Alloc {
-	a := r.chunkMem.Get(r.s.acked.Load())
-	r.s.chunkMems.Store(int64(r.chunkMem.Made))
+	a := r.chunks.mem.Get(r.s.acked.Load())
+	r.s.chunkMems.Store(int64(r.chunks.mem.Made))
 	return a
 }
 
@@ -185,12 +194,8 @@ func (r *runner) connect(ctx context.Context) error {
 // replication.
 func (r *runner) start(ctx context.Context, stored *state) error {
 	s := r.s
-	var walLevel string
-	if err := r.sql.QueryRow(ctx, "SELECT current_setting('wal_level'), current_database()").Scan(&walLevel, &r.db); err != nil {
-		return fmt.Errorf("postgres: read settings: %w", err)
-	}
-	if walLevel != "logical" {
-		return relay.Fatal(fmt.Errorf("postgres: wal_level is %s, logical decoding needs wal_level=logical (set it and restart PostgreSQL)", walLevel))
+	if err := r.checkWalLevel(ctx); err != nil {
+		return err
 	}
 	sys, err := pglogrepl.IdentifySystem(ctx, r.repl)
 	if err != nil {
@@ -210,18 +215,57 @@ func (r *runner) start(ctx context.Context, stored *state) error {
 		r.st = state{SystemID: sys.SystemID, Timeline: sys.Timeline, Slot: s.slot}
 		s.raiseAcked(uint64(slot.confirmed))
 	}
-
-	r.types = catalogTypes(ctx, r.sql)
-	tables, err := s.listTables(ctx, r.sql, r.types)
+	tables, err := r.loadTables(ctx)
 	if err != nil {
 		return err
+	}
+	if err := r.startSnapshots(tables); err != nil {
+		return err
+	}
+	if err := r.startReplication(ctx); err != nil {
+		return err
+	}
+	from, origin := startPosition(stored, slot, s.slotCreated.Load())
+	s.log.Info("postgres: streaming", "slot", s.slot, "from", from.String(), "origin", origin,
+		"tables", len(tables), "snapshot_queue", r.sn.Waiting())
+	r.clock = newClock(time.Now(), s.heartbeat)
+	return nil
+}
+
+// checkWalLevel reads the server's wal_level, which must be logical, and
+// the database's name.
+func (r *runner) checkWalLevel(ctx context.Context) error {
+	var walLevel string
+	if err := r.sql.QueryRow(ctx, "SELECT current_setting('wal_level'), current_database()").Scan(&walLevel, &r.db); err != nil {
+		return fmt.Errorf("postgres: read settings: %w", err)
+	}
+	if walLevel != "logical" {
+		return relay.Fatal(fmt.Errorf("postgres: wal_level is %s, logical decoding needs wal_level=logical (set it and restart PostgreSQL)", walLevel))
+	}
+	return nil
+}
+
+// loadTables reads the captured tables, their types and their shapes.
+func (r *runner) loadTables(ctx context.Context) ([]*tableMeta, error) {
+	r.types = catalogTypes(ctx, r.sql)
+	tables, err := r.s.listTables(ctx, r.sql, r.types)
+	if err != nil {
+		return nil, err
 	}
 	for _, t := range tables {
 		r.tables[t.ident] = t
 	}
 	if err := r.seedShapes(); err != nil {
-		return relay.Fatal(err)
+		return nil, relay.Fatal(err)
 	}
+	return tables, nil
+}
+
+// startSnapshots restores the snapshot progress, drops the tables no longer
+// captured from it, and queues the captured tables not snapshotted yet.
+func (r *runner) startSnapshots(tables []*tableMeta) error {
+	s := r.s
+	var err error
 	r.sn, err = snapshot.New(snapshot.Config{
 		ChunkSize:  s.chunkSize,
 		MarkPrefix: s.slot,
@@ -245,43 +289,44 @@ func (r *runner) start(ctx context.Context, stored *state) error {
 	}
 	if s.snapshot {
 		for _, t := range tables {
-			if len(t.chunk) == 0 && !t.ctidMode() && !r.sn.Known(t.ident) {
-				return relay.Fatal(t.snapshotRefusal())
-			}
-			if t.chunkIndex != "" && !r.sn.Known(t.ident) {
-				s.log.Info("postgres: table without a primary key is snapshotted by a unique index", "table", t.ident, "index", t.chunkIndex, "columns", strings.Join(t.chunk, ","))
-			}
-			if !r.sn.Known(t.ident) {
-				if err := r.sn.Enqueue(t.ident); err != nil {
-					return relay.Fatal(fmt.Errorf("postgres: %w", err))
-				}
+			if err := r.queueSnapshot(t); err != nil {
+				return err
 			}
 		}
 	}
 	r.st.Snapshot = r.sn.State()
+	return nil
+}
 
+// queueSnapshot queues the initial snapshot of t unless the progress knows
+// it already.
+func (r *runner) queueSnapshot(t *tableMeta) error {
+	if len(t.chunk) == 0 && !t.ctidMode() && !r.sn.Known(t.ident) {
+		return relay.Fatal(t.snapshotRefusal())
+	}
+	if t.chunkIndex != "" && !r.sn.Known(t.ident) {
+		r.s.log.Info("postgres: table without a primary key is snapshotted by a unique index", "table", t.ident, "index", t.chunkIndex, "columns", strings.Join(t.chunk, ","))
+	}
+	if !r.sn.Known(t.ident) {
+		if err := r.sn.Enqueue(t.ident); err != nil {
+			return relay.Fatal(fmt.Errorf("postgres: %w", err))
+		}
+	}
+	return nil
+}
+
+// startReplication starts streaming pgoutput from the slot at the state's
+// position.
+func (r *runner) startReplication(ctx context.Context) error {
+	s := r.s
 	pub := strings.ReplaceAll(pgx.Identifier{s.publication}.Sanitize(), "'", "''")
-	err = pglogrepl.StartReplication(ctx, r.repl, s.slot, r.st.lsn, pglogrepl.StartReplicationOptions{
+	err := pglogrepl.StartReplication(ctx, r.repl, s.slot, r.st.lsn, pglogrepl.StartReplicationOptions{
 		Mode:       pglogrepl.LogicalReplication,
 		PluginArgs: []string{"proto_version '1'", "publication_names '" + pub + "'", "messages 'true'"},
 	})
 	if err != nil {
 		return classify(fmt.Errorf("postgres: start replication on slot %s at %s: %w", s.slot, r.st.lsn, err))
 	}
-	from, origin := startPosition(stored, slot, s.slotCreated.Load())
-	s.log.Info("postgres: streaming", "slot", s.slot, "from", from.String(), "origin", origin,
-		"tables", len(tables), "snapshot_queue", r.sn.Waiting())
-	now := time.Now()
-	r.lastCkpt = now
-	r.idleEvery = s.heartbeat
-	if r.idleEvery <= 0 {
-		r.idleEvery = statusInterval
-	}
-	if s.heartbeat > 0 {
-		r.nextHeartbeat = now.Add(s.heartbeat)
-	}
-	r.nextStatus = now
-	r.tick = time.NewTicker(time.Second)
 	return nil
 }
 
@@ -343,6 +388,9 @@ func (r *runner) compareFor(table string) (snapshot.Compare, error) {
 }
 
 // loop reads the replication stream until ctx is done or the stream fails.
+// Each turn does the periodic work that is due, reads the next snapshot
+// chunk when one is wanted, waits for the server's next message until the
+// next wake-up, and dispatches that message.
 //
 // The receive has no context: pgconn would watch a cancellable one with a
 // goroutine hand-off and a few allocations per message. The deadline is set
@@ -352,43 +400,17 @@ func (r *runner) loop(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
 	defer stop()
 	var deadline time.Time
-	for {
-		if ctx.Err() != nil {
-			return nil
-		}
+	for ctx.Err() == nil {
 		now := time.Now()
 		if err := r.housekeeping(ctx, now); err != nil {
 			return err
 		}
-		if !r.inTxn && r.sn.Active() && !r.sn.InFlight() {
-			if t := r.tables[r.sn.Next()]; t != nil && t.ctidMode() {
-				if r.ctid == nil {
-					if err := r.startCtid(ctx, t); err != nil {
-						return err
-					}
-				}
-			} else if err := r.sn.ReadNext(ctx, r.chunkDialect(dialect{r: r, alloc: r.chunkAlloc()})); err != nil {
-				return r.sqlError(ctx, err)
-			}
-		}
-		if r.pre != nil && !r.sn.Active() {
-			r.pre.Close(ctx)
-			r.pre = nil
-		}
-		if r.chunkMem.Holding() && !r.sn.Active() && !r.sn.InFlight() {
-			r.chunkMem.Drop() // the snapshots are done
-		}
-		next := r.nextStatus
-		if !r.nextHeartbeat.IsZero() && r.nextHeartbeat.Before(next) {
-			next = r.nextHeartbeat
-		}
-		// Wake up often enough to pass acks on promptly.
-		if ackPoll := now.Add(ackPollInterval); ackPoll.Before(next) {
-			next = ackPoll
+		if err := r.snapshotStep(ctx); err != nil {
+			return err
 		}
 		// One deadline serves many receives; it moves only once it has
 		// passed or when an earlier one is wanted.
-		if deadline.IsZero() || !now.Before(deadline) || next.Before(deadline) {
+		if next := r.clock.wake(now); deadline.IsZero() || !now.Before(deadline) || next.Before(deadline) {
 			deadline = next
 			if err := conn.SetReadDeadline(deadline); err != nil {
 				return fmt.Errorf("postgres: replication stream: set read deadline: %w", err)
@@ -411,68 +433,79 @@ func (r *runner) loop(ctx context.Context) error {
 			r.s.m.Reconnects.WithLabelValues("stream_lost").Inc()
 			return fmt.Errorf("postgres: replication stream: %w", err)
 		}
-		switch msg := msg.(type) {
-		case *pgproto3.CopyData:
-			if len(msg.Data) == 0 {
-				continue
-			}
-			switch msg.Data[0] {
-			case pglogrepl.PrimaryKeepaliveMessageByteID:
-				pkm, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
-				if err != nil {
-					return fmt.Errorf("postgres: keepalive: %w", err)
-				}
-				if pkm.ReplyRequested {
-					if err := r.sendStatus(); err != nil {
-						return err
-					}
-				}
-			case pglogrepl.XLogDataByteID:
-				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
-				if err != nil {
-					return fmt.Errorf("postgres: xlog data: %w", err)
-				}
-				if err := r.handle(ctx, xld.WALStart, xld.WALData); err != nil {
-					return err
-				}
-			}
-		case *pgproto3.ErrorResponse:
-			r.s.m.Reconnects.WithLabelValues("stream_error").Inc()
-			pe := pgconn.ErrorResponseToPgError(msg)
-			if pe.Code == "42704" && strings.HasPrefix(pe.Message, "publication ") && r.publicationExists(ctx) {
-				return classify(fmt.Errorf("postgres: replication stream: %w; %s", pe, r.s.slotOlderThanPublication()))
-			}
-			return classify(fmt.Errorf("postgres: replication stream: %w", pe))
-		case *pgproto3.CopyDone:
-			r.s.m.Reconnects.WithLabelValues("stream_lost").Inc()
-			return errors.New("postgres: server ended the replication stream")
-		}
-	}
-}
-
-// housekeeping sends status updates, polls the lag and writes heartbeats
-// when they are due.
-func (r *runner) housekeeping(ctx context.Context, now time.Time) error {
-	if r.s.acked.Load() > r.sentAck || !now.Before(r.nextStatus) {
-		if err := r.sendStatus(); err != nil {
+		if err := r.dispatch(ctx, msg); err != nil {
 			return err
 		}
 	}
-	if !now.Before(r.nextStatus) {
-		r.nextStatus = now.Add(statusInterval)
-		var cur pglogrepl.LSN
-		if err := r.sql.QueryRow(ctx, "SELECT pg_current_wal_lsn()").Scan(&cur); err != nil {
+	return nil
+}
+
+// snapshotStep reads the next snapshot chunk, or starts the read of a
+// keyless table by ctid ranges, when the snapshot queue wants one and no
+// source transaction is open; it lets go of the read-ahead connection and
+// the chunk memory once the snapshots are done.
+func (r *runner) snapshotStep(ctx context.Context) error {
+	if !r.txn.open && r.sn.Active() && !r.sn.InFlight() {
+		if t := r.tables[r.sn.Next()]; t != nil && t.ctidMode() {
+			if r.ctid == nil {
+				if err := r.startCtid(ctx, t); err != nil {
+					return err
+				}
+			}
+		} else if err := r.sn.ReadNext(ctx, r.chunkDialect(dialect{r: r, alloc: r.chunkAlloc()})); err != nil {
 			return r.sqlError(ctx, err)
-		}
-		if a := r.s.acked.Load(); uint64(cur) >= a {
-			r.s.m.SourceLagBytes.Set(float64(uint64(cur) - a))
 		}
 	}
-	if !r.nextHeartbeat.IsZero() && !now.Before(r.nextHeartbeat) {
-		r.nextHeartbeat = now.Add(r.s.heartbeat)
-		if _, err := r.sql.Exec(ctx, "SELECT pg_logical_emit_message(true, $1, $2)", prefixHeartbeat, r.s.slot); err != nil {
-			return r.sqlError(ctx, err)
+	if r.chunks.pre != nil && !r.sn.Active() {
+		r.chunks.pre.Close(ctx)
+		r.chunks.pre = nil
+	}
+	if r.chunks.mem.Holding() && !r.sn.Active() && !r.sn.InFlight() {
+		r.chunks.mem.Drop() // the snapshots are done
+	}
+	return nil
+}
+
+// dispatch handles one message of the replication stream.
+func (r *runner) dispatch(ctx context.Context, msg pgproto3.BackendMessage) error {
+	switch msg := msg.(type) {
+	case *pgproto3.CopyData:
+		return r.copyData(ctx, msg.Data)
+	case *pgproto3.ErrorResponse:
+		r.s.m.Reconnects.WithLabelValues("stream_error").Inc()
+		pe := pgconn.ErrorResponseToPgError(msg)
+		if pe.Code == "42704" && strings.HasPrefix(pe.Message, "publication ") && r.publicationExists(ctx) {
+			return classify(fmt.Errorf("postgres: replication stream: %w; %s", pe, r.s.slotOlderThanPublication()))
 		}
+		return classify(fmt.Errorf("postgres: replication stream: %w", pe))
+	case *pgproto3.CopyDone:
+		r.s.m.Reconnects.WithLabelValues("stream_lost").Inc()
+		return errors.New("postgres: server ended the replication stream")
+	}
+	return nil
+}
+
+// copyData handles a keepalive, answering it at once when the server asks,
+// or the WAL data of one pgoutput message.
+func (r *runner) copyData(ctx context.Context, data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	switch data[0] {
+	case pglogrepl.PrimaryKeepaliveMessageByteID:
+		pkm, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
+		if err != nil {
+			return fmt.Errorf("postgres: keepalive: %w", err)
+		}
+		if pkm.ReplyRequested {
+			return r.sendStatus()
+		}
+	case pglogrepl.XLogDataByteID:
+		xld, err := pglogrepl.ParseXLogData(data[1:])
+		if err != nil {
+			return fmt.Errorf("postgres: xlog data: %w", err)
+		}
+		return r.handle(ctx, xld.WALStart, xld.WALData)
 	}
 	return nil
 }
@@ -488,49 +521,4 @@ func (r *runner) sqlError(ctx context.Context, err error) error {
 	}
 	r.s.m.Reconnects.WithLabelValues("sql_lost").Inc()
 	return classify(fmt.Errorf("postgres: %w", err))
-}
-
-// sendStatus reports the last acked LSN as written, flushed and applied.
-// All three are set explicitly: pglogrepl would copy Write into a zero
-// Flush, and nothing beyond what Kafka committed may be confirmed.
-func (r *runner) sendStatus() error {
-	a := pglogrepl.LSN(r.s.acked.Load())
-	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), r.repl, pglogrepl.StandbyStatusUpdate{
-		WALWritePosition: a,
-		WALFlushPosition: a,
-		WALApplyPosition: a,
-		ClientTime:       time.Now(),
-	})
-	if err != nil {
-		r.s.m.Reconnects.WithLabelValues("stream_lost").Inc()
-		return fmt.Errorf("postgres: send standby status: %w", err)
-	}
-	r.sentAck = uint64(a)
-	return nil
-}
-
-// send hands m to the relay, answering the server while it waits.
-func (r *runner) send(ctx context.Context, m change.Message) error {
-	select {
-	case r.out <- m:
-		return nil
-	default:
-	}
-	for {
-		select {
-		case r.out <- m:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-r.tick.C:
-			if r.s.acked.Load() > r.sentAck || !time.Now().Before(r.nextStatus) {
-				if err := r.sendStatus(); err != nil {
-					return err
-				}
-				if !time.Now().Before(r.nextStatus) {
-					r.nextStatus = time.Now().Add(statusInterval)
-				}
-			}
-		}
-	}
 }

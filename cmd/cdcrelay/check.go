@@ -61,7 +61,7 @@ func init() {
 // kafkaTarget names what the relay will use in Kafka. The table topics
 // come from source.tables; a schema.* entry adds the topics of the tables
 // the database has for it, when it answers.
-func kafkaTarget(ctx context.Context, cfg *config.Config, src dbSource) kafkaclient.Target {
+func kafkaTarget(ctx context.Context, cfg *config.Config, src sources.Source) kafkaclient.Target {
 	t := kafkaclient.Target{
 		TransactionalID:    relay.TransactionalID(cfg.ID),
 		OffsetsTopic:       cfg.Kafka.OffsetsTopic,

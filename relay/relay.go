@@ -82,7 +82,7 @@ type Hooks struct {
 // client, besides the connection options, the transactional id and the
 // transaction timeout: partitioner, buffer bounds, batch bound, linger and
 // retries. Acks (all) are franz-go's default; compression
-// (kafka.compression) comes with the connection options (kafkaclient.Opts).
+// (kafka.compression) comes with the connection options (kafkaconfig.Opts).
 // The bench uses the same options for its produce limit, so that the limit
 // measures the producer the relay runs. maxRecordBytes is
 // kafka.max_record_bytes; 0 keeps franz-go's default.

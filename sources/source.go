@@ -14,7 +14,7 @@ import (
 // Concurrency contract: Stream's methods follow its own contract. The
 // other methods may be called from any goroutine, while Run is not running
 // or at the same time as it; each opens its own connection when it needs
-// one. Close is called once, after the last call of any other method.
+// one. Close is called once, last, when no other method is running.
 type Source interface {
 	Stream
 
@@ -43,8 +43,7 @@ type Source interface {
 	// captured tables in primary-key order. The caller closes it.
 	OpenRowReader(ctx context.Context) (RowReader, error)
 
-	// Close releases what the source holds. It does not stop a running Run;
-	// its context does.
+	// Close releases what the source holds (its open connections).
 	Close() error
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/format"
 	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaconfig"
 	"github.com/cdcrelay/cdcrelay/metrics"
 	"github.com/cdcrelay/cdcrelay/offsets"
 	"github.com/cdcrelay/cdcrelay/relay"
@@ -95,16 +96,17 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := preflight(ctx, cfg, src, log); err != nil {
 		return stoppedEarly(err)
 	}
-	kopts, err := kafkaclient.Opts(&cfg.Kafka, log)
+	kopts, err := kafkaconfig.Opts(&cfg.Kafka, log)
 	if err != nil {
 		return err
 	}
 	if err := checkOffsetsTopic(ctx, kopts, cfg.Kafka.OffsetsTopic); err != nil {
 		return stoppedEarly(err)
 	}
-	// A source that keeps server-side state (a replication slot) must not
-	// recreate it when a position is stored: a missing slot then means lost
-	// changes, which Run reports instead of papering over.
+	// Setup is told whether a position is stored: a source that keeps
+	// server-side state (a replication slot) must not recreate it then, as
+	// a missing slot means lost changes, which Run reports instead of
+	// papering over.
 	stored, err := loadStored(ctx, cfg, kopts, log)
 	if err != nil {
 		return stoppedEarly(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaconfig"
 	"github.com/cdcrelay/cdcrelay/offsets"
 	"github.com/cdcrelay/cdcrelay/relay"
 	"github.com/cdcrelay/cdcrelay/sources/mysql"
@@ -207,7 +208,7 @@ func (b *bench) readTopic(ctx context.Context, topic string, keep int) (topicSam
 // writes its offsets record). It returns the elapsed time.
 //
 // It runs against the broker the relay wrote to, with the relay's producer:
-// the connection options of `cdcrelay run` (kafkaclient.Opts) and the
+// the connection options of `cdcrelay run` (kafkaconfig.Opts) and the
 // producer options of the relay (relay.ProducerOpts: partitioner, buffer
 // bounds, linger, retries; batch size and acks are franz-go's defaults in
 // both), with the relays' kafka.compression (-compression), and into topics
@@ -235,7 +236,7 @@ func (b *bench) produceLimit(ctx context.Context, name string, sample []*kgo.Rec
 	if err != nil {
 		return 0, err
 	}
-	opts, err := kafkaclient.Opts(&config.Kafka{Brokers: []string{b.brokerAddr}, Compression: b.compression}, nil)
+	opts, err := kafkaconfig.Opts(&config.Kafka{Brokers: []string{b.brokerAddr}, Compression: b.compression}, nil)
 	if err != nil {
 		return 0, err
 	}

@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/cdcrelay/cdcrelay/config"
-	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaconfig"
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
 )
 
@@ -161,7 +161,7 @@ func run() error {
 	if err := b.parseLists(*srcs, *sizes, *only); err != nil {
 		return err
 	}
-	if _, err := kafkaclient.Compression(b.compression); err != nil {
+	if _, err := kafkaconfig.Compression(b.compression); err != nil {
 		return fmt.Errorf("-compression: %w", err)
 	}
 	if b.brokerKind != testenv.KindApache && b.brokerKind != testenv.KindDev {

@@ -1,5 +1,5 @@
 // Package relay owns the transactional Kafka producer and the loop that moves
-// a Source's changes into Kafka.
+// a source's changes (a sources.Stream) into Kafka.
 //
 // Invariant: a source is acked only for a checkpoint whose events and whose
 // offsets record were committed together in one Kafka transaction; after any

@@ -23,6 +23,7 @@ import (
 	"github.com/cdcrelay/cdcrelay/metrics"
 	"github.com/cdcrelay/cdcrelay/offsets"
 	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 // TestLoopExactlyOnce runs the loop against a broker (loopBroker), stops
@@ -228,7 +229,7 @@ func TestRecordTooLargeIsFatal(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err := relay.New(cfg, src, log, metrics.New(prometheus.NewRegistry()), nil).Run(ctx)
-	var fatal *relay.FatalError
+	var fatal *sources.FatalError
 	if !errors.As(err, &fatal) || !strings.Contains(err.Error(), "kafka.max_record_bytes (65536)") {
 		t.Fatalf("Run = %v, want a fatal error naming kafka.max_record_bytes (65536)", err)
 	}
@@ -304,7 +305,7 @@ func TestTransactionTimeoutIsFatal(t *testing.T) {
 	defer cancel()
 	src := &slowThird{Source: slow, gap: 500 * time.Millisecond}
 	err := relay.New(cfg, src, log, metrics.New(prometheus.NewRegistry()), nil).Run(ctx)
-	var fatal *relay.FatalError
+	var fatal *sources.FatalError
 	if !errors.As(err, &fatal) || !errors.Is(err, relay.ErrTxnTimedOut) || !strings.Contains(err.Error(), "kafka.transaction_timeout (2s)") {
 		t.Fatalf("Run = %v, want a fatal error naming kafka.transaction_timeout (2s)", err)
 	}
@@ -378,7 +379,7 @@ func TestOffsetsTopicLayoutIsFatal(t *testing.T) {
 	src := gensource.New(gensource.Params{Txns: 3, PerTxn: 2, Keys: 7})
 	start := time.Now()
 	err = relay.New(loopConfig(opts), src, log, metrics.New(prometheus.NewRegistry()), nil).Run(ctx)
-	var fatal *relay.FatalError
+	var fatal *sources.FatalError
 	if !errors.As(err, &fatal) || !errors.Is(err, offsets.ErrTopicLayout) || !strings.Contains(err.Error(), "cleanup.policy=delete") {
 		t.Fatalf("Run = %v, want a fatal error naming cleanup.policy=delete", err)
 	}
@@ -408,7 +409,7 @@ func TestTransactionTimeoutAboveBrokerMax(t *testing.T) {
 	defer cancel()
 	src := gensource.New(gensource.Params{Txns: 3, PerTxn: 2, Keys: 3})
 	err := relay.New(cfg, src, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(prometheus.NewRegistry()), nil).Run(ctx)
-	var fatal *relay.FatalError
+	var fatal *sources.FatalError
 	if !errors.As(err, &fatal) || !strings.Contains(err.Error(), "kafka.transaction_timeout") || !strings.Contains(err.Error(), "transaction.max.timeout.ms") {
 		t.Fatalf("Run = %v, want a fatal error naming kafka.transaction_timeout and transaction.max.timeout.ms", err)
 	}
@@ -498,7 +499,7 @@ func TestLoopWritesParts(t *testing.T) {
 	}
 }
 
-// withTables is a generator that lists tables (relay.TableLister).
+// withTables is a generator that lists tables (sources.TableLister).
 type withTables struct {
 	*gensource.Source
 	tables []change.TableID

@@ -12,11 +12,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrelay/cdcrelay/change"
-	"github.com/cdcrelay/cdcrelay/columns"
 	"github.com/cdcrelay/cdcrelay/format"
 	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
 	"github.com/cdcrelay/cdcrelay/metrics"
 	"github.com/cdcrelay/cdcrelay/offsets"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 // Config is what the relay needs besides its source.
@@ -39,13 +39,15 @@ type Config struct {
 	BatchMaxEvents int
 	BatchLinger    time.Duration
 	// MaxRecordBytes bounds a record batch, and so a record, before
-	// compression (kafka.max_record_bytes); 0 means franz-go's default.
+	// compression (kafka.max_record_bytes); 0 means franz-go's default,
+	// DefaultMaxRecordBytes. A larger bound also goes into the
+	// max.message.bytes of the topics the relay creates.
 	MaxRecordBytes int32
 	// Format encodes events into records.
 	Format format.Options
 	// Columns leaves out and masks columns (source.column_*) before an
 	// event is encoded; nil changes nothing.
-	Columns *columns.Rules
+	Columns ColumnRules
 	// Version is the relay version written into each offsets record.
 	Version string
 	// Hooks are fault-injection points, nil outside tests.
@@ -53,6 +55,17 @@ type Config struct {
 	// ShutdownGrace bounds the final commit after the context is done.
 	// Default 10s.
 	ShutdownGrace time.Duration
+}
+
+// DefaultMaxRecordBytes is the record batch bound of franz-go and of
+// Kafka's own producer, which a zero Config.MaxRecordBytes keeps.
+const DefaultMaxRecordBytes = 1000012
+
+// ColumnRules rewrites an event before it is encoded: it leaves out or
+// masks columns. Apply is called from one goroutine. An error from it stops
+// the relay, since the same event would fail again after a restart.
+type ColumnRules interface {
+	Apply(ev *change.Event) (*change.Event, error)
 }
 
 // Hooks are called at the points where a crash is most telling. They exist
@@ -69,7 +82,7 @@ type Hooks struct {
 // client, besides the connection options, the transactional id and the
 // transaction timeout: partitioner, buffer bounds, batch bound, linger and
 // retries. Acks (all) are franz-go's default; compression
-// (kafka.compression) comes with the connection options (kafkaclient.Opts).
+// (kafka.compression) comes with the connection options (kafkaconfig.Opts).
 // The bench uses the same options for its produce limit, so that the limit
 // measures the producer the relay runs. maxRecordBytes is
 // kafka.max_record_bytes; 0 keeps franz-go's default.
@@ -94,7 +107,7 @@ func TransactionalID(id string) string { return "cdcrelay-" + id }
 // Relay moves one source's changes into Kafka.
 type Relay struct {
 	cfg    Config
-	src    Source
+	src    sources.Stream
 	log    *slog.Logger
 	m      *metrics.Metrics
 	health *metrics.Health
@@ -105,7 +118,7 @@ type Relay struct {
 }
 
 // New returns a relay for src. health may be nil.
-func New(cfg Config, src Source, log *slog.Logger, m *metrics.Metrics, health *metrics.Health) *Relay {
+func New(cfg Config, src sources.Stream, log *slog.Logger, m *metrics.Metrics, health *metrics.Health) *Relay {
 	if cfg.ShutdownGrace == 0 {
 		cfg.ShutdownGrace = 10 * time.Second
 	}
@@ -132,8 +145,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		var fatal *FatalError
-		if errors.As(err, &fatal) || (errors.Is(err, ErrFenced) && !errors.Is(err, errFencedAfterFault)) {
+		if sources.IsFatal(err) || (errors.Is(err, ErrFenced) && !errors.Is(err, errFencedAfterFault)) {
 			return err
 		}
 		cause := restartCause(err)
@@ -171,7 +183,7 @@ func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 	)
 	cl, err := kgo.NewClient(append(opts, ProducerOpts(r.cfg.MaxRecordBytes)...)...)
 	if err != nil {
-		return Fatal(fmt.Errorf("relay: kafka client: %w", err))
+		return sources.Fatal(fmt.Errorf("relay: kafka client: %w", err))
 	}
 	defer cl.Close()
 
@@ -186,14 +198,14 @@ func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 			return ErrFenced
 		}
 		if fatal := kafkaclient.ConnectFatal(err); fatal != nil {
-			return Fatal(fatal)
+			return sources.Fatal(fatal)
 		}
 		return fmt.Errorf("relay: init producer id: %w", err)
 	}
 	adm := kadm.NewClient(cl)
 	if err := offsets.EnsureTopic(ctx, cl, r.cfg.OffsetsTopic, r.cfg.TopicReplication); err != nil {
 		if errors.Is(err, offsets.ErrTopicLayout) {
-			return Fatal(err)
+			return sources.Fatal(err)
 		}
 		return err
 	}
@@ -204,7 +216,7 @@ func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 			newer = true
 		}
 		if newer {
-			return Fatal(err)
+			return sources.Fatal(err)
 		}
 		return err
 	}
@@ -224,7 +236,7 @@ func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 		known: make(map[string]bool),
 		txn:   openTxn{counts: make(map[countKey]int)},
 	}
-	if l, ok := r.src.(TableLister); ok {
+	if l, ok := r.src.(sources.TableLister); ok {
 		tables, err := l.Tables(ctx)
 		if err != nil {
 			return err

@@ -12,9 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrelay/cdcrelay/change"
-	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/format"
 	"github.com/cdcrelay/cdcrelay/offsets"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 // This file is the transaction loop of one session: events in, records
@@ -112,7 +112,7 @@ func (s *stream) maxRecordBytes() int32 {
 	if n := s.r.cfg.MaxRecordBytes; n > 0 {
 		return n
 	}
-	return config.DefaultMaxRecordBytes
+	return DefaultMaxRecordBytes
 }
 
 func (s *stream) produceErr() error {
@@ -163,8 +163,7 @@ func (s *stream) run(ctx context.Context, resume *change.Resume) error {
 			if err == nil {
 				err = errors.New("source stopped without an error")
 			}
-			var fatal *FatalError
-			if errors.As(err, &fatal) {
+			if sources.IsFatal(err) {
 				return err
 			}
 			return fmt.Errorf("%w: %w", errSource, err)
@@ -263,7 +262,7 @@ func (s *stream) event(ctx context.Context, ev *change.Event) error {
 	if s.r.cfg.Columns != nil {
 		var err error
 		if ev, err = s.r.cfg.Columns.Apply(ev); err != nil {
-			return Fatal(err)
+			return sources.Fatal(err)
 		}
 	}
 	if topic := s.enc.Topic(ev.Table); topic != s.lastTopic {
@@ -396,7 +395,7 @@ func (s *stream) commit(ctx context.Context) error {
 // timeout, or fence the newer instance in turn.
 func (s *stream) fenced(job *commitJob) error {
 	if open := time.Since(job.started); open >= s.r.cfg.TransactionTimeout {
-		return Fatal(fmt.Errorf("%w: the broker aborted a transaction open for %v, longer than kafka.transaction_timeout (%v); raise kafka.transaction_timeout (and the broker's transaction.max.timeout.ms) above the time the largest source transaction takes to pass",
+		return sources.Fatal(fmt.Errorf("%w: the broker aborted a transaction open for %v, longer than kafka.transaction_timeout (%v); raise kafka.transaction_timeout (and the broker's transaction.max.timeout.ms) above the time the largest source transaction takes to pass",
 			ErrTxnTimedOut, open.Round(time.Millisecond), s.r.cfg.TransactionTimeout))
 	}
 	return ErrFenced
@@ -420,7 +419,7 @@ func (s *stream) finish(ctx context.Context, job *commitJob) commitResult {
 		if errors.Is(err, kerr.MessageTooLarge) {
 			// The same row comes again after a restart: only a setting
 			// can help.
-			return commitResult{err: Fatal(fmt.Errorf("relay: an event is larger than kafka.max_record_bytes (%d) or than its topic's max.message.bytes; raise both to more than the largest row's event: %w", s.maxRecordBytes(), err))}
+			return commitResult{err: sources.Fatal(fmt.Errorf("relay: an event is larger than kafka.max_record_bytes (%d) or than its topic's max.message.bytes; raise both to more than the largest row's event: %w", s.maxRecordBytes(), err))}
 		}
 		return commitResult{err: fmt.Errorf("relay: produce: %w", err)}
 	}

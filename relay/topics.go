@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cdcrelay/cdcrelay/change"
-	"github.com/cdcrelay/cdcrelay/config"
 )
 
 // This file creates the topics of the captured tables: many per request for
@@ -21,7 +20,7 @@ import (
 func (s *stream) topicConfigs() map[string]*string {
 	policy := s.r.cfg.TopicCleanupPolicy
 	configs := map[string]*string{"cleanup.policy": &policy}
-	if n := s.maxRecordBytes(); n > config.DefaultMaxRecordBytes {
+	if n := s.maxRecordBytes(); n > DefaultMaxRecordBytes {
 		// A topic takes batches up to the cluster default unless told
 		// otherwise; a batch never grows in compression.
 		limit := strconv.Itoa(int(n))

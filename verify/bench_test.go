@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/cdcrelay/cdcrelay/format"
-	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaconfig"
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
 	"github.com/cdcrelay/cdcrelay/sources/snapshot"
 	"github.com/cdcrelay/cdcrelay/verify"
@@ -78,7 +78,7 @@ func BenchmarkVerify1M(b *testing.B) {
 		}
 		after = chunk[len(chunk)-1].Key
 	}
-	kopts, err := kafkaclient.Opts(&cfg.Kafka, nil)
+	kopts, err := kafkaconfig.Opts(&cfg.Kafka, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/format"
-	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaconfig"
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
 	"github.com/cdcrelay/cdcrelay/sources"
 	"github.com/cdcrelay/cdcrelay/sources/mysql"
@@ -169,7 +169,7 @@ func (e *verifyEnv) produce(t *testing.T, recs ...*kgo.Record) {
 // output.
 func (e *verifyEnv) run(t *testing.T, vc verify.Config) (string, error) {
 	t.Helper()
-	kopts, err := kafkaclient.Opts(&e.cfg.Kafka, nil)
+	kopts, err := kafkaconfig.Opts(&e.cfg.Kafka, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

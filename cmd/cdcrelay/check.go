@@ -11,7 +11,7 @@ import (
 	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/format"
-	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaconfig"
 	"github.com/cdcrelay/cdcrelay/metrics"
 	"github.com/cdcrelay/cdcrelay/relay"
 	"github.com/cdcrelay/cdcrelay/sources"
@@ -46,7 +46,7 @@ func init() {
 					rep = append(rep, sources.Finding{Level: sources.OK, Subject: "kafka",
 						Detail: "kafka.embedded is on: the development broker starts with run, so there is nothing to check yet"})
 				} else {
-					rep = append(rep, kafkaclient.Check(ctx, &cfg.Kafka, kafkaTarget(ctx, cfg, src), log)...)
+					rep = append(rep, kafkaconfig.Check(ctx, &cfg.Kafka, kafkaTarget(ctx, cfg, src), log)...)
 				}
 				rep.Print(env.stdout)
 				if n := len(rep.Blocking()); n > 0 {
@@ -61,8 +61,8 @@ func init() {
 // kafkaTarget names what the relay will use in Kafka. The table topics
 // come from source.tables; a schema.* entry adds the topics of the tables
 // the database has for it, when it answers.
-func kafkaTarget(ctx context.Context, cfg *config.Config, src dbSource) kafkaclient.Target {
-	t := kafkaclient.Target{
+func kafkaTarget(ctx context.Context, cfg *config.Config, src sources.Source) kafkaconfig.Target {
+	t := kafkaconfig.Target{
 		TransactionalID:    relay.TransactionalID(cfg.ID),
 		OffsetsTopic:       cfg.Kafka.OffsetsTopic,
 		TopicPrefix:        cfg.Kafka.TopicPrefix,

@@ -10,7 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaconfig"
 	"github.com/cdcrelay/cdcrelay/offsets"
 	"github.com/cdcrelay/cdcrelay/relay"
 	"github.com/cdcrelay/cdcrelay/sources/snapshot"
@@ -33,7 +33,7 @@ func init() {
 				if err != nil {
 					return err
 				}
-				opts, err := kafkaclient.Opts(&cfg.Kafka, nil)
+				opts, err := kafkaconfig.Opts(&cfg.Kafka, nil)
 				if err != nil {
 					return err
 				}

@@ -19,6 +19,7 @@ import (
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/format"
 	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaconfig"
 	"github.com/cdcrelay/cdcrelay/metrics"
 	"github.com/cdcrelay/cdcrelay/offsets"
 	"github.com/cdcrelay/cdcrelay/relay"
@@ -95,24 +96,22 @@ func runRelay(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := preflight(ctx, cfg, src, log); err != nil {
 		return stoppedEarly(err)
 	}
-	kopts, err := kafkaclient.Opts(&cfg.Kafka, log)
+	kopts, err := kafkaconfig.Opts(&cfg.Kafka, log)
 	if err != nil {
 		return err
 	}
 	if err := checkOffsetsTopic(ctx, kopts, cfg.Kafka.OffsetsTopic); err != nil {
 		return stoppedEarly(err)
 	}
-	// A source that keeps server-side state (a replication slot) must not
-	// recreate it when a position is stored: a missing slot then means lost
-	// changes, which Run reports instead of papering over.
-	if ra, ok := src.(interface{ SetResuming(bool) }); ok {
-		stored, err := loadStored(ctx, cfg, kopts, log)
-		if err != nil {
-			return stoppedEarly(err)
-		}
-		ra.SetResuming(stored != nil)
+	// Setup is told whether a position is stored: a source that keeps
+	// server-side state (a replication slot) must not recreate it then, as
+	// a missing slot means lost changes, which Run reports instead of
+	// papering over.
+	stored, err := loadStored(ctx, cfg, kopts, log)
+	if err != nil {
+		return stoppedEarly(err)
 	}
-	if err := src.Setup(ctx); err != nil {
+	if err := src.Setup(ctx, stored != nil); err != nil {
 		return stoppedEarly(err)
 	}
 
@@ -151,7 +150,7 @@ var errStopped = errors.New("stopped")
 // relayConfig is the relay loop's configuration, from the config file and
 // the Kafka client options built from it.
 func relayConfig(cfg *config.Config, kopts []kgo.Opt) relay.Config {
-	return relay.Config{
+	rc := relay.Config{
 		ID:                 cfg.ID,
 		Kafka:              kopts,
 		OffsetsTopic:       cfg.Kafka.OffsetsTopic,
@@ -170,8 +169,12 @@ func relayConfig(cfg *config.Config, kopts []kgo.Opt) relay.Config {
 			Version:     version,
 		},
 		Version: version,
-		Columns: columns.New(&cfg.Source),
 	}
+	// A nil *columns.Rules would make a non-nil relay.ColumnRules.
+	if rules := columns.New(&cfg.Source); rules != nil {
+		rc.Columns = rules
+	}
+	return rc
 }
 
 // loadStored reads the stored position. Brokers that cannot be reached yet
@@ -225,7 +228,7 @@ func checkOffsetsTopic(ctx context.Context, kopts []kgo.Opt, topic string) error
 // preflight runs the source's checks and refuses to start on a blocking one.
 // checkSource is the source's preflight followed by the checks of the
 // column rules against the captured tables.
-func checkSource(ctx context.Context, cfg *config.Config, src dbSource) (sources.Report, error) {
+func checkSource(ctx context.Context, cfg *config.Config, src sources.Source) (sources.Report, error) {
 	rep, err := src.Check(ctx)
 	if err != nil {
 		return nil, err
@@ -241,7 +244,7 @@ func checkSource(ctx context.Context, cfg *config.Config, src dbSource) (sources
 	return append(rep, rules.Check(tables)...), nil
 }
 
-func preflight(ctx context.Context, cfg *config.Config, src dbSource, log *slog.Logger) error {
+func preflight(ctx context.Context, cfg *config.Config, src sources.Source, log *slog.Logger) error {
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	rep, err := checkSource(cctx, cfg, src)

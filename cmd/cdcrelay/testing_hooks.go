@@ -7,8 +7,6 @@ package main
 // environment, for the fault-injection tests; release builds have neither.
 
 import (
-	"context"
-	"errors"
 	"log/slog"
 	"os"
 	"strconv"
@@ -16,7 +14,6 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/internal/gensource"
 	"github.com/cdcrelay/cdcrelay/metrics"
@@ -26,28 +23,15 @@ import (
 
 func init() {
 	config.AllowSourceType("testgen")
-	sourceFactories["testgen"] = func(cfg *config.Config, _ *slog.Logger, _ *metrics.Metrics) (dbSource, error) {
+	sourceFactories["testgen"] = func(cfg *config.Config, _ *slog.Logger, _ *metrics.Metrics) (sources.Source, error) {
 		p, err := gensource.ParseParams(cfg.Source.DSN)
 		if err != nil {
 			return nil, err
 		}
-		return genSource{gensource.New(p)}, nil
+		return gensource.New(p), nil
 	}
 	testHooks = crashHooks
 }
-
-type genSource struct{ *gensource.Source }
-
-func (genSource) Check(context.Context) (sources.Report, error) { return nil, nil }
-func (genSource) Setup(context.Context) error                   { return nil }
-func (genSource) Describe(context.Context) ([]change.TableSchema, error) {
-	return nil, nil
-}
-func (genSource) RequestSnapshot(context.Context, string) error { return nil }
-func (genSource) OpenRowReader(context.Context) (sources.RowReader, error) {
-	return nil, errors.New("testgen: verify cannot read a generator")
-}
-func (genSource) Close() error { return nil }
 
 // crashHooks reads CDCRELAY_TEST_CRASH=<point>:<n>, point being
 // after-produce or after-commit: the process kills itself with SIGKILL at

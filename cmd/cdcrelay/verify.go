@@ -11,7 +11,7 @@ import (
 	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/format"
-	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaconfig"
 	"github.com/cdcrelay/cdcrelay/metrics"
 	"github.com/cdcrelay/cdcrelay/verify"
 )
@@ -54,7 +54,7 @@ func init() {
 
 // runVerify fills in what vc needs from the config and runs verify.
 func runVerify(ctx context.Context, cfg *config.Config, env *cliEnv, vc verify.Config) error {
-	kopts, err := kafkaclient.Opts(&cfg.Kafka, nil)
+	kopts, err := kafkaconfig.Opts(&cfg.Kafka, nil)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-// Package gensource is a test-only relay.Source that generates numbered
+// Package gensource is a test-only sources.Source that generates numbered
 // transactions of events, so that relay tests can check the output for loss,
 // duplicates and per-key order without a database.
 //

@@ -3,6 +3,7 @@ package gensource
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 // Params shape the generated stream.
@@ -57,6 +59,8 @@ type State struct {
 	Txn int `json:"txn"`
 }
 
+var _ sources.Source = (*Source)(nil)
+
 // Source generates the stream. Acked holds the last acked transaction.
 type Source struct {
 	p     Params
@@ -72,7 +76,7 @@ func New(p Params) *Source {
 // KeyOf returns the key id of event i of transaction n.
 func (s *Source) KeyOf(n, i int) int { return ((n-1)*s.p.PerTxn + i) % s.p.Keys }
 
-// Run implements relay.Source.
+// Run implements sources.Stream.
 func (s *Source) Run(ctx context.Context, resume *change.Resume, out chan<- change.Message) error {
 	var st State
 	if resume != nil && len(resume.State) > 0 {
@@ -134,10 +138,38 @@ func (s *Source) Run(ctx context.Context, resume *change.Resume, out chan<- chan
 	return nil
 }
 
-// Ack implements relay.Source.
+// Ack implements sources.Stream.
 func (s *Source) Ack(cp *change.Checkpoint) {
 	var st State
 	if json.Unmarshal(cp.State, &st) == nil {
 		s.Acked.Store(int64(st.Txn))
 	}
 }
+
+// The generator has no database: its preflight finds nothing, it needs no
+// setup, and it declares no table schemas. What only a database can do
+// (snapshot a table again, read rows for verify) is refused.
+
+// Check implements sources.Source: nothing to check.
+func (s *Source) Check(context.Context) (sources.Report, error) { return nil, nil }
+
+// Setup implements sources.Source: nothing to create.
+func (s *Source) Setup(context.Context, bool) error { return nil }
+
+// Describe implements sources.Source: no schemas.
+func (s *Source) Describe(context.Context) ([]change.TableSchema, error) { return nil, nil }
+
+// RequestSnapshot implements sources.Source by refusing: a generator has no
+// table to read again.
+func (s *Source) RequestSnapshot(context.Context, string) error {
+	return errors.New("testgen: a generator has no table to snapshot")
+}
+
+// OpenRowReader implements sources.Source by refusing: a generator has no
+// table for verify to read.
+func (s *Source) OpenRowReader(context.Context) (sources.RowReader, error) {
+	return nil, errors.New("testgen: verify cannot read a generator")
+}
+
+// Close implements sources.Source: nothing to release.
+func (s *Source) Close() error { return nil }

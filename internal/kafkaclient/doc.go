@@ -1,10 +1,10 @@
-// Package kafkaclient turns the kafka section of the config into franz-go
-// client options (seeds, TLS, SASL, and the compression of produced batches),
-// shared by every client the relay and its commands make. It also holds the
-// one way to read topics to their last stable offset (ReadToEnd) and the
-// Kafka half of `cdcrelay check`.
+// Package kafkaclient holds the franz-go helpers that every part reading
+// Kafka shares, without knowing the config file: the one way to read topics
+// to their last stable offset (ReadToEnd, StableEnds) and the classification
+// of connection errors that no retry fixes (ConnectFatal, Permanent). The
+// client options themselves come from internal/kafkaconfig, so that the
+// relay and the offsets store depend on this package and not on config.
 //
-// Invariant: the options never carry a secret into a log line: franz-go is
-// given the SASL password through a closure, and no option is printed.
-// Check changes nothing in the cluster and never fences a running relay.
+// Invariant: a read is read_committed and stops at the last stable offsets
+// taken when it starts.
 package kafkaclient

@@ -99,7 +99,7 @@ func TestUUIDKeySnapshotAndStream(t *testing.T) {
 	cfg := testConfig(m)
 	cfg.Source.SnapshotChunkSize = 1000
 	src, _ := newSource(t, cfg)
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
 	var k sink
@@ -142,7 +142,7 @@ func TestAlterToUUIDWhileStreaming(t *testing.T) {
 	m.Exec(t, "CREATE TABLE shop.retype (id INT PRIMARY KEY, b BINARY(16))")
 	m.Exec(t, "INSERT INTO shop.retype VALUES (0, NULL)")
 	src, _ := newSource(t, testConfig(m))
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
 	var k sink

@@ -8,10 +8,10 @@ import (
 
 	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/config"
-	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
-var _ relay.Source = (*Source)(nil)
+var _ sources.Source = (*Source)(nil)
 
 // Ack records the position committed in Kafka. MySQL keeps no replica
 // position on the server, so this only feeds the lag metric and logs; it
@@ -61,8 +61,9 @@ func (s *Source) watermarkDDL() string {
 
 // Setup creates the watermark table in the DSN's database when it is
 // missing and snapshots use it (see snapshotMode). It is one CREATE TABLE
-// IF NOT EXISTS statement, so it either happens whole or not at all.
-func (s *Source) Setup(ctx context.Context) error {
+// IF NOT EXISTS statement, so it either happens whole or not at all. The
+// table holds no position, so resuming changes nothing here.
+func (s *Source) Setup(ctx context.Context, resuming bool) error {
 	c, err := s.connect(ctx)
 	if err != nil {
 		return err

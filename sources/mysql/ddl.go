@@ -10,7 +10,7 @@ import (
 
 	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/config"
-	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 // ddl handles a statement logged as text. Row events already carry the
@@ -157,7 +157,7 @@ func (r *reader) truncated(ctx context.Context, h *replication.EventHeader, id c
 	}
 	switch r.s.cfg.Format.Truncate {
 	case config.TruncateFail:
-		return relay.Fatal(fmt.Errorf("mysql: TRUNCATE of %s after %s, and format.truncate is fail; the position stays before it. Set format.truncate to skip or event to pass it, or re-sync the table afterwards", id, r.st.label()))
+		return sources.Fatal(fmt.Errorf("mysql: TRUNCATE of %s after %s, and format.truncate is fail; the position stays before it. Set format.truncate to skip or event to pass it, or re-sync the table afterwards", id, r.st.label()))
 	case config.TruncateEvent:
 		r.events++
 		r.txnRows++

@@ -17,7 +17,7 @@ func TestDDLMidStream(t *testing.T) {
 	m.Exec(t, "CREATE TABLE shop.staging (id INT PRIMARY KEY, v VARCHAR(10))")
 	m.Exec(t, "INSERT INTO shop.staging VALUES (1, 'x'), (2, 'y')")
 	src, _ := newSource(t, testConfig(m, "shop.items", "shop.orders"))
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
 	var k sink

@@ -18,7 +18,7 @@ import (
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
 	"github.com/cdcrelay/cdcrelay/metrics"
-	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 const testPassword = "cdc-secret"
@@ -189,7 +189,7 @@ func countOps(evs []*change.Event, table string, op change.Op) int {
 }
 
 func isFatal(err error) bool {
-	var f *relay.FatalError
+	var f *sources.FatalError
 	return errors.As(err, &f)
 }
 

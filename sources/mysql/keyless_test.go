@@ -27,7 +27,7 @@ func TestKeylessSnapshotByUniqueIndex(t *testing.T) {
 	cfg.Source.KeyColumns = []string{"shop.big:id"}
 	cfg.Source.SnapshotChunkSize = 1000
 	src, _ := newSource(t, cfg)
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
 	w := startWriter(t, m, rows)
@@ -77,7 +77,7 @@ func TestKeylessImplicitKeyAndRefusal(t *testing.T) {
 	cfg := testConfig(m, "shop.wr")
 	cfg.Source.Keyless = []string{"shop.wr"}
 	src, _ := newSource(t, cfg)
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
 	var k sink
@@ -95,7 +95,7 @@ func TestKeylessImplicitKeyAndRefusal(t *testing.T) {
 	cfg.Source.ServerID = 0
 	cfg.Source.Keyless = []string{"shop.pre"}
 	src, _ = newSource(t, cfg)
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
 	var kp sink
@@ -113,7 +113,7 @@ func TestKeylessImplicitKeyAndRefusal(t *testing.T) {
 	cfg.Source.ServerID = 0
 	cfg.Source.Keyless = []string{"shop.loose"}
 	src, _ = newSource(t, cfg)
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
 	var k2 sink
@@ -140,7 +140,7 @@ func TestKeyColumnsOnKeyedTable(t *testing.T) {
 	cfg := testConfig(m, "shop.acct")
 	cfg.Source.KeyColumns = []string{"shop.acct:region,id"}
 	src, _ := newSource(t, cfg)
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
 	var k sink

@@ -28,7 +28,7 @@ func TestManyTablesSnapshotApart(t *testing.T) {
 	cfg := testConfig(m)
 	cfg.Source.SnapshotChunkSize = 2
 	src, _ := newSource(t, cfg)
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
 	var k sink

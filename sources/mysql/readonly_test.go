@@ -65,7 +65,7 @@ func checkBinlogMode(t *testing.T, src *Source, m *testenv.MariaDB, reason strin
 		t.Error("check does not report the snapshot watermark mode")
 	}
 	before := m.Exec(t, "SELECT @@gtid_binlog_pos")
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatalf("Setup: %v", err)
 	}
 	after := m.Exec(t, "SELECT @@gtid_binlog_pos")

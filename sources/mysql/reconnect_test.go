@@ -53,7 +53,7 @@ func TestServerRestart(t *testing.T) {
 	m := startMaria(t)
 	m.Exec(t, "CREATE TABLE shop.items (id INT PRIMARY KEY)")
 	src, met := newSource(t, testConfig(m))
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
 	var k sink
@@ -98,7 +98,7 @@ func TestConnectionLimits(t *testing.T) {
 	m.Exec(t, "CREATE TABLE shop.items (id INT PRIMARY KEY)")
 	m.Exec(t, "GRANT USAGE ON *.* TO 'cdc'@'%' WITH MAX_USER_CONNECTIONS 2")
 	src, met := newSource(t, testConfig(m))
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
 	hold := func(user, pass string, n int) []*client.Conn {
@@ -175,7 +175,7 @@ func TestStreamCutMidTransaction(t *testing.T) {
 	m := startMaria(t)
 	m.Exec(t, "CREATE TABLE shop.items (id INT PRIMARY KEY, pad VARCHAR(200))")
 	src, met := newSource(t, testConfig(m))
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
 	var k sink

@@ -12,7 +12,7 @@ import (
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/cdcrelay/cdcrelay/change"
-	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 // ResyncHint ends every error about a position that cannot be resumed.
@@ -225,7 +225,7 @@ func (r *reader) resumeOn(q *client.Conn) error {
 	}
 	if err != nil {
 		if errors.Is(err, ErrPositionLost) {
-			return relay.Fatal(err)
+			return sources.Fatal(err)
 		}
 		return r.s.classify(err)
 	}

@@ -19,7 +19,7 @@ func TestPositionLost(t *testing.T) {
 	m := startMaria(t)
 	m.Exec(t, "CREATE TABLE shop.items (id INT PRIMARY KEY)")
 	src, _ := newSource(t, testConfig(m))
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
 	var k sink

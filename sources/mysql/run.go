@@ -15,7 +15,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/cdcrelay/cdcrelay/change"
-	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 	"github.com/cdcrelay/cdcrelay/sources/snapshot"
 )
 
@@ -29,10 +29,10 @@ const (
 
 // Run streams the binlog from resume (nil: from the server's current
 // position, after queueing the initial snapshot) into out. It implements
-// relay.Source.
+// sources.Stream.
 //
 // Errors: a position that cannot be resumed, a wrong setting or a refused
-// login is a *relay.FatalError. A lost connection is returned as a plain
+// login is a *sources.FatalError. A lost connection is returned as a plain
 // error (after counting it in Reconnects): the relay calls Run again with
 // the state of the last committed checkpoint, and Run reconnects with
 // jittered exponential backoff. Nothing is re-snapshotted by a reconnect.
@@ -44,7 +44,7 @@ func (s *Source) Run(ctx context.Context, resume *change.Resume, out chan<- chan
 	}
 	st, err := decodeState(stored)
 	if err != nil {
-		return relay.Fatal(err)
+		return sources.Fatal(err)
 	}
 	q, err := s.connectRetry(ctx)
 	if err != nil {
@@ -62,7 +62,7 @@ func (s *Source) Run(ctx context.Context, resume *change.Resume, out chan<- chan
 	r, err := newReader(s, out, st, si.flavor, q)
 	if err != nil {
 		s.release(q)
-		return relay.Fatal(err)
+		return sources.Fatal(err)
 	}
 	defer r.close()
 	if err := r.initSnapshot(ctx, q, fresh, parts); err != nil {
@@ -111,7 +111,7 @@ func (s *Source) checkServer(q *client.Conn, st *state) (*serverInfo, *state, er
 		return nil, nil, s.classify(err)
 	}
 	if err := si.requireRowFormat(); err != nil {
-		return nil, nil, relay.Fatal(err)
+		return nil, nil, sources.Fatal(err)
 	}
 	if st == nil {
 		st = &state{V: stateVersion, Flavor: si.flavor, ServerID: si.serverID, DomainID: si.domainID,
@@ -121,7 +121,7 @@ func (s *Source) checkServer(q *client.Conn, st *state) (*serverInfo, *state, er
 		}
 	} else if err := verifyResume(q, si, st); err != nil {
 		if errors.Is(err, ErrPositionLost) {
-			return nil, nil, relay.Fatal(err)
+			return nil, nil, sources.Fatal(err)
 		}
 		return nil, nil, s.classify(err)
 	}
@@ -161,7 +161,7 @@ func (s *Source) startDump(ctx context.Context, syncer *replication.BinlogSyncer
 	if st.GTID != "" {
 		var err error
 		if gs, err = gomysql.ParseGTIDSet(flavor, st.GTID); err != nil {
-			return nil, relay.Fatal(fmt.Errorf("mysql: stored GTID set %q: %v", st.GTID, err))
+			return nil, sources.Fatal(fmt.Errorf("mysql: stored GTID set %q: %v", st.GTID, err))
 		}
 	}
 	for {
@@ -252,12 +252,12 @@ func (s *Source) classify(err error) error {
 	}
 	switch errorCode(err) {
 	case 1236: // ER_MASTER_FATAL_ERROR_READING_BINLOG: purged, or position unknown
-		return relay.Fatal(fmt.Errorf("mysql: the server cannot send the binlog from the stored position: %v; %s", err, ResyncHint))
+		return sources.Fatal(fmt.Errorf("mysql: the server cannot send the binlog from the stored position: %v; %s", err, ResyncHint))
 	case 1045, 1044, 1142, 1227: // access denied, missing privilege
-		return relay.Fatal(fmt.Errorf("%v (check the grants with: cdcrelay check --config <file>)", err))
+		return sources.Fatal(fmt.Errorf("%v (check the grants with: cdcrelay check --config <file>)", err))
 	}
 	if strings.Contains(err.Error(), "TLS to ") {
-		return relay.Fatal(err)
+		return sources.Fatal(err)
 	}
 	return err
 }

@@ -23,7 +23,7 @@ func TestSchemaFingerprint(t *testing.T) {
 	var src *Source
 	start := func() {
 		src, _ = newSource(t, cfg)
-		if err := src.Setup(t.Context()); err != nil {
+		if err := src.Setup(t.Context(), false); err != nil {
 			t.Fatal(err)
 		}
 		run = k.start(t, src)

@@ -15,7 +15,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/cdcrelay/cdcrelay/change"
-	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 	"github.com/cdcrelay/cdcrelay/sources/snapshot"
 )
 
@@ -26,19 +26,19 @@ func (r *reader) initSnapshot(ctx context.Context, q *client.Conn, fresh bool, p
 	var st snapshot.State
 	if len(r.st.Snapshot) > 0 {
 		if err := json.Unmarshal(r.st.Snapshot, &st); err != nil {
-			return relay.Fatal(fmt.Errorf("mysql: stored snapshot progress: %v", err))
+			return sources.Fatal(fmt.Errorf("mysql: stored snapshot progress: %v", err))
 		}
 	}
 	st, err := snapshot.Restore(st, parts)
 	if err != nil {
-		return relay.Fatal(fmt.Errorf("mysql: %w", err))
+		return sources.Fatal(fmt.Errorf("mysql: %w", err))
 	}
 	initial := fresh && r.s.cfg.Source.Snapshot != "never"
 	mode, why, err := r.s.snapshotMode(q, r.flavor == flavorMariaDB)
 	if err != nil {
 		var bad *errMarkMode
 		if errors.As(err, &bad) {
-			return relay.Fatal(err)
+			return sources.Fatal(err)
 		}
 		return r.s.classify(err)
 	}
@@ -48,7 +48,7 @@ func (r *reader) initSnapshot(ctx context.Context, q *client.Conn, fresh bool, p
 	}
 	if mode == markTable && !exists {
 		if initial || len(st.Queue) > 0 {
-			return relay.Fatal(fmt.Errorf("mysql: table %s.%s is missing; it holds the snapshot watermarks. Create it with: cdcrelay setup --config <file>", r.s.db, WatermarkTable))
+			return sources.Fatal(fmt.Errorf("mysql: table %s.%s is missing; it holds the snapshot watermarks. Create it with: cdcrelay setup --config <file>", r.s.db, WatermarkTable))
 		}
 		r.s.log.Warn("mysql: no watermark table; on-demand snapshots are off", "table", r.s.db+"."+WatermarkTable)
 		return nil
@@ -70,7 +70,7 @@ func (r *reader) initSnapshot(ctx context.Context, q *client.Conn, fresh bool, p
 		Metrics:    r.s.m,
 	}, st)
 	if err != nil {
-		return relay.Fatal(fmt.Errorf("mysql: restore snapshot progress: %w", err))
+		return sources.Fatal(fmt.Errorf("mysql: restore snapshot progress: %w", err))
 	}
 	r.snap = sn
 	if !initial {
@@ -90,9 +90,9 @@ func (r *reader) initSnapshot(ctx context.Context, q *client.Conn, fresh bool, p
 		if err := sn.Enqueue(t.db + "." + t.name); err != nil {
 			var refused *snapshotRefused
 			if errors.As(err, &refused) {
-				return relay.Fatal(refused.err)
+				return sources.Fatal(refused.err)
 			}
-			return relay.Fatal(fmt.Errorf("mysql: %w", err))
+			return sources.Fatal(fmt.Errorf("mysql: %w", err))
 		}
 	}
 	return nil

@@ -126,7 +126,7 @@ func TestSnapshotUnderWrites(t *testing.T) {
 	cfg := testConfig(m)
 	cfg.Source.SnapshotChunkSize = 5000
 	src, met := newSource(t, cfg)
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
 	w := startWriter(t, m, rows)

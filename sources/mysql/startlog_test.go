@@ -50,7 +50,7 @@ func TestStartLog(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := src.Setup(t.Context()); err != nil {
+		if err := src.Setup(t.Context(), false); err != nil {
 			t.Fatal(err)
 		}
 		wantFrom, _ := m.Exec(t, "SELECT @@gtid_binlog_pos").GetString(0, 0)

@@ -22,7 +22,7 @@ func TestStreamAndResume(t *testing.T) {
 	cfg := testConfig(m)
 	cfg.Source.IncludeQuery = true // source.query carries the statement
 	src, _ := newSource(t, cfg)
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
 	var k sink
@@ -77,7 +77,7 @@ func TestRequestSnapshot(t *testing.T) {
 	m.Exec(t, "INSERT INTO shop.items SELECT seq, 0 FROM shop.seq_1_to_2500")
 	cfg := testConfig(m, "shop.items")
 	src, met := newSource(t, cfg)
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
 	var k sink
@@ -149,7 +149,7 @@ func TestSavepointIsNotABoundary(t *testing.T) {
 	m := startMaria(t)
 	m.Exec(t, "CREATE TABLE shop.items (id INT PRIMARY KEY)")
 	src, _ := newSource(t, testConfig(m))
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())

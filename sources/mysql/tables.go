@@ -41,7 +41,7 @@ type tableInfo struct {
 }
 
 // Tables lists the captured tables, for the relay to create their topics
-// (relay.TableLister).
+// (sources.TableLister).
 func (s *Source) Tables(ctx context.Context) ([]change.TableID, error) {
 	c, err := s.connectRetry(ctx)
 	if err != nil {

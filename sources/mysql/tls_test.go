@@ -23,7 +23,7 @@ func TestTLS(t *testing.T) {
 		cfg := testConfig(m)
 		cfg.Source.TLS.CAFile = files.CAFile
 		src, _ := newSource(t, cfg)
-		if err := src.Setup(t.Context()); err != nil {
+		if err := src.Setup(t.Context(), false); err != nil {
 			t.Fatal(err)
 		}
 		var k sink

@@ -26,7 +26,7 @@ func TestTruncate(t *testing.T) {
 			cfg.Source.Snapshot = "never"
 			cfg.Format.Truncate = mode
 			src, met := newSource(t, cfg)
-			if err := src.Setup(t.Context()); err != nil {
+			if err := src.Setup(t.Context(), false); err != nil {
 				t.Fatal(err)
 			}
 			var k sink

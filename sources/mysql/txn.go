@@ -9,7 +9,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/cdcrelay/cdcrelay/change"
-	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 func uuidString(b []byte) string {
@@ -238,5 +238,5 @@ func (r *reader) emit(ctx context.Context, c *tableCodec, op change.Op, before, 
 // fatalf builds a fatal error: the stream holds data that this build
 // cannot decode, and retrying would read it again.
 func fatalf(format string, args ...any) error {
-	return relay.Fatal(fmt.Errorf(format, args...))
+	return sources.Fatal(fmt.Errorf(format, args...))
 }

@@ -34,7 +34,7 @@ func TestTypesGolden(t *testing.T) {
 	m.Exec(t, fmt.Sprintf(typesRow, 1))
 	m.Exec(t, fmt.Sprintf(typesEdge, 2))
 	src, _ := newSource(t, testConfig(m, "shop.types"))
-	if err := src.Setup(t.Context()); err != nil {
+	if err := src.Setup(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
 	var k sink

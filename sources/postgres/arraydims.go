@@ -6,7 +6,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 
-	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 // PostgreSQL records the dimensions an array column is declared with
@@ -39,7 +39,7 @@ func arrayDims(v []byte) int {
 // dimsError returns the error for a value of got dimensions in column c,
 // declared with c.dims; where says which row.
 func dimsError(t *tableMeta, c *colMeta, got int, where string) error {
-	return relay.Fatal(fmt.Errorf("postgres: column %s of %s is declared with %d array dimension(s), so flink-ddl declares it %s, but %s holds a value of %d dimension(s), which Flink's JSON formats fail the job on; stopped before it reached Kafka. Change the value, or declare the column with %d dimension(s); CHECK (array_ndims(%s) = %d) makes PostgreSQL refuse such values",
+	return sources.Fatal(fmt.Errorf("postgres: column %s of %s is declared with %d array dimension(s), so flink-ddl declares it %s, but %s holds a value of %d dimension(s), which Flink's JSON formats fail the job on; stopped before it reached Kafka. Change the value, or declare the column with %d dimension(s); CHECK (array_ndims(%s) = %d) makes PostgreSQL refuse such values",
 		c.name, t.ident, c.dims, c.typ.flink, where, got, got, c.name, c.dims))
 }
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 func TestArrayDimsText(t *testing.T) {
@@ -41,7 +41,7 @@ INSERT INTO arr VALUES (1, '{1,2}', '{{1,2},{3,4}}', '{{5}}'), (2, '{}', '{}', N
 	cfg := e.config("public.arr")
 	cfg.Source.ColumnExclude = []string{"public.arr.gone"}
 	s := newSource(t, cfg)
-	if err := s.Setup(context.Background()); err != nil {
+	if err := s.Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	r := runSource(t, s, nil)
@@ -50,7 +50,7 @@ INSERT INTO arr VALUES (1, '{1,2}', '{{1,2},{3,4}}', '{{5}}'), (2, '{}', '{}', N
 	r.waitEvents(t, 3, time.Minute)
 	e.exec(t, `INSERT INTO arr VALUES (4, '{{1,2},{3,4}}', NULL, NULL)`)
 	err := waitDone(t, r)
-	var fe *relay.FatalError
+	var fe *sources.FatalError
 	if !errors.As(err, &fe) {
 		t.Fatalf("Run: %v, want a fatal error", err)
 	}
@@ -71,7 +71,7 @@ INSERT INTO arr2 VALUES (1, '{{1}}'), (2, '{3}')`)
 	cfg2 := e.config("public.arr2")
 	cfg2.ID, cfg2.Source.Slot, cfg2.Source.Publication = "t2", "cdcrelay_t2", "cdcrelay_t2"
 	s2 := newSource(t, cfg2)
-	if err := s2.Setup(context.Background()); err != nil {
+	if err := s2.Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	r2 := runSource(t, s2, nil)

@@ -17,7 +17,7 @@ func TestStreamAndSnapshot(t *testing.T) {
 INSERT INTO items SELECT g, 'item '||g, g*1.5 FROM generate_series(1, 2500) g`)
 	s := newSource(t, e.config("public.items"))
 	ctx := context.Background()
-	if err := s.Setup(ctx); err != nil {
+	if err := s.Setup(ctx, false); err != nil {
 		t.Fatalf("Setup: %v", err)
 	}
 	r := runSource(t, s, nil)

@@ -25,7 +25,7 @@ func TestBigTransaction(t *testing.T) {
 	cfg := e.config("public.big")
 	cfg.Source.Snapshot = "never"
 	s := newSource(t, cfg)
-	if err := s.Setup(context.Background()); err != nil {
+	if err := s.Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	e.exec(t, `INSERT INTO big SELECT g, repeat('p', 100) FROM generate_series(1, `+strconv.Itoa(rows)+`) g`)

@@ -115,7 +115,7 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
 }
 
 // Tables lists the captured tables, for the relay to create their topics
-// (relay.TableLister).
+// (sources.TableLister).
 func (s *Source) Tables(ctx context.Context) ([]change.TableID, error) {
 	conn, err := s.connectSQLRetry(ctx)
 	if err != nil {

@@ -233,8 +233,10 @@ func publicationTables(ctx context.Context, conn *pgx.Conn, pub string) (map[str
 // changes decoded from before it existed would not be published. If the slot
 // cannot be created, a publication made by this call is dropped again, so a
 // failed Setup leaves nothing half-created. Setup never recreates a slot over
-// a stored position: Run refuses a slot that is missing or ahead of it.
-func (s *Source) Setup(ctx context.Context) error {
+// a stored position: with resuming set (a position is stored for this
+// source), a missing slot is not created, and Run then fails loudly that the
+// slot is gone, as it refuses a slot that is ahead of the stored position.
+func (s *Source) Setup(ctx context.Context, resuming bool) error {
 	conn, err := s.connectSQLRetry(ctx)
 	if err != nil {
 		return err
@@ -275,7 +277,7 @@ func (s *Source) Setup(ctx context.Context) error {
 		}
 	}
 	slot, err := readSlot(ctx, conn, s.slot)
-	if err == nil && !slot.exists && s.resuming.Load() {
+	if err == nil && !slot.exists && resuming {
 		s.log.Warn("postgres: replication slot is missing although a position is stored; not creating it", "slot", s.slot)
 		return nil
 	}

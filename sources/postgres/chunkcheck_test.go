@@ -27,7 +27,7 @@ INSERT INTO vers SELECT g, 0 FROM generate_series(1, 1000) g`)
 	cfg.Source.SnapshotChunkSize = 100
 	s := newSource(t, cfg)
 	ctx := context.Background()
-	if err := s.Setup(ctx); err != nil {
+	if err := s.Setup(ctx, false); err != nil {
 		t.Fatal(err)
 	}
 	// The writer's transaction has an xid before the snapshot is taken,

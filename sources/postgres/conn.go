@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 // Backoff of connection retries.
@@ -91,13 +91,13 @@ func isTLSVerify(err error) bool {
 	return errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci)
 }
 
-// classify wraps errors that no retry can fix in relay.Fatal.
+// classify wraps errors that no retry can fix in sources.Fatal.
 func classify(err error) error {
 	if err == nil {
 		return nil
 	}
 	if isTLSVerify(err) {
-		return relay.Fatal(err)
+		return sources.Fatal(err)
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
@@ -107,7 +107,7 @@ func classify(err error) error {
 			pe.Code == "42501", // insufficient privilege
 			pe.Code == "3D000", // database does not exist
 			pe.Code == "55000": // object not in prerequisite state (e.g. wal_level)
-			return relay.Fatal(err)
+			return sources.Fatal(err)
 		}
 	}
 	return err

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdcrelay/cdcrelay/change"
-	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 // A table without a primary key or a unique index on NOT NULL columns (a
@@ -174,7 +174,7 @@ func (r *runner) sendCtid(ctx context.Context, lsn uint64) error {
 		}
 	}
 	if err := r.sn.Complete(t.ident, rows); err != nil {
-		return relay.Fatal(fmt.Errorf("postgres: %w", err))
+		return sources.Fatal(fmt.Errorf("postgres: %w", err))
 	}
 	r.txn.events += int(rows)
 	r.txn.notable = true

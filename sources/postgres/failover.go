@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cdcrelay/cdcrelay/relay"
 	"github.com/cdcrelay/cdcrelay/sources"
 )
 
@@ -28,13 +27,13 @@ const failoverVersionNum = 170000
 // current timeline, so later checkpoints name it.
 func (r *runner) resumable(ctx context.Context, slot slotInfo, stored *state, sys pglogrepl.IdentifySystemResult) (*state, error) {
 	if err := checkResumable(r.s.slot, slot, stored, sys, r.db); err != nil {
-		return nil, relay.Fatal(err)
+		return nil, sources.Fatal(err)
 	}
 	if stored == nil || stored.Timeline == sys.Timeline {
 		return stored, nil
 	}
 	if stored.Timeline > sys.Timeline {
-		return nil, relay.Fatal(fmt.Errorf("postgres: server is on timeline %d, older than the stored position's timeline %d (a restore from before a failover); %s", sys.Timeline, stored.Timeline, ResyncHint))
+		return nil, sources.Fatal(fmt.Errorf("postgres: server is on timeline %d, older than the stored position's timeline %d (a restore from before a failover); %s", sys.Timeline, stored.Timeline, ResyncHint))
 	}
 	hist, err := pglogrepl.TimelineHistory(ctx, r.repl, sys.Timeline)
 	if err != nil {
@@ -42,10 +41,10 @@ func (r *runner) resumable(ctx context.Context, slot slotInfo, stored *state, sy
 	}
 	end, ok := timelineEnd(hist.Content, stored.Timeline)
 	if !ok {
-		return nil, relay.Fatal(fmt.Errorf("postgres: timeline %d does not descend from the stored position's timeline %d; %s", sys.Timeline, stored.Timeline, ResyncHint))
+		return nil, sources.Fatal(fmt.Errorf("postgres: timeline %d does not descend from the stored position's timeline %d; %s", sys.Timeline, stored.Timeline, ResyncHint))
 	}
 	if stored.lsn > end {
-		return nil, relay.Fatal(fmt.Errorf("postgres: the stored position %s is past %s, where this server left timeline %d: the relay sent changes this server never received (set synchronized_standby_slots on the primary to the standbys' physical slots); %s", stored.lsn, end, stored.Timeline, ResyncHint))
+		return nil, sources.Fatal(fmt.Errorf("postgres: the stored position %s is past %s, where this server left timeline %d: the relay sent changes this server never received (set synchronized_standby_slots on the primary to the standbys' physical slots); %s", stored.lsn, end, stored.Timeline, ResyncHint))
 	}
 	r.s.log.Info("postgres: resuming on a new timeline after a failover", "slot", r.s.slot,
 		"from_timeline", stored.Timeline, "timeline", sys.Timeline, "switch_lsn", end.String(), "position", stored.lsn.String(), "slot_synced", slot.synced)

@@ -79,7 +79,7 @@ func TestFailoverSlot(t *testing.T) {
 		if f := finding(t, rep, "source.failover_slot"); f.Level != sources.Warn || !strings.Contains(f.Detail, "synchronized_standby_slots is empty") {
 			t.Fatalf("no standby slots: got %s %q, want a warning naming synchronized_standby_slots", f.Level, f.Detail)
 		}
-		if err := s.Setup(ctx); err != nil {
+		if err := s.Setup(ctx, false); err != nil {
 			t.Fatal(err)
 		}
 		var failover bool
@@ -110,7 +110,7 @@ func TestFailoverSlot(t *testing.T) {
 		if f := finding(t, rep, "source.failover_slot"); f.Level != sources.Warn || !strings.Contains(f.Detail, "run sets FAILOVER") {
 			t.Errorf("slot without FAILOVER: got %s %q, want a warning that run sets it", f.Level, f.Detail)
 		}
-		if err := s.Setup(ctx); err != nil {
+		if err := s.Setup(ctx, false); err != nil {
 			t.Fatal(err)
 		}
 		if err := e.admin.QueryRow(ctx, "SELECT failover FROM pg_replication_slots WHERE slot_name = 'cdcrelay_t1'").Scan(&failover); err != nil || !failover {

@@ -17,7 +17,7 @@ import (
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
 	"github.com/cdcrelay/cdcrelay/metrics"
-	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 const (
@@ -175,7 +175,7 @@ func startSim(t *testing.T, s *Source, resume *change.Resume, loop bool) *relayS
 			err := s.Run(ctx, r.resume(), out)
 			close(out)
 			<-read
-			var fe *relay.FatalError
+			var fe *sources.FatalError
 			if !loop || err == nil || ctx.Err() != nil || errors.As(err, &fe) {
 				r.done <- err
 				return

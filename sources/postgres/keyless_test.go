@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/cdcrelay/cdcrelay/change"
-	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 // TestKeylessSnapshotByUniqueIndex snapshots a table without a primary key
@@ -33,7 +33,7 @@ INSERT INTO kl SELECT 'k' || g, 0, 'row ' || g FROM generate_series(1, 20000) g;
 	cfg.Source.KeyColumns = []string{"public.kl:code"}
 	cfg.Source.SnapshotChunkSize = 1000
 	s := newSource(t, cfg)
-	if err := s.Setup(context.Background()); err != nil {
+	if err := s.Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})
@@ -169,7 +169,7 @@ CREATE TABLE pk (id int PRIMARY KEY, region text)`)
 	cfg.ID = "wholerow"
 	cfg.Source.Keyless = []string{"public.wr"}
 	s := newSource(t, cfg)
-	if err := s.Setup(context.Background()); err != nil {
+	if err := s.Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	r := runSource(t, s, nil)
@@ -198,7 +198,7 @@ CREATE TABLE pk (id int PRIMARY KEY, region text)`)
 			cfg.Source.Keyless = c.keyless
 			cfg.Source.KeyColumns = c.keyColumns
 			s := newSource(t, cfg)
-			if err := s.Setup(context.Background()); err != nil {
+			if err := s.Setup(context.Background(), false); err != nil {
 				t.Fatal(err)
 			}
 			r := runSource(t, s, nil)
@@ -209,7 +209,7 @@ CREATE TABLE pk (id int PRIMARY KEY, region text)`)
 			case <-time.After(20 * time.Second):
 				t.Fatal("Run did not refuse")
 			}
-			var fe *relay.FatalError
+			var fe *sources.FatalError
 			if !errors.As(err, &fe) {
 				t.Fatalf("Run returned %v, want a fatal error", err)
 			}
@@ -237,7 +237,7 @@ INSERT INTO heap SELECT g % 4000, 'row ' || (g % 4000) FROM generate_series(1, 5
 	cfg.Source.Keyless = []string{"public.heap"}
 	cfg.Source.SnapshotChunkSize = 700
 	s := newSource(t, cfg)
-	if err := s.Setup(context.Background()); err != nil {
+	if err := s.Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := s.Check(context.Background())
@@ -356,7 +356,7 @@ INSERT INTO acct VALUES (1, 'eu', 0)`)
 	cfg := e.config("public.acct")
 	cfg.Source.KeyColumns = []string{"public.acct:region,id"}
 	s := newSource(t, cfg)
-	if err := s.Setup(context.Background()); err != nil {
+	if err := s.Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	r := runSource(t, s, nil)
@@ -387,7 +387,7 @@ INSERT INTO heap SELECT g % 20000, 'row ' || g FROM generate_series(1, 40000) g;
 	cfg.Source.Keyless = []string{"public.heap"}
 	cfg.Source.SnapshotChunkSize = 500
 	s := newSource(t, cfg)
-	if err := s.Setup(context.Background()); err != nil {
+	if err := s.Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})

@@ -28,7 +28,7 @@ func TestManyTablesSnapshotApart(t *testing.T) {
 	}
 	cfg := e.config(names...)
 	cfg.Source.SnapshotChunkSize = 2
-	if err := newSource(t, cfg).Setup(context.Background()); err != nil {
+	if err := newSource(t, cfg).Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	var (

@@ -12,7 +12,7 @@ import (
 
 	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/config"
-	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 	"github.com/cdcrelay/cdcrelay/sources/snapshot"
 )
 
@@ -45,7 +45,7 @@ type relation struct {
 func (r *runner) handle(ctx context.Context, walStart pglogrepl.LSN, data []byte) error {
 	m := &r.msg
 	if err := m.parse(data); err != nil {
-		return relay.Fatal(fmt.Errorf("postgres: decode message at %s: %w", walStart, err))
+		return sources.Fatal(fmt.Errorf("postgres: decode message at %s: %w", walStart, err))
 	}
 	switch m.kind {
 	case 'B':
@@ -106,7 +106,7 @@ func (r *runner) truncated(ctx context.Context, rel *relation, walStart pglogrep
 	r.sn.Truncated(rel.ident)
 	switch r.s.truncate {
 	case config.TruncateFail:
-		return relay.Fatal(fmt.Errorf("postgres: TRUNCATE of %s at %s, and format.truncate is fail; the position stays before it. Set format.truncate to skip or event to pass it, or re-sync the table afterwards", rel.ident, walStart))
+		return sources.Fatal(fmt.Errorf("postgres: TRUNCATE of %s at %s, and format.truncate is fail; the position stays before it. Set format.truncate to skip or event to pass it, or re-sync the table afterwards", rel.ident, walStart))
 	case config.TruncateEvent:
 		r.txn.events++
 		ev := change.Event{
@@ -248,7 +248,7 @@ func (r *runner) relation(ctx context.Context, m *relationMsg) error {
 			return r.sqlError(ctx, err)
 		}
 		if err := nt.checkKafkaKey(); err != nil {
-			return relay.Fatal(fmt.Errorf("postgres: %w", err))
+			return sources.Fatal(fmt.Errorf("postgres: %w", err))
 		}
 		if t == nil && r.s.snapshot && len(nt.chunk) == 0 && !nt.ctidMode() && !r.sn.Known(nt.ident) {
 			r.s.log.Warn("postgres: new captured table is streamed but not snapshotted", "table", nt.ident, "err", nt.snapshotRefusal())
@@ -256,7 +256,7 @@ func (r *runner) relation(ctx context.Context, m *relationMsg) error {
 		if t == nil && r.s.snapshot && (len(nt.chunk) > 0 || nt.ctidMode()) && !r.sn.Known(nt.ident) {
 			r.tables[rel.ident] = nt
 			if err := r.sn.Enqueue(nt.ident); err != nil {
-				return relay.Fatal(fmt.Errorf("postgres: %w", err))
+				return sources.Fatal(fmt.Errorf("postgres: %w", err))
 			}
 			r.s.log.Info("postgres: new captured table, snapshot queued", "table", nt.ident)
 		}
@@ -288,7 +288,7 @@ func (r *runner) relation(ctx context.Context, m *relationMsg) error {
 		for _, k := range t.kafka {
 			i := slices.Index(rel.names, k)
 			if i < 0 {
-				return relay.Fatal(fmt.Errorf("postgres: source.key_columns: table %s has no column %q", rel.ident, k))
+				return sources.Fatal(fmt.Errorf("postgres: source.key_columns: table %s has no column %q", rel.ident, k))
 			}
 			rel.kafka = append(rel.kafka, i)
 			rel.kafkaNames = append(rel.kafkaNames, k)
@@ -328,7 +328,7 @@ func (r *runner) change(ctx context.Context, walStart pglogrepl.LSN) error {
 	m := &r.msg
 	rel := r.rels[m.relID]
 	if rel == nil {
-		return relay.Fatal(fmt.Errorf("postgres: change for unknown relation %d at %s", m.relID, walStart))
+		return sources.Fatal(fmt.Errorf("postgres: change for unknown relation %d at %s", m.relID, walStart))
 	}
 	if !rel.captured {
 		return nil

@@ -9,7 +9,6 @@ import (
 
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
-	"github.com/cdcrelay/cdcrelay/relay"
 	"github.com/cdcrelay/cdcrelay/sources"
 )
 
@@ -99,7 +98,7 @@ CREATE TABLE full_img (id int PRIMARY KEY, v text); ALTER TABLE full_img REPLICA
 	cfg2 := e.config("public.withkey")
 	e.pg.Exec(t, "postgres", "ALTER ROLE "+testRole+" REPLICATION")
 	s2 := newSource(t, cfg2)
-	if err := s2.Setup(context.Background()); err == nil {
+	if err := s2.Setup(context.Background(), false); err == nil {
 		t.Fatal("Setup succeeded with wal_level=replica")
 	} else {
 		t.Logf("Setup: %v", err)
@@ -113,7 +112,7 @@ CREATE TABLE full_img (id int PRIMARY KEY, v text); ALTER TABLE full_img REPLICA
 	r := runSource(t, s2, nil)
 	select {
 	case err := <-r.done:
-		var fe *relay.FatalError
+		var fe *sources.FatalError
 		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "wal_level") {
 			t.Fatalf("Run: %v, want a fatal wal_level error", err)
 		}
@@ -129,7 +128,7 @@ func TestSlotDroppedWhileStopped(t *testing.T) {
 	e := startPG(t)
 	e.exec(t, `CREATE TABLE t (id int PRIMARY KEY)`)
 	s := newSource(t, e.config("public.t"))
-	if err := s.Setup(context.Background()); err != nil {
+	if err := s.Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	r := runSource(t, s, nil)
@@ -147,7 +146,7 @@ func TestSlotDroppedWhileStopped(t *testing.T) {
 	select {
 	case err := <-r2.done:
 		r2.done <- err
-		var fe *relay.FatalError
+		var fe *sources.FatalError
 		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "is missing but a position") || !strings.Contains(err.Error(), "cdcrelay offsets reset") {
 			t.Fatalf("Run: %v", err)
 		}

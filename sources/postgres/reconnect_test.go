@@ -13,7 +13,7 @@ func TestReconnect(t *testing.T) {
 	e := startPG(t)
 	e.exec(t, `CREATE TABLE t (id int PRIMARY KEY)`)
 	s := newSource(t, e.config("public.t"))
-	if err := s.Setup(context.Background()); err != nil {
+	if err := s.Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	r := runLoop(t, s, nil)

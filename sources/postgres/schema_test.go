@@ -28,7 +28,7 @@ CREATE TABLE other (id int PRIMARY KEY)`)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := src.Setup(t.Context()); err != nil {
+		if err := src.Setup(t.Context(), false); err != nil {
 			t.Fatal(err)
 		}
 		return runSource(t, src, resume)

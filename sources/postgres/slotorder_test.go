@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 // A slot made before its publication fails on the first change between the
@@ -19,7 +19,7 @@ func TestSlotOlderThanPublication(t *testing.T) {
 	e.exec(t, `SELECT pg_create_logical_replication_slot('other_tool', 'pgoutput')`)
 	e.exec(t, `INSERT INTO items VALUES (1, 'before the publication')`)
 	s, _ := logSource(t, e, "other_tool", "late_pub")
-	if err := s.Setup(context.Background()); err != nil {
+	if err := s.Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	r := runSource(t, s, nil)
@@ -30,7 +30,7 @@ func TestSlotOlderThanPublication(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not fail within 30s")
 	}
-	var fe *relay.FatalError
+	var fe *sources.FatalError
 	if !errors.As(err, &fe) {
 		t.Fatalf("Run = %v, want a fatal error", err)
 	}
@@ -47,7 +47,7 @@ func TestPublicationDropped(t *testing.T) {
 	e := startPG(t)
 	e.exec(t, `CREATE TABLE items (id int PRIMARY KEY, name text)`)
 	s, _ := logSource(t, e, "relay_slot", "relay_pub")
-	if err := s.Setup(context.Background()); err != nil {
+	if err := s.Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	r := runSource(t, s, nil)

@@ -171,7 +171,7 @@ INSERT INTO vers SELECT g, 0, 'row ' || g FROM generate_series(1, 100000) g; ANA
 	cfg := e.config("public.vers")
 	cfg.Source.SnapshotChunkSize = 5000
 	s := newSource(t, cfg)
-	if err := s.Setup(context.Background()); err != nil {
+	if err := s.Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	before := tableReads(t, e)
@@ -241,7 +241,7 @@ func TestSnapshotSurvivesCrashes(t *testing.T) {
 INSERT INTO vers SELECT g, 0, 'row ' || g FROM generate_series(1, 20000) g; ANALYZE vers`)
 	cfg := e.config("public.vers")
 	cfg.Source.SnapshotChunkSize = 500
-	if err := newSource(t, cfg).Setup(context.Background()); err != nil {
+	if err := newSource(t, cfg).Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	before := tableReads(t, e)

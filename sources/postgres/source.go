@@ -22,6 +22,7 @@ import (
 	"github.com/cdcrelay/cdcrelay/columns"
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/metrics"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 const (
@@ -40,8 +41,10 @@ const (
 	ackPollInterval = 200 * time.Millisecond
 )
 
+var _ sources.Source = (*Source)(nil)
+
 // Source is a PostgreSQL logical replication source. Run and Ack follow the
-// relay.Source contract; the other methods may be called from any goroutine
+// sources.Stream contract; the other methods may be called from any goroutine
 // while Run is not running, or concurrently with it (each opens its own
 // connection).
 type Source struct {
@@ -71,10 +74,6 @@ type Source struct {
 	// watermark and read again (see chunkcheck.go).
 	chunkRereads atomic.Int64
 
-	// resuming is set when the offsets topic holds a position for this
-	// source: Setup then never creates the slot, so a dropped slot is
-	// reported as missing instead of being replaced.
-	resuming atomic.Bool
 	// slotCreated is set once Setup has created the slot, for the log line
 	// that says where streaming starts.
 	slotCreated atomic.Bool
@@ -84,11 +83,6 @@ type Source struct {
 }
 
 var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
-
-// SetResuming tells Setup whether a position is stored for this source. With
-// one, a missing slot is not created: Run then fails loudly that the slot is
-// gone, and nothing new appears on the server.
-func (s *Source) SetResuming(stored bool) { s.resuming.Store(stored) }
 
 // New validates cfg and returns a Source. It does no I/O.
 func New(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Source, error) {

@@ -82,7 +82,7 @@ CREATE PUBLICATION handmade FOR TABLE items`)
 	for _, slot := range []string{"copied", "other_tool"} {
 		t.Run("existing slot "+slot, func(t *testing.T) {
 			s, buf := logSource(t, e, slot, "handmade")
-			if err := s.Setup(context.Background()); err != nil {
+			if err := s.Setup(context.Background(), false); err != nil {
 				t.Fatal(err)
 			}
 			r := runSource(t, s, nil)
@@ -114,8 +114,7 @@ CREATE PUBLICATION handmade FOR TABLE items`)
 			t.Fatal(err)
 		}
 		s, buf := logSource(t, e, "other_tool", "handmade")
-		s.SetResuming(true)
-		if err := s.Setup(context.Background()); err != nil {
+		if err := s.Setup(context.Background(), true); err != nil {
 			t.Fatal(err)
 		}
 		r := runSource(t, s, state)
@@ -129,7 +128,7 @@ CREATE PUBLICATION handmade FOR TABLE items`)
 	})
 	t.Run("new slot", func(t *testing.T) {
 		s, buf := logSource(t, e, "fresh_slot", "handmade")
-		if err := s.Setup(context.Background()); err != nil {
+		if err := s.Setup(context.Background(), false); err != nil {
 			t.Fatal(err)
 		}
 		r := runSource(t, s, nil)

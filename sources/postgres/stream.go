@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/cdcrelay/cdcrelay/change"
-	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 	"github.com/cdcrelay/cdcrelay/sources/snapshot"
 )
 
@@ -79,7 +79,7 @@ type chunkReads struct {
 	unseen map[uint32]struct{}
 }
 
-// Run streams changes after resume into out. See relay.Source.
+// Run streams changes after resume into out. See sources.Stream.
 //
 // A lost replication connection ends Run with a non-fatal error; the relay
 // then calls Run again with the state of the last checkpoint committed to
@@ -91,10 +91,10 @@ func (s *Source) Run(ctx context.Context, resume *change.Resume, out chan<- chan
 	if resume != nil && resume.State != nil {
 		st, err := decodeState(resume.State)
 		if err != nil {
-			return relay.Fatal(err)
+			return sources.Fatal(err)
 		}
 		if st.Snapshot, err = snapshot.Restore(st.Snapshot, resume.Parts); err != nil {
-			return relay.Fatal(fmt.Errorf("postgres: %w", err))
+			return sources.Fatal(fmt.Errorf("postgres: %w", err))
 		}
 		stored = st
 	}
@@ -240,7 +240,7 @@ func (r *runner) checkWalLevel(ctx context.Context) error {
 		return fmt.Errorf("postgres: read settings: %w", err)
 	}
 	if walLevel != "logical" {
-		return relay.Fatal(fmt.Errorf("postgres: wal_level is %s, logical decoding needs wal_level=logical (set it and restart PostgreSQL)", walLevel))
+		return sources.Fatal(fmt.Errorf("postgres: wal_level is %s, logical decoding needs wal_level=logical (set it and restart PostgreSQL)", walLevel))
 	}
 	return nil
 }
@@ -256,7 +256,7 @@ func (r *runner) loadTables(ctx context.Context) ([]*tableMeta, error) {
 		r.tables[t.ident] = t
 	}
 	if err := r.seedShapes(); err != nil {
-		return nil, relay.Fatal(err)
+		return nil, sources.Fatal(err)
 	}
 	return tables, nil
 }
@@ -274,7 +274,7 @@ func (r *runner) startSnapshots(tables []*tableMeta) error {
 		Metrics:    s.m,
 	}, r.st.Snapshot)
 	if err != nil {
-		return relay.Fatal(fmt.Errorf("postgres: restore snapshot progress: %w", err))
+		return sources.Fatal(fmt.Errorf("postgres: restore snapshot progress: %w", err))
 	}
 	for _, p := range r.st.Snapshot.Queue {
 		if _, ok := r.tables[p.Table]; !ok {
@@ -284,7 +284,7 @@ func (r *runner) startSnapshots(tables []*tableMeta) error {
 	}
 	for _, t := range tables {
 		if err := t.checkKafkaKey(); err != nil {
-			return relay.Fatal(fmt.Errorf("postgres: %w", err))
+			return sources.Fatal(fmt.Errorf("postgres: %w", err))
 		}
 	}
 	if s.snapshot {
@@ -302,14 +302,14 @@ func (r *runner) startSnapshots(tables []*tableMeta) error {
 // it already.
 func (r *runner) queueSnapshot(t *tableMeta) error {
 	if len(t.chunk) == 0 && !t.ctidMode() && !r.sn.Known(t.ident) {
-		return relay.Fatal(t.snapshotRefusal())
+		return sources.Fatal(t.snapshotRefusal())
 	}
 	if t.chunkIndex != "" && !r.sn.Known(t.ident) {
 		r.s.log.Info("postgres: table without a primary key is snapshotted by a unique index", "table", t.ident, "index", t.chunkIndex, "columns", strings.Join(t.chunk, ","))
 	}
 	if !r.sn.Known(t.ident) {
 		if err := r.sn.Enqueue(t.ident); err != nil {
-			return relay.Fatal(fmt.Errorf("postgres: %w", err))
+			return sources.Fatal(fmt.Errorf("postgres: %w", err))
 		}
 	}
 	return nil
@@ -515,7 +515,7 @@ func (r *runner) sqlError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	var fatal *relay.FatalError
+	var fatal *sources.FatalError
 	if errors.As(err, &fatal) {
 		return err
 	}

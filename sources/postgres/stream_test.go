@@ -20,7 +20,7 @@ func TestAcksNeverAheadOfKafka(t *testing.T) {
 	e := startPG(t)
 	e.exec(t, `CREATE TABLE t (id int PRIMARY KEY, v int)`)
 	s := newSource(t, e.config("public.t"))
-	if err := s.Setup(context.Background()); err != nil {
+	if err := s.Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
@@ -91,7 +91,7 @@ func TestHeartbeatAdvancesIdleSlot(t *testing.T) {
 	cfg := e.config("public.quiet")
 	cfg.Source.HeartbeatInterval = 200 * time.Millisecond
 	s := newSource(t, cfg)
-	if err := s.Setup(context.Background()); err != nil {
+	if err := s.Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	start := e.slotConfirmed(t, s.slot)
@@ -128,7 +128,7 @@ INSERT INTO toasty VALUES (1, (SELECT string_agg(md5(g::text), '') FROM generate
 	cfg := e.config(`"Odd.Schema"."Table ""q"" é"`, "public.toasty")
 	cfg.Source.UnchangedToast = config.UnchangedToastOmit
 	s := newSource(t, cfg)
-	if err := s.Setup(context.Background()); err != nil {
+	if err := s.Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	r := runSource(t, s, nil)

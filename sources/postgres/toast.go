@@ -7,7 +7,6 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/cdcrelay/cdcrelay/change"
-	"github.com/cdcrelay/cdcrelay/relay"
 	"github.com/cdcrelay/cdcrelay/sources"
 )
 
@@ -99,7 +98,7 @@ func (r *runner) checkUnchangedToast(rel *relation, walStart pglogrepl.LSN) erro
 		return nil
 	}
 	if !r.s.omitToast {
-		return relay.Fatal(fmt.Errorf("postgres: the update of %s at %s leaves the TOASTed value of column %s unchanged and REPLICA IDENTITY is not FULL, so PostgreSQL sent no value for it; stopped before its transaction reached Kafka (source.unchanged_toast: refuse). Run ALTER TABLE %s REPLICA IDENTITY FULL; to pass this update, start once with source.unchanged_toast: omit, then re-snapshot it with cdcrelay snapshot --config <file> --table %s.%s",
+		return sources.Fatal(fmt.Errorf("postgres: the update of %s at %s leaves the TOASTed value of column %s unchanged and REPLICA IDENTITY is not FULL, so PostgreSQL sent no value for it; stopped before its transaction reached Kafka (source.unchanged_toast: refuse). Run ALTER TABLE %s REPLICA IDENTITY FULL; to pass this update, start once with source.unchanged_toast: omit, then re-snapshot it with cdcrelay snapshot --config <file> --table %s.%s",
 			rel.ident, walStart, col, rel.ident, rel.schema, rel.name))
 	}
 	if !r.toastWarned[rel.ident] {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/config"
-	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 // TestUnchangedToastStream: a table altered to REPLICA IDENTITY DEFAULT
@@ -27,7 +27,7 @@ ALTER TABLE docs REPLICA IDENTITY FULL;
 INSERT INTO docs SELECT 1, 0, string_agg(md5(g::text), '') FROM generate_series(1, 640) g`)
 	cfg := e.config("public.docs")
 	s := newSource(t, cfg)
-	if err := s.Setup(context.Background()); err != nil {
+	if err := s.Setup(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	r := runSource(t, s, nil)
@@ -41,7 +41,7 @@ INSERT INTO docs SELECT 1, 0, string_agg(md5(g::text), '') FROM generate_series(
 	e.exec(t, `ALTER TABLE docs REPLICA IDENTITY DEFAULT`)
 	e.exec(t, `BEGIN; INSERT INTO docs VALUES (2, 0, 'short'); UPDATE docs SET n = 2 WHERE id = 1; COMMIT`)
 	err := waitDone(t, r)
-	var fe *relay.FatalError
+	var fe *sources.FatalError
 	if !errors.As(err, &fe) {
 		t.Fatalf("Run: %v, want a fatal error", err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/metrics"
-	"github.com/cdcrelay/cdcrelay/relay"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 // TestTruncate runs each format.truncate setting against a TRUNCATE between
@@ -35,7 +35,7 @@ func TestTruncate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Setup(context.Background()); err != nil {
+			if err := s.Setup(context.Background(), false); err != nil {
 				t.Fatal(err)
 			}
 			r := runSource(t, s, nil)
@@ -52,7 +52,7 @@ func TestTruncate(t *testing.T) {
 				case <-time.After(20 * time.Second):
 					t.Fatal("Run did not stop at the TRUNCATE")
 				}
-				var fe *relay.FatalError
+				var fe *sources.FatalError
 				if !errors.As(err, &fe) || !strings.Contains(err.Error(), `"public"."`+table+`"`) || !strings.Contains(err.Error(), "format.truncate") {
 					t.Fatalf("Run returned %v, want a fatal error naming the table and format.truncate", err)
 				}

@@ -28,7 +28,7 @@ func TestTypesGolden(t *testing.T) {
 INSERT INTO types VALUES (1, `+goldentypes.PostgresValues()+`)`)
 	s := newSource(t, e.config("public.types"))
 	ctx := context.Background()
-	if err := s.Setup(ctx); err != nil {
+	if err := s.Setup(ctx, false); err != nil {
 		t.Fatal(err)
 	}
 	r := runSource(t, s, nil)

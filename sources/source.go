@@ -1,4 +1,4 @@
-package relay
+package sources
 
 import (
 	"context"
@@ -6,18 +6,61 @@ import (
 	"github.com/cdcrelay/cdcrelay/change"
 )
 
-// Source is a database change stream that the relay drains into Kafka.
+// Source is a database source: the change stream the relay drains into
+// Kafka (Stream), and what the commands need around it (preflight, setup,
+// schemas, on-demand snapshots, and the reader verify compares tables
+// through).
+//
+// Concurrency contract: Stream's methods follow its own contract. The
+// other methods may be called from any goroutine, while Run is not running
+// or at the same time as it; each opens its own connection when it needs
+// one. Close is called once, last, when no other method is running.
+type Source interface {
+	Stream
+
+	// Check runs the read-only preflight: the server settings, privileges
+	// and captured tables the source needs, each graded in the Report. An
+	// error means the checks could not run at all (e.g. no connection).
+	Check(ctx context.Context) (Report, error)
+
+	// Setup creates what the source needs on the server (a publication and
+	// a replication slot, a watermark table) when it is missing, and never
+	// leaves anything half-created. resuming says whether a position is
+	// stored for this source: then server-side state that a stored position
+	// depends on (a replication slot) is not created again, so that its
+	// loss is reported by Run instead of papered over.
+	Setup(ctx context.Context, resuming bool) error
+
+	// Describe returns the schema of every captured table that exists now.
+	Describe(ctx context.Context) ([]change.TableSchema, error)
+
+	// RequestSnapshot asks a running relay of this source to snapshot one
+	// captured table (schema.table or database.table) again, in order with
+	// the changes streamed around it.
+	RequestSnapshot(ctx context.Context, table string) error
+
+	// OpenRowReader opens the reader through which verify reads the
+	// captured tables in primary-key order. The caller closes it.
+	OpenRowReader(ctx context.Context) (RowReader, error)
+
+	// Close releases what the source holds (its open connections).
+	Close() error
+}
+
+// Stream is the part of a Source that the relay drives: a database change
+// stream drained into Kafka.
 //
 // Concurrency contract: the relay calls Run from one goroutine and may call
 // Ack from another while Run is running. Run is called again, with a newer or
 // equal resume state, after the relay restarts its loop (an outcome-unknown
 // Kafka error, a lost broker); a source must support any number of Run calls
 // in sequence, never two at once.
-type Source interface {
+type Stream interface {
 	// Run streams changes that come after resume, the State of the last
 	// checkpoint committed to Kafka and the parts committed up to it (nil
-	// when nothing was ever committed), and sends them to out in source order until ctx is done or a fatal
-	// error occurs. It returns nil only when ctx is done.
+	// when nothing was ever committed), and sends them to out in source
+	// order until ctx is done or a fatal error occurs. It returns nil only
+	// when ctx is done.
 	//
 	// Every event must be followed, eventually, by a Checkpoint whose State
 	// resumes right after it; a checkpoint may only be sent at a source
@@ -45,7 +88,7 @@ type Source interface {
 	Ack(cp *change.Checkpoint)
 }
 
-// TableLister is a Source that can list the tables it captures. The relay
+// TableLister is a Stream that can list the tables it captures. The relay
 // calls Tables at the start of each session, before Run, and creates their
 // missing topics many per request, rather than one request per table at its
 // first event; the source is not running yet, so a long wait for the
@@ -53,19 +96,4 @@ type Source interface {
 // goroutine that calls Run, never at the same time as Run.
 type TableLister interface {
 	Tables(ctx context.Context) ([]change.TableID, error)
-}
-
-// FatalError is an error after which retrying cannot help: the relay stops
-// and the process exits non-zero with its message.
-type FatalError struct{ Err error }
-
-func (e *FatalError) Error() string { return e.Err.Error() }
-func (e *FatalError) Unwrap() error { return e.Err }
-
-// Fatal wraps err in a *FatalError.
-func Fatal(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &FatalError{Err: err}
 }

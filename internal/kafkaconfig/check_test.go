@@ -1,4 +1,4 @@
-package kafkaclient_test
+package kafkaconfig_test
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/cdcrelay/cdcrelay/config"
-	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaconfig"
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
 	"github.com/cdcrelay/cdcrelay/sources"
 )
@@ -48,8 +48,8 @@ func relayKafka(b *testenv.Broker) *config.Kafka {
 	return k
 }
 
-func target(id string) kafkaclient.Target {
-	return kafkaclient.Target{
+func target(id string) kafkaconfig.Target {
+	return kafkaconfig.Target{
 		TransactionalID:    "cdcrelay-" + id,
 		OffsetsTopic:       id + "_offsets",
 		TopicPrefix:        id,
@@ -61,11 +61,11 @@ func target(id string) kafkaclient.Target {
 	}
 }
 
-func runCheck(t *testing.T, k *config.Kafka, tg kafkaclient.Target) (sources.Report, string) {
+func runCheck(t *testing.T, k *config.Kafka, tg kafkaconfig.Target) (sources.Report, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rep := kafkaclient.Check(ctx, k, tg, nil)
+	rep := kafkaconfig.Check(ctx, k, tg, nil)
 	var buf bytes.Buffer
 	rep.Print(&buf)
 	t.Logf("check:\n%s", buf.String())
@@ -92,7 +92,7 @@ func grant(t *testing.T, adm *kadm.Client, b *kadm.ACLBuilder, ops ...kadm.ACLOp
 
 // grantAll gives the relay everything its README table lists for tg, and
 // DescribeConfigs on the cluster so that check can read the broker config.
-func grantAll(t *testing.T, adm *kadm.Client, tg kafkaclient.Target) {
+func grantAll(t *testing.T, adm *kadm.Client, tg kafkaconfig.Target) {
 	grant(t, adm, kadm.NewACLs().TransactionalIDs(tg.TransactionalID), kadm.OpWrite, kadm.OpDescribe)
 	grant(t, adm, kadm.NewACLs().Topics(tg.OffsetsTopic),
 		kadm.OpCreate, kadm.OpDescribe, kadm.OpDescribeConfigs, kadm.OpRead, kadm.OpWrite)
@@ -236,7 +236,7 @@ func TestCheckOnKafkaWithACLs(t *testing.T) {
 	// not fenced by check: it commits afterwards.
 	t.Run("does not fence", func(t *testing.T) {
 		tg := target("full")
-		opts, err := kafkaclient.Opts(k, nil)
+		opts, err := kafkaconfig.Opts(k, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -266,7 +266,7 @@ func TestCheckUnreachable(t *testing.T) {
 	k := &config.Kafka{Brokers: []string{"127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))}}
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
-	rep := kafkaclient.Check(ctx, k, target("gone"), nil)
+	rep := kafkaconfig.Check(ctx, k, target("gone"), nil)
 	t.Logf("%+v", rep)
 	if len(rep) != 1 || rep[0].Level != sources.Block || !strings.Contains(rep[0].Detail, "cannot reach") {
 		t.Fatalf("report: %+v", rep)

@@ -1,4 +1,4 @@
-package kafkaclient
+package kafkaconfig
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/cdcrelay/cdcrelay/config"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
 	"github.com/cdcrelay/cdcrelay/sources"
 )
 
@@ -163,7 +164,7 @@ func (c *checker) brokers(ctx context.Context) bool {
 	defer cancel()
 	m, err := c.adm.BrokerMetadata(rctx)
 	if err != nil {
-		if fatal := ConnectFatal(err); fatal != nil {
+		if fatal := kafkaclient.ConnectFatal(err); fatal != nil {
 			err = fatal
 		}
 		c.add(sources.Block, "kafka brokers", "cannot reach %s: %v; check kafka.brokers, kafka.tls and kafka.sasl",

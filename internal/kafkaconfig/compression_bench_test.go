@@ -1,4 +1,4 @@
-package kafkaclient_test
+package kafkaconfig_test
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 	"github.com/cdcrelay/cdcrelay/change"
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/format"
-	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaconfig"
 	"github.com/cdcrelay/cdcrelay/internal/testenv"
 	"github.com/cdcrelay/cdcrelay/relay"
 )
@@ -37,7 +37,7 @@ import (
 //
 // Run it several times, interleaved, and compare medians:
 //
-//	go test -run '^$' -bench Compression -benchtime 100000x -count 5 ./internal/kafkaclient
+//	go test -run '^$' -bench Compression -benchtime 100000x -count 5 ./internal/kafkaconfig
 func BenchmarkCompression(b *testing.B) {
 	brk := testenv.StartBroker(b)
 	pid := brk.Pid()
@@ -70,7 +70,7 @@ func produceBench(b *testing.B, addr string, brokerPID int, codec string, recs [
 	if err != nil {
 		b.Fatal(err)
 	}
-	opts, err := kafkaclient.Opts(&config.Kafka{Brokers: []string{addr}, Compression: codec}, nil)
+	opts, err := kafkaconfig.Opts(&config.Kafka{Brokers: []string{addr}, Compression: codec}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

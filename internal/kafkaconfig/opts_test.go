@@ -1,4 +1,4 @@
-package kafkaclient_test
+package kafkaconfig_test
 
 import (
 	"context"
@@ -12,18 +12,18 @@ import (
 
 	"github.com/cdcrelay/cdcrelay/config"
 	"github.com/cdcrelay/cdcrelay/internal/devbroker"
-	"github.com/cdcrelay/cdcrelay/internal/kafkaclient"
+	"github.com/cdcrelay/cdcrelay/internal/kafkaconfig"
 )
 
 func TestCompressionNames(t *testing.T) {
-	if _, err := kafkaclient.Compression("brotli"); err == nil || !strings.Contains(err.Error(), "kafka.compression") {
+	if _, err := kafkaconfig.Compression("brotli"); err == nil || !strings.Contains(err.Error(), "kafka.compression") {
 		t.Errorf("Compression(brotli) error = %v, want one naming kafka.compression", err)
 	}
-	def, err := kafkaclient.Compression("")
+	def, err := kafkaconfig.Compression("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	named, _ := kafkaclient.Compression(config.DefaultCompression)
+	named, _ := kafkaconfig.Compression(config.DefaultCompression)
 	if def != named {
 		t.Errorf("empty name gives %v, want the default %s", def, config.DefaultCompression)
 	}
@@ -46,7 +46,7 @@ func TestCompressionOnTheWire(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			topic := "compression." + name
-			opts, err := kafkaclient.Opts(&config.Kafka{Brokers: []string{brk.Addr()}, Compression: name}, nil)
+			opts, err := kafkaconfig.Opts(&config.Kafka{Brokers: []string{brk.Addr()}, Compression: name}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

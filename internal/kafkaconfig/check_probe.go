@@ -1,4 +1,4 @@
-package kafkaclient
+package kafkaconfig
 
 // The probes of Check: each asks the cluster one read-only question and
 // notes what the answer shows about the relay's permissions.

@@ -83,9 +83,9 @@ type Hooks struct {
 // transaction timeout: partitioner, buffer bounds, batch bound, linger and
 // retries. Acks (all) are franz-go's default; compression
 // (kafka.compression) comes with the connection options (kafkaconfig.Opts).
-// The bench uses the same options for its produce limit, so that the limit
-// measures the producer the relay runs. maxRecordBytes is
-// kafka.max_record_bytes; 0 keeps franz-go's default.
+// They are exported so that whoever measures the relay's producer uses the
+// same settings. maxRecordBytes is kafka.max_record_bytes; 0 keeps
+// franz-go's default.
 func ProducerOpts(maxRecordBytes int32) []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),

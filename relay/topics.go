@@ -113,6 +113,9 @@ func (s *stream) ensureTopics(ctx context.Context, tables []change.TableID) erro
 		s.known[topic] = true
 		s.r.used[topic] = true
 	}
+	if err := s.primeProducer(ctx, all); err != nil {
+		return err
+	}
 	if created > 0 {
 		s.r.log.Info("created topics", "count", created, "partitions", s.r.cfg.TopicPartitions,
 			"cleanup.policy", s.r.cfg.TopicCleanupPolicy, "took", time.Since(started).Round(time.Millisecond))

@@ -10,7 +10,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cdcrelay/cdcrelay/change"
@@ -127,10 +126,10 @@ func (s *stream) ensureTopics(ctx context.Context, tables []change.TableID) erro
 // more of the topics.
 const leaderWait = 2 * time.Minute
 
-// awaitLeaders waits until every partition of topics has a leader. A broker
-// answers CreateTopics before it leads the new partitions; with hundreds
-// created at once, producing at once runs into NOT_LEADER_FOR_PARTITION
-// for longer than the producer retries. Each round asks about at most
+// awaitLeaders waits until every partition of topics takes writes on its
+// leader. A broker answers CreateTopics before it leads the new partitions;
+// with hundreds created at once, producing at once runs into
+// NOT_LEADER_FOR_PARTITION for longer than the producer retries. Each round asks about at most
 // topicsPerRequest of the topics still waiting, and a topic once led is
 // not asked about again, so the wait costs requests in proportion to the
 // topics, not to their square. It gives up after leaderWait without a topic
@@ -171,30 +170,30 @@ func (s *stream) awaitLeaders(ctx context.Context, topics []string) error {
 	return nil
 }
 
-// ledTopics asks the broker about topics and returns those whose every
-// partition has a leader.
+// ledTopics returns those of topics whose every partition answers
+// ListOffsets. Metadata shows a new partition's leader as soon as the
+// controller has chosen it, before the broker has opened its log and can
+// take writes; ListOffsets is answered by that log. An error of the whole
+// request counts as none led yet: awaitLeaders bounds the wait.
 func (s *stream) ledTopics(ctx context.Context, topics []string) (map[string]bool, error) {
-	req := kmsg.NewPtrMetadataRequest()
-	req.AllowAutoTopicCreation = false
-	for _, t := range topics {
-		rt := kmsg.NewMetadataRequestTopic()
-		rt.Topic = kmsg.StringPtr(t)
-		req.Topics = append(req.Topics, rt)
-	}
-	resp, err := req.RequestWith(ctx, s.cl)
+	ends, err := s.adm.ListEndOffsets(ctx, topics...)
 	if err != nil {
-		return nil, fmt.Errorf("relay: metadata of new topics: %w", err)
+		var shards *kadm.ShardErrors
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !errors.As(err, &shards) {
+			s.r.log.Debug("new topics not answering yet", "err", err)
+			return nil, nil
+		}
 	}
-	led := make(map[string]bool, len(resp.Topics))
-	for _, t := range resp.Topics {
-		if t.Topic == nil || t.ErrorCode != 0 || len(t.Partitions) < int(s.r.cfg.TopicPartitions) {
-			continue
+	led := make(map[string]bool, len(ends))
+	for topic, parts := range ends {
+		ok := len(parts) >= int(s.r.cfg.TopicPartitions)
+		for p, o := range parts {
+			ok = ok && p >= 0 && o.Err == nil
 		}
-		ok := true
-		for _, p := range t.Partitions {
-			ok = ok && p.ErrorCode == 0 && p.Leader >= 0
-		}
-		led[*t.Topic] = ok
+		led[topic] = ok
 	}
 	return led, nil
 }

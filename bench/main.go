@@ -136,7 +136,7 @@ func run() error {
 	srcs := flag.String("many-sources", "postgres,mariadb", "comma-separated sources of the many-tables scenario")
 	flag.StringVar(&b.peerCmd, "peer-cmd", "", "shell `command` of another CDC tool to run on a copy of the streaming slot (see docs/benchmarks.md for its environment)")
 	flag.StringVar(&b.peerTopic, "peer-topic", "", "`topic` the peer writes into; required with --peer-cmd")
-	flag.StringVar(&b.pprofID, "profile", "", "relay `id` that serves pprof (stream, snap, big, mystream or mysnap); a trace, a CPU and an allocation profile of it go to -profile-dir")
+	flag.StringVar(&b.pprofID, "profile", "", "relay `id` that serves pprof (stream, snap, big, mystream or mysnap; or a many-tables relay, mt<po|ma><tables>, whose profiles you fetch yourself); a trace, a CPU and an allocation profile of it go to -profile-dir")
 	flag.StringVar(&b.profileDir, "profile-dir", "bench/profiles", "where profiles are written")
 	flag.Func("relay-env", "`KEY=VALUE` added to every relay's environment, such as GOMEMLIMIT=48MiB; repeatable", func(kv string) error {
 		if !strings.Contains(kv, "=") {
@@ -246,6 +246,7 @@ func (b *bench) setup(ctx context.Context) error {
 	}
 	if b.pprofID != "" {
 		b.pprofAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
+		fmt.Fprintf(os.Stderr, "bench: relay %s serves pprof at %s\n", b.pprofID, b.pprofAddr)
 	}
 	if b.pg, err = testenv.NewPostgres(b.env, testenv.PGConf("shared_buffers = 256MB", "max_wal_size = 4GB", "autovacuum = off")); err != nil {
 		return err

@@ -508,7 +508,8 @@ type withTables struct {
 func (s withTables) Tables(context.Context) ([]change.TableID, error) { return s.tables, nil }
 
 // The tables a source lists get their topics, more than one request's
-// worth, with the configured partitions, before the source runs.
+// worth, with the configured partitions, before the source runs; priming
+// the producer with them writes nothing to them.
 func TestLoopCreatesListedTopics(t *testing.T) {
 	opts, log := loopBroker(t)
 	cfg := loopConfig(opts)
@@ -548,9 +549,30 @@ func TestLoopCreatesListedTopics(t *testing.T) {
 			}
 		}
 		if len(missing) == 0 {
-			return
+			break
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	t.Fatalf("%d of %d topics missing or with other partitions, e.g. %s", len(missing), n, missing[0])
+	if len(missing) > 0 {
+		t.Fatalf("%d of %d topics missing or with other partitions, e.g. %s", len(missing), n, missing[0])
+	}
+	var listed []string
+	for _, tb := range src.tables {
+		listed = append(listed, enc.Topic(tb))
+	}
+	ends, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), listed...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := 0
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			t.Errorf("end offset of %s: %v", o.Topic, o.Err)
+		} else if o.Offset != 0 {
+			written++
+		}
+	})
+	if got := len(ends.Offsets()); got != n || written > 0 {
+		t.Fatalf("%d of %d listed topics answered, %d hold records; want none written", got, n, written)
+	}
 }

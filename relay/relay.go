@@ -88,7 +88,7 @@ type Hooks struct {
 // franz-go's default.
 func ProducerOpts(maxRecordBytes int32) []kgo.Opt {
 	opts := []kgo.Opt{
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.RecordPartitioner(keyPartitioner()),
 		kgo.MaxBufferedBytes(16 << 20),
 		kgo.MaxBufferedRecords(10000),
 		kgo.ProducerLinger(5 * time.Millisecond),

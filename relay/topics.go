@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cdcrelay/cdcrelay/change"
 )
@@ -33,8 +35,14 @@ func (s *stream) topicConfigs() map[string]*string {
 // no request outlasts the broker's request timeout.
 const topicsPerRequest = 500
 
+// createsInFlight bounds the CreateTopics requests sent at once: the broker
+// answers each only once its controller has committed the topics, so
+// requests in flight keep it busy while the relay waits.
+const createsInFlight = 4
+
 // ensureTopics creates the missing topics of tables, topicsPerRequest per
-// CreateTopics request, and marks them known.
+// CreateTopics request and createsInFlight requests at once, waits until
+// the broker leads their partitions, and marks them known.
 func (s *stream) ensureTopics(ctx context.Context, tables []change.TableID) error {
 	var missing []string
 	seen := map[string]bool{}
@@ -48,39 +56,62 @@ func (s *stream) ensureTopics(ctx context.Context, tables []change.TableID) erro
 	if len(missing) == 0 {
 		return nil
 	}
-	started, created := time.Now(), 0
-	var fresh []string
-	configs := s.topicConfigs()
+	started := time.Now()
+	var batches [][]string
 	for len(missing) > 0 {
 		batch := missing[:min(len(missing), topicsPerRequest)]
 		missing = missing[len(batch):]
-		resps, err := s.adm.CreateTopics(ctx, s.r.cfg.TopicPartitions, s.r.cfg.TopicReplication, configs, batch...)
-		if err != nil {
-			return fmt.Errorf("relay: create %d topics: %w", len(batch), err)
-		}
+		batches = append(batches, batch)
+	}
+	resps := make([]kadm.CreateTopicResponses, len(batches))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(createsInFlight)
+	configs := s.topicConfigs()
+	for i, batch := range batches {
+		g.Go(func() error {
+			var err error
+			resps[i], err = s.adm.CreateTopics(gctx, s.r.cfg.TopicPartitions, s.r.cfg.TopicReplication, configs, batch...)
+			if err != nil {
+				return fmt.Errorf("relay: create %d topics: %w", len(batch), err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	created := 0
+	for i, batch := range batches {
 		for _, topic := range batch {
-			resp, ok := resps[topic]
+			resp, ok := resps[i][topic]
 			if !ok {
 				return fmt.Errorf("relay: create topic %q: no answer from the broker", topic)
 			}
 			switch {
 			case resp.Err == nil && s.r.used[topic]:
 				created++
-				fresh = append(fresh, topic)
 				s.r.log.Warn("topic was deleted while the relay wrote to it; created it again. It holds only changes from now on: to put the table's rows back, run cdcrelay snapshot for it",
 					"topic", topic)
 			case resp.Err == nil:
 				created++
-				fresh = append(fresh, topic)
 				s.r.log.Debug("created topic", "topic", topic)
 			case !errors.Is(resp.Err, kerr.TopicAlreadyExists):
 				return fmt.Errorf("relay: create topic %q: %w", topic, resp.Err)
 			}
-			s.known[topic] = true
-			s.r.used[topic] = true
 		}
 	}
-	if err := s.awaitLeaders(ctx, fresh); err != nil {
+	// Topics that already existed are waited for too: a session that
+	// stopped while the broker was still taking the lead of the partitions
+	// it created leaves them to the next one.
+	all := slices.Concat(batches...)
+	if err := s.awaitLeaders(ctx, all); err != nil {
+		return err
+	}
+	for _, topic := range all {
+		s.known[topic] = true
+		s.r.used[topic] = true
+	}
+	if err := s.primeProducer(ctx, all); err != nil {
 		return err
 	}
 	if created > 0 {
@@ -90,47 +121,44 @@ func (s *stream) ensureTopics(ctx context.Context, tables []change.TableID) erro
 	return nil
 }
 
-// leaderWait bounds how long awaitLeaders waits.
+// leaderWait bounds how long awaitLeaders waits for the broker to lead one
+// more of the topics.
 const leaderWait = 2 * time.Minute
 
-// awaitLeaders waits until every partition of topics has a leader. A broker
-// answers CreateTopics before it leads the new partitions; with hundreds
-// created at once, producing at once runs into NOT_LEADER_FOR_PARTITION
-// for longer than the producer retries.
+// awaitLeaders waits until every partition of topics takes writes on its
+// leader. A broker answers CreateTopics before it leads the new partitions;
+// with hundreds created at once, producing at once runs into
+// NOT_LEADER_FOR_PARTITION for longer than the producer retries. Each round asks about at most
+// topicsPerRequest of the topics still waiting, and a topic once led is
+// not asked about again, so the wait costs requests in proportion to the
+// topics, not to their square. It gives up after leaderWait without a topic
+// led: a broker that takes the lead of thousands of new partitions may
+// need longer than that in all, but keeps making progress.
 func (s *stream) awaitLeaders(ctx context.Context, topics []string) error {
 	deadline := time.Now().Add(leaderWait)
-	for len(topics) > 0 {
-		batch := topics[:min(len(topics), topicsPerRequest)]
-		req := kmsg.NewPtrMetadataRequest()
-		req.AllowAutoTopicCreation = false
-		for _, t := range batch {
-			rt := kmsg.NewMetadataRequestTopic()
-			rt.Topic = kmsg.StringPtr(t)
-			req.Topics = append(req.Topics, rt)
-		}
-		resp, err := req.RequestWith(ctx, s.cl)
+	pending := append([]string(nil), topics...)
+	for len(pending) > 0 {
+		batch := pending[:min(len(pending), topicsPerRequest)]
+		led, err := s.ledTopics(ctx, batch)
 		if err != nil {
-			return fmt.Errorf("relay: metadata of new topics: %w", err)
+			return err
 		}
-		ready := 0
-		for _, t := range resp.Topics {
-			if t.ErrorCode != 0 || len(t.Partitions) < int(s.r.cfg.TopicPartitions) {
-				continue
-			}
-			led := true
-			for _, p := range t.Partitions {
-				led = led && p.ErrorCode == 0 && p.Leader >= 0
-			}
-			if led {
-				ready++
+		rest := pending[:0]
+		for _, t := range pending[:len(batch)] {
+			if !led[t] {
+				rest = append(rest, t)
 			}
 		}
-		if ready == len(batch) {
-			topics = topics[len(batch):]
-			continue
+		waiting := len(rest)
+		if waiting < len(batch) {
+			deadline = time.Now().Add(leaderWait)
+		}
+		pending = append(rest, pending[len(batch):]...)
+		if waiting == 0 {
+			continue // the next batch, at once
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("relay: %d of %d new topics still have partitions without a leader after %v", len(batch)-ready, len(batch), leaderWait)
+			return fmt.Errorf("relay: %d of %d new topics still have partitions without a leader; the broker led none of them for %v", len(pending), len(topics), leaderWait)
 		}
 		select {
 		case <-ctx.Done():
@@ -139,6 +167,34 @@ func (s *stream) awaitLeaders(ctx context.Context, topics []string) error {
 		}
 	}
 	return nil
+}
+
+// ledTopics returns those of topics whose every partition answers
+// ListOffsets. Metadata shows a new partition's leader as soon as the
+// controller has chosen it, before the broker has opened its log and can
+// take writes; ListOffsets is answered by that log. An error of the whole
+// request counts as none led yet: awaitLeaders bounds the wait.
+func (s *stream) ledTopics(ctx context.Context, topics []string) (map[string]bool, error) {
+	ends, err := s.adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		var shards *kadm.ShardErrors
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !errors.As(err, &shards) {
+			s.r.log.Debug("new topics not answering yet", "err", err)
+			return nil, nil
+		}
+	}
+	led := make(map[string]bool, len(ends))
+	for topic, parts := range ends {
+		ok := len(parts) >= int(s.r.cfg.TopicPartitions)
+		for p, o := range parts {
+			ok = ok && p >= 0 && o.Err == nil
+		}
+		led[topic] = ok
+	}
+	return led, nil
 }
 
 func (s *stream) ensureTopic(ctx context.Context, topic string) error {

@@ -30,13 +30,13 @@ type Bytes struct {
 // to a larger array, and Keep follows it.
 func (s *Bytes) Grow(n int) []byte {
 	if cap(s.buf)-len(s.buf) < n {
-		s.buf = s.arena.block(max(blockBytes, n))[:0]
+		s.buf = s.arena.block(blockBytes, n)[:0]
 	}
 	return s.buf
 }
 
 // Retain makes the slab keep its blocks for Reset.
-func (s *Bytes) Retain() { s.arena.retain, s.arena.size = true, blockBytes }
+func (s *Bytes) Retain() { s.arena.retain = true }
 
 // Reset hands out the blocks kept since Retain again, from the first. Every
 // value handed out before is then dead: it will be overwritten.
@@ -175,7 +175,7 @@ type Of[T any] struct {
 }
 
 // Retain makes the slab keep its blocks for Reset.
-func (s *Of[T]) Retain() { s.arena.retain, s.arena.zero, s.arena.size = true, true, s.blockLen() }
+func (s *Of[T]) Retain() { s.arena.retain, s.arena.zero = true, true }
 
 // Reset hands the blocks kept since Retain out again, from the first, each
 // zeroed as it is handed out. Every value handed out before is then dead.
@@ -201,7 +201,7 @@ func (s *Of[T]) New() *T { return &s.Slice(1)[0] }
 // Slice returns n zero values of T, with capacity n.
 func (s *Of[T]) Slice(n int) []T {
 	if len(s.free) < n {
-		s.free = s.arena.block(max(s.blockLen(), n))
+		s.free = s.arena.block(s.blockLen(), n)
 	}
 	v := s.free[:n:n]
 	s.free = s.free[n:]
@@ -267,35 +267,53 @@ func (s *Pool[T]) Recycle(g [][]T) {
 }
 
 // arena hands out the blocks of a Bytes or an Of. Unless retain is set it
-// allocates each block and forgets it, which is what makes a slab's values
-// safe to keep for as long as anyone likes. With retain set it remembers
-// its blocks of the slab's block size (a larger one, made for one large
+// allocates each block, of the slab's block size, and forgets it, which is
+// what makes a slab's values safe to keep for as long as anyone likes.
+//
+// With retain set it remembers its blocks (a larger one, made for one large
 // value, is left to the collector), and after reset hands them out again in
 // order, zeroed first if zero is set: just before use, while the block is
-// about to be written anyway, rather than all at once at reset.
+// about to be written anyway, rather than all at once at reset. Its first
+// block is a sixteenth of the slab's block size and each next one doubles,
+// up to that size: a retaining slab is kept per snapshot chunk, and a chunk
+// of a small table then holds kilobytes rather than a full block of each
+// kind, however many such chunks wait for their commit.
 type arena[T any] struct {
 	retain bool
 	zero   bool
-	size   int
 	blocks [][]T
 	next   int // blocks[next:] are free after a reset
 }
 
-func (a *arena[T]) block(n int) []T {
-	if !a.retain || n != a.size {
+// rampSteps is how many blocks a retaining arena takes to reach the full
+// block size: each doubles, from full>>rampSteps.
+const rampSteps = 4
+
+// block returns the next block for a slab whose blocks hold full values,
+// with room for at least n.
+func (a *arena[T]) block(full, n int) []T {
+	if !a.retain {
+		return make([]T, max(full, n))
+	}
+	if n > full {
 		return make([]T, n)
 	}
-	if a.next < len(a.blocks) {
-		b := a.blocks[a.next]
-		a.next++
+	size := max(n, min(full, max(full>>rampSteps, 1)<<min(a.next, rampSteps)))
+	k := a.next
+	a.next++
+	if k < len(a.blocks) && len(a.blocks[k]) >= size {
+		b := a.blocks[k]
 		if a.zero {
 			clear(b)
 		}
 		return b
 	}
-	b := make([]T, n)
-	a.blocks = append(a.blocks, b)
-	a.next++
+	b := make([]T, size)
+	if k < len(a.blocks) {
+		a.blocks[k] = b
+	} else {
+		a.blocks = append(a.blocks, b)
+	}
 	return b
 }
 

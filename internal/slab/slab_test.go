@@ -2,6 +2,7 @@ package slab
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 )
 
@@ -270,7 +271,7 @@ func TestRetainReset(t *testing.T) {
 	round := func() ([]byte, **int) {
 		var first []byte
 		var firstP **int
-		for i := 0; i < 300; i++ { // about 5 blocks of bytes, 2 of pointers
+		for i := 0; i < 300; i++ { // 8 blocks of bytes, 5 of pointers, in the ramp
 			v := b.Append(bytes.Repeat([]byte{byte(i)}, 1000))
 			p := o.New()
 			if *p != nil {
@@ -284,14 +285,16 @@ func TestRetainReset(t *testing.T) {
 		return first, firstP
 	}
 	v1, p1 := round()
+	kept, keptTyped := len(b.arena.blocks), len(o.arena.blocks)
 	b.Reset()
 	o.Reset()
 	v2, p2 := round()
 	if &v1[0] != &v2[0] || p1 != p2 {
 		t.Fatal("Reset did not hand the first blocks out again")
 	}
-	if len(b.arena.blocks) != 5 || len(o.arena.blocks) != 2 {
-		t.Fatalf("kept %d byte blocks and %d typed blocks, want 5 and 2", len(b.arena.blocks), len(o.arena.blocks))
+	if len(b.arena.blocks) != kept || len(o.arena.blocks) != keptTyped {
+		t.Fatalf("kept %d byte blocks and %d typed blocks after a second round, want %d and %d as after the first",
+			len(b.arena.blocks), len(o.arena.blocks), kept, keptTyped)
 	}
 
 	var plain Bytes
@@ -300,6 +303,50 @@ func TestRetainReset(t *testing.T) {
 	w2 := plain.Append([]byte("b"))
 	if string(w1) != "a" || &w1[0] == &w2[0] {
 		t.Fatal("a slab without Retain reused a block")
+	}
+}
+
+// A retaining slab starts with a sixteenth of a block and doubles up to a
+// full one, so that one used for a few values holds little; one not
+// retaining allocates full blocks from the first.
+func TestRetainRampsUp(t *testing.T) {
+	var b Bytes
+	b.Retain()
+	var o Of[[4]int64]
+	o.Retain()
+	for i := range 10 {
+		b.Append([]byte("a small value"))
+		o.New()[0] = int64(i)
+	}
+	if len(b.arena.blocks) != 1 || len(b.arena.blocks[0]) != blockBytes/16 {
+		t.Fatalf("10 small values: %d byte blocks, the first of %d bytes; want one of %d", len(b.arena.blocks), len(b.arena.blocks[0]), blockBytes/16)
+	}
+	if len(o.arena.blocks) != 1 || len(o.arena.blocks[0]) != 16 {
+		t.Fatalf("10 values: %d typed blocks, the first of %d values; want one of 16", len(o.arena.blocks), len(o.arena.blocks[0]))
+	}
+	var lens []int
+	for range 256 * 4 {
+		o.New()
+	}
+	for _, blk := range o.arena.blocks {
+		lens = append(lens, len(blk))
+	}
+	if want := []int{16, 32, 64, 128, 256, 256, 256, 256}; !slices.Equal(lens[:len(want)], want) {
+		t.Fatalf("typed block lengths %v, want %v first", lens, want)
+	}
+	// A slice larger than the ramp's block gets a block that fits it, kept
+	// and reused.
+	var v Of[int]
+	v.Retain()
+	wide := v.Slice(40)
+	v.Reset()
+	if again := v.Slice(40); &again[0] != &wide[0] {
+		t.Fatal("a 40-value slice did not reuse its block after Reset")
+	}
+	var plain Of[int]
+	plain.New()
+	if cap(plain.free) != 255 {
+		t.Fatalf("a slab without Retain: %d values left in its first block, want 255", cap(plain.free))
 	}
 }
 

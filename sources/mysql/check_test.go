@@ -110,6 +110,45 @@ func TestCheckWrongSettings(t *testing.T) {
 	}
 }
 
+// TestCheckPrivilegeRefusesTable: a table the user sees but may not SELECT
+// is refused by name, whether the other tables' SELECT comes from a
+// database grant (not queried) or a table grant; a partial revoke in the
+// grants has every table queried.
+func TestCheckPrivilegeRefusesTable(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartMariaDB(t)
+	m.Exec(t, "CREATE DATABASE shop")
+	m.Exec(t, "CREATE DATABASE other")
+	m.Exec(t, "CREATE TABLE shop.items (id INT PRIMARY KEY)")
+	m.Exec(t, "CREATE TABLE other.open (id INT PRIMARY KEY)")
+	m.Exec(t, "CREATE TABLE other.shut (id INT PRIMARY KEY)")
+	m.Exec(t, "CREATE USER 'cdc'@'%' IDENTIFIED BY '"+testPassword+"'")
+	m.Exec(t, "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'cdc'@'%'")
+	m.Exec(t, "GRANT SELECT ON shop.* TO 'cdc'@'%'")
+	m.Exec(t, "GRANT SELECT ON other.open TO 'cdc'@'%'")
+	m.Exec(t, "GRANT INSERT ON other.shut TO 'cdc'@'%'") // visible, not readable
+	src, _ := newSource(t, testConfig(m, "shop.*", "other.*"))
+	rep, err := src.Check(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	rep.Print(&b)
+	t.Logf("report:\n%s", b.String())
+	block, ok := findings(rep, sources.Block), findings(rep, sources.OK)
+	if got := block["table other.shut"]; !strings.Contains(got, "cannot SELECT") || !strings.Contains(got, "GRANT SELECT ON `other`.* TO 'cdc'") {
+		t.Errorf("table other.shut: got %q, want a blocking line naming the missing SELECT and the grant", got)
+	}
+	for _, tbl := range []string{"table shop.items", "table other.open"} {
+		if got := ok[tbl]; !strings.Contains(got, "SELECT granted") {
+			t.Errorf("%s: got %q (blocking: %q), want it passed", tbl, got, block[tbl])
+		}
+	}
+	if len(rep.Blocking()) != 1 {
+		t.Errorf("blocking findings %v, want only other.shut", rep.Blocking())
+	}
+}
+
 func TestParseGrants(t *testing.T) {
 	g := parseGrants([]string{
 		"GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `cdc`@`%` IDENTIFIED BY PASSWORD '*X'",
@@ -135,5 +174,19 @@ func TestParseGrants(t *testing.T) {
 	}
 	if !g.hasOn("shop", "x", "INSERT") || g.hasOn("other", "x", "INSERT") {
 		t.Errorf("hasOn scope resolution is wrong")
+	}
+	if !g.selects("shop", "x") || g.selects("other", "x") {
+		t.Errorf("selects: want SELECT certain on shop.x only")
+	}
+	// MySQL's partial revokes: the global grant does not reach every table.
+	partial := parseGrants([]string{
+		"GRANT SELECT ON *.* TO `cdc`@`%`",
+		"REVOKE SELECT ON `secret`.* FROM `cdc`@`%`",
+	})
+	if partial.selects("secret", "x") || partial.selects("shop", "x") {
+		t.Errorf("selects under a partial revoke: want every table queried")
+	}
+	if grants(nil).selects("shop", "x") {
+		t.Errorf("selects without grants: want the table queried")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,10 +16,13 @@ import (
 
 // peersDoc is the "peers" object of results.json.
 type peersDoc struct {
-	Machine  machine           `json:"machine"`
-	Mode     string            `json:"mode"`
-	Broker   string            `json:"broker"`
+	Machine machine `json:"machine"`
+	Mode    string  `json:"mode"`
+	Broker  string  `json:"broker"`
+	// Command is the latest invocation; Commands every one whose results
+	// the document still holds (-only replaces only what it ran).
 	Command  string            `json:"command"`
+	Commands []string          `json:"commands,omitempty"`
 	When     string            `json:"when"`
 	Versions map[string]string `json:"versions"`
 	Results  []peerResult      `json:"results"`
@@ -48,29 +52,79 @@ func (b *bench) runPeers(ctx context.Context, out string, mach machine) error {
 	if err := b.resolvePeerJars(); err != nil {
 		return err
 	}
-	w := &peersWriter{path: out, doc: peersDoc{Machine: mach, Mode: map[bool]string{true: "quick", false: "full"}[b.quick],
-		Command: "go run ./bench " + strings.Join(os.Args[1:], " "), Versions: peerVersions}}
+	w, err := newPeersWriter(out, peersDoc{Machine: mach, Mode: map[bool]string{true: "quick", false: "full"}[b.quick],
+		Command: "go run ./bench " + strings.Join(os.Args[1:], " "), Versions: peerVersions}, b.only != nil)
+	if err != nil {
+		return err
+	}
 	b.env = &testenv.Cleanups{}
 	defer b.env.Close()
 	if err := b.peerScenarios(ctx, w); err != nil {
 		b.env.Fail()
 		return err
 	}
-	fmt.Println(peersTable(w.doc.Results))
+	fmt.Println(peersTable(w.run))
 	fmt.Println(parityTable(w.doc.Parity, []string{sysRelay, sysDebezium, sysFlinkCDC}))
 	fmt.Fprintf(os.Stderr, "bench: wrote the peers results into %s\n", out)
 	return nil
 }
 
 // peersWriter holds the peers document and writes it into path as each
-// result comes, so that an interrupted run keeps what it measured.
+// result comes, so that an interrupted run keeps what it measured. The
+// results of earlier invocations stay unless this one measures the same
+// scenario, setup and database again.
 type peersWriter struct {
 	path string
 	doc  peersDoc
+	run  []peerResult // this invocation's results
+}
+
+// newPeersWriter starts from doc; with keep, it keeps the results and the
+// field comparison of the "peers" key already in path.
+func newPeersWriter(path string, doc peersDoc, keep bool) (*peersWriter, error) {
+	all := map[string]json.RawMessage{}
+	if data, err := os.ReadFile(path); err == nil && keep {
+		if err := json.Unmarshal(data, &all); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if raw, ok := all["peers"]; ok {
+		var old peersDoc
+		if err := json.Unmarshal(raw, &old); err != nil {
+			return nil, fmt.Errorf("%s: peers: %w", path, err)
+		}
+		doc.Results, doc.Parity = old.Results, old.Parity
+		doc.Commands = old.Commands
+		if len(doc.Commands) == 0 && old.Command != "" {
+			doc.Commands = []string{old.Command}
+		}
+	}
+	if !slices.Contains(doc.Commands, doc.Command) {
+		doc.Commands = append(doc.Commands, doc.Command)
+	}
+	return &peersWriter{path: path, doc: doc}, nil
+}
+
+// mergeResults replaces each result of old that rs measures again (same
+// scenario, setup and database) in place and appends the others.
+func mergeResults(old, rs []peerResult) []peerResult {
+	out := slices.Clone(old)
+	for _, r := range rs {
+		i := slices.IndexFunc(out, func(o peerResult) bool {
+			return o.Scenario == r.Scenario && o.System == r.System && o.DB == r.DB
+		})
+		if i >= 0 {
+			out[i] = r
+		} else {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (w *peersWriter) add(rs ...peerResult) {
-	w.doc.Results = append(w.doc.Results, rs...)
+	w.run = append(w.run, rs...)
+	w.doc.Results = mergeResults(w.doc.Results, rs)
 	w.doc.When = time.Now().UTC().Format(time.RFC3339)
 	if err := writePeers(w.path, w.doc); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -109,17 +163,31 @@ func (b *bench) peerScenarios(ctx context.Context, w *peersWriter) error {
 		return nil
 	}
 	for _, db := range []string{"pg", "mariadb"} {
+		if b.peerWanted("flink-relay", sysRelay) {
+			w.add(b.timed("restart cost: "+sysRelayFlink+" on "+db, func() peerResult {
+				return b.relayFlinkRestart(ctx, db, b.peerRows)
+			}))
+		}
+		w.add(b.snapshotRuns(ctx, db)...)
 		w.add(b.streamRuns(ctx, db)...)
 		if ctx.Err() != nil {
 			return nil
 		}
 	}
+	var parity []parityRow
 	for _, db := range []string{"pg", "mariadb"} {
-		rows, err := b.encodingParity(ctx, db, b.peerRows, okSystems(w.doc.Results, db))
+		systems := okSystems(w.run, db)
+		if len(systems) == 0 {
+			continue
+		}
+		rows, err := b.encodingParity(ctx, db, b.peerRows, systems)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: encoding parity on %s: %v\n", db, err)
 		}
-		w.doc.Parity = append(w.doc.Parity, rows...)
+		parity = append(parity, rows...)
+	}
+	if len(parity) > 0 {
+		w.doc.Parity = parity
 		w.add()
 	}
 	for _, db := range []string{"pg", "mariadb"} {
@@ -232,14 +300,20 @@ func peersTable(rs []peerResult) string {
 	return sb.String()
 }
 
+// peerScenarioNames are the scenarios -only may name with -peers.
+var peerScenarioNames = []string{"restart", "stream", "snapshot", "flink-relay", "checkpoint"}
+
 // peerWanted applies -only to the peers bench: it may name scenarios
-// (restart, stream, checkpoint) and systems (cdcrelay, debezium, debezium-mysql,
+// (peerScenarioNames) and systems (cdcrelay, debezium, debezium-mysql,
 // flinkcdc); an empty kind of filter lets everything of that kind run.
 func (b *bench) peerWanted(scenario, system string) bool {
 	if b.only == nil {
 		return true
 	}
-	anyScenario := b.only["restart"] || b.only["checkpoint"] || b.only["stream"]
+	anyScenario := false
+	for _, sc := range peerScenarioNames {
+		anyScenario = anyScenario || b.only[sc]
+	}
 	anySystem := b.only[sysRelay] || b.only[sysDebezium] || b.only[sysDebeziumMySQL] || b.only[sysFlinkCDC]
 	return (!anyScenario || b.only[scenario]) && (!anySystem || b.only[system])
 }

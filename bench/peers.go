@@ -163,11 +163,6 @@ func (b *bench) peerScenarios(ctx context.Context, w *peersWriter) error {
 		return nil
 	}
 	for _, db := range []string{"pg", "mariadb"} {
-		if b.peerWanted("flink-relay", sysRelay) {
-			w.add(b.timed("restart cost: "+sysRelayFlink+" on "+db, func() peerResult {
-				return b.relayFlinkRestart(ctx, db, b.peerRows)
-			}))
-		}
 		w.add(b.snapshotRuns(ctx, db)...)
 		w.add(b.streamRuns(ctx, db)...)
 		if ctx.Err() != nil {
@@ -225,24 +220,36 @@ func (b *bench) startPeerMariaDB() error {
 }
 
 // restartRuns measures the restart cost of each setup on each database,
-// rotating the order per database so that no setup always runs first on a
-// cold machine. It reports whether ctx ended the runs.
+// b.peerRuns times each, rotating the order per run and database so that
+// no setup always runs first on a cold machine, and keeps the median per
+// setup. It reports whether ctx ended the runs.
 func (b *bench) restartRuns(ctx context.Context, w *peersWriter) (stopped bool) {
 	for i, db := range []string{"pg", "mariadb"} {
-		systems := []string{sysRelay, sysDebezium, sysFlinkCDC}
+		systems := []string{sysRelay, sysDebezium, sysFlinkCDC, sysRelayFlink}
 		if db == "mariadb" {
 			systems = append(systems, sysDebeziumMySQL)
 		}
-		for j := range systems {
-			sys := systems[(i+j)%len(systems)]
-			if !b.peerWanted("restart", sys) {
-				continue
+		runs := map[string][]peerResult{}
+		for run := 1; run <= b.peerRuns; run++ {
+			for j := range systems {
+				sys := systems[(i+j+run-1)%len(systems)]
+				if !b.peerWanted("restart", sys) {
+					continue
+				}
+				runs[sys] = append(runs[sys], b.timed(fmt.Sprintf("restart cost %d: %s on %s", run, sys, db), func() peerResult {
+					if sys == sysRelayFlink {
+						return b.relayFlinkRestart(ctx, db, b.peerRows, run)
+					}
+					return b.restartCost(ctx, sys, db, b.peerRows, run)
+				}))
+				if ctx.Err() != nil {
+					return true
+				}
 			}
-			w.add(b.timed("restart cost: "+sys+" on "+db, func() peerResult {
-				return b.restartCost(ctx, sys, db, b.peerRows)
-			}))
-			if ctx.Err() != nil {
-				return true
+		}
+		for _, sys := range systems {
+			if len(runs[sys]) > 0 {
+				w.add(medianRestart(runs[sys]))
 			}
 		}
 	}
@@ -301,11 +308,11 @@ func peersTable(rs []peerResult) string {
 }
 
 // peerScenarioNames are the scenarios -only may name with -peers.
-var peerScenarioNames = []string{"restart", "stream", "snapshot", "flink-relay", "checkpoint"}
+var peerScenarioNames = []string{"restart", "stream", "snapshot", "checkpoint"}
 
 // peerWanted applies -only to the peers bench: it may name scenarios
 // (peerScenarioNames) and systems (cdcrelay, debezium, debezium-mysql,
-// flinkcdc); an empty kind of filter lets everything of that kind run.
+// flinkcdc, cdcrelay+flink); an empty kind of filter lets everything of that kind run.
 func (b *bench) peerWanted(scenario, system string) bool {
 	if b.only == nil {
 		return true
@@ -314,7 +321,7 @@ func (b *bench) peerWanted(scenario, system string) bool {
 	for _, sc := range peerScenarioNames {
 		anyScenario = anyScenario || b.only[sc]
 	}
-	anySystem := b.only[sysRelay] || b.only[sysDebezium] || b.only[sysDebeziumMySQL] || b.only[sysFlinkCDC]
+	anySystem := b.only[sysRelay] || b.only[sysDebezium] || b.only[sysDebeziumMySQL] || b.only[sysFlinkCDC] || b.only[sysRelayFlink]
 	return (!anyScenario || b.only[scenario]) && (!anySystem || b.only[system])
 }
 

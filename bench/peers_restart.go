@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -178,9 +180,9 @@ func (b *bench) waitTopicStill(ctx context.Context, topic string) {
 // written from the restart on. It measures the rows read from the table
 // beyond one pass, the time from the restart to the first marker in the
 // topic, and the state the setup kept.
-func (b *bench) restartCost(ctx context.Context, system, db string, n int) peerResult {
+func (b *bench) restartCost(ctx context.Context, system, db string, n, run int) peerResult {
 	r := peerResult{Scenario: "restart after kill -9 mid-snapshot", System: system, DB: db, Rows: n}
-	id := peerID("rc", system, db)
+	id := runID(peerID("rc", system, db), run)
 	err := func() error {
 		table := id
 		if err := b.fillPeerTable(ctx, db, table, n); err != nil {
@@ -257,6 +259,39 @@ func (b *bench) restartCost(ctx context.Context, system, db string, n int) peerR
 		fmt.Fprintf(os.Stderr, "bench: %s %s: %v\n", system, db, err)
 	}
 	return r
+}
+
+// runID names the run-th measurement of id; the first keeps id, whose
+// topics the encoding comparison reads.
+func runID(id string, run int) string {
+	if run <= 1 {
+		return id
+	}
+	return fmt.Sprintf("%s_%d", id, run)
+}
+
+// medianRestart folds the restart runs of one setup into the run with the
+// median resume time, noting every run's resume time and rows re-read.
+func medianRestart(runs []peerResult) peerResult {
+	var ok []peerResult
+	for _, r := range runs {
+		if r.Error == "" && r.ResumeMs != nil && r.RowsReread != nil {
+			ok = append(ok, r)
+		}
+	}
+	if len(runs) == 1 || len(ok) == 0 {
+		return runs[0]
+	}
+	sort.Slice(ok, func(i, j int) bool { return *ok[i].ResumeMs < *ok[j].ResumeMs })
+	m := ok[len(ok)/2]
+	var resume, reread []string
+	for _, r := range ok {
+		resume = append(resume, fmt.Sprintf("%.1f", *r.ResumeMs/1000))
+		reread = append(reread, fmt.Sprint(*r.RowsReread))
+	}
+	m.Note = fmt.Sprintf("median resume of %d runs (of %d); resume s per run %s; rows re-read in the same runs %s; %s",
+		len(ok), len(runs), strings.Join(resume, ", "), strings.Join(reread, ", "), m.Note)
+	return m
 }
 
 // stableReads waits until the table's read count has not moved for 12 s

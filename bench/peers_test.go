@@ -98,19 +98,23 @@ func TestPeersWriterKeepsOtherKeysAndEarlierResults(t *testing.T) {
 }
 
 func TestPeerWantedSelectsScenariosAndSetups(t *testing.T) {
-	b := &bench{only: map[string]bool{"snapshot": true, "flink-relay": true}}
+	b := &bench{only: map[string]bool{"snapshot": true}}
 	for _, tc := range []struct {
 		scenario, system string
 		want             bool
 	}{
 		{"snapshot", sysDebezium, true},
-		{"flink-relay", sysRelay, true},
-		{"restart", sysRelay, false},
+		{"snapshot", sysRelay, true},
+		{"restart", sysRelayFlink, false},
 		{"stream", sysRelay, false},
 	} {
 		if got := b.peerWanted(tc.scenario, tc.system); got != tc.want {
-			t.Errorf("-only snapshot,flink-relay: peerWanted(%s, %s) = %v", tc.scenario, tc.system, got)
+			t.Errorf("-only snapshot: peerWanted(%s, %s) = %v", tc.scenario, tc.system, got)
 		}
+	}
+	b.only = map[string]bool{"restart": true, sysRelayFlink: true}
+	if !b.peerWanted("restart", sysRelayFlink) || b.peerWanted("restart", sysFlinkCDC) {
+		t.Errorf("-only restart,cdcrelay+flink does not select cdcrelay with Flink alone")
 	}
 	b.only = map[string]bool{"snapshot": true, sysFlinkCDC: true}
 	if b.peerWanted("snapshot", sysRelay) || !b.peerWanted("snapshot", sysFlinkCDC) {
@@ -128,5 +132,26 @@ func TestRelayFlinkSQLReadsTheRelayTopicFromTheGroupOffsets(t *testing.T) {
 	}
 	if strings.Contains(sql, "checkpoint") {
 		t.Errorf("job SQL turns on checkpoints:\n%s", sql)
+	}
+}
+
+func TestMedianRestartTakesTheMedianResume(t *testing.T) {
+	run := func(resumeS float64, reread int64, note string) peerResult {
+		return peerResult{System: sysFlinkCDC, ResumeMs: f64(resumeS * 1000), RowsReread: i64(reread), Note: note}
+	}
+	m := medianRestart([]peerResult{run(40, 110000, "slow"), run(18, 100000, "fast"), {Error: "crashed"}, run(25, 120000, "middle")})
+	if *m.ResumeMs != 25000 || *m.RowsReread != 120000 {
+		t.Fatalf("median run resume %v re-read %v, want 25000 and the same run's 120000", *m.ResumeMs, *m.RowsReread)
+	}
+	want := "median resume of 3 runs (of 4); resume s per run 18.0, 25.0, 40.0; rows re-read in the same runs 100000, 120000, 110000; middle"
+	if m.Note != want {
+		t.Fatalf("note %q, want %q", m.Note, want)
+	}
+	one := run(7, 0, "single")
+	if got := medianRestart([]peerResult{one}); got.Note != "single" {
+		t.Fatalf("a single run was rewritten: %q", got.Note)
+	}
+	if runID("rc_x", 1) != "rc_x" || runID("rc_x", 3) != "rc_x_3" {
+		t.Fatalf("runID: %q %q", runID("rc_x", 1), runID("rc_x", 3))
 	}
 }

@@ -222,38 +222,25 @@ func (b *bench) startPeerMariaDB() error {
 }
 
 // restartRuns measures the restart cost of each setup on each database,
-// b.peerRuns times each, rotating the order per run and database so that
-// no setup always runs first on a cold machine, and keeps the median per
-// setup. It reports whether ctx ended the runs.
+// b.peerRuns times each, the order rotating per run and database, and
+// keeps the run with the median resume per setup. It reports whether ctx
+// ended the runs.
 func (b *bench) restartRuns(ctx context.Context, w *peersWriter) (stopped bool) {
 	for i, db := range []string{"pg", "mariadb"} {
 		systems := []string{sysRelay, sysDebezium, sysFlinkCDC, sysRelayFlink}
 		if db == "mariadb" {
 			systems = append(systems, sysDebeziumMySQL)
 		}
-		runs := map[string][]peerResult{}
-		for run := 1; run <= b.peerRuns; run++ {
-			for j := range systems {
-				sys := systems[(i+j+run-1)%len(systems)]
-				if !b.peerWanted("restart", sys) {
-					continue
-				}
-				runs[sys] = append(runs[sys], b.timed(fmt.Sprintf("restart cost %d: %s on %s", run, sys, db), func() peerResult {
-					if sys == sysRelayFlink {
-						return b.relayFlinkRestart(ctx, db, b.peerRows, run)
-					}
-					return b.restartCost(ctx, sys, db, b.peerRows, run)
-				}))
-				if ctx.Err() != nil {
-					return true
-				}
+		runs, stopped := b.rotateRuns(ctx, "restart", db, systems, i, func(sys string, run int) peerResult {
+			if sys == sysRelayFlink {
+				return b.relayFlinkRestart(ctx, db, b.peerRows, run)
 			}
+			return b.restartCost(ctx, sys, db, b.peerRows, run)
+		})
+		if stopped {
+			return true
 		}
-		for _, sys := range systems {
-			if len(runs[sys]) > 0 {
-				w.add(medianRestart(runs[sys]))
-			}
-		}
+		w.add(foldRuns(systems, runs, medianRestart)...)
 	}
 	return false
 }
@@ -332,25 +319,42 @@ func (b *bench) peerWanted(scenario, system string) bool {
 // median per setup.
 func (b *bench) streamRuns(ctx context.Context, db string) []peerResult {
 	systems := []string{sysRelay, sysDebezium}
+	runs, _ := b.rotateRuns(ctx, "stream", db, systems, 0, func(sys string, run int) peerResult {
+		return b.streamThroughput(ctx, sys, db, b.peerRows, run)
+	})
+	return foldRuns(systems, runs, medianOf)
+}
+
+// rotateRuns measures each of systems on db b.peerRuns times, those that
+// -only selects for scenario; run r (from 1) starts with systems[first+r-1]
+// and goes round, so that no setup always runs first on a cold machine.
+// It returns the runs per setup, and whether ctx ended them.
+func (b *bench) rotateRuns(ctx context.Context, scenario, db string, systems []string, first int, measure func(sys string, run int) peerResult) (map[string][]peerResult, bool) {
 	runs := map[string][]peerResult{}
-	for run := 0; run < b.peerRuns; run++ {
+	for run := 1; run <= b.peerRuns; run++ {
 		for j := range systems {
-			sys := systems[(run+j)%len(systems)]
-			if !b.peerWanted("stream", sys) {
+			sys := systems[(first+run-1+j)%len(systems)]
+			if !b.peerWanted(scenario, sys) {
 				continue
 			}
-			runs[sys] = append(runs[sys], b.timed(fmt.Sprintf("stream %d: %s on %s", run+1, sys, db), func() peerResult {
-				return b.streamThroughput(ctx, sys, db, b.peerRows, run+1)
+			runs[sys] = append(runs[sys], b.timed(fmt.Sprintf("%s %d: %s on %s", scenario, run, sys, db), func() peerResult {
+				return measure(sys, run)
 			}))
 			if ctx.Err() != nil {
-				return nil
+				return runs, true
 			}
 		}
 	}
+	return runs, false
+}
+
+// foldRuns folds the runs of each setup that ran into one result, in the
+// order of systems.
+func foldRuns(systems []string, runs map[string][]peerResult, fold func([]peerResult) peerResult) []peerResult {
 	var out []peerResult
 	for _, sys := range systems {
 		if len(runs[sys]) > 0 {
-			out = append(out, medianOf(runs[sys]))
+			out = append(out, fold(runs[sys]))
 		}
 	}
 	return out

@@ -23,22 +23,11 @@ func (b *bench) relayFlinkRestart(ctx context.Context, db string, n, run int) pe
 	r := peerResult{Scenario: "restart after kill -9 mid-snapshot", System: sysRelayFlink, DB: db, Rows: n}
 	id := runID(peerID("rf", sysRelay, db), run)
 	err := func() error {
-		if err := b.fillPeerTable(ctx, db, id, n); err != nil {
-			return fmt.Errorf("fill: %w", err)
-		}
-		reads0, err := b.tableReadsOf(ctx, db, id)
-		if err != nil {
-			return err
-		}
-		pr, err := b.newPeerRun(sysRelay, db, id, id)
+		pr, relay, reads0, err := b.startOnFresh(ctx, sysRelay, db, id, n)
 		if err != nil {
 			return err
 		}
 		defer pr.cleanup()
-		relay, err := pr.start()
-		if err != nil {
-			return err
-		}
 		defer relay.kill9()
 		job, sink, err := b.newRelayFlinkJob(db, id, pr.topic)
 		if err != nil {
@@ -67,13 +56,9 @@ func (b *bench) relayFlinkRestart(ctx context.Context, db string, n, run int) pe
 		r.PeakRSS = f64(flink.peakRSSMiB())
 		flink.stop()
 		relay.stop()
-		reads1, err := b.stableReads(ctx, db, id)
-		if err != nil {
+		if err := b.countReads(ctx, &r, db, id, reads0, markers); err != nil {
 			return err
 		}
-		read := reads1 - reads0 - markers
-		r.RowsRead = i64(read)
-		r.RowsReread = i64(max(0, read-int64(n)))
 		st, _ := pr.state()
 		r.StateBytes, r.StateWhat = i64(st), "relay offsets record; no Flink checkpoint"
 		ts, err := b.readTopic(ctx, sink, 0)

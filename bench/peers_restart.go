@@ -185,22 +185,11 @@ func (b *bench) restartCost(ctx context.Context, system, db string, n, run int) 
 	id := runID(peerID("rc", system, db), run)
 	err := func() error {
 		table := id
-		if err := b.fillPeerTable(ctx, db, table, n); err != nil {
-			return fmt.Errorf("fill: %w", err)
-		}
-		reads0, err := b.tableReadsOf(ctx, db, table)
-		if err != nil {
-			return err
-		}
-		pr, err := b.newPeerRun(system, db, table, id)
+		pr, p, reads0, err := b.startOnFresh(ctx, system, db, id, n)
 		if err != nil {
 			return err
 		}
 		defer pr.cleanup()
-		p, err := pr.start()
-		if err != nil {
-			return err
-		}
 		defer func() { p.kill9() }()
 		// Kill in the middle of the snapshot: once half the rows are in.
 		deadline := time.Now().Add(20 * time.Minute)
@@ -237,14 +226,9 @@ func (b *bench) restartCost(ctx context.Context, system, db string, n, run int) 
 		b.waitTopicStill(ctx, pr.topic)
 		r.PeakRSS = f64(p.peakRSSMiB())
 		p.stop()
-		reads1, err := b.stableReads(ctx, db, table)
-		if err != nil {
+		if err := b.countReads(ctx, &r, db, table, reads0, markers); err != nil {
 			return err
 		}
-		// Each marker update reads row 1 once.
-		read := reads1 - reads0 - markers
-		r.RowsRead = i64(read)
-		r.RowsReread = i64(max(0, read-int64(n)))
 		ts, err := b.readTopic(ctx, pr.topic, 0)
 		if err != nil {
 			return err
@@ -259,6 +243,34 @@ func (b *bench) restartCost(ctx context.Context, system, db string, n, run int) 
 		fmt.Fprintf(os.Stderr, "bench: %s %s: %v\n", system, db, err)
 	}
 	return r
+}
+
+// startOnFresh fills a fresh table id of db with n rows and starts system
+// on it; it returns the table's read count from before the start.
+func (b *bench) startOnFresh(ctx context.Context, system, db, id string, n int) (*peerRun, *peerProc, int64, error) {
+	if err := b.fillPeerTable(ctx, db, id, n); err != nil {
+		return nil, nil, 0, fmt.Errorf("fill: %w", err)
+	}
+	reads0, err := b.tableReadsOf(ctx, db, id)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	pr, p, err := b.startPeer(system, db, id, id)
+	return pr, p, reads0, err
+}
+
+// countReads sets the rows read from table since its count was reads0,
+// once that count stands still, and those beyond one pass of r.Rows rows.
+func (b *bench) countReads(ctx context.Context, r *peerResult, db, table string, reads0, markers int64) error {
+	reads1, err := b.stableReads(ctx, db, table)
+	if err != nil {
+		return err
+	}
+	// Each marker update reads row 1 once.
+	read := reads1 - reads0 - markers
+	r.RowsRead = i64(read)
+	r.RowsReread = i64(max(0, read-int64(r.Rows)))
+	return nil
 }
 
 // runID names the run-th measurement of id; the first keeps id, whose

@@ -12,28 +12,10 @@ import (
 // returns the median per setup.
 func (b *bench) snapshotRuns(ctx context.Context, db string) []peerResult {
 	systems := []string{sysRelay, sysDebezium, sysFlinkCDC}
-	runs := map[string][]peerResult{}
-	for run := 0; run < b.peerRuns; run++ {
-		for j := range systems {
-			sys := systems[(run+j)%len(systems)]
-			if !b.peerWanted("snapshot", sys) {
-				continue
-			}
-			runs[sys] = append(runs[sys], b.timed(fmt.Sprintf("snapshot %d: %s on %s", run+1, sys, db), func() peerResult {
-				return b.snapshotRate(ctx, sys, db, b.peerRows, run+1)
-			}))
-			if ctx.Err() != nil {
-				return nil
-			}
-		}
-	}
-	var out []peerResult
-	for _, sys := range systems {
-		if len(runs[sys]) > 0 {
-			out = append(out, medianOf(runs[sys]))
-		}
-	}
-	return out
+	runs, _ := b.rotateRuns(ctx, "snapshot", db, systems, 0, func(sys string, run int) peerResult {
+		return b.snapshotRate(ctx, sys, db, b.peerRows, run)
+	})
+	return foldRuns(systems, runs, medianOf)
 }
 
 // snapshotRate starts one setup on a fresh table of n rows and times how
@@ -48,15 +30,11 @@ func (b *bench) snapshotRate(ctx context.Context, system, db string, n, run int)
 		if err := b.fillPeerTable(ctx, db, id, n); err != nil {
 			return fmt.Errorf("fill: %w", err)
 		}
-		pr, err := b.newPeerRun(system, db, id, id)
+		pr, p, err := b.startPeer(system, db, id, id)
 		if err != nil {
 			return err
 		}
 		defer pr.cleanup()
-		p, err := pr.start()
-		if err != nil {
-			return err
-		}
 		defer p.kill9()
 		took, err := b.waitTopicHolds(ctx, p, pr.topic, int64(n), 30*time.Minute)
 		if err != nil {
@@ -96,4 +74,19 @@ func (b *bench) waitTopicHolds(ctx context.Context, p *peerProc, topic string, n
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// startPeer prepares system to read table of db and starts it; the caller
+// calls pr.cleanup when done, and kills p.
+func (b *bench) startPeer(system, db, table, id string) (*peerRun, *peerProc, error) {
+	pr, err := b.newPeerRun(system, db, table, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := pr.start()
+	if err != nil {
+		pr.cleanup()
+		return nil, nil, err
+	}
+	return pr, p, nil
 }

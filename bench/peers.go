@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,10 +16,13 @@ import (
 
 // peersDoc is the "peers" object of results.json.
 type peersDoc struct {
-	Machine  machine           `json:"machine"`
-	Mode     string            `json:"mode"`
-	Broker   string            `json:"broker"`
+	Machine machine `json:"machine"`
+	Mode    string  `json:"mode"`
+	Broker  string  `json:"broker"`
+	// Command is the latest invocation; Commands every one whose results
+	// the document still holds (-only replaces only what it ran).
 	Command  string            `json:"command"`
+	Commands []string          `json:"commands,omitempty"`
 	When     string            `json:"when"`
 	Versions map[string]string `json:"versions"`
 	Results  []peerResult      `json:"results"`
@@ -48,29 +52,79 @@ func (b *bench) runPeers(ctx context.Context, out string, mach machine) error {
 	if err := b.resolvePeerJars(); err != nil {
 		return err
 	}
-	w := &peersWriter{path: out, doc: peersDoc{Machine: mach, Mode: map[bool]string{true: "quick", false: "full"}[b.quick],
-		Command: "go run ./bench " + strings.Join(os.Args[1:], " "), Versions: peerVersions}}
+	w, err := newPeersWriter(out, peersDoc{Machine: mach, Mode: map[bool]string{true: "quick", false: "full"}[b.quick],
+		Command: "go run ./bench " + strings.Join(os.Args[1:], " "), Versions: peerVersions}, b.only != nil)
+	if err != nil {
+		return err
+	}
 	b.env = &testenv.Cleanups{}
 	defer b.env.Close()
 	if err := b.peerScenarios(ctx, w); err != nil {
 		b.env.Fail()
 		return err
 	}
-	fmt.Println(peersTable(w.doc.Results))
+	fmt.Println(peersTable(w.run))
 	fmt.Println(parityTable(w.doc.Parity, []string{sysRelay, sysDebezium, sysFlinkCDC}))
 	fmt.Fprintf(os.Stderr, "bench: wrote the peers results into %s\n", out)
 	return nil
 }
 
 // peersWriter holds the peers document and writes it into path as each
-// result comes, so that an interrupted run keeps what it measured.
+// result comes, so that an interrupted run keeps what it measured. The
+// results of earlier invocations stay unless this one measures the same
+// scenario, setup and database again.
 type peersWriter struct {
 	path string
 	doc  peersDoc
+	run  []peerResult // this invocation's results
+}
+
+// newPeersWriter starts from doc; with keep, it keeps the results and the
+// field comparison of the "peers" key already in path.
+func newPeersWriter(path string, doc peersDoc, keep bool) (*peersWriter, error) {
+	all := map[string]json.RawMessage{}
+	if data, err := os.ReadFile(path); err == nil && keep {
+		if err := json.Unmarshal(data, &all); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if raw, ok := all["peers"]; ok {
+		var old peersDoc
+		if err := json.Unmarshal(raw, &old); err != nil {
+			return nil, fmt.Errorf("%s: peers: %w", path, err)
+		}
+		doc.Results, doc.Parity = old.Results, old.Parity
+		doc.Commands = old.Commands
+		if len(doc.Commands) == 0 && old.Command != "" {
+			doc.Commands = []string{old.Command}
+		}
+	}
+	if !slices.Contains(doc.Commands, doc.Command) {
+		doc.Commands = append(doc.Commands, doc.Command)
+	}
+	return &peersWriter{path: path, doc: doc}, nil
+}
+
+// mergeResults replaces each result of old that rs measures again (same
+// scenario, setup and database) in place and appends the others.
+func mergeResults(old, rs []peerResult) []peerResult {
+	out := slices.Clone(old)
+	for _, r := range rs {
+		i := slices.IndexFunc(out, func(o peerResult) bool {
+			return o.Scenario == r.Scenario && o.System == r.System && o.DB == r.DB
+		})
+		if i >= 0 {
+			out[i] = r
+		} else {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (w *peersWriter) add(rs ...peerResult) {
-	w.doc.Results = append(w.doc.Results, rs...)
+	w.run = append(w.run, rs...)
+	w.doc.Results = mergeResults(w.doc.Results, rs)
 	w.doc.When = time.Now().UTC().Format(time.RFC3339)
 	if err := writePeers(w.path, w.doc); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -109,17 +163,28 @@ func (b *bench) peerScenarios(ctx context.Context, w *peersWriter) error {
 		return nil
 	}
 	for _, db := range []string{"pg", "mariadb"} {
+		w.add(b.snapshotRuns(ctx, db)...)
 		w.add(b.streamRuns(ctx, db)...)
 		if ctx.Err() != nil {
 			return nil
 		}
 	}
+	var parity []parityRow
 	for _, db := range []string{"pg", "mariadb"} {
-		rows, err := b.encodingParity(ctx, db, b.peerRows, okSystems(w.doc.Results, db))
+		// With -only, a run of fewer setups would drop the others'
+		// columns from the comparison it keeps.
+		systems := okSystems(w.run, db)
+		if len(systems) < 2 || (b.only != nil && len(systems) < 3) {
+			continue
+		}
+		rows, err := b.encodingParity(ctx, db, b.peerRows, systems)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: encoding parity on %s: %v\n", db, err)
 		}
-		w.doc.Parity = append(w.doc.Parity, rows...)
+		parity = append(parity, rows...)
+	}
+	if len(parity) > 0 {
+		w.doc.Parity = parity
 		w.add()
 	}
 	for _, db := range []string{"pg", "mariadb"} {
@@ -157,26 +222,25 @@ func (b *bench) startPeerMariaDB() error {
 }
 
 // restartRuns measures the restart cost of each setup on each database,
-// rotating the order per database so that no setup always runs first on a
-// cold machine. It reports whether ctx ended the runs.
+// b.peerRuns times each, the order rotating per run and database, and
+// keeps the run with the median resume per setup. It reports whether ctx
+// ended the runs.
 func (b *bench) restartRuns(ctx context.Context, w *peersWriter) (stopped bool) {
 	for i, db := range []string{"pg", "mariadb"} {
-		systems := []string{sysRelay, sysDebezium, sysFlinkCDC}
+		systems := []string{sysRelay, sysDebezium, sysFlinkCDC, sysRelayFlink}
 		if db == "mariadb" {
 			systems = append(systems, sysDebeziumMySQL)
 		}
-		for j := range systems {
-			sys := systems[(i+j)%len(systems)]
-			if !b.peerWanted("restart", sys) {
-				continue
+		runs, stopped := b.rotateRuns(ctx, "restart", db, systems, i, func(sys string, run int) peerResult {
+			if sys == sysRelayFlink {
+				return b.relayFlinkRestart(ctx, db, b.peerRows, run)
 			}
-			w.add(b.timed("restart cost: "+sys+" on "+db, func() peerResult {
-				return b.restartCost(ctx, sys, db, b.peerRows)
-			}))
-			if ctx.Err() != nil {
-				return true
-			}
+			return b.restartCost(ctx, sys, db, b.peerRows, run)
+		})
+		if stopped {
+			return true
 		}
+		w.add(foldRuns(systems, runs, medianRestart)...)
 	}
 	return false
 }
@@ -232,15 +296,21 @@ func peersTable(rs []peerResult) string {
 	return sb.String()
 }
 
+// peerScenarioNames are the scenarios -only may name with -peers.
+var peerScenarioNames = []string{"restart", "stream", "snapshot", "checkpoint"}
+
 // peerWanted applies -only to the peers bench: it may name scenarios
-// (restart, stream, checkpoint) and systems (cdcrelay, debezium, debezium-mysql,
-// flinkcdc); an empty kind of filter lets everything of that kind run.
+// (peerScenarioNames) and systems (cdcrelay, debezium, debezium-mysql,
+// flinkcdc, cdcrelay+flink); an empty kind of filter lets everything of that kind run.
 func (b *bench) peerWanted(scenario, system string) bool {
 	if b.only == nil {
 		return true
 	}
-	anyScenario := b.only["restart"] || b.only["checkpoint"] || b.only["stream"]
-	anySystem := b.only[sysRelay] || b.only[sysDebezium] || b.only[sysDebeziumMySQL] || b.only[sysFlinkCDC]
+	anyScenario := false
+	for _, sc := range peerScenarioNames {
+		anyScenario = anyScenario || b.only[sc]
+	}
+	anySystem := b.only[sysRelay] || b.only[sysDebezium] || b.only[sysDebeziumMySQL] || b.only[sysFlinkCDC] || b.only[sysRelayFlink]
 	return (!anyScenario || b.only[scenario]) && (!anySystem || b.only[system])
 }
 
@@ -249,25 +319,42 @@ func (b *bench) peerWanted(scenario, system string) bool {
 // median per setup.
 func (b *bench) streamRuns(ctx context.Context, db string) []peerResult {
 	systems := []string{sysRelay, sysDebezium}
+	runs, _ := b.rotateRuns(ctx, "stream", db, systems, 0, func(sys string, run int) peerResult {
+		return b.streamThroughput(ctx, sys, db, b.peerRows, run)
+	})
+	return foldRuns(systems, runs, medianOf)
+}
+
+// rotateRuns measures each of systems on db b.peerRuns times, those that
+// -only selects for scenario; run r (from 1) starts with systems[first+r-1]
+// and goes round, so that no setup always runs first on a cold machine.
+// It returns the runs per setup, and whether ctx ended them.
+func (b *bench) rotateRuns(ctx context.Context, scenario, db string, systems []string, first int, measure func(sys string, run int) peerResult) (map[string][]peerResult, bool) {
 	runs := map[string][]peerResult{}
-	for run := 0; run < b.peerRuns; run++ {
+	for run := 1; run <= b.peerRuns; run++ {
 		for j := range systems {
-			sys := systems[(run+j)%len(systems)]
-			if !b.peerWanted("stream", sys) {
+			sys := systems[(first+run-1+j)%len(systems)]
+			if !b.peerWanted(scenario, sys) {
 				continue
 			}
-			runs[sys] = append(runs[sys], b.timed(fmt.Sprintf("stream %d: %s on %s", run+1, sys, db), func() peerResult {
-				return b.streamThroughput(ctx, sys, db, b.peerRows, run+1)
+			runs[sys] = append(runs[sys], b.timed(fmt.Sprintf("%s %d: %s on %s", scenario, run, sys, db), func() peerResult {
+				return measure(sys, run)
 			}))
 			if ctx.Err() != nil {
-				return nil
+				return runs, true
 			}
 		}
 	}
+	return runs, false
+}
+
+// foldRuns folds the runs of each setup that ran into one result, in the
+// order of systems.
+func foldRuns(systems []string, runs map[string][]peerResult, fold func([]peerResult) peerResult) []peerResult {
 	var out []peerResult
 	for _, sys := range systems {
 		if len(runs[sys]) > 0 {
-			out = append(out, medianOf(runs[sys]))
+			out = append(out, fold(runs[sys]))
 		}
 	}
 	return out

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -178,27 +180,16 @@ func (b *bench) waitTopicStill(ctx context.Context, topic string) {
 // written from the restart on. It measures the rows read from the table
 // beyond one pass, the time from the restart to the first marker in the
 // topic, and the state the setup kept.
-func (b *bench) restartCost(ctx context.Context, system, db string, n int) peerResult {
+func (b *bench) restartCost(ctx context.Context, system, db string, n, run int) peerResult {
 	r := peerResult{Scenario: "restart after kill -9 mid-snapshot", System: system, DB: db, Rows: n}
-	id := peerID("rc", system, db)
+	id := runID(peerID("rc", system, db), run)
 	err := func() error {
 		table := id
-		if err := b.fillPeerTable(ctx, db, table, n); err != nil {
-			return fmt.Errorf("fill: %w", err)
-		}
-		reads0, err := b.tableReadsOf(ctx, db, table)
-		if err != nil {
-			return err
-		}
-		pr, err := b.newPeerRun(system, db, table, id)
+		pr, p, reads0, err := b.startOnFresh(ctx, system, db, id, n)
 		if err != nil {
 			return err
 		}
 		defer pr.cleanup()
-		p, err := pr.start()
-		if err != nil {
-			return err
-		}
 		defer func() { p.kill9() }()
 		// Kill in the middle of the snapshot: once half the rows are in.
 		deadline := time.Now().Add(20 * time.Minute)
@@ -235,14 +226,9 @@ func (b *bench) restartCost(ctx context.Context, system, db string, n int) peerR
 		b.waitTopicStill(ctx, pr.topic)
 		r.PeakRSS = f64(p.peakRSSMiB())
 		p.stop()
-		reads1, err := b.stableReads(ctx, db, table)
-		if err != nil {
+		if err := b.countReads(ctx, &r, db, table, reads0, markers); err != nil {
 			return err
 		}
-		// Each marker update reads row 1 once.
-		read := reads1 - reads0 - markers
-		r.RowsRead = i64(read)
-		r.RowsReread = i64(max(0, read-int64(n)))
 		ts, err := b.readTopic(ctx, pr.topic, 0)
 		if err != nil {
 			return err
@@ -257,6 +243,67 @@ func (b *bench) restartCost(ctx context.Context, system, db string, n int) peerR
 		fmt.Fprintf(os.Stderr, "bench: %s %s: %v\n", system, db, err)
 	}
 	return r
+}
+
+// startOnFresh fills a fresh table id of db with n rows and starts system
+// on it; it returns the table's read count from before the start.
+func (b *bench) startOnFresh(ctx context.Context, system, db, id string, n int) (*peerRun, *peerProc, int64, error) {
+	if err := b.fillPeerTable(ctx, db, id, n); err != nil {
+		return nil, nil, 0, fmt.Errorf("fill: %w", err)
+	}
+	reads0, err := b.tableReadsOf(ctx, db, id)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	pr, p, err := b.startPeer(system, db, id, id)
+	return pr, p, reads0, err
+}
+
+// countReads sets the rows read from table since its count was reads0,
+// once that count stands still, and those beyond one pass of r.Rows rows.
+func (b *bench) countReads(ctx context.Context, r *peerResult, db, table string, reads0, markers int64) error {
+	reads1, err := b.stableReads(ctx, db, table)
+	if err != nil {
+		return err
+	}
+	// Each marker update reads row 1 once.
+	read := reads1 - reads0 - markers
+	r.RowsRead = i64(read)
+	r.RowsReread = i64(max(0, read-int64(r.Rows)))
+	return nil
+}
+
+// runID names the run-th measurement of id; the first keeps id, whose
+// topics the encoding comparison reads.
+func runID(id string, run int) string {
+	if run <= 1 {
+		return id
+	}
+	return fmt.Sprintf("%s_%d", id, run)
+}
+
+// medianRestart folds the restart runs of one setup into the run with the
+// median resume time, noting every run's resume time and rows re-read.
+func medianRestart(runs []peerResult) peerResult {
+	var ok []peerResult
+	for _, r := range runs {
+		if r.Error == "" && r.ResumeMs != nil && r.RowsReread != nil {
+			ok = append(ok, r)
+		}
+	}
+	if len(runs) == 1 || len(ok) == 0 {
+		return runs[0]
+	}
+	sort.Slice(ok, func(i, j int) bool { return *ok[i].ResumeMs < *ok[j].ResumeMs })
+	m := ok[len(ok)/2]
+	var resume, reread []string
+	for _, r := range ok {
+		resume = append(resume, fmt.Sprintf("%.1f", *r.ResumeMs/1000))
+		reread = append(reread, fmt.Sprint(*r.RowsReread))
+	}
+	m.Note = fmt.Sprintf("median resume of %d runs (of %d); resume s per run %s; rows re-read in the same runs %s; %s",
+		len(ok), len(runs), strings.Join(resume, ", "), strings.Join(reread, ", "), m.Note)
+	return m
 }
 
 // stableReads waits until the table's read count has not moved for 12 s

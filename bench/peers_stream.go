@@ -20,15 +20,11 @@ func (b *bench) streamThroughput(ctx context.Context, system, db string, n, run 
 		if err := b.fillPeerTable(ctx, db, id, 0); err != nil {
 			return err
 		}
-		pr, err := b.newPeerRun(system, db, id, id)
+		pr, p, err := b.startPeer(system, db, id, id)
 		if err != nil {
 			return err
 		}
 		defer pr.cleanup()
-		p, err := pr.start()
-		if err != nil {
-			return err
-		}
 		defer func() { p.kill9() }()
 		// Streaming has begun once a row written now arrives.
 		if err := b.waitMarker(ctx, p, db, id, pr.topic, -1); err != nil {

@@ -131,7 +131,7 @@ func run() error {
 	b := &bench{}
 	flag.BoolVar(&b.quick, "quick", false, "about 100,000 changes per scenario instead of 1,000,000")
 	out := flag.String("out", "bench/results.json", "where to write the results `file`")
-	only := flag.String("only", "", "comma-separated scenarios to run (stream,snapshot,latency,bigtxn,restart,mysql,many-tables,peer; with -peers: restart,stream,checkpoint and the setups cdcrelay,debezium,debezium-mysql,flinkcdc); default all")
+	only := flag.String("only", "", "comma-separated scenarios to run (stream,snapshot,latency,bigtxn,restart,mysql,many-tables,peer; with -peers: restart,snapshot,stream,checkpoint and the setups cdcrelay,cdcrelay+flink,debezium,debezium-mysql,flinkcdc); default all")
 	sizes := flag.String("tables", "", "comma-separated table counts of the many-tables scenario (default 2000,10000; -quick 200,1000)")
 	srcs := flag.String("many-sources", "postgres,mariadb", "comma-separated sources of the many-tables scenario")
 	flag.StringVar(&b.peerCmd, "peer-cmd", "", "shell `command` of another CDC tool to run on a copy of the streaming slot (see docs/benchmarks.md for its environment)")
@@ -147,7 +147,7 @@ func run() error {
 	})
 	flag.StringVar(&b.brokerKind, "broker", testenv.BrokerKind(), "the broker every scenario runs on: apache (Apache Kafka from deploy/jvm/kafka) or dev (the embedded dev broker)")
 	flag.StringVar(&b.compression, "compression", config.DefaultCompression, "kafka.compression of the relays and of the produce limit's producer: "+strings.Join(config.Compressions, ", "))
-	flag.IntVar(&b.peerRuns, "peer-runs", 3, "with -peers: runs of each setup's streaming measurement; the table shows the median")
+	flag.IntVar(&b.peerRuns, "peer-runs", 3, "with -peers: runs of each setup in the snapshot, restart and stream scenarios, alternating; the table shows the median")
 	peers := flag.Bool("peers", false, "run cdcrelay, Debezium and Flink CDC side by side instead (make bench-peers); writes the \"peers\" key of -out")
 	rows := flag.Int("rows", 0, "changes per scenario, overriding the default (1,000,000) and -quick; for profiling longer drains")
 	flag.Parse()

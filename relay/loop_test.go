@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -293,7 +295,13 @@ func TestTransactionTimeoutIsFatal(t *testing.T) {
 	// default.
 	b := testenv.StartKafka(t, testenv.KafkaConf("transaction.abort.timed.out.transaction.cleanup.interval.ms=200"))
 	opts := []kgo.Opt{kgo.SeedBrokers(b.Addr)}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("relay log:\n%s", logs.String())
+		}
+	})
 	cfg := loopConfig(opts)
 	cfg.TransactionTimeout, cfg.BatchMaxEvents = 2*time.Second, 1000
 	// Two quick transactions, then the third takes 4 s to pass.
@@ -327,12 +335,34 @@ func TestTransactionTimeoutIsFatal(t *testing.T) {
 }
 
 // slowThird is a generator whose third transaction pauses between events.
+// It sends that transaction's first event only once the second one is
+// acked: a commit in flight holds the events that arrive meanwhile, and on
+// a loaded machine it could hold the whole slow transaction, which Kafka
+// would then see open for only a moment.
 type slowThird struct {
 	*gensource.Source
 	gap time.Duration
+
+	once   sync.Once
+	second chan struct{} // closed once transaction 2 is acked
+}
+
+func (s *slowThird) init() { s.once.Do(func() { s.second = make(chan struct{}) }) }
+
+func (s *slowThird) Ack(cp *change.Checkpoint) {
+	s.init()
+	if cp.LSN >= 2 {
+		select {
+		case <-s.second:
+		default:
+			close(s.second)
+		}
+	}
+	s.Source.Ack(cp)
 }
 
 func (s *slowThird) Run(ctx context.Context, resume *change.Resume, out chan<- change.Message) error {
+	s.init()
 	mid := make(chan change.Message)
 	errc := make(chan error, 1)
 	go func() { errc <- s.Source.Run(ctx, resume, mid) }()
@@ -343,12 +373,24 @@ func (s *slowThird) Run(ctx context.Context, resume *change.Resume, out chan<- c
 			txn = st.Txn + 1
 		}
 	}
+	second := s.second
+	if txn > 2 {
+		second = nil // transaction 2 was committed before this run
+	}
 	for {
 		select {
 		case m := <-mid:
 			if m.Checkpoint != nil {
 				txn++
 			} else if txn == 3 {
+				if second != nil {
+					select {
+					case <-second:
+					case <-ctx.Done():
+						return <-errc
+					}
+					second = nil
+				}
 				time.Sleep(s.gap)
 			}
 			select {
@@ -575,4 +617,22 @@ func TestLoopCreatesListedTopics(t *testing.T) {
 	if got := len(ends.Offsets()); got != n || written > 0 {
 		t.Fatalf("%d of %d listed topics answered, %d hold records; want none written", got, n, written)
 	}
+}
+
+// syncBuffer is a bytes.Buffer that the relay's goroutines may log to.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

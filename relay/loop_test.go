@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -635,4 +636,52 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestLoopKeepsExistingTopicPartitions: topic_partitions applies to the
+// topics the relay creates. A listed table whose topic already exists with
+// fewer partitions (created by hand, or before topic_partitions was raised)
+// is written as it is, without waiting for partitions it will never have.
+func TestLoopKeepsExistingTopicPartitions(t *testing.T) {
+	opts, log := loopBroker(t)
+	cfg := loopConfig(opts)
+	cfg.TopicPartitions = 3
+	gen := change.TableID{Namespace: "gen", Name: "items"}
+	topic := format.NewEncoder(cfg.Format).Topic(gen)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(context.Background(), 1, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	src := withTables{Source: gensource.New(gensource.Params{Txns: 5, PerTxn: 2, Keys: 7, Payload: 10}), tables: []change.TableID{gen}}
+	m := metrics.New(prometheus.NewRegistry())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- relay.New(cfg, src, log, m, nil).Run(ctx) }()
+	waitAcked(t, src.Source, 5, done)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(m.Restarts); n != 0 {
+		t.Errorf("the relay restarted its session (%d causes counted)", n)
+	}
+	details, err := adm.ListTopics(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(details[topic].Partitions); got != 1 {
+		t.Errorf("%s has %d partitions, want the 1 it was created with", topic, got)
+	}
+	ends, err := adm.ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := ends.Lookup(topic, 0); o.Offset == 0 {
+		t.Errorf("nothing written to %s: %+v", topic, o)
+	}
 }

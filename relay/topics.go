@@ -81,6 +81,7 @@ func (s *stream) ensureTopics(ctx context.Context, tables []change.TableID) erro
 		return err
 	}
 	created := 0
+	fresh := make(map[string]bool)
 	for i, batch := range batches {
 		for _, topic := range batch {
 			resp, ok := resps[i][topic]
@@ -90,10 +91,12 @@ func (s *stream) ensureTopics(ctx context.Context, tables []change.TableID) erro
 			switch {
 			case resp.Err == nil && s.r.used[topic]:
 				created++
+				fresh[topic] = true
 				s.r.log.Warn("topic was deleted while the relay wrote to it; created it again. It holds only changes from now on: to put the table's rows back, run cdcrelay snapshot for it",
 					"topic", topic)
 			case resp.Err == nil:
 				created++
+				fresh[topic] = true
 				s.r.log.Debug("created topic", "topic", topic)
 			case !errors.Is(resp.Err, kerr.TopicAlreadyExists):
 				return fmt.Errorf("relay: create topic %q: %w", topic, resp.Err)
@@ -104,7 +107,7 @@ func (s *stream) ensureTopics(ctx context.Context, tables []change.TableID) erro
 	// stopped while the broker was still taking the lead of the partitions
 	// it created leaves them to the next one.
 	all := slices.Concat(batches...)
-	if err := s.awaitLeaders(ctx, all); err != nil {
+	if err := s.awaitLeaders(ctx, all, fresh); err != nil {
 		return err
 	}
 	for _, topic := range all {
@@ -134,12 +137,16 @@ const leaderWait = 2 * time.Minute
 // topics, not to their square. It gives up after leaderWait without a topic
 // led: a broker that takes the lead of thousands of new partitions may
 // need longer than that in all, but keeps making progress.
-func (s *stream) awaitLeaders(ctx context.Context, topics []string) error {
+//
+// A topic in fresh was created with topic_partitions partitions, and waits
+// until the broker shows them all; one that existed keeps the count it has
+// (topic_partitions applies only to the topics the relay creates).
+func (s *stream) awaitLeaders(ctx context.Context, topics []string, fresh map[string]bool) error {
 	deadline := time.Now().Add(leaderWait)
 	pending := append([]string(nil), topics...)
 	for len(pending) > 0 {
 		batch := pending[:min(len(pending), topicsPerRequest)]
-		led, err := s.ledTopics(ctx, batch)
+		led, err := s.ledTopics(ctx, batch, fresh)
 		if err != nil {
 			return err
 		}
@@ -170,11 +177,11 @@ func (s *stream) awaitLeaders(ctx context.Context, topics []string) error {
 }
 
 // ledTopics returns those of topics whose every partition answers
-// ListOffsets. Metadata shows a new partition's leader as soon as the
+// ListOffsets, with all topic_partitions of them for a topic in fresh. Metadata shows a new partition's leader as soon as the
 // controller has chosen it, before the broker has opened its log and can
 // take writes; ListOffsets is answered by that log. An error of the whole
 // request counts as none led yet: awaitLeaders bounds the wait.
-func (s *stream) ledTopics(ctx context.Context, topics []string) (map[string]bool, error) {
+func (s *stream) ledTopics(ctx context.Context, topics []string, fresh map[string]bool) (map[string]bool, error) {
 	ends, err := s.adm.ListEndOffsets(ctx, topics...)
 	if err != nil {
 		var shards *kadm.ShardErrors
@@ -188,7 +195,11 @@ func (s *stream) ledTopics(ctx context.Context, topics []string) (map[string]boo
 	}
 	led := make(map[string]bool, len(ends))
 	for topic, parts := range ends {
-		ok := len(parts) >= int(s.r.cfg.TopicPartitions)
+		want := 1
+		if fresh[topic] {
+			want = int(s.r.cfg.TopicPartitions)
+		}
+		ok := len(parts) >= want
 		for p, o := range parts {
 			ok = ok && p >= 0 && o.Err == nil
 		}

@@ -46,12 +46,14 @@ type result struct {
 	RowsReread *int64   `json:"rows_reread,omitempty"`
 	StateBytes *int     `json:"state_bytes,omitempty"`
 	// The many-tables scenario: tables captured, seconds from the process
-	// start to the committed end of the snapshot and to the topics created,
-	// the snapshot time over that of the first size, and one /metrics
-	// scrape's series and bytes at the end.
+	// start to the committed end of the snapshot, to the first table
+	// snapshotted and to every topic created, the snapshot time over that
+	// of the first size, and one /metrics scrape's series and bytes at the
+	// end.
 	Tables       *int     `json:"tables,omitempty"`
 	SnapshotS    *float64 `json:"snapshot_s,omitempty"`
 	StartupS     *float64 `json:"startup_s,omitempty"`
+	TopicsS      *float64 `json:"topics_s,omitempty"`
 	Growth       *float64 `json:"growth,omitempty"`
 	MetricSeries *int     `json:"metric_series,omitempty"`
 	MetricBytes  *int     `json:"metric_bytes,omitempty"`

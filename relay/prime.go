@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -13,8 +12,9 @@ import (
 // the partitions of the topics.
 const primeWait = 30 * time.Second
 
-// primeProducer makes the producer learn the partitions of topics in a
-// few metadata requests, before the source runs.
+// primeProducer makes the producer learn the partitions of topics, which
+// it has not produced to yet, in a few metadata requests. It runs in the
+// open Kafka transaction.
 //
 // franz-go learns a topic's partitions when it first produces to it, with a
 // metadata request for every topic it has produced to so far, and a copy of
@@ -24,20 +24,19 @@ const primeWait = 30 * time.Second
 // request on the path of a commit.
 //
 // franz-go has no call that adds topics without records, so each topic
-// gets a record whose context is already cancelled, in a transaction of
-// its own: such a record fails before it is given a partition, so nothing
-// is sent, and the topic stays in the producer's map for the metadata
-// request it triggered. The transaction is then aborted, which under
-// KIP-890 is an empty abort. Priming is an optimisation: if the producer
-// has not learnt every topic after primeWait, the rest is learnt as before.
+// gets a record whose context is already cancelled: such a record fails
+// before it is given a partition, so nothing is sent and no partition joins
+// the transaction, and the topic stays in the producer's map for the
+// metadata request it triggered. Every one of those records has failed
+// before this returns: a record of the loop's own must not join a topic's
+// queue while a cancelled one is in it, since the cancelled one fails the
+// queue. Priming is an optimisation: if the producer has not learnt every
+// topic after primeWait, the rest is learnt as before.
 func (s *stream) primeProducer(ctx context.Context, topics []string) error {
 	if len(topics) == 0 {
 		return nil
 	}
 	started := time.Now()
-	if err := s.cl.BeginTransaction(); err != nil {
-		return fmt.Errorf("relay: begin the transaction that primes the producer: %w", err)
-	}
 	gone, cancel := context.WithCancel(ctx)
 	cancel()
 	var wg sync.WaitGroup
@@ -46,9 +45,6 @@ func (s *stream) primeProducer(ctx context.Context, topics []string) error {
 		s.cl.Produce(gone, &kgo.Record{Topic: t}, func(*kgo.Record, error) { wg.Done() })
 	}
 	wg.Wait()
-	if err := s.cl.EndTransaction(ctx, kgo.TryAbort); err != nil {
-		return fmt.Errorf("relay: abort the transaction that primes the producer: %w", err)
-	}
 	s.cl.ForceMetadataRefresh()
 	deadline, forced := time.Now().Add(primeWait), time.Now()
 	for next := 0; next < len(topics); {
@@ -71,6 +67,6 @@ func (s *stream) primeProducer(ctx context.Context, topics []string) error {
 			forced = time.Now()
 		}
 	}
-	s.r.log.Info("producer primed", "topics", len(topics), "took", time.Since(started).Round(time.Millisecond))
+	s.r.log.Debug("producer primed", "topics", len(topics), "took", time.Since(started).Round(time.Millisecond))
 	return nil
 }

@@ -241,8 +241,9 @@ func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 		if err != nil {
 			return err
 		}
-		if err := s.ensureTopics(ctx, tables); err != nil {
-			return err
+		if m := s.startTopicMaker(ctx, tables); m != nil {
+			defer m.stop()
+			s.maker, s.makerFailed, s.makerErr = m, m.failed, func() error { return m.err }
 		}
 	}
 	return s.run(ctx, resume)

@@ -49,6 +49,12 @@ type stream struct {
 
 	in    chan change.Message // the source's output, for its backlog
 	known map[string]bool     // topics known to exist
+	// maker creates the listed tables' topics in the background; nil once
+	// the loop has taken in every one of them. makerFailed is closed if it
+	// fails (nil without a maker), and makerErr then says why.
+	maker       *topicMaker
+	makerFailed <-chan struct{}
+	makerErr    func() error
 
 	txn openTxn
 	// linger ends the batching of the open transaction: it commits at its
@@ -183,6 +189,9 @@ func (s *stream) run(ctx context.Context, resume *change.Resume) error {
 					return err
 				}
 			}
+		case <-s.makerFailed:
+			s.abort()
+			return s.makerErr()
 		case <-s.linger.C:
 			if s.txn.endsAtCheckpoint() {
 				if err := s.commit(ctx); err != nil {
@@ -228,6 +237,11 @@ func (s *stream) drain(ctx context.Context) error {
 }
 
 func (s *stream) handle(ctx context.Context, msg change.Message) error {
+	if s.maker != nil {
+		if err := s.awaitMessageTopics(ctx, msg); err != nil {
+			return err
+		}
+	}
 	if s.txn.phase == txnNone {
 		s.txn.open(time.Now())
 		s.linger.Reset(s.r.cfg.BatchLinger)
@@ -267,7 +281,11 @@ func (s *stream) event(ctx context.Context, ev *change.Event) error {
 	}
 	if topic := s.enc.Topic(ev.Table); topic != s.lastTopic {
 		if !s.known[topic] {
-			if err := s.ensureTopic(ctx, topic); err != nil {
+			ensure := s.ensureTopic
+			if s.maker.pending(topic) {
+				ensure = s.awaitTopic
+			}
+			if err := ensure(ctx, topic); err != nil {
 				return err
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -15,8 +14,9 @@ import (
 	"github.com/cdcrelay/cdcrelay/change"
 )
 
-// This file creates the topics of the captured tables: many per request for
-// the tables a source lists, one for a table met at its first event.
+// This file creates the topics of the captured tables: many per request, in
+// the background, for the tables a source lists; one for a table met at its
+// first event.
 
 // topicConfigs are the configs of the topics the relay creates.
 func (s *stream) topicConfigs() map[string]*string {
@@ -40,86 +40,264 @@ const topicsPerRequest = 500
 // requests in flight keep it busy while the relay waits.
 const createsInFlight = 4
 
-// ensureTopics creates the missing topics of tables, topicsPerRequest per
-// CreateTopics request and createsInFlight requests at once, waits until
-// the broker leads their partitions, and marks them known.
-func (s *stream) ensureTopics(ctx context.Context, tables []change.TableID) error {
-	var missing []string
+// topicMaker creates the topics of the tables a source lists, in the
+// background and in the order listed (the order the sources snapshot in),
+// topicsPerRequest per CreateTopics request and createsInFlight requests
+// at once. The source runs meanwhile: the loop waits only for the batch of
+// a topic it is about to write to. With thousands of tables the broker
+// needs minutes to create and lead every topic; the snapshot goes on at the
+// pace the topics come, not after the last of them.
+type topicMaker struct {
+	batches [][]string
+	batchOf map[string]int
+	// ready[i] is closed once the broker leads the partitions of batch i,
+	// or the maker has failed.
+	ready []chan struct{}
+	// created[i] lists the topics of batch i that did not exist before;
+	// read after ready[i].
+	created [][]string
+	// failed is closed, after err is set, if the maker fails.
+	failed chan struct{}
+	err    error
+
+	// taken counts the batches the loop has taken in: primed the producer
+	// with them and marked them known. Loop goroutine only.
+	taken    []bool
+	nTaken   int
+	finished chan struct{}
+	cancel   context.CancelFunc
+}
+
+// startTopicMaker starts creating the missing topics of tables. It returns
+// nil when every topic is known already.
+func (s *stream) startTopicMaker(ctx context.Context, tables []change.TableID) *topicMaker {
+	var topics []string
 	seen := map[string]bool{}
 	for _, t := range tables {
 		topic := s.enc.Topic(t)
 		if !s.known[topic] && !seen[topic] {
 			seen[topic] = true
-			missing = append(missing, topic)
+			topics = append(topics, topic)
 		}
 	}
-	if len(missing) == 0 {
+	if len(topics) == 0 {
 		return nil
 	}
-	started := time.Now()
-	var batches [][]string
-	for len(missing) > 0 {
-		batch := missing[:min(len(missing), topicsPerRequest)]
-		missing = missing[len(batch):]
-		batches = append(batches, batch)
+	m := &topicMaker{batchOf: make(map[string]int, len(topics)), failed: make(chan struct{}), finished: make(chan struct{})}
+	for len(topics) > 0 {
+		batch := topics[:min(len(topics), topicsPerRequest)]
+		topics = topics[len(batch):]
+		for _, t := range batch {
+			m.batchOf[t] = len(m.batches)
+		}
+		m.batches = append(m.batches, batch)
 	}
-	resps := make([]kadm.CreateTopicResponses, len(batches))
+	n := len(m.batches)
+	m.ready = make([]chan struct{}, n)
+	for i := range m.ready {
+		m.ready[i] = make(chan struct{})
+	}
+	m.created = make([][]string, n)
+	m.taken = make([]bool, n)
+	ctx, m.cancel = context.WithCancel(ctx)
+	go m.run(ctx, s)
+	return m
+}
+
+// stop ends the maker and waits for it.
+func (m *topicMaker) stop() {
+	if m == nil {
+		return
+	}
+	m.cancel()
+	<-m.finished
+}
+
+func (m *topicMaker) run(ctx context.Context, s *stream) {
+	defer close(m.finished)
+	started := time.Now()
+	ok := make([]bool, len(m.batches))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(createsInFlight)
-	configs := s.topicConfigs()
-	for i, batch := range batches {
+	for i, batch := range m.batches {
+		// Go blocks while createsInFlight batches are on their way, so
+		// the batches start in order.
 		g.Go(func() error {
-			var err error
-			resps[i], err = s.adm.CreateTopics(gctx, s.r.cfg.TopicPartitions, s.r.cfg.TopicReplication, configs, batch...)
+			created, err := s.createTopics(gctx, batch)
 			if err != nil {
-				return fmt.Errorf("relay: create %d topics: %w", len(batch), err)
+				return err
 			}
+			m.created[i] = created
+			ok[i] = true
+			close(m.ready[i])
 			return nil
 		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	created := 0
-	fresh := make(map[string]bool)
-	for i, batch := range batches {
-		for _, topic := range batch {
-			resp, ok := resps[i][topic]
-			if !ok {
-				return fmt.Errorf("relay: create topic %q: no answer from the broker", topic)
-			}
-			switch {
-			case resp.Err == nil && s.r.used[topic]:
-				created++
-				fresh[topic] = true
-				s.r.log.Warn("topic was deleted while the relay wrote to it; created it again. It holds only changes from now on: to put the table's rows back, run cdcrelay snapshot for it",
-					"topic", topic)
-			case resp.Err == nil:
-				created++
-				fresh[topic] = true
-				s.r.log.Debug("created topic", "topic", topic)
-			case !errors.Is(resp.Err, kerr.TopicAlreadyExists):
-				return fmt.Errorf("relay: create topic %q: %w", topic, resp.Err)
-			}
+		if gctx.Err() != nil {
+			break
 		}
 	}
-	// Topics that already existed are waited for too: a session that
-	// stopped while the broker was still taking the lead of the partitions
-	// it created leaves them to the next one.
-	all := slices.Concat(batches...)
-	if err := s.awaitLeaders(ctx, all, fresh); err != nil {
+	err := g.Wait()
+	switch {
+	case err != nil && ctx.Err() == nil:
+		m.err = err
+		close(m.failed)
+	case err != nil:
+		// The session is ending; its loop is not waiting for the topics.
+		m.err = ctx.Err()
+	}
+	for i := range m.ready {
+		if !ok[i] {
+			close(m.ready[i])
+		}
+	}
+	if err == nil {
+		total := 0
+		for _, c := range m.created {
+			total += len(c)
+		}
+		if total > 0 {
+			s.r.log.Info("created topics", "count", total, "partitions", s.r.cfg.TopicPartitions,
+				"cleanup.policy", s.r.cfg.TopicCleanupPolicy, "took", time.Since(started).Round(time.Millisecond))
+		}
+	}
+}
+
+// createTopics creates the missing ones of topics in one request and waits
+// until the broker leads their partitions. It returns the topics it
+// created. Topics that already existed are waited for too: a session that
+// stopped while the broker was still taking the lead of the partitions it
+// created leaves them to the next one.
+func (s *stream) createTopics(ctx context.Context, topics []string) ([]string, error) {
+	resps, err := s.adm.CreateTopics(ctx, s.r.cfg.TopicPartitions, s.r.cfg.TopicReplication, s.topicConfigs(), topics...)
+	if err != nil {
+		return nil, fmt.Errorf("relay: create %d topics: %w", len(topics), err)
+	}
+	var created []string
+	fresh := make(map[string]bool)
+	for _, topic := range topics {
+		resp, ok := resps[topic]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("relay: create topic %q: no answer from the broker", topic)
+		case resp.Err == nil:
+			created = append(created, topic)
+			fresh[topic] = true
+		case !errors.Is(resp.Err, kerr.TopicAlreadyExists):
+			return nil, fmt.Errorf("relay: create topic %q: %w", topic, resp.Err)
+		}
+	}
+	if err := s.awaitLeaders(ctx, topics, fresh); err != nil {
+		return nil, err
+	}
+	return created, nil
+}
+
+// pending reports whether topic is one the maker has still to hand over.
+func (m *topicMaker) pending(topic string) bool {
+	if m == nil {
+		return false
+	}
+	i, ok := m.batchOf[topic]
+	return ok && !m.taken[i]
+}
+
+// readyFor reports whether the batch of a pending topic is done, without
+// waiting.
+func (m *topicMaker) readyFor(topic string) bool {
+	select {
+	case <-m.ready[m.batchOf[topic]]:
+		return true
+	default:
+		return false
+	}
+}
+
+// awaitTopic makes a topic of the maker's writable before the loop
+// produces to it: it waits for the topic's batch, primes the producer with
+// the batch's topics in the open transaction, and marks them known. A
+// change to a table whose batch comes late waits for the batches before
+// it, which the broker creates in order; creating its topic on its own
+// would only add a request to the broker's queue.
+func (s *stream) awaitTopic(ctx context.Context, topic string) error {
+	m := s.maker
+	i := m.batchOf[topic]
+	select {
+	case <-m.ready[i]:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if m.err != nil {
+		return m.err
+	}
+	if s.txn.phase != txnBegun {
+		// Priming produces into the Kafka transaction; the records held
+		// while a commit is in flight go first.
+		if err := s.awaitCommit(ctx); err != nil {
+			return err
+		}
+	}
+	var prime []string
+	for _, t := range m.batches[i] {
+		if !s.known[t] {
+			prime = append(prime, t)
+		}
+	}
+	if err := s.primeProducer(ctx, prime); err != nil {
 		return err
 	}
-	for _, topic := range all {
-		s.known[topic] = true
-		s.r.used[topic] = true
+	for _, t := range m.created[i] {
+		if s.r.used[t] {
+			s.r.log.Warn("topic was deleted while the relay wrote to it; created it again. It holds only changes from now on: to put the table's rows back, run cdcrelay snapshot for it",
+				"topic", t)
+		}
 	}
-	if err := s.primeProducer(ctx, all); err != nil {
-		return err
+	for _, t := range m.batches[i] {
+		s.known[t] = true
+		s.r.used[t] = true
 	}
-	if created > 0 {
-		s.r.log.Info("created topics", "count", created, "partitions", s.r.cfg.TopicPartitions,
-			"cleanup.policy", s.r.cfg.TopicCleanupPolicy, "took", time.Since(started).Round(time.Millisecond))
+	m.taken[i] = true
+	if m.nTaken++; m.nTaken == len(m.batches) {
+		s.maker = nil // every topic is known: nothing left to look up
+	}
+	return nil
+}
+
+// awaitMessageTopics waits, before a message opens a transaction, for the
+// maker's batches its events need, so that the wait holds no Kafka
+// transaction open. A transaction already open at its checkpoint is
+// committed first. The loop checks again event by event (awaitTopic);
+// this only moves the wait to where it costs nothing.
+func (s *stream) awaitMessageTopics(ctx context.Context, msg change.Message) error {
+	var last change.TableID
+	check := func(ev *change.Event) error {
+		if ev.Table == last {
+			return nil
+		}
+		last = ev.Table
+		topic := s.enc.Topic(ev.Table)
+		if !s.maker.pending(topic) || s.maker.readyFor(topic) {
+			return nil
+		}
+		if s.txn.endsAtCheckpoint() {
+			if err := s.commit(ctx); err != nil {
+				return err
+			}
+		}
+		i := s.maker.batchOf[topic]
+		select {
+		case <-s.maker.ready[i]:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if msg.Event != nil {
+		return check(msg.Event)
+	}
+	for _, ev := range msg.Events {
+		if err := check(ev); err != nil {
+			return err
+		}
 	}
 	return nil
 }

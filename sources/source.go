@@ -90,10 +90,12 @@ type Stream interface {
 
 // TableLister is a Stream that can list the tables it captures. The relay
 // calls Tables at the start of each session, before Run, and creates their
-// missing topics many per request, rather than one request per table at its
-// first event; the source is not running yet, so a long wait for the
-// broker keeps nothing of it waiting. Tables may be called from the
-// goroutine that calls Run, never at the same time as Run.
+// missing topics many per request, in the listed order and in the
+// background while Run goes on, rather than one request per table at its
+// first event; an event waits only for its own topic's batch. A source that
+// snapshots its tables in the listed order thus starts at once. Tables may
+// be called from the goroutine that calls Run, never at the same time as
+// Run.
 type TableLister interface {
 	Tables(ctx context.Context) ([]change.TableID, error)
 }

@@ -56,9 +56,11 @@ type result struct {
 	TopicsS      *float64 `json:"topics_s,omitempty"`
 	Growth       *float64 `json:"growth,omitempty"`
 	MetricSeries *int     `json:"metric_series,omitempty"`
-	MetricBytes  *int     `json:"metric_bytes,omitempty"`
-	Note         string   `json:"note,omitempty"`
-	Error        string   `json:"error,omitempty"`
+	// The big-table scenario: the relay's VmRSS every 500 ms of the run.
+	RSSCurve    []rssPoint `json:"rss_curve,omitempty"`
+	MetricBytes *int       `json:"metric_bytes,omitempty"`
+	Note        string     `json:"note,omitempty"`
+	Error       string     `json:"error,omitempty"`
 }
 
 type limit struct {
@@ -92,7 +94,8 @@ type bench struct {
 	latencyDur time.Duration
 	only       map[string]bool
 	manySizes  []int    // table counts of the many-tables scenario
-	manySrcs   []string // its sources: postgres, mariadb
+	manySrcs   []string // its sources: postgres, mariadb; the big-table scenario's too
+	bigSizes   []int    // row counts of the big-table scenario
 	peerCmd    string
 	peerTopic  string
 	pprofID    string
@@ -133,9 +136,10 @@ func run() error {
 	b := &bench{}
 	flag.BoolVar(&b.quick, "quick", false, "about 100,000 changes per scenario instead of 1,000,000")
 	out := flag.String("out", "bench/results.json", "where to write the results `file`")
-	only := flag.String("only", "", "comma-separated scenarios to run (stream,snapshot,latency,bigtxn,restart,mysql,many-tables,peer; with -peers: restart,snapshot,stream,checkpoint and the setups cdcrelay,cdcrelay+flink,debezium,debezium-mysql,flinkcdc); default all")
+	only := flag.String("only", "", "comma-separated scenarios to run (stream,snapshot,latency,bigtxn,restart,mysql,many-tables,big-table,peer; with -peers: restart,snapshot,stream,checkpoint and the setups cdcrelay,cdcrelay+flink,debezium,debezium-mysql,flinkcdc); default all")
 	sizes := flag.String("tables", "", "comma-separated table counts of the many-tables scenario (default 2000,10000; -quick 200,1000)")
-	srcs := flag.String("many-sources", "postgres,mariadb", "comma-separated sources of the many-tables scenario")
+	srcs := flag.String("many-sources", "postgres,mariadb", "comma-separated sources of the many-tables and big-table scenarios")
+	bigRows := flag.String("big-rows", "", "comma-separated row counts of the big-table scenario (default 1000000,10000000; -quick 100000,1000000)")
 	flag.StringVar(&b.peerCmd, "peer-cmd", "", "shell `command` of another CDC tool to run on a copy of the streaming slot (see docs/benchmarks.md for its environment)")
 	flag.StringVar(&b.peerTopic, "peer-topic", "", "`topic` the peer writes into; required with --peer-cmd")
 	flag.StringVar(&b.pprofID, "profile", "", "relay `id` that serves pprof (stream, snap, big, mystream or mysnap; or a many-tables relay, mt<po|ma><tables>, whose profiles you fetch yourself); a trace, a CPU and an allocation profile of it go to -profile-dir")
@@ -160,7 +164,7 @@ func run() error {
 	if *rows > 0 {
 		b.changes, b.bigRows = *rows, *rows
 	}
-	if err := b.parseLists(*srcs, *sizes, *only); err != nil {
+	if err := b.parseLists(*srcs, *sizes, *bigRows, *only); err != nil {
 		return err
 	}
 	if _, err := kafkaconfig.Compression(b.compression); err != nil {
@@ -229,6 +233,7 @@ func (b *bench) scenarios() []scenario {
 		{"restart", b.restartScenario},
 		{"mysql", b.mysqlScenario},
 		{"many-tables", b.manyTablesScenario},
+		{"big-table", b.bigTableScenario},
 	}
 }
 
@@ -275,12 +280,12 @@ func (b *bench) setup(ctx context.Context) error {
 	return nil
 }
 
-// parseLists reads the list flags: the many-tables scenario's sources and
-// table counts, and the scenarios to run.
-func (b *bench) parseLists(srcs, sizes, only string) error {
-	b.manySizes = []int{2000, 10000}
+// parseLists reads the list flags: the sources and sizes of the
+// many-tables and big-table scenarios, and the scenarios to run.
+func (b *bench) parseLists(srcs, sizes, bigRows, only string) error {
+	b.manySizes, b.bigSizes = []int{2000, 10000}, []int{1_000_000, 10_000_000}
 	if b.quick {
-		b.manySizes = []int{200, 1000}
+		b.manySizes, b.bigSizes = []int{200, 1000}, []int{100_000, 1_000_000}
 	}
 	for _, s := range strings.Split(srcs, ",") {
 		if s = strings.TrimSpace(s); s != "postgres" && s != "mariadb" {
@@ -288,15 +293,12 @@ func (b *bench) parseLists(srcs, sizes, only string) error {
 		}
 		b.manySrcs = append(b.manySrcs, strings.TrimSpace(s))
 	}
-	if sizes != "" {
-		b.manySizes = nil
-		for _, f := range strings.Split(sizes, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n < 1 {
-				return fmt.Errorf("-tables: %q is not a table count", f)
-			}
-			b.manySizes = append(b.manySizes, n)
-		}
+	var err error
+	if b.manySizes, err = counts("-tables", "table count", sizes, b.manySizes); err != nil {
+		return err
+	}
+	if b.bigSizes, err = counts("-big-rows", "row count", bigRows, b.bigSizes); err != nil {
+		return err
 	}
 	if only != "" {
 		b.only = map[string]bool{}
@@ -305,6 +307,23 @@ func (b *bench) parseLists(srcs, sizes, only string) error {
 		}
 	}
 	return nil
+}
+
+// counts parses a comma-separated list of positive counts, or returns def
+// for an empty one.
+func counts(flagName, what, list string, def []int) ([]int, error) {
+	if list == "" {
+		return def, nil
+	}
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s: %q is not a %s", flagName, f, what)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // runScenarios runs the chosen scenarios in order, until ctx ends.

@@ -69,11 +69,14 @@ func (b *bench) manyTables(ctx context.Context, src string, n int) result {
 		fmt.Fprintf(os.Stderr, "bench: %s: %d tables created in %v\n", id, n, time.Since(t0).Round(time.Second))
 		// The broker's own pace, before the relay: a bare admin client
 		// creates as many topics the way the relay does and waits until
-		// they answer; the broker then deletes them while the relay runs,
-		// which weighs on the relay, not on the limit.
+		// they answer. They are deleted, and the broker given the time to
+		// finish deleting them, before the relay starts.
 		limitS, err := b.createTopicsLimit(ctx, "lim"+id+".", n)
 		if err != nil {
 			return fmt.Errorf("topic creation limit: %w", err)
+		}
+		if err := b.deleteTopicsAndSettle(ctx, "lim"+id+"."); err != nil {
+			return err
 		}
 		fmt.Fprintf(os.Stderr, "bench: %s: a bare client created and led %d topics in %.1fs\n", id, n, limitS)
 		rc := relayConf{id: id, table: schema + ".*", mysql: src == "mariadb", partitions: 1}
@@ -108,12 +111,58 @@ func (b *bench) manyTables(ctx context.Context, src string, n int) result {
 		p.stop()
 		r.Note = fmt.Sprintf("%d tables of %d rows: snapshot %.1fs; a bare client creates their topics in %.1fs; first table done at %s, every topic created at %s; offsets record %d bytes; /metrics %d series, %d bytes",
 			n, manyRows, took, limitS, optSeconds(r.StartupS), optSeconds(r.TopicsS), size, series, bytes)
-		return b.deleteTopics(ctx, id+".")
+		return b.deleteTopicsAndSettle(ctx, id+".")
 	}()
 	if err != nil {
 		r.Error = err.Error()
 	}
 	return r
+}
+
+// deleteTopicsAndSettle deletes the topics whose names start with prefix,
+// waits until the broker lists none of them, and then for the broker's
+// file.delete.delay.ms (60 s by default), after which it removes their
+// logs from disk: so that a measurement that follows does not share the
+// broker with the deletion.
+func (b *bench) deleteTopicsAndSettle(ctx context.Context, prefix string) error {
+	if err := b.deleteTopics(ctx, prefix); err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.brokerAddr))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for deadline := time.Now().Add(10 * time.Minute); ; {
+		topics, err := adm.ListTopics(ctx)
+		if err != nil {
+			return err
+		}
+		left := 0
+		for _, t := range topics.Names() {
+			if strings.HasPrefix(t, prefix) {
+				left++
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d topics %s* still listed 10 minutes after their deletion", left, prefix)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(65 * time.Second):
+		return nil
+	}
 }
 
 // pgManyTables creates n tables of manyRows rows in schema, 500 per
@@ -202,7 +251,7 @@ func optSeconds(v *float64) string {
 // createTopicsLimit creates n topics named prefix<i> the way the relay
 // creates a listed table's (one partition, compacted, 500 per request, four
 // requests at once), waits until each answers ListOffsets on its leader,
-// and returns the seconds that took. It deletes them afterwards.
+// and returns the seconds that took.
 func (b *bench) createTopicsLimit(ctx context.Context, prefix string, n int) (float64, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.brokerAddr))
 	if err != nil {
@@ -260,8 +309,7 @@ func (b *bench) createTopicsLimit(ctx context.Context, prefix string, n int) (fl
 	if err := g.Wait(); err != nil {
 		return 0, err
 	}
-	took := time.Since(start).Seconds()
-	return took, b.deleteTopics(ctx, prefix)
+	return time.Since(start).Seconds(), nil
 }
 
 // scrapeSize returns the series and bytes of one /metrics scrape.

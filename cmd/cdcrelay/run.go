@@ -251,17 +251,31 @@ func preflight(ctx context.Context, cfg *config.Config, src sources.Source, log 
 	if err != nil {
 		return err
 	}
+	warned := 0
 	for _, f := range rep {
-		if f.Level > 0 {
+		if f.Level == 0 {
+			continue
+		}
+		if warned++; warned <= preflightShown {
 			log.Warn("preflight", "level", f.Level.String(), "subject", f.Subject, "detail", f.Detail)
 		}
 	}
+	if warned > preflightShown {
+		log.Warn("preflight: more findings not shown; cdcrelay check --config F lists every one", "shown", preflightShown, "findings", warned)
+	}
 	if bad := rep.Blocking(); len(bad) > 0 {
-		lines := make([]string, len(bad))
-		for i, f := range bad {
-			lines[i] = f.Subject + ": " + f.Detail
+		var lines []string
+		for _, f := range bad[:min(len(bad), preflightShown)] {
+			lines = append(lines, f.Subject+": "+f.Detail)
+		}
+		if len(bad) > preflightShown {
+			lines = append(lines, fmt.Sprintf("... and %d more", len(bad)-preflightShown))
 		}
 		return fmt.Errorf("refusing to start; fix these first (cdcrelay check --config F lists every check):\n%s", strings.Join(lines, "\n"))
 	}
 	return nil
 }
+
+// preflightShown bounds the preflight findings that run logs: with
+// thousands of tables, one finding per table would bury the log.
+const preflightShown = 20

@@ -100,6 +100,11 @@ func (r *runner) sendStatus() error {
 }
 
 // send hands m to the relay, answering the server while it waits.
+//
+// While the relay is busy (a slow commit, topics still being created) the
+// stream is not read, so the server's keepalive requests go unanswered: a
+// status update goes out every tick instead, so that no
+// wal_sender_timeout, however short, takes the relay for gone.
 func (r *runner) send(ctx context.Context, m change.Message) error {
 	select {
 	case r.out <- m:
@@ -113,13 +118,11 @@ func (r *runner) send(ctx context.Context, m change.Message) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-r.clock.tick.C:
-			if r.clock.statusDue(time.Now(), r.s.acked.Load()) {
-				if err := r.sendStatus(); err != nil {
-					return err
-				}
-				if !time.Now().Before(r.clock.nextStatus) {
-					r.clock.nextStatus = time.Now().Add(statusInterval)
-				}
+			if err := r.sendStatus(); err != nil {
+				return err
+			}
+			if !time.Now().Before(r.clock.nextStatus) {
+				r.clock.nextStatus = time.Now().Add(statusInterval)
 			}
 		}
 	}

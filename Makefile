@@ -61,6 +61,17 @@ bench:
 bench-quick:
 	$(GO) run ./bench -quick
 
+# The scenarios that grow a size: 2,000 and 10,000 tables of 10 rows, and a
+# table of 1M and 10M rows, on both sources (docs/benchmarks.md); about an
+# hour on a 2-core machine. bench-scale-quick: 200 and 1,000 tables,
+# 100,000 and 1M rows.
+.PHONY: bench-scale bench-scale-quick
+bench-scale:
+	$(GO) run ./bench -only many-tables,big-table
+
+bench-scale-quick:
+	$(GO) run ./bench -quick -only many-tables,big-table
+
 # cdcrelay, Debezium (Kafka Connect) and Flink CDC side by side on the same
 # PostgreSQL, MariaDB and Apache Kafka: kill -9 mid-snapshot and restart
 # (rows re-read, time to resume, state kept), Flink CDC's checkpoint size.

@@ -9,9 +9,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cdcrelay/cdcrelay/change"
+	"github.com/cdcrelay/cdcrelay/sources"
 )
 
 // This file creates the topics of the captured tables: many per request, in
@@ -60,6 +62,11 @@ type topicMaker struct {
 	failed chan struct{}
 	err    error
 
+	// adm is the maker's own client: its CreateTopics and its polls of the
+	// new partitions do not queue behind the loop's transaction requests
+	// on the producer's connections, nor these behind them.
+	adm *kadm.Client
+
 	// taken counts the batches the loop has taken in: primed the producer
 	// with them and marked them known. Loop goroutine only.
 	taken    []bool
@@ -68,9 +75,9 @@ type topicMaker struct {
 	cancel   context.CancelFunc
 }
 
-// startTopicMaker starts creating the missing topics of tables. It returns
-// nil when every topic is known already.
-func (s *stream) startTopicMaker(ctx context.Context, tables []change.TableID) *topicMaker {
+// startTopicMaker starts creating the missing topics of tables on a
+// client of its own. It returns nil when every topic is known already.
+func (s *stream) startTopicMaker(ctx context.Context, tables []change.TableID) (*topicMaker, error) {
 	var topics []string
 	seen := map[string]bool{}
 	for _, t := range tables {
@@ -81,9 +88,13 @@ func (s *stream) startTopicMaker(ctx context.Context, tables []change.TableID) *
 		}
 	}
 	if len(topics) == 0 {
-		return nil
+		return nil, nil
 	}
-	m := &topicMaker{batchOf: make(map[string]int, len(topics)), failed: make(chan struct{}), finished: make(chan struct{})}
+	cl, err := kgo.NewClient(s.r.cfg.Kafka...)
+	if err != nil {
+		return nil, sources.Fatal(fmt.Errorf("relay: kafka client: %w", err))
+	}
+	m := &topicMaker{adm: kadm.NewClient(cl), batchOf: make(map[string]int, len(topics)), failed: make(chan struct{}), finished: make(chan struct{})}
 	for len(topics) > 0 {
 		batch := topics[:min(len(topics), topicsPerRequest)]
 		topics = topics[len(batch):]
@@ -101,7 +112,7 @@ func (s *stream) startTopicMaker(ctx context.Context, tables []change.TableID) *
 	m.taken = make([]bool, n)
 	ctx, m.cancel = context.WithCancel(ctx)
 	go m.run(ctx, s)
-	return m
+	return m, nil
 }
 
 // stop ends the maker and waits for it.
@@ -115,6 +126,7 @@ func (m *topicMaker) stop() {
 
 func (m *topicMaker) run(ctx context.Context, s *stream) {
 	defer close(m.finished)
+	defer m.adm.Close()
 	started := time.Now()
 	ok := make([]bool, len(m.batches))
 	g, gctx := errgroup.WithContext(ctx)
@@ -123,7 +135,7 @@ func (m *topicMaker) run(ctx context.Context, s *stream) {
 		// Go blocks while createsInFlight batches are on their way, so
 		// the batches start in order.
 		g.Go(func() error {
-			created, err := s.createTopics(gctx, batch)
+			created, err := s.createTopics(gctx, m.adm, batch)
 			if err != nil {
 				return err
 			}
@@ -167,8 +179,8 @@ func (m *topicMaker) run(ctx context.Context, s *stream) {
 // created. Topics that already existed are waited for too: a session that
 // stopped while the broker was still taking the lead of the partitions it
 // created leaves them to the next one.
-func (s *stream) createTopics(ctx context.Context, topics []string) ([]string, error) {
-	resps, err := s.adm.CreateTopics(ctx, s.r.cfg.TopicPartitions, s.r.cfg.TopicReplication, s.topicConfigs(), topics...)
+func (s *stream) createTopics(ctx context.Context, adm *kadm.Client, topics []string) ([]string, error) {
+	resps, err := adm.CreateTopics(ctx, s.r.cfg.TopicPartitions, s.r.cfg.TopicReplication, s.topicConfigs(), topics...)
 	if err != nil {
 		return nil, fmt.Errorf("relay: create %d topics: %w", len(topics), err)
 	}
@@ -186,7 +198,7 @@ func (s *stream) createTopics(ctx context.Context, topics []string) ([]string, e
 			return nil, fmt.Errorf("relay: create topic %q: %w", topic, resp.Err)
 		}
 	}
-	if err := s.awaitLeaders(ctx, topics, fresh); err != nil {
+	if err := s.awaitLeaders(ctx, adm, topics, fresh); err != nil {
 		return nil, err
 	}
 	return created, nil
@@ -319,12 +331,12 @@ const leaderWait = 2 * time.Minute
 // A topic in fresh was created with topic_partitions partitions, and waits
 // until the broker shows them all; one that existed keeps the count it has
 // (topic_partitions applies only to the topics the relay creates).
-func (s *stream) awaitLeaders(ctx context.Context, topics []string, fresh map[string]bool) error {
+func (s *stream) awaitLeaders(ctx context.Context, adm *kadm.Client, topics []string, fresh map[string]bool) error {
 	deadline := time.Now().Add(leaderWait)
 	pending := append([]string(nil), topics...)
 	for len(pending) > 0 {
 		batch := pending[:min(len(pending), topicsPerRequest)]
-		led, err := s.ledTopics(ctx, batch, fresh)
+		led, err := s.ledTopics(ctx, adm, batch, fresh)
 		if err != nil {
 			return err
 		}
@@ -359,8 +371,8 @@ func (s *stream) awaitLeaders(ctx context.Context, topics []string, fresh map[st
 // controller has chosen it, before the broker has opened its log and can
 // take writes; ListOffsets is answered by that log. An error of the whole
 // request counts as none led yet: awaitLeaders bounds the wait.
-func (s *stream) ledTopics(ctx context.Context, topics []string, fresh map[string]bool) (map[string]bool, error) {
-	ends, err := s.adm.ListEndOffsets(ctx, topics...)
+func (s *stream) ledTopics(ctx context.Context, adm *kadm.Client, topics []string, fresh map[string]bool) (map[string]bool, error) {
+	ends, err := adm.ListEndOffsets(ctx, topics...)
 	if err != nil {
 		var shards *kadm.ShardErrors
 		if ctx.Err() != nil {

@@ -1,6 +1,13 @@
 package main
 
-import "testing"
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
 
 func TestParseLSN(t *testing.T) {
 	for _, tc := range []struct {
@@ -65,5 +72,50 @@ func TestSetLimitsTakesTheSmallest(t *testing.T) {
 	r.setLimits(50, limit{"source", 100}, limit{"produce", 400}, limit{"unknown", 0})
 	if r.LimitName != "source" || *r.LimitRate != 100 || *r.Ratio != 0.5 {
 		t.Fatalf("got limit %s %v ratio %v, want source 100 ratio 0.5", r.LimitName, *r.LimitRate, *r.Ratio)
+	}
+}
+
+// A run replaces only what it measured in results.json: the default
+// scenarios at the top level, the scale ones under "scale", and never the
+// peers bench's "peers".
+func TestWriteResultsKeepsWhatItDidNotMeasure(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "results.json")
+	if err := os.WriteFile(file, []byte(`{"peers": {"setups": 3}, "command": "old", "results": [{"scenario": "stream (pg)"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	read := func() map[string]json.RawMessage {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]json.RawMessage
+		if err := json.Unmarshal(data, &doc); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range doc {
+			var b bytes.Buffer
+			if err := json.Compact(&b, v); err != nil {
+				t.Fatal(err)
+			}
+			doc[k] = b.Bytes()
+		}
+		return doc
+	}
+	if err := writeResults(file, runDoc{Command: "scale run"}, nil, []result{{Scenario: "many tables (postgres)"}}); err != nil {
+		t.Fatal(err)
+	}
+	doc := read()
+	if string(doc["peers"]) != `{"setups":3}` || string(doc["command"]) != `"old"` || !strings.Contains(string(doc["results"]), "stream (pg)") {
+		t.Fatalf("a scale run changed what it did not measure: %s", doc)
+	}
+	if !strings.Contains(string(doc["scale"]), "many tables (postgres)") || !strings.Contains(string(doc["scale"]), "scale run") {
+		t.Fatalf("scale = %s", doc["scale"])
+	}
+	if err := writeResults(file, runDoc{Command: "new"}, []result{{Scenario: "snapshot (pg)"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	doc = read()
+	if string(doc["command"]) != `"new"` || strings.Contains(string(doc["results"]), "stream (pg)") || !strings.Contains(string(doc["scale"]), "many tables") || doc["peers"] == nil {
+		t.Fatalf("a default run: %s", doc)
 	}
 }

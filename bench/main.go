@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -200,23 +201,56 @@ func run() error {
 		b.env.Fail()
 		return err
 	}
-	results := b.runScenarios(ctx)
-	fmt.Println(markdownTable(results))
-	doc := struct {
-		Machine     machine  `json:"machine"`
-		Mode        string   `json:"mode"`
-		Compression string   `json:"compression"`
-		Broker      string   `json:"broker"`
-		Command     string   `json:"command"`
-		When        string   `json:"when"`
-		Results     []result `json:"results"`
-	}{mach, map[bool]string{true: "quick", false: "full"}[b.quick], b.compression, b.broker.Kind + " " + b.broker.Version, "go run ./bench " + strings.Join(os.Args[1:], " "), time.Now().UTC().Format(time.RFC3339), results}
-	data, _ := json.MarshalIndent(doc, "", "  ")
-	if err := os.WriteFile(*out, append(data, '\n'), 0o644); err != nil {
+	results, scale := b.runScenarios(ctx)
+	fmt.Println(markdownTable(append(results, scale...)))
+	run := runDoc{mach, map[bool]string{true: "quick", false: "full"}[b.quick], b.compression, b.broker.Kind + " " + b.broker.Version, "go run ./bench " + strings.Join(os.Args[1:], " "), time.Now().UTC().Format(time.RFC3339), nil}
+	if err := writeResults(*out, run, results, scale); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "bench: wrote %s\n", *out)
 	return nil
+}
+
+// runDoc is one run's results with what they were measured on.
+type runDoc struct {
+	Machine     machine  `json:"machine"`
+	Mode        string   `json:"mode"`
+	Compression string   `json:"compression"`
+	Broker      string   `json:"broker"`
+	Command     string   `json:"command"`
+	When        string   `json:"when"`
+	Results     []result `json:"results"`
+}
+
+// writeResults writes the results of the default scenarios at the top
+// level of file, and those of the scale scenarios under "scale", each with
+// the run's description, replacing only what this run measured: the other
+// kind, and the peers bench's "peers", stay as they are.
+func writeResults(file string, run runDoc, results, scale []result) error {
+	doc := map[string]json.RawMessage{}
+	if data, err := os.ReadFile(file); err == nil {
+		if err := json.Unmarshal(data, &doc); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+	}
+	if len(results) > 0 {
+		run.Results = results
+		data, _ := json.Marshal(run)
+		var top map[string]json.RawMessage
+		if err := json.Unmarshal(data, &top); err != nil {
+			return err
+		}
+		maps.Copy(doc, top)
+	}
+	if len(scale) > 0 {
+		run.Results = scale
+		doc["scale"], _ = json.Marshal(run)
+	}
+	data, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, append(data, '\n'), 0o644)
 }
 
 type scenario struct {
@@ -330,9 +364,10 @@ func counts(flagName, what, list string, def []int) ([]int, error) {
 	return out, nil
 }
 
-// runScenarios runs the chosen scenarios in order, until ctx ends.
-func (b *bench) runScenarios(ctx context.Context) []result {
-	var results []result
+// runScenarios runs the chosen scenarios in order, until ctx ends. It
+// returns the results of the default scenarios and of the scale ones
+// apart.
+func (b *bench) runScenarios(ctx context.Context) (results, scale []result) {
 	for _, sc := range b.scenarios() {
 		if (b.only == nil && sc.scale) || (b.only != nil && !b.only[sc.name]) {
 			continue
@@ -346,10 +381,14 @@ func (b *bench) runScenarios(ctx context.Context) []result {
 			}
 		}
 		fmt.Fprintf(os.Stderr, "bench: %s done in %v\n", sc.name, time.Since(t0).Round(time.Second))
-		results = append(results, rs...)
+		if sc.scale {
+			scale = append(scale, rs...)
+		} else {
+			results = append(results, rs...)
+		}
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return results
+	return results, scale
 }

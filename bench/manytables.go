@@ -334,6 +334,11 @@ func scrapeSize(p *relayProc) (series, bytes int) {
 // deleteTopics deletes the topics whose names start with prefix, so that
 // the next size does not run on a broker already holding them.
 func (b *bench) deleteTopics(ctx context.Context, prefix string) error {
+	return b.deleteTopicsWhere(ctx, func(t string) bool { return strings.HasPrefix(t, prefix) })
+}
+
+// deleteTopicsWhere deletes the topics whose names match.
+func (b *bench) deleteTopicsWhere(ctx context.Context, match func(string) bool) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.brokerAddr))
 	if err != nil {
 		return err
@@ -346,7 +351,7 @@ func (b *bench) deleteTopics(ctx context.Context, prefix string) error {
 	}
 	var names []string
 	for _, t := range topics.Names() {
-		if strings.HasPrefix(t, prefix) {
+		if match(t) {
 			names = append(names, t)
 		}
 	}

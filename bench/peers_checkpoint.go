@@ -17,6 +17,7 @@ import (
 func (b *bench) flinkCheckpointSize(ctx context.Context, db string, n int) peerResult {
 	r := peerResult{Scenario: "checkpoint size (RocksDB incremental)", System: sysFlinkCDC, DB: db, Rows: n}
 	id := "ck_flinkcdc_" + db
+	defer b.dropPeerRun(ctx, db, id, false)
 	err := func() error {
 		if err := b.fillPeerTable(ctx, db, id, n); err != nil {
 			return fmt.Errorf("fill: %w", err)

@@ -22,6 +22,7 @@ const sysRelayFlink = "cdcrelay+flink"
 func (b *bench) relayFlinkRestart(ctx context.Context, db string, n, run int) peerResult {
 	r := peerResult{Scenario: "restart after kill -9 mid-snapshot", System: sysRelayFlink, DB: db, Rows: n}
 	id := runID(peerID("rf", sysRelay, db), run)
+	defer b.dropPeerRun(ctx, db, id, false)
 	err := func() error {
 		pr, relay, reads0, err := b.startOnFresh(ctx, sysRelay, db, id, n)
 		if err != nil {

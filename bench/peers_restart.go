@@ -183,6 +183,8 @@ func (b *bench) waitTopicStill(ctx context.Context, topic string) {
 func (b *bench) restartCost(ctx context.Context, system, db string, n, run int) peerResult {
 	r := peerResult{Scenario: "restart after kill -9 mid-snapshot", System: system, DB: db, Rows: n}
 	id := runID(peerID("rc", system, db), run)
+	// The first run's topics stay for the encoding comparison.
+	defer b.dropPeerRun(ctx, db, id, run <= 1)
 	err := func() error {
 		table := id
 		pr, p, reads0, err := b.startOnFresh(ctx, system, db, id, n)

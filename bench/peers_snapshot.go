@@ -26,6 +26,7 @@ func (b *bench) snapshotRuns(ctx context.Context, db string) []peerResult {
 func (b *bench) snapshotRate(ctx context.Context, system, db string, n, run int) peerResult {
 	r := peerResult{Scenario: "snapshot", System: system, DB: db, Rows: n}
 	id := fmt.Sprintf("%s_%d", peerID("sn", system, db), run)
+	defer b.dropPeerRun(ctx, db, id, false)
 	err := func() error {
 		if err := b.fillPeerTable(ctx, db, id, n); err != nil {
 			return fmt.Errorf("fill: %w", err)

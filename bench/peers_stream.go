@@ -16,6 +16,7 @@ import (
 func (b *bench) streamThroughput(ctx context.Context, system, db string, n, run int) peerResult {
 	r := peerResult{Scenario: "stream", System: system, DB: db, Rows: n}
 	id := fmt.Sprintf("%s_%d", peerID("st", system, db), run)
+	defer b.dropPeerRun(ctx, db, id, false)
 	err := func() error {
 		if err := b.fillPeerTable(ctx, db, id, 0); err != nil {
 			return err

@@ -163,7 +163,8 @@ func (b *bench) flinkCheckpointArgs(r *peerRun) []string {
 	}
 	dir := filepath.Join(r.dir, "checkpoints")
 	args := []string{
-		"-D", "execution.checkpointing.interval=" + b.checkpointEvery.String(),
+		// Flink reads "60s" or "1 min", not Go's "1m0s".
+		"-D", fmt.Sprintf("execution.checkpointing.interval=%dms", b.checkpointEvery.Milliseconds()),
 		"-D", "state.backend.type=rocksdb",
 		"-D", "state.backend.incremental=true",
 		"-D", "state.checkpoints.dir=file://" + dir,

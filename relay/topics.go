@@ -37,6 +37,12 @@ func (s *stream) topicConfigs() map[string]*string {
 // no request outlasts the broker's request timeout.
 const topicsPerRequest = 500
 
+// firstBatch is the size of the maker's first batch, which it creates
+// alone before sending the others: a broker that takes several batches at
+// once leads their partitions together, and the snapshot's first table
+// would wait for all of them.
+const firstBatch = 100
+
 // createsInFlight bounds the CreateTopics requests sent at once: the broker
 // answers each only once its controller has committed the topics, so
 // requests in flight keep it busy while the relay waits.
@@ -96,7 +102,11 @@ func (s *stream) startTopicMaker(ctx context.Context, tables []change.TableID) (
 	}
 	m := &topicMaker{adm: kadm.NewClient(cl), batchOf: make(map[string]int, len(topics)), failed: make(chan struct{}), finished: make(chan struct{})}
 	for len(topics) > 0 {
-		batch := topics[:min(len(topics), topicsPerRequest)]
+		size := topicsPerRequest
+		if len(m.batches) == 0 {
+			size = firstBatch
+		}
+		batch := topics[:min(len(topics), size)]
 		topics = topics[len(batch):]
 		for _, t := range batch {
 			m.batchOf[t] = len(m.batches)
@@ -129,26 +139,30 @@ func (m *topicMaker) run(ctx context.Context, s *stream) {
 	defer m.adm.Close()
 	started := time.Now()
 	ok := make([]bool, len(m.batches))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(createsInFlight)
-	for i, batch := range m.batches {
-		// Go blocks while createsInFlight batches are on their way, so
-		// the batches start in order.
-		g.Go(func() error {
-			created, err := s.createTopics(gctx, m.adm, batch)
-			if err != nil {
-				return err
-			}
-			m.created[i] = created
-			ok[i] = true
-			close(m.ready[i])
-			return nil
-		})
-		if gctx.Err() != nil {
-			break
+	build := func(ctx context.Context, i int) error {
+		t0 := time.Now()
+		created, err := s.createTopics(ctx, m.adm, m.batches[i])
+		if err != nil {
+			return err
 		}
+		s.r.log.Debug("topics ready", "batch", i, "of", len(m.batches), "topics", len(m.batches[i]), "created", len(created),
+			"took", time.Since(t0).Round(time.Millisecond), "since_start", time.Since(started).Round(time.Millisecond))
+		m.created[i] = created
+		ok[i] = true
+		close(m.ready[i])
+		return nil
 	}
-	err := g.Wait()
+	// The first batch alone, then the others createsInFlight at a time;
+	// Go blocks while that many are on their way, so they start in order.
+	err := build(ctx, 0)
+	if err == nil {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(createsInFlight)
+		for i := 1; i < len(m.batches) && gctx.Err() == nil; i++ {
+			g.Go(func() error { return build(gctx, i) })
+		}
+		err = g.Wait()
+	}
 	switch {
 	case err != nil && ctx.Err() == nil:
 		m.err = err

@@ -303,7 +303,9 @@ func (b *bench) setup(ctx context.Context) error {
 	if b.brokerKind == testenv.KindDev {
 		b.broker, err = testenv.NewDevBroker(b.env)
 	} else {
-		b.broker, err = testenv.NewKafka(b.env)
+		// Kafka's own start scripts' heap: at 10,000 topics (the
+		// many-tables scenario) the tests' 512 MiB runs out.
+		b.broker, err = testenv.NewKafka(b.env, testenv.KafkaHeap("1g"))
 	}
 	if err != nil {
 		return err

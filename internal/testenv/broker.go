@@ -70,6 +70,7 @@ type brokerOptions struct {
 	tlsCert, tlsKey string
 	sasl            []saslUser
 	conf            []string // Apache Kafka only: server.properties lines
+	heap            string   // Apache Kafka only: -Xmx
 	txnMaxTimeout   time.Duration
 }
 

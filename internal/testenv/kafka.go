@@ -39,6 +39,12 @@ func KafkaConf(lines ...string) BrokerOption {
 	return func(o *brokerOptions) { o.conf = append(o.conf, lines...) }
 }
 
+// KafkaHeap sets each node's maximum heap (a -Xmx value such as "1g")
+// instead of the tests' 512m; Kafka's own start scripts give 1g.
+func KafkaHeap(size string) BrokerOption {
+	return func(o *brokerOptions) { o.heap = "-Xmx" + size }
+}
+
 // KafkaTxnMaxTimeout sets transaction.max.timeout.ms, the longest
 // transaction timeout a producer may ask for; the coordinator aborts a
 // transaction open longer than the producer's timeout.
@@ -102,6 +108,9 @@ func NewKafkaCluster(e Env, n int, opts ...BrokerOption) (*KafkaCluster, error) 
 	if len(o.args) > 0 || len(o.env) > 0 {
 		return nil, fmt.Errorf("kafka: BrokerArgs and BrokerEnv are for the dev broker")
 	}
+	if o.heap == "" {
+		o.heap = kafkaHeap
+	}
 	java, err := java()
 	if err != nil {
 		return nil, err
@@ -126,7 +135,7 @@ func NewKafkaCluster(e Env, n int, opts ...BrokerOption) (*KafkaCluster, error) 
 		b.spec = func() procSpec {
 			return procSpec{
 				name: b.kind,
-				argv: []string{java, kafkaHeap, "-Xms64m", "-XX:+UseSerialGC", "-Djava.awt.headless=true",
+				argv: []string{java, o.heap, "-Xms64m", "-XX:+UseSerialGC", "-Djava.awt.headless=true",
 					"-Dlog4j2.configurationFile=" + filepath.Join(dir, "log4j2.properties"),
 					"-cp", cp, "kafka.Kafka", props},
 				dir: dir,

@@ -62,8 +62,8 @@ bench-quick:
 	$(GO) run ./bench -quick
 
 # The scenarios that grow a size: 2,000 and 10,000 tables of 10 rows, and a
-# table of 1M and 10M rows, on both sources (docs/benchmarks.md); about an
-# hour on a 2-core machine. bench-scale-quick: 200 and 1,000 tables,
+# table of 1M and 10M rows, on both sources (docs/benchmarks.md); about 30
+# minutes on a 2-core machine. bench-scale-quick: 200 and 1,000 tables,
 # 100,000 and 1M rows.
 .PHONY: bench-scale bench-scale-quick
 bench-scale:

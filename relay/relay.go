@@ -241,7 +241,11 @@ func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 		if err != nil {
 			return err
 		}
-		if m := s.startTopicMaker(ctx, tables); m != nil {
+		m, err := s.startTopicMaker(ctx, tables)
+		if err != nil {
+			return err
+		}
+		if m != nil {
 			defer m.stop()
 			s.maker, s.makerFailed, s.makerErr = m, m.failed, func() error { return m.err }
 		}

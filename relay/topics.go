@@ -68,6 +68,11 @@ type topicMaker struct {
 	failed chan struct{}
 	err    error
 
+	// adm is the maker's own client: its CreateTopics and its polls of the
+	// new partitions do not queue behind the loop's transaction requests
+	// on the producer's connections, nor these behind them.
+	adm *kadm.Client
+
 	// taken counts the batches the loop has taken in: primed the producer
 	// with them and marked them known. Loop goroutine only.
 	taken    []bool
@@ -76,9 +81,9 @@ type topicMaker struct {
 	cancel   context.CancelFunc
 }
 
-// startTopicMaker starts creating the missing topics of tables. It returns
-// nil when every topic is known already.
-func (s *stream) startTopicMaker(ctx context.Context, tables []change.TableID) *topicMaker {
+// startTopicMaker starts creating the missing topics of tables on a
+// client of its own. It returns nil when every topic is known already.
+func (s *stream) startTopicMaker(ctx context.Context, tables []change.TableID) (*topicMaker, error) {
 	var topics []string
 	seen := map[string]bool{}
 	for _, t := range tables {
@@ -89,9 +94,13 @@ func (s *stream) startTopicMaker(ctx context.Context, tables []change.TableID) *
 		}
 	}
 	if len(topics) == 0 {
-		return nil
+		return nil, nil
 	}
-	m := &topicMaker{batchOf: make(map[string]int, len(topics)), failed: make(chan struct{}), finished: make(chan struct{})}
+	cl, err := kgo.NewClient(s.r.cfg.Kafka...)
+	if err != nil {
+		return nil, sources.Fatal(fmt.Errorf("relay: kafka client: %w", err))
+	}
+	m := &topicMaker{adm: kadm.NewClient(cl), batchOf: make(map[string]int, len(topics)), failed: make(chan struct{}), finished: make(chan struct{})}
 	for len(topics) > 0 {
 		size := topicsPerRequest
 		if len(m.batches) == 0 {
@@ -113,7 +122,7 @@ func (s *stream) startTopicMaker(ctx context.Context, tables []change.TableID) *
 	m.taken = make([]bool, n)
 	ctx, m.cancel = context.WithCancel(ctx)
 	go m.run(ctx, s)
-	return m
+	return m, nil
 }
 
 // stop ends the maker and waits for it.
@@ -127,21 +136,12 @@ func (m *topicMaker) stop() {
 
 func (m *topicMaker) run(ctx context.Context, s *stream) {
 	defer close(m.finished)
+	defer m.adm.Close()
 	started := time.Now()
 	ok := make([]bool, len(m.batches))
 	build := func(ctx context.Context, i int) error {
 		t0 := time.Now()
-		// Each batch on a Kafka client of its own: its CreateTopics and
-		// its polls of the new partitions do not queue behind the loop's
-		// transaction requests on the producer's connections, nor these
-		// behind them; and the metadata the client caches for the topics
-		// it polls (about 3 KB a topic) goes with the batch.
-		cl, err := kgo.NewClient(s.r.cfg.Kafka...)
-		if err != nil {
-			return sources.Fatal(fmt.Errorf("relay: kafka client: %w", err))
-		}
-		defer cl.Close()
-		created, err := s.createTopics(ctx, kadm.NewClient(cl), m.batches[i])
+		created, err := s.createTopics(ctx, m.adm, m.batches[i])
 		if err != nil {
 			return err
 		}

@@ -698,3 +698,47 @@ func TestLoopKeepsExistingTopicPartitions(t *testing.T) {
 		t.Errorf("nothing written to %s: %+v", topic, o)
 	}
 }
+
+// A listed topic the broker refuses to create (here: more replicas than
+// the one test broker) ends the session with the broker's error, as the
+// relay restarts a session after a Kafka error; the source's events for
+// it are never acked.
+func TestLoopTopicMakerFailureEndsSession(t *testing.T) {
+	opts, _ := loopBroker(t)
+	cfg := loopConfig(opts)
+	cfg.TopicPartitions, cfg.TopicReplication = 1, 3
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// The offsets topic exists already, so the session gets as far as the
+	// listed tables' topics.
+	if err := offsets.EnsureTopic(context.Background(), cl, cfg.OffsetsTopic, 1); err != nil {
+		t.Fatal(err)
+	}
+	src := withTables{Source: gensource.New(gensource.Params{Txns: 5, PerTxn: 2, Keys: 7, Payload: 10}),
+		tables: []change.TableID{{Namespace: "gen", Name: "items"}, {Namespace: "gen", Name: "other"}}}
+	var buf syncBuffer
+	m := metrics.New(prometheus.NewRegistry())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- relay.New(cfg, src, slog.New(slog.NewTextHandler(&buf, nil)), m, nil).Run(ctx) }()
+	deadline := time.Now().Add(time.Minute)
+	for testutil.ToFloat64(m.Restarts.WithLabelValues("kafka_INVALID_REPLICATION_FACTOR")) < 1 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if testutil.ToFloat64(m.Restarts.WithLabelValues("kafka_INVALID_REPLICATION_FACTOR")) < 1 {
+		t.Fatalf("no session ended on the refused topics; log:\n%s", buf.String())
+	}
+	if !strings.Contains(buf.String(), "INVALID_REPLICATION_FACTOR") {
+		t.Errorf("the log does not name the broker's error:\n%s", buf.String())
+	}
+	if n := src.Acked.Load(); n != 0 {
+		t.Errorf("%d transactions acked with their topics never created", n)
+	}
+}

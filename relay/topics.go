@@ -61,9 +61,11 @@ type topicMaker struct {
 	// ready[i] is closed once the broker leads the partitions of batch i,
 	// or the maker has failed.
 	ready []chan struct{}
-	// created[i] lists the topics of batch i that did not exist before;
-	// read after ready[i].
+	// created[i] lists the topics of batch i that did not exist before,
+	// and ok[i] says the batch was led; both are set before ready[i] is
+	// closed, so the loop reads them after it.
 	created [][]string
+	ok      []bool
 	// failed is closed, after err is set, if the maker fails.
 	failed chan struct{}
 	err    error
@@ -119,6 +121,7 @@ func (s *stream) startTopicMaker(ctx context.Context, tables []change.TableID) (
 		m.ready[i] = make(chan struct{})
 	}
 	m.created = make([][]string, n)
+	m.ok = make([]bool, n)
 	m.taken = make([]bool, n)
 	ctx, m.cancel = context.WithCancel(ctx)
 	go m.run(ctx, s)
@@ -138,7 +141,6 @@ func (m *topicMaker) run(ctx context.Context, s *stream) {
 	defer close(m.finished)
 	defer m.adm.Close()
 	started := time.Now()
-	ok := make([]bool, len(m.batches))
 	build := func(ctx context.Context, i int) error {
 		t0 := time.Now()
 		created, err := s.createTopics(ctx, m.adm, m.batches[i])
@@ -148,7 +150,7 @@ func (m *topicMaker) run(ctx context.Context, s *stream) {
 		s.r.log.Debug("topics ready", "batch", i, "of", len(m.batches), "topics", len(m.batches[i]), "created", len(created),
 			"took", time.Since(t0).Round(time.Millisecond), "since_start", time.Since(started).Round(time.Millisecond))
 		m.created[i] = created
-		ok[i] = true
+		m.ok[i] = true
 		close(m.ready[i])
 		return nil
 	}
@@ -172,7 +174,7 @@ func (m *topicMaker) run(ctx context.Context, s *stream) {
 		m.err = ctx.Err()
 	}
 	for i := range m.ready {
-		if !ok[i] {
+		if !m.ok[i] {
 			close(m.ready[i])
 		}
 	}
@@ -252,7 +254,10 @@ func (s *stream) awaitTopic(ctx context.Context, topic string) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if m.err != nil {
+	if !m.ok[i] {
+		// The maker failed (or is stopping) before this batch was led;
+		// err was set before ready[i] was closed. A later batch's failure
+		// cannot touch a batch that was led, so err is not read then.
 		return m.err
 	}
 	if s.txn.phase != txnBegun {

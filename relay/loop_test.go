@@ -552,9 +552,9 @@ func (s withTables) Tables(context.Context) ([]change.TableID, error) { return s
 
 // The tables a source lists get their topics, more than one request's
 // worth, with the configured partitions, while the source runs: the
-// source's table sits in the second batch, so its first event waits for
-// that batch and the producer's priming. Priming writes nothing to the
-// topics.
+// source's table sits in the third batch (100, then 500 a batch), so its
+// first event waits for that batch and the producer's priming. Priming
+// writes nothing to the topics.
 func TestLoopCreatesListedTopics(t *testing.T) {
 	opts, log := loopBroker(t)
 	cfg := loopConfig(opts)

@@ -247,7 +247,7 @@ func (r *Relay) sessionWith(ctx context.Context, watch *connWatch) error {
 		}
 		if m != nil {
 			defer m.stop()
-			s.maker, s.makerFailed, s.makerErr = m, m.failed, func() error { return m.err }
+			s.made, s.maker = m, m
 		}
 	}
 	return s.run(ctx, resume)

@@ -49,12 +49,10 @@ type stream struct {
 
 	in    chan change.Message // the source's output, for its backlog
 	known map[string]bool     // topics known to exist
-	// maker creates the listed tables' topics in the background; nil once
-	// the loop has taken in every one of them. makerFailed is closed if it
-	// fails (nil without a maker), and makerErr then says why.
-	maker       *topicMaker
-	makerFailed <-chan struct{}
-	makerErr    func() error
+	// made creates the listed tables' topics in the background for the
+	// whole session (nil without listed tables); maker is the same until
+	// the loop has taken in every one of its topics, then nil.
+	made, maker *topicMaker
 
 	txn openTxn
 	// linger ends the batching of the open transaction: it commits at its
@@ -189,9 +187,9 @@ func (s *stream) run(ctx context.Context, resume *change.Resume) error {
 					return err
 				}
 			}
-		case <-s.makerFailed:
+		case <-s.made.failedCh():
 			s.abort()
-			return s.makerErr()
+			return s.made.err
 		case <-s.linger.C:
 			if s.txn.endsAtCheckpoint() {
 				if err := s.commit(ctx); err != nil {

@@ -220,6 +220,15 @@ func (s *stream) createTopics(ctx context.Context, adm *kadm.Client, topics []st
 	return created, nil
 }
 
+// failedCh is closed if the maker fails, after err is set; it is nil (never
+// ready) without a maker.
+func (m *topicMaker) failedCh() <-chan struct{} {
+	if m == nil {
+		return nil
+	}
+	return m.failed
+}
+
 // pending reports whether topic is one the maker has still to hand over.
 func (m *topicMaker) pending(topic string) bool {
 	if m == nil {

@@ -22,32 +22,12 @@ type rssPoint struct {
 }
 
 func (b *bench) bigTableScenario(ctx context.Context) []result {
-	var out []result
-	for _, src := range b.manySrcs {
-		if src == "mariadb" {
-			if err := b.startMaria(); err != nil {
-				out = append(out, result{Scenario: "big table (mariadb)", Error: err.Error()})
-				continue
-			}
-		}
-		var first *result
-		for _, n := range b.bigSizes {
-			r := b.bigTable(ctx, src, n)
-			if first == nil && r.Error == "" {
-				first = &r
-			} else if first != nil && r.Error == "" {
-				// Time per row at this size over the first's.
-				g := *first.RelayRate / *r.RelayRate
-				r.Growth = &g
-				r.Note = fmt.Sprintf("%.0fx the rows of the first size took %.2fx its time per row; ", float64(n)/float64(first.Rows), g) + r.Note
-			}
-			out = append(out, r)
-			if ctx.Err() != nil {
-				return out
-			}
-		}
-	}
-	return out
+	return b.sizedScenario(ctx, "big table", b.bigSizes, b.bigTable, func(first, r *result, n int) {
+		// Time per row at this size over the first's.
+		g := *first.RelayRate / *r.RelayRate
+		r.Growth = &g
+		r.Note = fmt.Sprintf("%.0fx the rows of the first size took %.2fx its time per row; ", float64(n)/float64(first.Rows), g) + r.Note
+	})
 }
 
 // bigTable snapshots a fresh table of n rows of the stream scenario's shape

@@ -23,23 +23,35 @@ const manyRows = 10
 
 // manyTablesScenario runs both sources at each size of b.manySizes.
 func (b *bench) manyTablesScenario(ctx context.Context) []result {
+	return b.sizedScenario(ctx, "many tables", b.manySizes, b.manyTables, func(first, r *result, n int) {
+		if r.SnapshotS == nil || first.SnapshotS == nil {
+			return
+		}
+		g := *r.SnapshotS / *first.SnapshotS
+		r.Growth = &g
+		r.Note = fmt.Sprintf("%.1fx the tables of the first size took %.2fx its time; ", float64(n)/float64(*first.Tables), g) + r.Note
+	})
+}
+
+// sizedScenario runs measure for each source of b.manySrcs at each of
+// sizes, and lets growth compare each size's result with the first one
+// that succeeded.
+func (b *bench) sizedScenario(ctx context.Context, name string, sizes []int, measure func(ctx context.Context, src string, n int) result, growth func(first, r *result, n int)) []result {
 	var out []result
 	for _, src := range b.manySrcs {
 		if src == "mariadb" {
 			if err := b.startMaria(); err != nil {
-				out = append(out, result{Scenario: "many tables (mariadb)", Error: err.Error()})
+				out = append(out, result{Scenario: name + " (mariadb)", Error: err.Error()})
 				continue
 			}
 		}
 		var first *result
-		for _, n := range b.manySizes {
-			r := b.manyTables(ctx, src, n)
+		for _, n := range sizes {
+			r := measure(ctx, src, n)
 			if first == nil && r.Error == "" {
 				first = &r
-			} else if first != nil && r.Error == "" && r.SnapshotS != nil && first.SnapshotS != nil {
-				g := *r.SnapshotS / *first.SnapshotS
-				r.Growth = &g
-				r.Note = fmt.Sprintf("%.1fx the tables of the first size took %.2fx its time; ", float64(n)/float64(*first.Tables), g) + r.Note
+			} else if first != nil && r.Error == "" {
+				growth(first, &r, n)
 			}
 			out = append(out, r)
 			if ctx.Err() != nil {

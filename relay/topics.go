@@ -70,9 +70,11 @@ type topicMaker struct {
 	failed chan struct{}
 	err    error
 
-	// adm is the maker's own client: its CreateTopics and its polls of the
-	// new partitions do not queue behind the loop's transaction requests
-	// on the producer's connections, nor these behind them.
+	// cl is the maker's own client, adm its admin view: its CreateTopics
+	// and its polls of the new partitions do not queue behind the loop's
+	// transaction requests on the producer's connections, nor these behind
+	// them.
+	cl  *kgo.Client
 	adm *kadm.Client
 
 	// taken counts the batches the loop has taken in: primed the producer
@@ -102,7 +104,7 @@ func (s *stream) startTopicMaker(ctx context.Context, tables []change.TableID) (
 	if err != nil {
 		return nil, sources.Fatal(fmt.Errorf("relay: kafka client: %w", err))
 	}
-	m := &topicMaker{adm: kadm.NewClient(cl), batchOf: make(map[string]int, len(topics)), failed: make(chan struct{}), finished: make(chan struct{})}
+	m := &topicMaker{cl: cl, adm: kadm.NewClient(cl), batchOf: make(map[string]int, len(topics)), failed: make(chan struct{}), finished: make(chan struct{})}
 	for len(topics) > 0 {
 		size := topicsPerRequest
 		if len(m.batches) == 0 {
@@ -143,7 +145,7 @@ func (m *topicMaker) run(ctx context.Context, s *stream) {
 	started := time.Now()
 	build := func(ctx context.Context, i int) error {
 		t0 := time.Now()
-		created, err := s.createTopics(ctx, m.adm, m.batches[i])
+		created, err := s.createTopics(ctx, m, m.batches[i])
 		if err != nil {
 			return err
 		}
@@ -195,8 +197,8 @@ func (m *topicMaker) run(ctx context.Context, s *stream) {
 // created. Topics that already existed are waited for too: a session that
 // stopped while the broker was still taking the lead of the partitions it
 // created leaves them to the next one.
-func (s *stream) createTopics(ctx context.Context, adm *kadm.Client, topics []string) ([]string, error) {
-	resps, err := adm.CreateTopics(ctx, s.r.cfg.TopicPartitions, s.r.cfg.TopicReplication, s.topicConfigs(), topics...)
+func (s *stream) createTopics(ctx context.Context, m *topicMaker, topics []string) ([]string, error) {
+	resps, err := m.adm.CreateTopics(ctx, s.r.cfg.TopicPartitions, s.r.cfg.TopicReplication, s.topicConfigs(), topics...)
 	if err != nil {
 		return nil, fmt.Errorf("relay: create %d topics: %w", len(topics), err)
 	}
@@ -214,7 +216,7 @@ func (s *stream) createTopics(ctx context.Context, adm *kadm.Client, topics []st
 			return nil, fmt.Errorf("relay: create topic %q: %w", topic, resp.Err)
 		}
 	}
-	if err := s.awaitLeaders(ctx, adm, topics, fresh); err != nil {
+	if err := s.awaitLeaders(ctx, m.cl, topics, fresh); err != nil {
 		return nil, err
 	}
 	return created, nil
@@ -340,90 +342,6 @@ func (s *stream) awaitMessageTopics(ctx context.Context, msg change.Message) err
 		}
 	}
 	return nil
-}
-
-// leaderWait bounds how long awaitLeaders waits for the broker to lead one
-// more of the topics.
-const leaderWait = 2 * time.Minute
-
-// awaitLeaders waits until every partition of topics takes writes on its
-// leader. A broker answers CreateTopics before it leads the new partitions;
-// with hundreds created at once, producing at once runs into
-// NOT_LEADER_FOR_PARTITION for longer than the producer retries. Each round asks about at most
-// topicsPerRequest of the topics still waiting, and a topic once led is
-// not asked about again, so the wait costs requests in proportion to the
-// topics, not to their square. It gives up after leaderWait without a topic
-// led: a broker that takes the lead of thousands of new partitions may
-// need longer than that in all, but keeps making progress.
-//
-// A topic in fresh was created with topic_partitions partitions, and waits
-// until the broker shows them all; one that existed keeps the count it has
-// (topic_partitions applies only to the topics the relay creates).
-func (s *stream) awaitLeaders(ctx context.Context, adm *kadm.Client, topics []string, fresh map[string]bool) error {
-	deadline := time.Now().Add(leaderWait)
-	pending := append([]string(nil), topics...)
-	for len(pending) > 0 {
-		batch := pending[:min(len(pending), topicsPerRequest)]
-		led, err := s.ledTopics(ctx, adm, batch, fresh)
-		if err != nil {
-			return err
-		}
-		rest := pending[:0]
-		for _, t := range pending[:len(batch)] {
-			if !led[t] {
-				rest = append(rest, t)
-			}
-		}
-		waiting := len(rest)
-		if waiting < len(batch) {
-			deadline = time.Now().Add(leaderWait)
-		}
-		pending = append(rest, pending[len(batch):]...)
-		if waiting == 0 {
-			continue // the next batch, at once
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("relay: %d of %d new topics still have partitions without a leader; the broker led none of them for %v", len(pending), len(topics), leaderWait)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return nil
-}
-
-// ledTopics returns those of topics whose every partition answers
-// ListOffsets, with all topic_partitions of them for a topic in fresh. Metadata shows a new partition's leader as soon as the
-// controller has chosen it, before the broker has opened its log and can
-// take writes; ListOffsets is answered by that log. An error of the whole
-// request counts as none led yet: awaitLeaders bounds the wait.
-func (s *stream) ledTopics(ctx context.Context, adm *kadm.Client, topics []string, fresh map[string]bool) (map[string]bool, error) {
-	ends, err := adm.ListEndOffsets(ctx, topics...)
-	if err != nil {
-		var shards *kadm.ShardErrors
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if !errors.As(err, &shards) {
-			s.r.log.Debug("new topics not answering yet", "err", err)
-			return nil, nil
-		}
-	}
-	led := make(map[string]bool, len(ends))
-	for topic, parts := range ends {
-		want := 1
-		if fresh[topic] {
-			want = int(s.r.cfg.TopicPartitions)
-		}
-		ok := len(parts) >= want
-		for p, o := range parts {
-			ok = ok && p >= 0 && o.Err == nil
-		}
-		led[topic] = ok
-	}
-	return led, nil
 }
 
 func (s *stream) ensureTopic(ctx context.Context, topic string) error {

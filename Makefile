@@ -51,13 +51,15 @@ deploy-check:
 # End to end against throwaway PostgreSQL, MariaDB and Apache Kafka (-broker dev
 # for the embedded dev broker): drain,
 # snapshot, latency, memory and restart cost beside the source's and Kafka's
-# limits measured in the same run; prints a table, writes bench/results.json.
-# See docs/benchmarks.md.
+# limits measured in the same run, then the scale scenarios (bench-scale);
+# prints a table, writes bench/results.json. See docs/benchmarks.md.
 .PHONY: bench-quick
 bench:
 	$(GO) run ./bench
+	$(GO) run ./bench -only many-tables,big-table
 
-# The same with about 100,000 changes per scenario, in under 3 minutes.
+# The first part only, with about 100,000 changes per scenario, in under 3
+# minutes.
 bench-quick:
 	$(GO) run ./bench -quick
 

@@ -258,7 +258,7 @@ type scenario struct {
 	run  func(ctx context.Context) []result
 	// scale marks the scenarios that grow a size to show the cost of
 	// growth: they take tens of minutes, so they run only when -only
-	// names them (make bench-scale).
+	// names them (make bench-scale, and make bench after the others).
 	scale bool
 }
 

@@ -118,4 +118,43 @@ func TestWriteResultsKeepsWhatItDidNotMeasure(t *testing.T) {
 	if string(doc["command"]) != `"new"` || strings.Contains(string(doc["results"]), "stream (pg)") || !strings.Contains(string(doc["scale"]), "many tables") || doc["peers"] == nil {
 		t.Fatalf("a default run: %s", doc)
 	}
+	// A run of one scale scenario keeps the other's last run.
+	if err := writeResults(file, runDoc{Command: "big run"}, nil, []result{{Scenario: "big table (mariadb)"}}); err != nil {
+		t.Fatal(err)
+	}
+	var kinds map[string]runDoc
+	if err := json.Unmarshal(read()["scale"], &kinds); err != nil {
+		t.Fatal(err)
+	}
+	if kinds["many tables"].Command != "scale run" || kinds["big table"].Command != "big run" || len(kinds["big table"].Results) != 1 {
+		t.Fatalf("scale after a big-table run: %+v", kinds)
+	}
+}
+
+// A results file whose "scale" holds one run of both scale scenarios is
+// split by scenario when a run of one of them is written.
+func TestWriteResultsSplitsAnOlderScaleRun(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "results.json")
+	old := `{"scale": {"command": "both", "results": [{"scenario": "many tables (postgres)"}, {"scenario": "big table (postgres)"}]}}`
+	if err := os.WriteFile(file, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeResults(file, runDoc{Command: "many"}, nil, []result{{Scenario: "many tables (mariadb)"}}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct{ Scale map[string]runDoc }
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	many, big := doc.Scale["many tables"], doc.Scale["big table"]
+	if many.Command != "many" || len(many.Results) != 1 || many.Results[0].Scenario != "many tables (mariadb)" {
+		t.Errorf("many tables: %+v", many)
+	}
+	if big.Command != "both" || len(big.Results) != 1 || big.Results[0].Scenario != "big table (postgres)" {
+		t.Errorf("big table: %+v", big)
+	}
 }

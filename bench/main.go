@@ -211,6 +211,39 @@ func run() error {
 	return nil
 }
 
+// scaleRuns reads the "scale" key of a results file: the last run of each
+// scale scenario. A file written before the key was split by scenario
+// holds one run of them all, which is split here.
+func scaleRuns(raw json.RawMessage) (map[string]runDoc, error) {
+	kinds := map[string]runDoc{}
+	if raw == nil {
+		return kinds, nil
+	}
+	var one runDoc
+	if err := json.Unmarshal(raw, &one); err == nil && one.Results != nil {
+		for kind, rs := range byKind(one.Results) {
+			r := one
+			r.Results = rs
+			kinds[kind] = r
+		}
+		return kinds, nil
+	}
+	if err := json.Unmarshal(raw, &kinds); err != nil {
+		return nil, err
+	}
+	return kinds, nil
+}
+
+// byKind groups results by scenario, the name before its " (source)".
+func byKind(rs []result) map[string][]result {
+	out := map[string][]result{}
+	for _, r := range rs {
+		kind, _, _ := strings.Cut(r.Scenario, " (")
+		out[kind] = append(out[kind], r)
+	}
+	return out
+}
+
 // runDoc is one run's results with what they were measured on.
 type runDoc struct {
 	Machine     machine  `json:"machine"`
@@ -223,9 +256,10 @@ type runDoc struct {
 }
 
 // writeResults writes the results of the default scenarios at the top
-// level of file, and those of the scale scenarios under "scale", each with
-// the run's description, replacing only what this run measured: the other
-// kind, and the peers bench's "peers", stay as they are.
+// level of file, and those of the scale scenarios under "scale", by
+// scenario ("many tables", "big table"), each with the description of the
+// run that measured it, replacing only what this run measured: the other
+// scenarios, and the peers bench's "peers", stay as they are.
 func writeResults(file string, run runDoc, results, scale []result) error {
 	doc := map[string]json.RawMessage{}
 	if data, err := os.ReadFile(file); err == nil {
@@ -243,8 +277,16 @@ func writeResults(file string, run runDoc, results, scale []result) error {
 		maps.Copy(doc, top)
 	}
 	if len(scale) > 0 {
-		run.Results = scale
-		doc["scale"], _ = json.Marshal(run)
+		kinds, err := scaleRuns(doc["scale"])
+		if err != nil {
+			return fmt.Errorf("%s: scale: %w", file, err)
+		}
+		for kind, rs := range byKind(scale) {
+			r := run
+			r.Results = rs
+			kinds[kind] = r
+		}
+		doc["scale"], _ = json.Marshal(kinds)
 	}
 	data, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {

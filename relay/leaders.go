@@ -148,9 +148,13 @@ func (s *stream) ledTopics(ctx context.Context, cl *kgo.Client, topics []string,
 	return led, nil
 }
 
+// allLed reports whether metadata names a leader for every partition. A
+// partition's own error is left to ListOffsets on that leader: metadata
+// may report REPLICA_NOT_AVAILABLE for a partition whose leader takes
+// writes while a follower is down.
 func allLed(ps []kmsg.MetadataResponseTopicPartition) bool {
 	for _, p := range ps {
-		if p.Leader < 0 || p.ErrorCode != 0 {
+		if p.Leader < 0 {
 			return false
 		}
 	}

@@ -39,18 +39,7 @@ func TestLoopTopicsWithoutDescribeEndSession(t *testing.T) {
 		testenv.KafkaACLs("admin"))
 	adm := kadm.NewClient(b.Client(t, kgo.SASL(scram.Auth{User: "admin", Pass: adminPw}.AsSha256Mechanism())))
 	allow := func(acl *kadm.ACLBuilder, ops ...kadm.ACLOperation) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		res, err := adm.CreateACLs(ctx, acl.Allow("User:relay").AllowHosts().Operations(ops...))
-		for _, r := range res {
-			if err == nil {
-				err = r.Err
-			}
-		}
-		if err != nil {
-			t.Fatalf("create ACLs: %v", err)
-		}
+		testenv.AllowACLs(t, adm, "User:relay", acl, ops...)
 	}
 	opts := []kgo.Opt{kgo.SeedBrokers(b.Addr), kgo.SASL(scram.Auth{User: "relay", Pass: relayPw}.AsSha256Mechanism())}
 	cfg := loopConfig(opts)

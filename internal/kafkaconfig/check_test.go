@@ -75,19 +75,7 @@ func runCheck(t *testing.T, k *config.Kafka, tg kafkaconfig.Target) (sources.Rep
 // grant gives the relay's user ops on the resources b names.
 func grant(t *testing.T, adm *kadm.Client, b *kadm.ACLBuilder, ops ...kadm.ACLOperation) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res, err := adm.CreateACLs(ctx, b.Allow("User:relay").AllowHosts().Operations(ops...))
-	if err == nil {
-		for _, r := range res {
-			if r.Err != nil {
-				err = r.Err
-			}
-		}
-	}
-	if err != nil {
-		t.Fatalf("create ACLs: %v", err)
-	}
+	testenv.AllowACLs(t, adm, "User:relay", b, ops...)
 }
 
 // grantAll gives the relay everything its README table lists for tg, and

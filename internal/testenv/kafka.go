@@ -69,6 +69,23 @@ func KafkaACLs(superUsers ...string) BrokerOption {
 	}
 }
 
+// AllowACLs lets principal (User:<name>) do ops on the resources acl
+// names, through adm, a super user's client of a KafkaACLs broker.
+func AllowACLs(t testing.TB, adm *kadm.Client, principal string, acl *kadm.ACLBuilder, ops ...kadm.ACLOperation) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := adm.CreateACLs(ctx, acl.Allow(principal).AllowHosts().Operations(ops...))
+	for _, r := range res {
+		if err == nil {
+			err = r.Err
+		}
+	}
+	if err != nil {
+		t.Fatalf("create ACLs for %s: %v", principal, err)
+	}
+}
+
 // StartKafka starts a single Apache Kafka node in KRaft mode, broker and
 // controller in one JVM, on a free port in its own directory, and waits
 // until it serves metadata. It is killed and its directory removed when the

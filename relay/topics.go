@@ -70,12 +70,10 @@ type topicMaker struct {
 	failed chan struct{}
 	err    error
 
-	// cl is the maker's own client, adm its admin view: its CreateTopics
-	// and its polls of the new partitions do not queue behind the loop's
-	// transaction requests on the producer's connections, nor these behind
-	// them.
-	cl  *kgo.Client
-	adm *kadm.Client
+	// cl is the maker's own client: its CreateTopics and its polls of the
+	// new partitions do not queue behind the loop's transaction requests
+	// on the producer's connections, nor these behind them.
+	cl *kgo.Client
 
 	// taken counts the batches the loop has taken in: primed the producer
 	// with them and marked them known. Loop goroutine only.
@@ -104,7 +102,7 @@ func (s *stream) startTopicMaker(ctx context.Context, tables []change.TableID) (
 	if err != nil {
 		return nil, sources.Fatal(fmt.Errorf("relay: kafka client: %w", err))
 	}
-	m := &topicMaker{cl: cl, adm: kadm.NewClient(cl), batchOf: make(map[string]int, len(topics)), failed: make(chan struct{}), finished: make(chan struct{})}
+	m := &topicMaker{cl: cl, batchOf: make(map[string]int, len(topics)), failed: make(chan struct{}), finished: make(chan struct{})}
 	for len(topics) > 0 {
 		size := topicsPerRequest
 		if len(m.batches) == 0 {
@@ -141,7 +139,7 @@ func (m *topicMaker) stop() {
 
 func (m *topicMaker) run(ctx context.Context, s *stream) {
 	defer close(m.finished)
-	defer m.adm.Close()
+	defer m.cl.Close()
 	started := time.Now()
 	build := func(ctx context.Context, i int) error {
 		t0 := time.Now()
@@ -198,7 +196,7 @@ func (m *topicMaker) run(ctx context.Context, s *stream) {
 // stopped while the broker was still taking the lead of the partitions it
 // created leaves them to the next one.
 func (s *stream) createTopics(ctx context.Context, m *topicMaker, topics []string) ([]string, error) {
-	resps, err := m.adm.CreateTopics(ctx, s.r.cfg.TopicPartitions, s.r.cfg.TopicReplication, s.topicConfigs(), topics...)
+	resps, err := kadm.NewClient(m.cl).CreateTopics(ctx, s.r.cfg.TopicPartitions, s.r.cfg.TopicReplication, s.topicConfigs(), topics...)
 	if err != nil {
 		return nil, fmt.Errorf("relay: create %d topics: %w", len(topics), err)
 	}
